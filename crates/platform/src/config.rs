@@ -1,0 +1,461 @@
+//! Typed settings, layered: built-in defaults, then an optional TOML file,
+//! then environment variables (`YIXIN_SECTION__KEY`, e.g.
+//! `YIXIN_SERVER__ADDR=0.0.0.0:8080`), then the conventional `DATABASE_URL`
+//! and `REDIS_URL`. Loaded once in `main` and passed down; tests build their
+//! own [`Settings`] directly.
+//!
+//! Unknown keys and malformed values stop start-up with a message naming the
+//! key. Secrets are [`SecretString`]s, so `Debug` never prints them.
+
+use std::{net::SocketAddr, path::PathBuf};
+
+use secrecy::SecretString;
+use serde::Deserialize;
+
+/// Prefix of the environment variables read as configuration.
+pub const ENV_PREFIX: &str = "YIXIN";
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Settings {
+    pub server: ServerSettings,
+    pub database: DatabaseSettings,
+    pub redis: RedisSettings,
+    pub auth: AuthSettings,
+    pub log: LogSettings,
+    pub demo: DemoSettings,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerSettings {
+    /// Where the HTTP server listens.
+    pub addr: SocketAddr,
+    /// Largest request body accepted; larger ones get a 413.
+    pub body_limit_bytes: usize,
+    /// How long in-flight requests get to finish on shutdown.
+    pub shutdown_timeout_secs: u64,
+    /// HTTP worker threads; defaults to the number of cores.
+    pub workers: Option<usize>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DatabaseSettings {
+    /// `postgres://…` for production, `sqlite://…` for a chosen file. Unset:
+    /// the embedded SQLite database in `data_dir`.
+    pub url: Option<SecretString>,
+    /// Where the embedded backend keeps its files.
+    pub data_dir: PathBuf,
+    pub max_connections: u32,
+    /// Apply pending migrations at start-up. Turn off where a release step
+    /// runs `yixin migrate` instead (several replicas starting at once).
+    pub migrate_on_start: bool,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RedisSettings {
+    /// `redis://…`. Unset: the in-process queue.
+    pub url: Option<SecretString>,
+    /// Prefix of every key, stream and channel, so several deployments (or
+    /// tests) can share one Redis.
+    pub key_prefix: String,
+    /// A stream entry delivered this many times without an ack goes to the
+    /// dead-letter stream.
+    pub max_deliveries: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum JwtAlgorithm {
+    /// Shared secret (`auth.jwt_secret`).
+    Hs256,
+    /// RSA public key (`auth.public_key_pem`), private key only to mint.
+    Rs256,
+    /// Ed25519 public key (`auth.public_key_pem`), private key only to mint.
+    EdDsa,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthSettings {
+    pub algorithm: JwtAlgorithm,
+    /// HS256 signing secret; at least 32 bytes.
+    pub jwt_secret: Option<SecretString>,
+    /// RS256/EdDSA: the PEM public key tokens are verified with.
+    pub public_key_pem: Option<String>,
+    /// RS256/EdDSA: the PEM private key, only where tokens are minted.
+    pub private_key_pem: Option<SecretString>,
+    /// Lifetime of minted tokens.
+    pub token_ttl_secs: u64,
+    /// Clock skew tolerated when checking `exp`.
+    pub leeway_secs: u64,
+    /// `POST /v1/auth/dev-token`. Unset: on for the embedded default, off
+    /// when a database or Redis URL is configured.
+    pub dev_login: Option<bool>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogSettings {
+    pub format: LogFormat,
+    /// `tracing` filter directive, e.g. `info,yixin=debug`. `RUST_LOG` wins.
+    pub filter: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DemoSettings {
+    /// Create the demo organisation and its Shuangfu service area at start-up.
+    /// Unset: on for the embedded default only.
+    pub enabled: Option<bool>,
+    pub org_id: String,
+    pub org_name: String,
+}
+
+impl Default for ServerSettings {
+    fn default() -> Self {
+        Self {
+            addr: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            body_limit_bytes: 64 * 1024,
+            shutdown_timeout_secs: 30,
+            workers: None,
+        }
+    }
+}
+
+impl Default for DatabaseSettings {
+    fn default() -> Self {
+        Self {
+            url: None,
+            data_dir: PathBuf::from("data"),
+            max_connections: 20,
+            migrate_on_start: true,
+        }
+    }
+}
+
+impl Default for RedisSettings {
+    fn default() -> Self {
+        Self {
+            url: None,
+            key_prefix: "yixin:".to_owned(),
+            max_deliveries: 5,
+        }
+    }
+}
+
+impl Default for AuthSettings {
+    fn default() -> Self {
+        Self {
+            algorithm: JwtAlgorithm::Hs256,
+            jwt_secret: None,
+            public_key_pem: None,
+            private_key_pem: None,
+            token_ttl_secs: 24 * 3600,
+            leeway_secs: 30,
+            dev_login: None,
+        }
+    }
+}
+
+impl Default for LogSettings {
+    fn default() -> Self {
+        Self {
+            format: LogFormat::Text,
+            filter: "info".to_owned(),
+        }
+    }
+}
+
+impl Default for DemoSettings {
+    fn default() -> Self {
+        Self {
+            enabled: None,
+            org_id: "demo".to_owned(),
+            org_name: "双福街道示范机构 Shuangfu demo".to_owned(),
+        }
+    }
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            server: ServerSettings::default(),
+            database: DatabaseSettings::default(),
+            redis: RedisSettings::default(),
+            auth: AuthSettings::default(),
+            log: LogSettings::default(),
+            demo: DemoSettings::default(),
+        }
+    }
+}
+
+impl Settings {
+    /// True when neither a database nor a Redis URL is configured: SQLite in
+    /// `data_dir` and the in-process queue, the one-command default.
+    pub fn is_embedded(&self) -> bool {
+        self.database.url.is_none() && self.redis.url.is_none()
+    }
+
+    pub fn dev_login_enabled(&self) -> bool {
+        self.auth.dev_login.unwrap_or_else(|| self.is_embedded())
+    }
+
+    pub fn demo_enabled(&self) -> bool {
+        self.demo.enabled.unwrap_or_else(|| self.is_embedded())
+    }
+
+    /// Defaults, then `file` (when given, it must exist), then the
+    /// environment.
+    pub fn load(file: Option<&std::path::Path>) -> Result<Self, ConfigError> {
+        Self::load_from(file, std::env::vars())
+    }
+
+    /// [`Settings::load`] with the environment passed in, for tests.
+    pub fn load_from(
+        file: Option<&std::path::Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self, ConfigError> {
+        let mut prefixed = config::Map::new();
+        let mut database_url = None;
+        let mut redis_url = None;
+        let prefix = format!("{ENV_PREFIX}_");
+        for (key, value) in env {
+            if key == "DATABASE_URL" {
+                database_url = Some(value);
+            } else if key == "REDIS_URL" {
+                redis_url = Some(value);
+            } else if let Some(rest) = key.strip_prefix(&prefix) {
+                // `YIXIN_SERVER__BODY_LIMIT_BYTES` → `server.body_limit_bytes`
+                let path = rest.to_ascii_lowercase().replace("__", ".");
+                if !path.is_empty() {
+                    prefixed.insert(path, value);
+                }
+            }
+        }
+
+        let mut builder = config::Config::builder();
+        if let Some(file) = file {
+            builder = builder.add_source(
+                config::File::from(file)
+                    .format(config::FileFormat::Toml)
+                    .required(true),
+            );
+        }
+        for (path, value) in prefixed {
+            builder = builder
+                .set_override(path.as_str(), value)
+                .map_err(|e| ConfigError::Invalid(e.to_string()))?;
+        }
+        // The conventional variables win over everything: that is what
+        // container platforms and managed databases set.
+        if let Some(url) = database_url.filter(|u| !u.is_empty()) {
+            builder = builder
+                .set_override("database.url", url)
+                .map_err(|e| ConfigError::Invalid(e.to_string()))?;
+        }
+        if let Some(url) = redis_url.filter(|u| !u.is_empty()) {
+            builder = builder
+                .set_override("redis.url", url)
+                .map_err(|e| ConfigError::Invalid(e.to_string()))?;
+        }
+        let raw = builder
+            .build()
+            .map_err(|e| ConfigError::Invalid(e.to_string()))?;
+        let settings: Settings = serde_path_to_error::deserialize(raw).map_err(|e| {
+            let key = e.path().to_string();
+            ConfigError::Key {
+                key,
+                message: e.into_inner().to_string(),
+            }
+        })?;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    /// Rules serde cannot express.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let key_err = |key: &str, message: &str| ConfigError::Key {
+            key: key.to_owned(),
+            message: message.to_owned(),
+        };
+        if self.server.body_limit_bytes == 0 {
+            return Err(key_err("server.body_limit_bytes", "must be at least 1"));
+        }
+        if self.server.workers == Some(0) {
+            return Err(key_err("server.workers", "must be at least 1"));
+        }
+        if self.database.max_connections == 0 {
+            return Err(key_err("database.max_connections", "must be at least 1"));
+        }
+        if self.redis.max_deliveries == 0 {
+            return Err(key_err("redis.max_deliveries", "must be at least 1"));
+        }
+        if self.auth.token_ttl_secs == 0 {
+            return Err(key_err("auth.token_ttl_secs", "must be at least 1"));
+        }
+        if self.demo.org_id.trim().is_empty() {
+            return Err(key_err("demo.org_id", "must not be empty"));
+        }
+        for (key, url) in [
+            ("database.url", &self.database.url),
+            ("redis.url", &self.redis.url),
+        ] {
+            if let Some(url) = url {
+                check_url_scheme(key, url)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+fn check_url_scheme(key: &str, url: &SecretString) -> Result<(), ConfigError> {
+    use secrecy::ExposeSecret;
+    let url = url.expose_secret();
+    let allowed: &[&str] = if key == "database.url" {
+        &["postgres://", "postgresql://", "sqlite:"]
+    } else {
+        &["redis://", "rediss://", "unix://", "redis+unix://"]
+    };
+    if allowed.iter().any(|scheme| url.starts_with(scheme)) {
+        Ok(())
+    } else {
+        // Never echo the URL: it usually holds a password.
+        Err(ConfigError::Key {
+            key: key.to_owned(),
+            message: format!("must start with one of {}", allowed.join(", ")),
+        })
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("configuration key `{key}`: {message}")]
+    Key { key: String, message: String },
+    #[error("configuration: {0}")]
+    Invalid(String),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use secrecy::ExposeSecret;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+
+    #[test]
+    fn defaults_are_the_embedded_platform() {
+        let s = Settings::load_from(None, env(&[])).unwrap();
+        assert_eq!(s.server.addr.to_string(), "127.0.0.1:8080");
+        assert_eq!(s.server.body_limit_bytes, 65536);
+        assert!(s.is_embedded());
+        assert!(s.dev_login_enabled());
+        assert!(s.demo_enabled());
+    }
+
+    #[test]
+    fn environment_overrides_nested_keys() {
+        let s = Settings::load_from(
+            None,
+            env(&[
+                ("YIXIN_SERVER__ADDR", "0.0.0.0:9000"),
+                ("YIXIN_SERVER__BODY_LIMIT_BYTES", "1024"),
+                ("YIXIN_LOG__FORMAT", "json"),
+                ("DATABASE_URL", "postgres://u:p@db/yixin"),
+                ("UNRELATED", "ignored"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(s.server.addr.port(), 9000);
+        assert_eq!(s.server.body_limit_bytes, 1024);
+        assert_eq!(s.log.format, LogFormat::Json);
+        assert_eq!(
+            s.database.url.as_ref().unwrap().expose_secret(),
+            "postgres://u:p@db/yixin"
+        );
+        assert!(!s.is_embedded());
+        assert!(!s.dev_login_enabled(), "dev login is off in production");
+    }
+
+    #[test]
+    fn dev_login_can_be_forced_on() {
+        let s = Settings::load_from(
+            None,
+            env(&[
+                ("REDIS_URL", "redis://127.0.0.1"),
+                ("YIXIN_AUTH__DEV_LOGIN", "true"),
+            ]),
+        )
+        .unwrap();
+        assert!(s.dev_login_enabled());
+    }
+
+    #[test]
+    fn malformed_value_names_the_key() {
+        let err = Settings::load_from(None, env(&[("YIXIN_SERVER__BODY_LIMIT_BYTES", "lots")]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("server.body_limit_bytes"), "{err}");
+    }
+
+    #[test]
+    fn unknown_key_names_the_key() {
+        let err = Settings::load_from(None, env(&[("YIXIN_SERVER__PORTT", "1")]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("portt"), "{err}");
+        let err = Settings::load_from(None, env(&[("YIXIN_NOPE", "1")]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("nope"), "{err}");
+    }
+
+    #[test]
+    fn bad_url_scheme_is_refused_without_echoing_the_url() {
+        let err = Settings::load_from(None, env(&[("DATABASE_URL", "mysql://u:secret@h/db")]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("database.url"), "{err}");
+        assert!(!err.contains("secret"), "{err}");
+    }
+
+    #[test]
+    fn file_layer_sits_under_the_environment() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("yixin.toml");
+        std::fs::write(
+            &path,
+            "[server]\naddr = \"127.0.0.1:7000\"\nworkers = 3\n[log]\nfilter = \"debug\"\n",
+        )
+        .unwrap();
+        let s = Settings::load_from(Some(&path), env(&[("YIXIN_SERVER__WORKERS", "5")])).unwrap();
+        assert_eq!(s.server.addr.port(), 7000);
+        assert_eq!(s.server.workers, Some(5));
+        assert_eq!(s.log.filter, "debug");
+    }
+
+    #[test]
+    fn secrets_are_not_printed() {
+        let s = Settings::load_from(None, env(&[("YIXIN_AUTH__JWT_SECRET", "topsecretvalue")]))
+            .unwrap();
+        assert!(!format!("{s:?}").contains("topsecretvalue"));
+        assert_eq!(
+            s.auth.jwt_secret.as_ref().unwrap().expose_secret(),
+            "topsecretvalue"
+        );
+    }
+}

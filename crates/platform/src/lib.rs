@@ -1,0 +1,17 @@
+//! The HTTP platform every service runs on: typed configuration, telemetry,
+//! the one error type and its JSON body, health/readiness/metrics/OpenAPI
+//! endpoints, request limits and graceful shutdown.
+//!
+//! It knows nothing of orders or nurses: services mount themselves on it.
+
+pub mod config;
+pub mod error;
+
+pub use config::Settings;
+pub use error::{ApiError, ErrorBody};
+pub mod extract;
+pub mod http;
+pub mod telemetry;
+
+pub use extract::JsonBody;
+pub use http::{Mount, Readiness, ReadinessCheck};
