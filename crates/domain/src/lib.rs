@@ -1,0 +1,37 @@
+//! The domain core of Yixin, home-care nursing dispatch.
+//!
+//! Owns the vocabulary and the rules every service shares: identifiers,
+//! validated values (positions, phone numbers, skills, ratings, service-area
+//! polygons), the service catalogue and its seed data, the order state
+//! machine and the 30-minute promise, nurses, and offers with their deadlines.
+//! Every rule lives in a constructor or a method here, so an invalid value
+//! cannot be built and every service applies the same rules.
+//!
+//! Must not touch: I/O of any kind: no database, Redis, HTTP, async runtime,
+//! clock or environment. Callers pass `now` in; ids are the only thing made
+//! here from ambient state (UUIDv7). Keep tokio, sea-orm, redis and actix out
+//! of this crate's dependencies.
+//!
+//! Errors are one [`DomainError`], with a stable `code()` and the `field()` to blame.
+
+pub mod area;
+pub mod catalog;
+pub mod error;
+pub mod geo;
+pub mod ids;
+pub mod nurse;
+pub mod offer;
+pub mod order;
+pub mod phone;
+
+pub use crate::area::{GeoJsonPolygon, SHUANGFU_DEMO_AREA_ID, ServiceArea};
+pub use crate::catalog::{Catalog, Category, Service, Skill};
+pub use crate::error::DomainError;
+pub use crate::geo::GeoPoint;
+pub use crate::ids::{AreaId, NurseId, OfferId, OrderId, OrgId, ResidentId};
+pub use crate::nurse::{Nurse, ShiftState};
+pub use crate::offer::{DEFAULT_OFFER_TTL_SECS, Offer, OfferClosedReason, OfferStatus};
+pub use crate::order::{
+    Address, Contact, NewOrder, Order, OrderStatus, PROMISE_MINUTES, Rating, TimelineEvent,
+};
+pub use crate::phone::PhoneNumber;
