@@ -1,0 +1,290 @@
+//! Redis pub/sub: one connection per [`RedisQueue`](crate::RedisQueue),
+//! shared by all its subscriptions.
+//!
+//! A supervisor task owns the connection and the channel table; subscribers
+//! talk to it through a command channel, so no lock is held across an await.
+//! It re-establishes a lost connection and resubscribes every channel; when
+//! that keeps failing for [`GIVE_UP_AFTER`], it drops the table, which ends
+//! every subscription (the connection is "lost for good"); a later subscribe
+//! starts afresh. It also pings the connection now and then, since a silently
+//! dead TCP connection would otherwise never end.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use redis::aio::{PubSubSink, PubSubStream};
+use redis::{Client, Msg, Value};
+use tokio::sync::{broadcast, mpsc, oneshot};
+use tokio::time::{Instant, MissedTickBehavior};
+
+use crate::redis_queue::{queue_error, unavailable};
+use crate::subscription::CHANNEL_CAPACITY;
+use crate::{QueueError, Subscription};
+
+/// How long reconnection may keep failing before subscriptions end.
+const GIVE_UP_AFTER: Duration = Duration::from_secs(30);
+/// Reconnection back-off bounds.
+const RETRY_MIN: Duration = Duration::from_millis(100);
+const RETRY_MAX: Duration = Duration::from_secs(5);
+/// How often an idle connection is checked, and how long a reply may take.
+const HEALTH_INTERVAL: Duration = Duration::from_secs(15);
+const REPLY_TIMEOUT: Duration = Duration::from_secs(5);
+
+type Reply = oneshot::Sender<Result<broadcast::Receiver<Vec<u8>>, QueueError>>;
+
+enum Command {
+    Subscribe {
+        channel: String,
+        reply: Reply,
+    },
+    /// A subscription to `channel` was dropped.
+    Release {
+        channel: String,
+    },
+}
+
+/// Handle to the supervisor; the supervisor stops when the last handle and
+/// the last subscription are dropped.
+#[derive(Clone)]
+pub(crate) struct PubSubHub {
+    commands: mpsc::UnboundedSender<Command>,
+}
+
+impl PubSubHub {
+    /// Starts the supervisor; it connects on the first subscription.
+    pub(crate) fn start(client: Client) -> Self {
+        let (commands, receiver) = mpsc::unbounded_channel();
+        let supervisor = Supervisor {
+            client,
+            commands: receiver,
+            routes: HashMap::new(),
+            connection: None,
+            down_since: None,
+            retry_delay: RETRY_MIN,
+        };
+        tokio::spawn(supervisor.run());
+        Self { commands }
+    }
+
+    /// Subscribes to the full (prefixed) channel name.
+    pub(crate) async fn subscribe(&self, channel: String) -> Result<Subscription, QueueError> {
+        let gone = || QueueError::Unavailable("pub/sub supervisor stopped".to_owned());
+        let (reply, answer) = oneshot::channel();
+        self.commands
+            .send(Command::Subscribe {
+                channel: channel.clone(),
+                reply,
+            })
+            .map_err(|_| gone())?;
+        let receiver = answer.await.map_err(|_| gone())??;
+        let guard = ReleaseGuard {
+            commands: self.commands.clone(),
+            channel: Some(channel.clone()),
+        };
+        Ok(Subscription::from_broadcast(
+            channel,
+            receiver,
+            Some(Box::new(guard)),
+        ))
+    }
+}
+
+/// Tells the supervisor when a subscription goes away, so it can
+/// unsubscribe channels nobody listens to any more.
+struct ReleaseGuard {
+    commands: mpsc::UnboundedSender<Command>,
+    channel: Option<String>,
+}
+
+impl Drop for ReleaseGuard {
+    fn drop(&mut self) {
+        if let Some(channel) = self.channel.take() {
+            // The supervisor may be gone already; nothing left to release then.
+            let _ = self.commands.send(Command::Release { channel });
+        }
+    }
+}
+
+struct Connection {
+    sink: PubSubSink,
+    messages: PubSubStream,
+}
+
+struct Supervisor {
+    client: Client,
+    commands: mpsc::UnboundedReceiver<Command>,
+    /// Subscribed channels and their local fan-out.
+    routes: HashMap<String, broadcast::Sender<Vec<u8>>>,
+    connection: Option<Connection>,
+    /// When the connection was lost while channels were subscribed.
+    down_since: Option<Instant>,
+    retry_delay: Duration,
+}
+
+enum Event {
+    Command(Option<Command>),
+    Message(Option<Msg>),
+    HealthCheck,
+    Retry,
+}
+
+impl Supervisor {
+    async fn run(mut self) {
+        let mut health = tokio::time::interval(HEALTH_INTERVAL);
+        health.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        loop {
+            let event = match self.connection.as_mut() {
+                Some(connection) => tokio::select! {
+                    command = self.commands.recv() => Event::Command(command),
+                    message = connection.messages.next() => Event::Message(message),
+                    _ = health.tick() => Event::HealthCheck,
+                },
+                None if self.routes.is_empty() => Event::Command(self.commands.recv().await),
+                None => tokio::select! {
+                    command = self.commands.recv() => Event::Command(command),
+                    () = tokio::time::sleep(self.retry_delay) => Event::Retry,
+                },
+            };
+            match event {
+                Event::Command(None) => return,
+                Event::Command(Some(Command::Subscribe { channel, reply })) => {
+                    let result = self.subscribe(channel).await;
+                    // The subscriber may have given up waiting; then its
+                    // receiver is simply dropped.
+                    let _ = reply.send(result);
+                }
+                Event::Command(Some(Command::Release { channel })) => self.release(channel).await,
+                Event::Message(Some(message)) => self.dispatch(&message),
+                Event::Message(None) => self.lost("connection closed"),
+                Event::HealthCheck => self.check_health().await,
+                Event::Retry => self.retry().await,
+            }
+        }
+    }
+
+    async fn subscribe(
+        &mut self,
+        channel: String,
+    ) -> Result<broadcast::Receiver<Vec<u8>>, QueueError> {
+        if let Some(sender) = self.routes.get(&channel) {
+            return Ok(sender.subscribe());
+        }
+        if self.connection.is_none() {
+            self.reconnect().await?;
+        }
+        let Some(connection) = self.connection.as_mut() else {
+            return Err(QueueError::Unavailable("no pub/sub connection".to_owned()));
+        };
+        match with_timeout(connection.sink.subscribe(&channel)).await {
+            Ok(()) => {
+                let (sender, receiver) = broadcast::channel(CHANNEL_CAPACITY);
+                self.routes.insert(channel, sender);
+                Ok(receiver)
+            }
+            Err(e) => {
+                if matches!(e, QueueError::Unavailable(_)) {
+                    self.lost("subscribe failed");
+                }
+                Err(e)
+            }
+        }
+    }
+
+    async fn release(&mut self, channel: String) {
+        let unused = self
+            .routes
+            .get(&channel)
+            .is_some_and(|sender| sender.receiver_count() == 0);
+        if !unused {
+            return;
+        }
+        self.routes.remove(&channel);
+        if let Some(connection) = self.connection.as_mut()
+            && let Err(e) = with_timeout(connection.sink.unsubscribe(&channel)).await
+        {
+            tracing::warn!(channel, error = %e, "pub/sub unsubscribe failed");
+            self.lost("unsubscribe failed");
+        }
+    }
+
+    fn dispatch(&self, message: &Msg) {
+        let channel = message.get_channel_name();
+        if let Some(sender) = self.routes.get(channel) {
+            // No receivers left: their release is on its way.
+            let _ = sender.send(message.get_payload_bytes().to_vec());
+        }
+    }
+
+    async fn check_health(&mut self) {
+        let Some(connection) = self.connection.as_mut() else {
+            return;
+        };
+        if let Err(e) = with_timeout(connection.sink.ping::<Value>()).await {
+            tracing::warn!(error = %e, "pub/sub connection failed its health check");
+            self.lost("health check failed");
+        }
+    }
+
+    /// Drops the connection; the run loop retries while channels remain.
+    fn lost(&mut self, why: &str) {
+        if self.connection.take().is_some() {
+            tracing::warn!(
+                reason = why,
+                channels = self.routes.len(),
+                "pub/sub connection lost"
+            );
+        }
+        if self.down_since.is_none() {
+            self.down_since = Some(Instant::now());
+            self.retry_delay = RETRY_MIN;
+        }
+    }
+
+    async fn retry(&mut self) {
+        match self.reconnect().await {
+            Ok(()) => tracing::info!(channels = self.routes.len(), "pub/sub connection restored"),
+            Err(e) => {
+                let down_for = self.down_since.map_or(Duration::ZERO, |t| t.elapsed());
+                if down_for >= GIVE_UP_AFTER {
+                    tracing::error!(error = %e, ?down_for, "pub/sub connection lost for good; ending subscriptions");
+                    // Dropping the senders ends every subscription.
+                    self.routes.clear();
+                    self.down_since = None;
+                } else {
+                    tracing::warn!(error = %e, "pub/sub reconnection failed");
+                    self.retry_delay = (self.retry_delay * 2).min(RETRY_MAX);
+                }
+            }
+        }
+    }
+
+    /// Opens a connection and subscribes every known channel on it.
+    async fn reconnect(&mut self) -> Result<(), QueueError> {
+        self.connection = None;
+        let pubsub = tokio::time::timeout(REPLY_TIMEOUT, self.client.get_async_pubsub())
+            .await
+            .map_err(|_| QueueError::Unavailable("pub/sub connect timed out".to_owned()))?
+            .map_err(unavailable)?;
+        let (mut sink, messages) = pubsub.split();
+        let channels: Vec<&String> = self.routes.keys().collect();
+        if !channels.is_empty() {
+            with_timeout(sink.subscribe(channels)).await?;
+        }
+        self.connection = Some(Connection { sink, messages });
+        self.down_since = None;
+        self.retry_delay = RETRY_MIN;
+        Ok(())
+    }
+}
+
+async fn with_timeout<T>(
+    request: impl Future<Output = redis::RedisResult<T>>,
+) -> Result<T, QueueError> {
+    match tokio::time::timeout(REPLY_TIMEOUT, request).await {
+        Ok(result) => result.map_err(queue_error),
+        Err(_) => Err(QueueError::Unavailable(
+            "pub/sub request timed out".to_owned(),
+        )),
+    }
+}

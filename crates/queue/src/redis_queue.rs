@@ -1,0 +1,426 @@
+//! The Redis adapter: Streams with consumer groups, and pub/sub.
+
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig, MultiplexedConnection};
+use redis::streams::{
+    StreamMaxlen, StreamPendingReply, StreamRangeReply, StreamReadOptions, StreamReadReply,
+};
+use redis::{
+    AsyncCommands, AsyncConnectionConfig, Client, ErrorKind, RedisError, RetryMethod, Value,
+};
+
+use crate::id::StreamId;
+use crate::redis_pubsub::PubSubHub;
+use crate::{
+    DeadLetter, Delivery, EntryId, Queue, QueueConfig, QueueError, Reclaimed, Subscription,
+    ceil_millis,
+};
+
+/// Longest a non-blocking command may take before it counts as unavailable.
+const COMMAND_TIMEOUT: Duration = Duration::from_secs(5);
+/// Extra time granted to a blocking read beyond its `BLOCK` before giving up
+/// on the connection.
+const BLOCK_GRACE: Duration = Duration::from_secs(5);
+/// Idle connections kept for blocking reads; more are opened on demand.
+const MAX_IDLE_BLOCKING_CONNECTIONS: usize = 8;
+
+/// Payload field of a stream entry.
+const PAYLOAD_FIELD: &str = "p";
+
+/// [`Queue`] on Redis (6.2 or later).
+///
+/// Key layout, for a stream `s`, channel `c` and prefix `P`:
+/// - `P{s}`: the stream (entries have one binary field, `p`);
+/// - `P{s}:dead`: its dead-letter stream (fields `payload`, `original_id`,
+///   `deliveries`, `group`). The braces are a hash tag, so both keys sit in
+///   the same cluster slot, as the reclaim script touching both requires;
+/// - `Pc`: the pub/sub channel.
+///
+/// Commands go through one auto-reconnecting multiplexed connection
+/// ([`ConnectionManager`]). Blocking reads do not: a multiplexed connection
+/// pipelines, so a `BLOCK` read would hold up every command queued behind it
+/// (and outlive its response timeout). They use dedicated connections from a
+/// small pool instead, one per concurrent blocking read. Pub/sub uses one
+/// shared connection per `RedisQueue`, fanned out in process (see
+/// [`subscribe`](Queue::subscribe)).
+///
+/// Clones share connections.
+#[derive(Clone)]
+pub struct RedisQueue {
+    config: QueueConfig,
+    commands: ConnectionManager,
+    blocking: Arc<BlockingPool>,
+    pubsub: PubSubHub,
+    reclaim_script: Arc<redis::Script>,
+}
+
+impl std::fmt::Debug for RedisQueue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisQueue")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RedisQueue {
+    /// Connects to Redis at `url` (`redis://[user:password@]host:port[/db]`,
+    /// or `rediss://` with TLS if the redis crate was built with it). Fails
+    /// with [`QueueError::Unavailable`] if the server cannot be reached after
+    /// a few retries. Must be called within a Tokio runtime.
+    pub async fn connect(url: &str, config: QueueConfig) -> Result<Self, QueueError> {
+        let client = Client::open(url).map_err(|e| QueueError::Config(e.to_string()))?;
+        let manager_config = ConnectionManagerConfig::new()
+            .set_response_timeout(Some(COMMAND_TIMEOUT))
+            .set_connection_timeout(Some(COMMAND_TIMEOUT));
+        let commands = ConnectionManager::new_with_config(client.clone(), manager_config)
+            .await
+            .map_err(unavailable)?;
+        Ok(Self {
+            config,
+            commands,
+            blocking: Arc::new(BlockingPool {
+                client: client.clone(),
+                idle: Mutex::new(Vec::new()),
+            }),
+            pubsub: PubSubHub::start(client),
+            reclaim_script: Arc::new(redis::Script::new(include_str!("reclaim.lua"))),
+        })
+    }
+
+    /// The configuration this queue was built with.
+    pub fn config(&self) -> &QueueConfig {
+        &self.config
+    }
+
+    fn stream_key(&self, stream: &str) -> String {
+        format!("{}{{{stream}}}", self.config.key_prefix)
+    }
+
+    fn dead_key(&self, stream: &str) -> String {
+        format!("{}:dead", self.stream_key(stream))
+    }
+
+    fn channel_name(&self, channel: &str) -> String {
+        format!("{}{channel}", self.config.key_prefix)
+    }
+
+    async fn read_blocking(
+        &self,
+        key: &str,
+        options: &StreamReadOptions,
+        block: Duration,
+    ) -> Result<Option<StreamReadReply>, RedisError> {
+        let (mut conn, pooled) = self.blocking.take().await?;
+        let mut result = self.read_on(&mut conn, key, options, block).await;
+        if pooled && result.as_ref().is_err_and(is_connection_error) {
+            // An idle pooled connection may have died with a server restart;
+            // try once more on a fresh one.
+            (conn, _) = self.blocking.connect().await.map(|c| (c, false))?;
+            result = self.read_on(&mut conn, key, options, block).await;
+        }
+        match &result {
+            Err(e) if is_connection_error(e) => {}
+            _ => self.blocking.put_back(conn),
+        }
+        result
+    }
+
+    async fn read_on(
+        &self,
+        conn: &mut MultiplexedConnection,
+        key: &str,
+        options: &StreamReadOptions,
+        block: Duration,
+    ) -> Result<Option<StreamReadReply>, RedisError> {
+        let keys = [key];
+        let read = conn.xread_options(&keys, &[">"], options);
+        match tokio::time::timeout(block.saturating_add(BLOCK_GRACE), read).await {
+            Ok(result) => result,
+            Err(_) => Err(RedisError::from(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                "blocking read got no reply in time",
+            ))),
+        }
+    }
+}
+
+/// Dedicated connections for blocking reads. Each is used by one read at a
+/// time; they have no response timeout of their own (the read sets one from
+/// its `BLOCK`).
+struct BlockingPool {
+    client: Client,
+    idle: Mutex<Vec<MultiplexedConnection>>,
+}
+
+impl BlockingPool {
+    /// An idle connection, or a new one; `true` if it came from the pool.
+    async fn take(&self) -> Result<(MultiplexedConnection, bool), RedisError> {
+        let idle = self
+            .idle
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .pop();
+        match idle {
+            Some(conn) => Ok((conn, true)),
+            None => Ok((self.connect().await?, false)),
+        }
+    }
+
+    async fn connect(&self) -> Result<MultiplexedConnection, RedisError> {
+        let config = AsyncConnectionConfig::new()
+            .set_connection_timeout(Some(COMMAND_TIMEOUT))
+            .set_response_timeout(None);
+        self.client
+            .get_multiplexed_async_connection_with_config(&config)
+            .await
+    }
+
+    fn put_back(&self, conn: MultiplexedConnection) {
+        let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
+        if idle.len() < MAX_IDLE_BLOCKING_CONNECTIONS {
+            idle.push(conn);
+        }
+    }
+}
+
+/// Connection-level failures: the connection is not worth reusing.
+fn is_connection_error(e: &RedisError) -> bool {
+    !matches!(e.kind(), ErrorKind::Parse | ErrorKind::UnexpectedReturnType)
+        && (e.is_io_error() || e.is_timeout() || e.is_unrecoverable_error())
+}
+
+/// Maps a Redis error to the port's error.
+pub(crate) fn queue_error(e: RedisError) -> QueueError {
+    if is_connection_error(&e) || matches!(e.retry_method(), RetryMethod::WaitAndRetry) {
+        unavailable(e)
+    } else {
+        QueueError::Protocol(e.to_string())
+    }
+}
+
+pub(crate) fn unavailable(e: RedisError) -> QueueError {
+    QueueError::Unavailable(e.to_string())
+}
+
+/// As [`queue_error`], recognising a missing stream or group (`NOGROUP`,
+/// also when raised inside a script).
+fn group_error(e: RedisError, stream: &str, group: &str) -> QueueError {
+    if e.code() == Some("NOGROUP") || e.to_string().contains("NOGROUP") {
+        QueueError::NoGroup {
+            stream: stream.to_owned(),
+            group: group.to_owned(),
+        }
+    } else {
+        queue_error(e)
+    }
+}
+
+fn payload_of(id: &str, mut fields: std::collections::HashMap<String, Value>) -> Vec<u8> {
+    match fields.remove(PAYLOAD_FIELD) {
+        Some(Value::BulkString(bytes)) => bytes,
+        other => {
+            // Not written by this crate. Hand it over empty rather than fail
+            // the whole read and block the group behind it forever.
+            tracing::warn!(id, field = ?other, "stream entry without a payload field");
+            Vec::new()
+        }
+    }
+}
+
+fn field<T: redis::FromRedisValue>(
+    entry: &redis::streams::StreamId,
+    name: &str,
+) -> Result<T, QueueError> {
+    entry.get(name).ok_or_else(|| {
+        QueueError::Protocol(format!(
+            "dead-letter record {} has no valid field {name:?}",
+            entry.id
+        ))
+    })
+}
+
+#[async_trait]
+impl Queue for RedisQueue {
+    async fn publish(&self, stream: &str, payload: &[u8]) -> Result<EntryId, QueueError> {
+        let key = self.stream_key(stream);
+        let items = [(PAYLOAD_FIELD, payload)];
+        let mut conn = self.commands.clone();
+        let id: Option<String> = match self.config.max_stream_len {
+            Some(len) => {
+                conn.xadd_maxlen(&key, StreamMaxlen::Approx(len), "*", &items)
+                    .await
+            }
+            None => conn.xadd(&key, "*", &items).await,
+        }
+        .map_err(queue_error)?;
+        id.ok_or_else(|| QueueError::Protocol("XADD returned no id".to_owned()))
+    }
+
+    async fn ensure_group(&self, stream: &str, group: &str) -> Result<(), QueueError> {
+        let mut conn = self.commands.clone();
+        let created: Result<(), RedisError> = conn
+            .xgroup_create_mkstream(self.stream_key(stream), group, "0")
+            .await;
+        match created {
+            Err(e) if e.code() == Some("BUSYGROUP") => Ok(()),
+            other => other.map_err(queue_error),
+        }
+    }
+
+    async fn read(
+        &self,
+        stream: &str,
+        group: &str,
+        consumer: &str,
+        max: usize,
+        block: Duration,
+    ) -> Result<Vec<Delivery>, QueueError> {
+        if max == 0 {
+            return Ok(Vec::new());
+        }
+        let key = self.stream_key(stream);
+        let options = StreamReadOptions::default()
+            .group(group, consumer)
+            .count(max);
+        let reply = if block.is_zero() {
+            // No BLOCK at all: `BLOCK 0` would mean "wait forever".
+            let mut conn = self.commands.clone();
+            conn.xread_options(&[&key], &[">"], &options).await
+        } else {
+            let millis = usize::try_from(ceil_millis(block)).unwrap_or(usize::MAX);
+            self.read_blocking(&key, &options.block(millis), block)
+                .await
+        }
+        .map_err(|e| group_error(e, stream, group))?;
+        Ok(reply
+            .into_iter()
+            .flat_map(|reply| reply.keys)
+            .flat_map(|key| key.ids)
+            .map(|entry| Delivery {
+                payload: payload_of(&entry.id, entry.map),
+                id: entry.id,
+                deliveries: 1,
+            })
+            .collect())
+    }
+
+    async fn ack(&self, stream: &str, group: &str, ids: &[EntryId]) -> Result<(), QueueError> {
+        // Validate locally, so both implementations reject the same ids.
+        for id in ids {
+            StreamId::parse(id)?;
+        }
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let mut conn = self.commands.clone();
+        let _acked: usize = conn
+            .xack(self.stream_key(stream), group, ids)
+            .await
+            .map_err(queue_error)?;
+        Ok(())
+    }
+
+    async fn reclaim(
+        &self,
+        stream: &str,
+        group: &str,
+        consumer: &str,
+        min_idle: Duration,
+        max: usize,
+    ) -> Result<Reclaimed, QueueError> {
+        if max == 0 {
+            // XAUTOCLAIM rejects COUNT 0; still report a missing group.
+            self.pending_count(stream, group).await?;
+            return Ok(Reclaimed::default());
+        }
+        let mut conn = self.commands.clone();
+        let (delivered, dead_lettered): (Vec<(String, Vec<u8>, u64)>, Vec<String>) = self
+            .reclaim_script
+            .key(self.stream_key(stream))
+            .key(self.dead_key(stream))
+            .arg(group)
+            .arg(consumer)
+            .arg(u64::try_from(min_idle.as_millis()).unwrap_or(u64::MAX))
+            .arg(max)
+            .arg(self.config.max_deliveries)
+            .invoke_async(&mut conn)
+            .await
+            .map_err(|e| group_error(e, stream, group))?;
+        Ok(Reclaimed {
+            deliveries: delivered
+                .into_iter()
+                .map(|(id, payload, deliveries)| Delivery {
+                    id,
+                    payload,
+                    deliveries,
+                })
+                .collect(),
+            dead_lettered,
+        })
+    }
+
+    async fn dead_letters(&self, stream: &str, max: usize) -> Result<Vec<DeadLetter>, QueueError> {
+        if max == 0 {
+            return Ok(Vec::new());
+        }
+        let mut conn = self.commands.clone();
+        let reply: StreamRangeReply = conn
+            .xrange_count(self.dead_key(stream), "-", "+", max)
+            .await
+            .map_err(queue_error)?;
+        reply
+            .ids
+            .iter()
+            .map(|entry| {
+                Ok(DeadLetter {
+                    id: entry.id.clone(),
+                    original_id: field(entry, "original_id")?,
+                    payload: field(entry, "payload")?,
+                    deliveries: field(entry, "deliveries")?,
+                    group: field(entry, "group")?,
+                })
+            })
+            .collect()
+    }
+
+    async fn pending_count(&self, stream: &str, group: &str) -> Result<u64, QueueError> {
+        let mut conn = self.commands.clone();
+        let reply: StreamPendingReply = conn
+            .xpending(self.stream_key(stream), group)
+            .await
+            .map_err(|e| group_error(e, stream, group))?;
+        Ok(u64::try_from(reply.count()).unwrap_or(u64::MAX))
+    }
+
+    async fn broadcast(&self, channel: &str, payload: &[u8]) -> Result<(), QueueError> {
+        let mut conn = self.commands.clone();
+        let _receivers: u64 = conn
+            .publish(self.channel_name(channel), payload)
+            .await
+            .map_err(queue_error)?;
+        Ok(())
+    }
+
+    /// One pub/sub connection per `RedisQueue` carries every channel its
+    /// subscribers asked for, fanned out in process through one bounded
+    /// broadcast channel per channel. A connection per subscription would
+    /// cost a Redis connection per WebSocket holder. The connection is
+    /// re-established (and its channels resubscribed) when lost; messages
+    /// published meanwhile are missed. Subscriptions end when it cannot be
+    /// re-established for a while (see the crate README).
+    async fn subscribe(&self, channel: &str) -> Result<Subscription, QueueError> {
+        self.pubsub.subscribe(self.channel_name(channel)).await
+    }
+
+    async fn ping(&self) -> Result<(), QueueError> {
+        let mut conn = self.commands.clone();
+        let _pong: String = redis::cmd("PING")
+            .query_async(&mut conn)
+            .await
+            .map_err(queue_error)?;
+        Ok(())
+    }
+}
