@@ -1,0 +1,14 @@
+//! sea-orm entities, one per table (2.0 dense format). Rows, not domain
+//! types: conversion to and from `yixin_domain` lives in `crate::convert`.
+
+pub mod idempotency_key;
+pub mod nurse;
+pub mod nurse_location;
+pub mod offer;
+pub mod order;
+pub mod order_event;
+pub mod organization;
+pub mod outbox;
+pub mod service;
+pub mod service_area;
+pub mod service_category;

@@ -1,0 +1,46 @@
+//! The storage layer of Yixin: the system of record.
+//!
+//! Owns every durable row of the platform (organisations, the service
+//! catalogue, service areas, nurses, orders and their timeline, offers,
+//! idempotency keys, the transactional outbox and the location trail)
+//! behind one concrete [`Store`] on sea-orm, on PostgreSQL in production and
+//! SQLite in the embedded default and tests. The schema is the
+//! `yixin-migration` crate; [`Store::migrate`] runs it and seeds the catalogue.
+//!
+//! The guarantees that must hold across instances live here, in the
+//! database: an order changes status only from the status its caller saw
+//! (conditional updates, `StaleState` otherwise), an order or a nurse has at
+//! most one open offer, a nurse at most one active order, a change and the
+//! event announcing it commit together (outbox), a retried create makes one
+//! order (idempotency keys).
+//!
+//! Must not touch: business rules (the state machine, scoring, validation
+//! live in `yixin-domain`; rows come back through its constructors, a bad
+//! row is `StoreError::Corrupt`), Redis, HTTP, or the clock beyond
+//! bookkeeping columns (`updated_at` of nurses and ratings).
+
+pub mod entity;
+
+mod catalog;
+mod convert;
+mod error;
+mod offers;
+mod orders;
+mod outbox;
+mod roster;
+mod store;
+mod types;
+
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
+
+#[cfg(test)]
+mod tests;
+
+pub use crate::error::StoreError;
+pub use crate::store::Store;
+pub use crate::types::{
+    CreateOrderOutcome, IdempotencyRecord, LocationFix, NewOutboxMessage, OrderCursor,
+    OrderTransition, OutboxMessage,
+};
+pub use sea_orm::{DatabaseBackend, DatabaseConnection};

@@ -1,0 +1,36 @@
+//! Database schema of Yixin, as sea-orm migrations.
+//!
+//! One migration set runs on PostgreSQL (production) and SQLite (the embedded
+//! default and tests). Tables are described with the sea-query schema builder
+//! so each backend gets its own DDL; nothing here is dialect-specific SQL.
+//!
+//! Owns: table, index and constraint definitions, and their `down` steps.
+//! Must not touch: data. The service catalogue is seeded by `yixin-store`
+//! from `Catalog::seed()`, so the seed stays data, not a migration.
+//! Never edit a migration that has landed; add a new one.
+
+pub use sea_orm_migration::prelude::*;
+
+mod m20261123_000001_create_organizations_and_catalog;
+mod m20261123_000002_create_service_areas_and_nurses;
+mod m20261123_000003_create_orders_and_events;
+mod m20261123_000004_create_offers;
+mod m20261123_000005_create_idempotency_keys_and_outbox;
+mod m20261123_000006_create_nurse_locations;
+
+/// Every migration of the schema, oldest first.
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![
+            Box::new(m20261123_000001_create_organizations_and_catalog::Migration),
+            Box::new(m20261123_000002_create_service_areas_and_nurses::Migration),
+            Box::new(m20261123_000003_create_orders_and_events::Migration),
+            Box::new(m20261123_000004_create_offers::Migration),
+            Box::new(m20261123_000005_create_idempotency_keys_and_outbox::Migration),
+            Box::new(m20261123_000006_create_nurse_locations::Migration),
+        ]
+    }
+}
