@@ -1,0 +1,108 @@
+//! order-intake: the resident's side of the contract (catalogue, placing,
+//! following, cancelling and rating orders).
+//!
+//! Owns the `/v1/catalog` and `/v1/orders` routes. Writes orders only
+//! through the store (order, timeline and outbox in one transaction); never
+//! talks to nurses or decides dispatch.
+
+use std::sync::Arc;
+
+use actix_web::{get, web};
+use serde::Serialize;
+use utoipa::ToSchema;
+use yixin_auth::Caller;
+use yixin_platform::{ApiError, ErrorBody, Mount};
+use yixin_store::Store;
+
+/// What the service needs, built once by the binary.
+#[derive(Clone)]
+pub struct OrderIntake {
+    pub store: Store,
+}
+
+impl OrderIntake {
+    pub fn new(store: Store) -> Self {
+        Self { store }
+    }
+
+    /// The routes and app data of this service.
+    pub fn mount(self) -> Mount {
+        let data = web::Data::new(self);
+        Arc::new(move |cfg| {
+            cfg.app_data(data.clone());
+            cfg.service(catalog);
+        })
+    }
+}
+
+/// One category of the catalogue with its services.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CatalogCategory {
+    #[schema(example = "maternal_infant")]
+    pub code: String,
+    #[schema(example = "母婴健康服务")]
+    pub name_zh: String,
+    pub name_en: String,
+    pub services: Vec<CatalogService>,
+}
+
+/// A service a resident can order.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CatalogService {
+    #[schema(example = "infant_jaundice_test")]
+    pub code: String,
+    #[schema(example = "婴儿黄疸测定")]
+    pub name_zh: String,
+    pub name_en: String,
+    pub duration_min: u32,
+    pub price_cents: u32,
+    /// Skills a nurse must hold to be offered this service.
+    pub required_skills: Vec<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CatalogResponse {
+    pub categories: Vec<CatalogCategory>,
+}
+
+/// The catalogue: categories with their active services, as stored.
+#[utoipa::path(
+    tag = "resident",
+    security(("bearer" = [])),
+    responses((status = 200, body = CatalogResponse), (status = 401, body = ErrorBody))
+)]
+#[get("/v1/catalog")]
+async fn catalog(
+    _caller: Caller,
+    svc: web::Data<OrderIntake>,
+) -> Result<web::Json<CatalogResponse>, ApiError> {
+    let catalog = svc.store.catalog().await.map_err(ApiError::internal)?;
+    let mut categories = catalog.categories.clone();
+    categories.sort_by_key(|c| c.sort);
+    let categories = categories
+        .into_iter()
+        .map(|c| CatalogCategory {
+            services: catalog
+                .services
+                .iter()
+                .filter(|s| s.active && s.category_code == c.code)
+                .map(|s| CatalogService {
+                    code: s.code.clone(),
+                    name_zh: s.name_zh.clone(),
+                    name_en: s.name_en.clone(),
+                    duration_min: s.duration_min,
+                    price_cents: s.price_cents,
+                    required_skills: s
+                        .required_skills
+                        .iter()
+                        .map(|k| k.as_str().to_owned())
+                        .collect(),
+                })
+                .collect(),
+            code: c.code,
+            name_zh: c.name_zh,
+            name_en: c.name_en,
+        })
+        .collect();
+    Ok(web::Json(CatalogResponse { categories }))
+}
