@@ -15,7 +15,7 @@ use serde::Deserialize;
 /// Prefix of the environment variables read as configuration.
 pub const ENV_PREFIX: &str = "YIXIN";
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Settings {
     pub server: ServerSettings,
@@ -182,19 +182,6 @@ impl Default for DemoSettings {
             enabled: None,
             org_id: "demo".to_owned(),
             org_name: "双福街道示范机构 Shuangfu demo".to_owned(),
-        }
-    }
-}
-
-impl Default for Settings {
-    fn default() -> Self {
-        Self {
-            server: ServerSettings::default(),
-            database: DatabaseSettings::default(),
-            redis: RedisSettings::default(),
-            auth: AuthSettings::default(),
-            log: LogSettings::default(),
-            demo: DemoSettings::default(),
         }
     }
 }

@@ -137,7 +137,8 @@ pub fn json_config(limit: usize) -> web::JsonConfig {
         .limit(limit)
         .error_handler(move |err, _req| {
             match err {
-                JsonPayloadError::Overflow { .. } | JsonPayloadError::OverflowKnownLength { .. } => {
+                JsonPayloadError::Overflow { .. }
+                | JsonPayloadError::OverflowKnownLength { .. } => {
                     ApiError::PayloadTooLarge { limit }
                 }
                 JsonPayloadError::ContentType => ApiError::BadRequest {
@@ -216,10 +217,9 @@ mod tests {
 
     #[test]
     fn trailing_garbage_is_malformed() {
-        let err = parse_json::<Body>(
-            br#"{"service_code":"x","contact":{"name":"a","phone":"b"}} tail"#,
-        )
-        .unwrap_err();
+        let err =
+            parse_json::<Body>(br#"{"service_code":"x","contact":{"name":"a","phone":"b"}} tail"#)
+                .unwrap_err();
         assert_eq!(err.code(), "malformed_json");
     }
 

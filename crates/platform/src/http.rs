@@ -210,10 +210,7 @@ pub struct RunningServer {
 /// The OpenAPI document of the given mounts (what `/openapi.json` serves).
 pub fn openapi(mounts: &[Mount]) -> utoipa::openapi::OpenApi {
     let mut app = App::new().into_utoipa_app().openapi(BaseDoc::openapi());
-    app = app
-        .service(healthz)
-        .service(readyz)
-        .service(metrics_text);
+    app = app.service(healthz).service(readyz).service(metrics_text);
     for mount in mounts {
         let mount = mount.clone();
         app = app.configure(move |cfg| mount(cfg));

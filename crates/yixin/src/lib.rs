@@ -1,0 +1,375 @@
+//! The all-in-one `yixin` process: connects the backends named by the
+//! configuration (PostgreSQL or embedded SQLite; Redis or the in-process
+//! queue), and runs one service or all three on one HTTP server.
+//!
+//! The end-to-end tests start the platform through [`Yixin::start`], exactly
+//! as `yixin serve` does.
+
+use std::{net::TcpListener, path::Path, sync::Arc, time::Duration};
+
+use anyhow::Context;
+use async_trait::async_trait;
+use secrecy::{ExposeSecret, SecretString};
+use yixin_auth::Authenticator;
+use yixin_domain::{OrgId, ServiceArea};
+use yixin_platform::{
+    Mount, Readiness, ReadinessCheck, Settings,
+    config::JwtAlgorithm,
+    http::{self, RunningServer},
+};
+use yixin_queue::{MemoryQueue, Queue, QueueConfig, RedisQueue};
+use yixin_store::Store;
+
+/// Which services this process runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// All three on one server: the embedded default and small deployments.
+    All,
+    OrderIntake,
+    Dispatcher,
+    NurseTracking,
+}
+
+impl Role {
+    fn runs_order_intake(self) -> bool {
+        matches!(self, Role::All | Role::OrderIntake)
+    }
+    fn runs_dispatcher(self) -> bool {
+        matches!(self, Role::All | Role::Dispatcher)
+    }
+    fn runs_nurse_tracking(self) -> bool {
+        matches!(self, Role::All | Role::NurseTracking)
+    }
+}
+
+/// The connected backends, shared by every service in the process.
+#[derive(Clone)]
+pub struct Backends {
+    pub store: Store,
+    pub queue: Arc<dyn Queue>,
+    pub auth: Arc<Authenticator>,
+}
+
+/// Connects the database (migrating it if configured to), the queue, and
+/// the token verifier.
+pub async fn connect(settings: &Settings) -> anyhow::Result<Backends> {
+    // Configuration mistakes first, before touching any backend.
+    let auth = Arc::new(authenticator(settings)?);
+    let store = connect_store(settings).await?;
+    if settings.database.migrate_on_start {
+        store.migrate().await.context("migrating the database")?;
+    }
+    let queue = connect_queue(settings).await?;
+    Ok(Backends { store, queue, auth })
+}
+
+/// The database named by `database.url`, or the embedded SQLite file in
+/// `database.data_dir`.
+pub async fn connect_store(settings: &Settings) -> anyhow::Result<Store> {
+    let url = match &settings.database.url {
+        Some(url) => url.expose_secret().to_owned(),
+        None => {
+            let dir = &settings.database.data_dir;
+            std::fs::create_dir_all(dir)
+                .with_context(|| format!("creating data directory {}", dir.display()))?;
+            format!("sqlite://{}?mode=rwc", dir.join("yixin.sqlite").display())
+        }
+    };
+    let store = Store::connect(&url, settings.database.max_connections)
+        .await
+        .context("connecting to the database (database.url)")?;
+    Ok(store)
+}
+
+async fn connect_queue(settings: &Settings) -> anyhow::Result<Arc<dyn Queue>> {
+    let config = QueueConfig {
+        key_prefix: settings.redis.key_prefix.clone(),
+        max_deliveries: settings.redis.max_deliveries,
+        ..QueueConfig::default()
+    };
+    Ok(match &settings.redis.url {
+        Some(url) => Arc::new(
+            RedisQueue::connect(url.expose_secret(), config)
+                .await
+                .context("connecting to Redis (redis.url)")?,
+        ),
+        None => Arc::new(MemoryQueue::new(config)),
+    })
+}
+
+/// The token verifier. The embedded default needs no configuration: it
+/// keeps a random HS256 secret in its data directory, so tokens survive a
+/// restart. Anywhere else a missing key is a start-up error.
+pub fn authenticator(settings: &Settings) -> anyhow::Result<Authenticator> {
+    let mut auth = settings.auth.clone();
+    if auth.algorithm == JwtAlgorithm::Hs256 && auth.jwt_secret.is_none() {
+        anyhow::ensure!(
+            settings.is_embedded(),
+            "configuration key `auth.jwt_secret` is required when a database or Redis URL is set \
+             (or choose auth.algorithm = rs256/eddsa with auth.public_key_pem)"
+        );
+        auth.jwt_secret = Some(embedded_secret(&settings.database.data_dir)?);
+    }
+    Authenticator::from_settings(&auth).context("configuring token verification (auth.*)")
+}
+
+fn embedded_secret(data_dir: &Path) -> anyhow::Result<SecretString> {
+    let path = data_dir.join("dev-jwt-secret");
+    if let Ok(existing) = std::fs::read_to_string(&path) {
+        let existing = existing.trim();
+        if existing.len() >= 32 {
+            return Ok(SecretString::from(existing.to_owned()));
+        }
+    }
+    std::fs::create_dir_all(data_dir)
+        .with_context(|| format!("creating data directory {}", data_dir.display()))?;
+    let secret = format!(
+        "{}{}",
+        uuid::Uuid::new_v4().simple(),
+        uuid::Uuid::new_v4().simple()
+    );
+    write_private(&path, &secret)
+        .with_context(|| format!("writing the embedded token secret {}", path.display()))?;
+    Ok(SecretString::from(secret))
+}
+
+#[cfg(unix)]
+fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
+    use std::{io::Write, os::unix::fs::OpenOptionsExt};
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)?;
+    file.write_all(contents.as_bytes())
+}
+
+#[cfg(not(unix))]
+fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
+    std::fs::write(path, contents)
+}
+
+/// Creates the demo organisation and its Shuangfu service area (idempotent).
+pub async fn seed_demo(store: &Store, settings: &Settings) -> anyhow::Result<()> {
+    let org = OrgId(settings.demo.org_id.clone());
+    store
+        .ensure_organization(&org, &settings.demo.org_name)
+        .await
+        .context("creating the demo organisation")?;
+    store
+        .upsert_service_area(&ServiceArea::shuangfu_demo(org))
+        .await
+        .context("creating the demo service area")?;
+    Ok(())
+}
+
+struct DatabaseReady(Store);
+
+#[async_trait]
+impl ReadinessCheck for DatabaseReady {
+    fn name(&self) -> &'static str {
+        "database"
+    }
+    async fn check(&self) -> Result<(), String> {
+        self.0.ping().await.map_err(|e| e.to_string())
+    }
+}
+
+struct QueueReady(Arc<dyn Queue>);
+
+#[async_trait]
+impl ReadinessCheck for QueueReady {
+    fn name(&self) -> &'static str {
+        "queue"
+    }
+    async fn check(&self) -> Result<(), String> {
+        self.0.ping().await.map_err(|e| e.to_string())
+    }
+}
+
+/// The routes of `role`, plus what every service shares (token verification,
+/// and dev login where it is on).
+pub fn mounts(settings: &Settings, role: Role, backends: &Backends) -> Vec<Mount> {
+    let auth = actix_web::web::Data::from(backends.auth.clone());
+    let mut mounts: Vec<Mount> = vec![Arc::new(move |cfg| {
+        cfg.app_data(auth.clone());
+    })];
+    if settings.dev_login_enabled() {
+        if backends.auth.can_mint() {
+            mounts.push(Arc::new(|cfg| {
+                cfg.service(yixin_auth::dev_token);
+            }));
+        } else {
+            tracing::warn!(
+                "dev login is on but the configured key cannot mint tokens; not mounted"
+            );
+        }
+    }
+    if role.runs_order_intake() {
+        mounts.push(yixin_order_intake::OrderIntake::new(backends.store.clone()).mount());
+    }
+    if role.runs_dispatcher() {
+        mounts.push(yixin_dispatcher::Dispatcher::new(backends.store.clone()).mount());
+    }
+    if role.runs_nurse_tracking() {
+        mounts.push(yixin_nurse_tracking::NurseTracking::new(backends.store.clone()).mount());
+    }
+    mounts
+}
+
+/// A running platform: its HTTP server and background workers.
+pub struct Yixin {
+    pub addr: std::net::SocketAddr,
+    pub backends: Backends,
+    server: RunningServer,
+    shutdown: tokio::sync::watch::Sender<bool>,
+    shutdown_timeout: Duration,
+}
+
+impl Yixin {
+    /// Connects everything and starts serving on `listener`.
+    pub async fn start(
+        settings: Settings,
+        role: Role,
+        listener: TcpListener,
+    ) -> anyhow::Result<Self> {
+        let backends = connect(&settings).await?;
+        if settings.demo_enabled() {
+            seed_demo(&backends.store, &settings).await?;
+        }
+        let readiness = Readiness::new()
+            .with(Arc::new(DatabaseReady(backends.store.clone())))
+            .with(Arc::new(QueueReady(backends.queue.clone())));
+        let server = http::start(
+            listener,
+            &settings.server,
+            readiness,
+            mounts(&settings, role, &backends),
+        )
+        .context("starting the HTTP server")?;
+        let (shutdown, _) = tokio::sync::watch::channel(false);
+        tracing::info!(
+            addr = %server.addr,
+            ?role,
+            embedded = settings.is_embedded(),
+            dev_login = settings.dev_login_enabled(),
+            "yixin is serving"
+        );
+        Ok(Self {
+            addr: server.addr,
+            backends,
+            shutdown,
+            shutdown_timeout: Duration::from_secs(settings.server.shutdown_timeout_secs),
+            server,
+        })
+    }
+
+    /// A receiver that turns `true` when the platform is stopping; background
+    /// workers select on it.
+    pub fn shutdown_signal(&self) -> tokio::sync::watch::Receiver<bool> {
+        self.shutdown.subscribe()
+    }
+
+    /// Serves until SIGINT/SIGTERM, then stops gracefully: no new
+    /// connections, in-flight requests get `server.shutdown_timeout_secs`.
+    pub async fn run_until_signal(self) -> anyhow::Result<()> {
+        let handle = self.server.handle.clone();
+        let shutdown = self.shutdown.clone();
+        let timeout = self.shutdown_timeout;
+        tokio::spawn(async move {
+            wait_for_signal().await;
+            tracing::info!("stopping: finishing in-flight requests");
+            let _ = shutdown.send(true);
+            // The server's own timeout bounds this; the outer one is a guard.
+            let _ = tokio::time::timeout(timeout + Duration::from_secs(5), handle.stop(true)).await;
+        });
+        self.server.server.await.context("HTTP server failed")?;
+        tracing::info!("stopped");
+        Ok(())
+    }
+
+    /// Runs the server in the background (tests).
+    pub fn spawn(self) -> RunningYixin {
+        let handle = self.server.handle.clone();
+        let task = tokio::spawn(self.server.server);
+        RunningYixin {
+            addr: self.addr,
+            backends: self.backends,
+            handle,
+            shutdown: self.shutdown,
+            task,
+        }
+    }
+}
+
+/// A platform serving in a background task.
+pub struct RunningYixin {
+    pub addr: std::net::SocketAddr,
+    pub backends: Backends,
+    handle: actix_web::dev::ServerHandle,
+    shutdown: tokio::sync::watch::Sender<bool>,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl RunningYixin {
+    /// Graceful stop, as on SIGTERM.
+    pub async fn stop(self) {
+        let _ = self.shutdown.send(true);
+        self.handle.stop(true).await;
+        let _ = self.task.await;
+    }
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn production_without_a_secret_refuses_to_start() {
+        let mut settings = Settings::default();
+        settings.database.url = Some(SecretString::from("postgres://db/yixin".to_owned()));
+        let err = authenticator(&settings).unwrap_err().to_string();
+        assert!(err.contains("auth.jwt_secret"), "{err}");
+    }
+
+    #[test]
+    fn embedded_secret_is_created_once_and_kept_private() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = embedded_secret(dir.path()).unwrap();
+        let second = embedded_secret(dir.path()).unwrap();
+        assert_eq!(first.expose_secret(), second.expose_secret());
+        assert!(first.expose_secret().len() >= 32);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(dir.path().join("dev-jwt-secret"))
+                .unwrap()
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o077, 0, "secret file readable by others");
+        }
+    }
+}

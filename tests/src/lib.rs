@@ -1,0 +1,299 @@
+//! Test support for end-to-end tests: [`spawn_app`] starts the real platform
+//! on a random port, with its own database and its own Redis key prefix, so
+//! tests run in parallel; typed HTTP and WebSocket helpers talk to it.
+//!
+//! The backend comes from `TEST_BACKEND`: `postgres` (default: PostgreSQL at
+//! `TEST_DATABASE_URL` and Redis at `TEST_REDIS_URL`) or `embedded` (SQLite
+//! and the in-process queue, as `yixin serve` runs with no configuration).
+
+// Test support: a failed expectation is a test failure, reported where it
+// happened.
+#![allow(clippy::expect_used, clippy::unwrap_used)]
+
+use std::{net::TcpListener, time::Duration};
+
+use futures_util::{SinkExt, StreamExt};
+use secrecy::SecretString;
+use serde::Serialize;
+use serde_json::Value;
+use tokio_tungstenite::tungstenite::Message;
+use yixin::{Role, RunningYixin, Yixin};
+use yixin_platform::Settings;
+
+pub use reqwest::StatusCode;
+
+/// Which backends a test run uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// PostgreSQL + Redis: production.
+    Postgres,
+    /// SQLite + in-process queue: the one-command default.
+    Embedded,
+}
+
+impl Backend {
+    pub fn from_env() -> Self {
+        match std::env::var("TEST_BACKEND").as_deref() {
+            Ok("embedded") => Backend::Embedded,
+            Ok("postgres") | Ok("") | Err(_) => Backend::Postgres,
+            Ok(other) => panic!("TEST_BACKEND must be `postgres` or `embedded`, not `{other}`"),
+        }
+    }
+}
+
+/// The Redis the tests use.
+pub fn test_redis_url() -> String {
+    std::env::var("TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned())
+}
+
+/// A platform running for one test. Dropping it leaves the server running
+/// until the test's runtime ends; call [`TestApp::stop`] to test shutdown.
+pub struct TestApp {
+    pub base_url: String,
+    pub backend: Backend,
+    pub http: reqwest::Client,
+    pub settings: Settings,
+    running: Option<RunningYixin>,
+    _database: Option<yixin_store::testing::TestDatabase>,
+    _data_dir: tempfile::TempDir,
+}
+
+/// Options for [`spawn_app_with`].
+pub struct AppOptions {
+    pub role: Role,
+    /// Adjust the settings before start-up.
+    pub configure: Box<dyn FnOnce(&mut Settings) + Send>,
+}
+
+impl Default for AppOptions {
+    fn default() -> Self {
+        Self {
+            role: Role::All,
+            configure: Box::new(|_| {}),
+        }
+    }
+}
+
+/// Starts the whole platform on the backend named by `TEST_BACKEND`.
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(AppOptions::default()).await
+}
+
+pub async fn spawn_app_with(options: AppOptions) -> TestApp {
+    let backend = Backend::from_env();
+    let data_dir = tempfile::tempdir().expect("temporary data directory");
+    let mut settings = Settings::default();
+    settings.server.addr = "127.0.0.1:0".parse().expect("address");
+    settings.server.workers = Some(2);
+    settings.server.shutdown_timeout_secs = 5;
+    settings.database.data_dir = data_dir.path().to_path_buf();
+    settings.database.max_connections = 5;
+    settings.log.filter = "warn".to_owned();
+    let database = match backend {
+        Backend::Embedded => None,
+        Backend::Postgres => {
+            let (store, database) = yixin_store::testing::fresh_postgres().await;
+            // The platform opens its own pool, as in production.
+            drop(store);
+            settings.database.url = Some(SecretString::from(database.url().to_owned()));
+            settings.redis.url = Some(SecretString::from(test_redis_url()));
+            settings.redis.key_prefix = format!("test:{}:", uuid::Uuid::new_v4().simple());
+            settings.auth.jwt_secret = Some(SecretString::from(format!(
+                "{}{}",
+                uuid::Uuid::new_v4().simple(),
+                uuid::Uuid::new_v4().simple()
+            )));
+            // Tests mint their tokens through the dev login, as a phone
+            // developer would against a staging server.
+            settings.auth.dev_login = Some(true);
+            settings.demo.enabled = Some(true);
+            Some(database)
+        }
+    };
+    (options.configure)(&mut settings);
+    yixin_platform::telemetry::init_tracing(&settings.log);
+
+    let listener = TcpListener::bind(settings.server.addr).expect("bind a random port");
+    let app = Yixin::start(settings.clone(), options.role, listener)
+        .await
+        .unwrap_or_else(|e| panic!("the platform failed to start: {e:#}"));
+    let running = app.spawn();
+    let base_url = format!("http://{}", running.addr);
+    TestApp {
+        base_url,
+        backend,
+        http: reqwest::Client::builder()
+            .timeout(Duration::from_secs(20))
+            .build()
+            .expect("HTTP client"),
+        settings,
+        running: Some(running),
+        _database: database,
+        _data_dir: data_dir,
+    }
+}
+
+/// A response: its status, headers and body parsed as JSON (`Null` if the
+/// body is empty or not JSON; `text` keeps it raw).
+#[derive(Debug)]
+pub struct Reply {
+    pub status: StatusCode,
+    pub headers: reqwest::header::HeaderMap,
+    pub json: Value,
+    pub text: String,
+}
+
+impl Reply {
+    /// Asserts the contract's error body and returns its code.
+    pub fn error_code(&self) -> &str {
+        let code = self.json["error"]["code"].as_str();
+        assert!(
+            code.is_some() && self.json["error"]["message"].is_string(),
+            "not an error body ({}): {}",
+            self.status,
+            self.text
+        );
+        code.unwrap_or_default()
+    }
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base_url, path)
+    }
+
+    pub fn ws_url(&self, path: &str) -> String {
+        format!("ws{}{}", self.base_url.trim_start_matches("http"), path)
+    }
+
+    pub fn running(&self) -> &RunningYixin {
+        self.running.as_ref().expect("the app is running")
+    }
+
+    /// Sends any request and reads the reply.
+    pub async fn send(&self, request: reqwest::RequestBuilder) -> Reply {
+        let response = request.send().await.expect("request sent");
+        let status = response.status();
+        let headers = response.headers().clone();
+        let text = response.text().await.expect("response body");
+        let json = serde_json::from_str(&text).unwrap_or(Value::Null);
+        Reply {
+            status,
+            headers,
+            json,
+            text,
+        }
+    }
+
+    pub async fn get(&self, path: &str, token: Option<&str>) -> Reply {
+        let mut request = self.http.get(self.url(path));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        self.send(request).await
+    }
+
+    pub async fn post(&self, path: &str, token: Option<&str>, body: &impl Serialize) -> Reply {
+        let mut request = self.http.post(self.url(path)).json(body);
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        self.send(request).await
+    }
+
+    /// A raw body with a content type, for malformed-input tests.
+    pub async fn post_raw(
+        &self,
+        path: &str,
+        token: Option<&str>,
+        content_type: &str,
+        body: impl Into<reqwest::Body>,
+    ) -> Reply {
+        let mut request = self
+            .http
+            .post(self.url(path))
+            .header(reqwest::header::CONTENT_TYPE, content_type)
+            .body(body);
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        self.send(request).await
+    }
+
+    /// A token from the dev login (`POST /v1/auth/dev-token`).
+    pub async fn token(&self, role: &str, sub: &str, org: &str) -> String {
+        let reply = self
+            .post(
+                "/v1/auth/dev-token",
+                None,
+                &serde_json::json!({"role": role, "sub": sub, "org": org}),
+            )
+            .await;
+        assert_eq!(reply.status, StatusCode::OK, "dev token: {}", reply.text);
+        reply.json["token"]
+            .as_str()
+            .expect("token in the reply")
+            .to_owned()
+    }
+
+    /// A resident of the demo organisation with a fresh id.
+    pub async fn resident_token(&self) -> String {
+        let sub = format!("resident-{}", uuid::Uuid::new_v4().simple());
+        self.token("resident", &sub, &self.settings.demo.org_id)
+            .await
+    }
+
+    /// Opens a WebSocket with the token as `?token=`.
+    pub async fn ws(&self, path: &str, token: &str) -> WsClient {
+        let separator = if path.contains('?') { '&' } else { '?' };
+        let url = self.ws_url(&format!("{path}{separator}token={token}"));
+        let (stream, _) = tokio_tungstenite::connect_async(url)
+            .await
+            .expect("WebSocket connected");
+        WsClient { stream }
+    }
+
+    /// Graceful stop, as on SIGTERM.
+    pub async fn stop(mut self) {
+        if let Some(running) = self.running.take() {
+            running.stop().await;
+        }
+    }
+}
+
+/// A WebSocket client speaking one JSON object per text frame.
+pub struct WsClient {
+    stream: tokio_tungstenite::WebSocketStream<
+        tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
+    >,
+}
+
+impl WsClient {
+    pub async fn send_json(&mut self, value: &Value) {
+        self.stream
+            .send(Message::text(value.to_string()))
+            .await
+            .expect("frame sent");
+    }
+
+    /// The next JSON text frame, skipping pings; `None` when the socket
+    /// closed or nothing came within `wait`.
+    pub async fn next_json(&mut self, wait: Duration) -> Option<Value> {
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            let frame = tokio::time::timeout_at(deadline, self.stream.next())
+                .await
+                .ok()??
+                .ok()?;
+            match frame {
+                Message::Text(text) => return serde_json::from_str(text.as_str()).ok(),
+                Message::Close(_) => return None,
+                _ => continue,
+            }
+        }
+    }
+
+    pub async fn close(mut self) {
+        let _ = self.stream.close(None).await;
+    }
+}

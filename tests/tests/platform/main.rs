@@ -1,0 +1,7 @@
+//! End-to-end tests of the platform: one binary, a module per feature.
+
+// Test code: a failed unwrap is a failed test, reported where it happened.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod auth;
+mod operations;
