@@ -1,0 +1,264 @@
+//! `yixin-load`: drives a running platform over HTTP, as many phones would,
+//! and reports throughput and latency. Bounded in count and time; it only
+//! talks to the address it is given (loopback in our scripts).
+//!
+//! `yixin-load orders --url http://127.0.0.1:8080 --seconds 20 --concurrency 64`
+//! places orders from many residents (each under the per-resident rate
+//! limit) and prints orders/s with p50/p90/p99/max latency of `POST /v1/orders`.
+
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicU64, AtomicUsize, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context, bail};
+use clap::{Parser, Subcommand};
+use futures_util::{StreamExt, stream};
+use serde_json::json;
+
+#[derive(Parser)]
+#[command(name = "yixin-load")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Order creation: `POST /v1/orders` from many residents.
+    Orders(OrdersArgs),
+}
+
+#[derive(clap::Args)]
+struct OrdersArgs {
+    /// Base URL of a running platform with dev login on.
+    #[arg(long, default_value = "http://127.0.0.1:8080")]
+    url: String,
+    /// Organisation whose residents order (its service area must contain
+    /// the order locations: the demo area around Shuangfu).
+    #[arg(long, default_value = "demo")]
+    org: String,
+    /// Measured duration.
+    #[arg(long, default_value_t = 20)]
+    seconds: u64,
+    /// Unmeasured warm-up before it.
+    #[arg(long, default_value_t = 3)]
+    warmup_seconds: u64,
+    /// Requests in flight at once (closed loop).
+    #[arg(long, default_value_t = 64)]
+    concurrency: usize,
+    /// Orders one resident may place a minute (the server's limit).
+    #[arg(long, default_value_t = 10)]
+    per_resident_per_minute: u64,
+    /// Upper bound on the orders/s the run can reach; sets how many
+    /// residents are needed to stay under their rate limit.
+    #[arg(long, default_value_t = 4000)]
+    max_rate: u64,
+    /// Hard stop on requests, whatever the duration.
+    #[arg(long, default_value_t = 1_000_000)]
+    max_requests: u64,
+    /// Print the summary as one JSON object.
+    #[arg(long)]
+    json: bool,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    match Cli::parse().command {
+        Command::Orders(args) => orders(args).await,
+    }
+}
+
+async fn orders(args: OrdersArgs) -> anyhow::Result<()> {
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(args.concurrency)
+        .timeout(Duration::from_secs(30))
+        .build()?;
+    let url = args.url.trim_end_matches('/').to_owned();
+    let total_seconds = args.seconds + args.warmup_seconds;
+    // Each resident places at most `per_resident_per_minute` orders in the
+    // run's minutes; enough residents that none is ever limited.
+    let minutes = total_seconds.div_ceil(60).max(1);
+    let residents = (args.max_rate * total_seconds)
+        .div_ceil(args.per_resident_per_minute.max(1) * minutes)
+        .max(args.concurrency as u64) as usize;
+    eprintln!("minting {residents} resident tokens…");
+    let tokens = mint_tokens(&http, &url, &args.org, residents).await?;
+    let tokens = Arc::new(tokens);
+
+    let next_resident = Arc::new(AtomicUsize::new(0));
+    let sent = Arc::new(AtomicU64::new(0));
+    let started = Instant::now();
+    let warmup_end = started + Duration::from_secs(args.warmup_seconds);
+    let end = warmup_end + Duration::from_secs(args.seconds);
+
+    let workers = (0..args.concurrency).map(|worker| {
+        let http = http.clone();
+        let url = url.clone();
+        let tokens = tokens.clone();
+        let next_resident = next_resident.clone();
+        let sent = sent.clone();
+        let max_requests = args.max_requests;
+        tokio::spawn(async move {
+            let mut latencies = Vec::new();
+            let mut errors: Vec<(u16, String)> = Vec::new();
+            let mut n: u64 = 0;
+            while Instant::now() < end && sent.fetch_add(1, Ordering::Relaxed) < max_requests {
+                let resident = next_resident.fetch_add(1, Ordering::Relaxed) % tokens.len();
+                let body = order_body(worker, n);
+                n += 1;
+                let began = Instant::now();
+                let result = http
+                    .post(format!("{url}/v1/orders"))
+                    .bearer_auth(&tokens[resident])
+                    .header("Idempotency-Key", uuid::Uuid::new_v4().to_string())
+                    .json(&body)
+                    .send()
+                    .await;
+                let elapsed = began.elapsed();
+                let measured = began >= warmup_end;
+                match result {
+                    Ok(resp) if resp.status().as_u16() == 201 => {
+                        // Read the body: the request is done when the reply is.
+                        let _ = resp.bytes().await;
+                        if measured {
+                            latencies.push(elapsed);
+                        }
+                    }
+                    Ok(resp) => {
+                        let status = resp.status().as_u16();
+                        let text = resp.text().await.unwrap_or_default();
+                        if measured {
+                            errors.push((status, text));
+                        }
+                    }
+                    Err(err) => {
+                        if measured {
+                            errors.push((0, err.to_string()));
+                        }
+                    }
+                }
+            }
+            (latencies, errors)
+        })
+    });
+    let results: Vec<_> = stream::iter(workers)
+        .buffer_unordered(args.concurrency)
+        .collect()
+        .await;
+    let measured_secs = Instant::now()
+        .min(end)
+        .saturating_duration_since(warmup_end)
+        .as_secs_f64()
+        .max(1e-9);
+
+    let mut latencies = Vec::new();
+    let mut errors = Vec::new();
+    for result in results {
+        let (l, e) = result.context("a load worker panicked")?;
+        latencies.extend(l);
+        errors.extend(e);
+    }
+    latencies.sort_unstable();
+    let ok = latencies.len();
+    let pct = |p: f64| -> f64 {
+        if latencies.is_empty() {
+            return f64::NAN;
+        }
+        let i = ((p / 100.0) * (ok as f64 - 1.0)).round() as usize;
+        latencies[i.min(ok - 1)].as_secs_f64() * 1000.0
+    };
+    let summary = json!({
+        "scenario": "order_creation",
+        "url": url,
+        "concurrency": args.concurrency,
+        "seconds": measured_secs,
+        "created": ok,
+        "errors": errors.len(),
+        "orders_per_sec": ok as f64 / measured_secs,
+        "p50_ms": pct(50.0),
+        "p90_ms": pct(90.0),
+        "p99_ms": pct(99.0),
+        "max_ms": pct(100.0),
+    });
+    if args.json {
+        println!("{summary}");
+    } else {
+        println!(
+            "order creation: {ok} created, {} errors in {measured_secs:.1} s at concurrency {}\n  \
+             {:.0} orders/s   p50 {:.2} ms   p90 {:.2} ms   p99 {:.2} ms   max {:.2} ms",
+            errors.len(),
+            args.concurrency,
+            ok as f64 / measured_secs,
+            pct(50.0),
+            pct(90.0),
+            pct(99.0),
+            pct(100.0),
+        );
+    }
+    if let Some((status, text)) = errors.first() {
+        eprintln!("first error: {status} {text}");
+    }
+    if ok == 0 {
+        bail!("no order was created");
+    }
+    Ok(())
+}
+
+/// A valid order at a point spread over the demo area around Shuangfu.
+fn order_body(worker: usize, n: u64) -> serde_json::Value {
+    let spread = ((worker as u64 * 7919 + n * 104_729) % 10_000) as f64 / 10_000.0;
+    let lat = 29.375 + 0.03 * spread;
+    let lng = 106.295 + 0.04 * ((spread * 7.0) % 1.0);
+    let services = [
+        "infant_jaundice_test",
+        "wound_care",
+        "urinary_catheter_replacement",
+        "cervical_package",
+        "acute_low_back_pain_package",
+        "dental_plaque_check",
+    ];
+    json!({
+        "service_code": services[(n as usize + worker) % services.len()],
+        "location": {"lat": lat, "lng": lng},
+        "address": {"text": "重庆市江津区双福街道", "detail": format!("{} 栋 {} 号", worker % 40 + 1, n % 300 + 1)},
+        "contact": {"name": "王女士", "phone": "13800138000"},
+        "notes": "load test",
+    })
+}
+
+async fn mint_tokens(
+    http: &reqwest::Client,
+    url: &str,
+    org: &str,
+    count: usize,
+) -> anyhow::Result<Vec<String>> {
+    let run = uuid::Uuid::new_v4().simple().to_string();
+    let tokens: Vec<anyhow::Result<String>> = stream::iter(0..count)
+        .map(|i| {
+            let http = http.clone();
+            let run = run.clone();
+            async move {
+                let reply: serde_json::Value = http
+                    .post(format!("{url}/v1/auth/dev-token"))
+                    .json(&json!({"role": "resident", "sub": format!("load-{}-{i}", &run[..8]), "org": org}))
+                    .send()
+                    .await?
+                    .error_for_status()
+                    .context("dev login (is it enabled on the target?)")?
+                    .json()
+                    .await?;
+                reply["token"]
+                    .as_str()
+                    .map(str::to_owned)
+                    .context("no token in the dev login reply")
+            }
+        })
+        .buffer_unordered(32)
+        .collect()
+        .await;
+    tokens.into_iter().collect()
+}
