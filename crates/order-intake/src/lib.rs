@@ -1,28 +1,82 @@
 //! order-intake: the resident's side of the contract (catalogue, placing,
 //! following, cancelling and rating orders).
 //!
-//! Owns the `/v1/catalog` and `/v1/orders` routes. Writes orders only
-//! through the store (order, timeline and outbox in one transaction); never
-//! talks to nurses or decides dispatch.
+//! Owns the `/v1/catalog` and `/v1/orders` routes and the outbox relay.
+//! Writes orders only through the store (order, timeline and outbox in one
+//! transaction); never talks to nurses or decides dispatch.
 
-use std::sync::Arc;
+pub mod errors;
+pub mod limiter;
+pub mod live;
+pub mod orders;
+pub mod relay;
+
+use std::{sync::Arc, time::Duration};
 
 use actix_web::{get, web};
 use serde::Serialize;
+use tokio::sync::watch;
 use utoipa::ToSchema;
 use yixin_auth::Caller;
+use yixin_domain::OrderId;
 use yixin_platform::{ApiError, ErrorBody, Mount};
+use yixin_queue::Queue;
 use yixin_store::Store;
+
+use crate::{
+    limiter::RateLimiter,
+    relay::{OutboxRelay, RelayConfig},
+};
+
+/// Tunables of the service.
+#[derive(Debug, Clone)]
+pub struct OrderIntakeConfig {
+    /// Orders one resident may attempt per minute (per instance).
+    pub orders_per_minute: u32,
+    /// The stream `OrderCreated` and status events are published to.
+    pub topic: String,
+    pub relay: RelayConfig,
+}
+
+impl Default for OrderIntakeConfig {
+    fn default() -> Self {
+        Self {
+            orders_per_minute: 10,
+            topic: "orders".to_owned(),
+            relay: RelayConfig::default(),
+        }
+    }
+}
 
 /// What the service needs, built once by the binary.
 #[derive(Clone)]
 pub struct OrderIntake {
     pub store: Store,
+    pub queue: Arc<dyn Queue>,
+    pub config: OrderIntakeConfig,
+    limiter: Arc<RateLimiter>,
+    shutdown: watch::Receiver<bool>,
 }
 
 impl OrderIntake {
-    pub fn new(store: Store) -> Self {
-        Self { store }
+    /// The service; `shutdown` turning true closes its live feeds.
+    pub fn new(
+        store: Store,
+        queue: Arc<dyn Queue>,
+        config: OrderIntakeConfig,
+        shutdown: watch::Receiver<bool>,
+    ) -> Self {
+        let limiter = Arc::new(RateLimiter::new(
+            config.orders_per_minute,
+            Duration::from_secs(60),
+        ));
+        Self {
+            store,
+            queue,
+            config,
+            limiter,
+            shutdown,
+        }
     }
 
     /// The routes and app data of this service.
@@ -31,7 +85,39 @@ impl OrderIntake {
         Arc::new(move |cfg| {
             cfg.app_data(data.clone());
             cfg.service(catalog);
+            cfg.service(orders::create_order);
+            cfg.service(orders::list_orders);
+            cfg.service(live::live);
+            cfg.service(orders::get_order);
+            cfg.service(orders::cancel_order);
+            cfg.service(orders::rate_order);
         })
+    }
+
+    /// The background workers (the outbox relay, which also purges old
+    /// idempotency keys), running until `shutdown` turns true.
+    pub fn spawn_workers(
+        &self,
+        shutdown: watch::Receiver<bool>,
+    ) -> Vec<tokio::task::JoinHandle<()>> {
+        let relay = OutboxRelay {
+            store: self.store.clone(),
+            queue: self.queue.clone(),
+            config: self.config.relay.clone(),
+        };
+        vec![tokio::spawn(relay.run(shutdown))]
+    }
+
+    /// Tells live feeds (on every instance) that the order changed. Best
+    /// effort: the relay broadcasts again when it publishes the event.
+    pub(crate) async fn notify(&self, id: OrderId) {
+        if let Err(e) = self
+            .queue
+            .broadcast(&live::order_channel(id), b"changed")
+            .await
+        {
+            tracing::debug!(order_id = %id, error = %e, "live broadcast failed");
+        }
     }
 }
 

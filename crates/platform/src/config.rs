@@ -24,6 +24,23 @@ pub struct Settings {
     pub auth: AuthSettings,
     pub log: LogSettings,
     pub demo: DemoSettings,
+    pub orders: OrderSettings,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OrderSettings {
+    /// Orders one resident may place per minute, per order-intake instance;
+    /// more get a 429 with `Retry-After`.
+    pub per_resident_per_minute: u32,
+}
+
+impl Default for OrderSettings {
+    fn default() -> Self {
+        Self {
+            per_resident_per_minute: 10,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -289,6 +306,12 @@ impl Settings {
         }
         if self.auth.token_ttl_secs == 0 {
             return Err(key_err("auth.token_ttl_secs", "must be at least 1"));
+        }
+        if self.orders.per_resident_per_minute == 0 {
+            return Err(key_err(
+                "orders.per_resident_per_minute",
+                "must be at least 1",
+            ));
         }
         if self.demo.org_id.trim().is_empty() {
             return Err(key_err("demo.org_id", "must not be empty"));

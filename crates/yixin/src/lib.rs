@@ -191,6 +191,38 @@ impl ReadinessCheck for QueueReady {
 /// The routes of `role`, plus what every service shares (token verification,
 /// and dev login where it is on).
 pub fn mounts(settings: &Settings, role: Role, backends: &Backends) -> Vec<Mount> {
+    let (_, shutdown) = tokio::sync::watch::channel(false);
+    mounts_with(
+        settings,
+        role,
+        backends,
+        order_intake(settings, backends, shutdown),
+    )
+}
+
+/// The order-intake service over the shared backends; `shutdown` closes its live feeds.
+pub fn order_intake(
+    settings: &Settings,
+    backends: &Backends,
+    shutdown: tokio::sync::watch::Receiver<bool>,
+) -> yixin_order_intake::OrderIntake {
+    yixin_order_intake::OrderIntake::new(
+        backends.store.clone(),
+        backends.queue.clone(),
+        yixin_order_intake::OrderIntakeConfig {
+            orders_per_minute: settings.orders.per_resident_per_minute,
+            ..yixin_order_intake::OrderIntakeConfig::default()
+        },
+        shutdown,
+    )
+}
+
+fn mounts_with(
+    settings: &Settings,
+    role: Role,
+    backends: &Backends,
+    order_intake: yixin_order_intake::OrderIntake,
+) -> Vec<Mount> {
     let auth = actix_web::web::Data::from(backends.auth.clone());
     let mut mounts: Vec<Mount> = vec![Arc::new(move |cfg| {
         cfg.app_data(auth.clone());
@@ -207,7 +239,7 @@ pub fn mounts(settings: &Settings, role: Role, backends: &Backends) -> Vec<Mount
         }
     }
     if role.runs_order_intake() {
-        mounts.push(yixin_order_intake::OrderIntake::new(backends.store.clone()).mount());
+        mounts.push(order_intake.mount());
     }
     if role.runs_dispatcher() {
         mounts.push(yixin_dispatcher::Dispatcher::new(backends.store.clone()).mount());
@@ -225,6 +257,7 @@ pub struct Yixin {
     server: RunningServer,
     shutdown: tokio::sync::watch::Sender<bool>,
     shutdown_timeout: Duration,
+    workers: Vec<tokio::task::JoinHandle<()>>,
 }
 
 impl Yixin {
@@ -241,14 +274,20 @@ impl Yixin {
         let readiness = Readiness::new()
             .with(Arc::new(DatabaseReady(backends.store.clone())))
             .with(Arc::new(QueueReady(backends.queue.clone())));
+        let (shutdown, _) = tokio::sync::watch::channel(false);
+        let intake = order_intake(&settings, &backends, shutdown.subscribe());
+        let workers = if role.runs_order_intake() {
+            intake.spawn_workers(shutdown.subscribe())
+        } else {
+            Vec::new()
+        };
         let server = http::start(
             listener,
             &settings.server,
             readiness,
-            mounts(&settings, role, &backends),
+            mounts_with(&settings, role, &backends, intake),
         )
         .context("starting the HTTP server")?;
-        let (shutdown, _) = tokio::sync::watch::channel(false);
         tracing::info!(
             addr = %server.addr,
             ?role,
@@ -262,6 +301,7 @@ impl Yixin {
             shutdown,
             shutdown_timeout: Duration::from_secs(settings.server.shutdown_timeout_secs),
             server,
+            workers,
         })
     }
 
@@ -285,6 +325,8 @@ impl Yixin {
             let _ = tokio::time::timeout(timeout + Duration::from_secs(5), handle.stop(true)).await;
         });
         self.server.server.await.context("HTTP server failed")?;
+        let _ = self.shutdown.send(true);
+        join_workers(self.workers, timeout).await;
         tracing::info!("stopped");
         Ok(())
     }
@@ -299,6 +341,19 @@ impl Yixin {
             handle,
             shutdown: self.shutdown,
             task,
+            workers: self.workers,
+            shutdown_timeout: self.shutdown_timeout,
+        }
+    }
+}
+
+/// Waits for the background workers to finish (they watch the shutdown
+/// signal), at most `timeout`; stragglers are aborted.
+async fn join_workers(workers: Vec<tokio::task::JoinHandle<()>>, timeout: Duration) {
+    for worker in workers {
+        let abort = worker.abort_handle();
+        if tokio::time::timeout(timeout, worker).await.is_err() {
+            abort.abort();
         }
     }
 }
@@ -310,6 +365,8 @@ pub struct RunningYixin {
     handle: actix_web::dev::ServerHandle,
     shutdown: tokio::sync::watch::Sender<bool>,
     task: tokio::task::JoinHandle<std::io::Result<()>>,
+    workers: Vec<tokio::task::JoinHandle<()>>,
+    shutdown_timeout: Duration,
 }
 
 impl RunningYixin {
@@ -318,6 +375,7 @@ impl RunningYixin {
         let _ = self.shutdown.send(true);
         self.handle.stop(true).await;
         let _ = self.task.await;
+        join_workers(self.workers, self.shutdown_timeout).await;
     }
 }
 

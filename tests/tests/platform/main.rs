@@ -5,3 +5,4 @@
 
 mod auth;
 mod operations;
+mod orders;

@@ -1,0 +1,727 @@
+//! `/v1/orders`: placing, reading, listing, cancelling and rating orders.
+
+use std::time::Instant;
+
+use actix_web::{HttpRequest, HttpResponse, get, http::StatusCode, post, web};
+use chrono::{DateTime, TimeDelta, Utc};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use utoipa::{IntoParams, ToSchema};
+use uuid::Uuid;
+use yixin_auth::ResidentCaller;
+use yixin_domain::{
+    Address, Contact, GeoPoint, NewOrder, OfferStatus, Order, OrderId, OrderStatus, OrgId, Rating,
+    ResidentId, ServiceArea,
+};
+use yixin_platform::{ApiError, ErrorBody, JsonBody};
+use yixin_proto::{Envelope, Event, Message, events::v1 as pb};
+use yixin_store::{
+    CreateOrderOutcome, IdempotencyRecord, NewOutboxMessage, OrderCursor, OrderTransition,
+};
+
+use crate::{
+    OrderIntake,
+    errors::{domain_error, domain_error_at, store_error},
+};
+
+/// Longest notes on an order accepted here (the domain allows more).
+pub const NOTES_MAX_CHARS: usize = 500;
+/// How far ahead a visit can be booked through this API.
+pub const MAX_BOOKING_AHEAD_DAYS: i64 = 7;
+/// Longest `Idempotency-Key`.
+pub const IDEMPOTENCY_KEY_MAX_CHARS: usize = 200;
+
+/// A WGS-84 position.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Location {
+    #[schema(example = 29.39)]
+    pub lat: f64,
+    #[schema(example = 106.32)]
+    pub lng: f64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct AddressBody {
+    pub text: String,
+    #[serde(default)]
+    pub detail: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ContactBody {
+    pub name: String,
+    /// A mainland China mobile number.
+    #[schema(example = "13812345678")]
+    pub phone: String,
+}
+
+/// `POST /v1/orders` body.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct CreateOrderRequest {
+    #[schema(example = "wound_care")]
+    pub service_code: String,
+    pub location: Location,
+    pub address: AddressBody,
+    pub contact: ContactBody,
+    #[serde(default)]
+    pub notes: Option<String>,
+    /// A booked time (within 7 days); none means as soon as possible.
+    #[serde(default)]
+    pub scheduled_for: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+pub struct CancelRequest {
+    #[serde(default)]
+    pub reason: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+pub struct RatingRequest {
+    /// 1 to 5.
+    pub stars: u8,
+    #[serde(default)]
+    pub comment: Option<String>,
+}
+
+/// An order as its owner sees it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct OrderView {
+    pub id: String,
+    #[schema(example = "pending")]
+    pub status: String,
+    pub service_code: String,
+    pub created_at: DateTime<Utc>,
+    /// When the nurse must be at the door.
+    pub promised_by: DateTime<Utc>,
+    pub eta: Option<DateTime<Utc>>,
+    pub nurse: Option<NurseView>,
+    pub timeline: Vec<TimelineEntry>,
+    pub location: Location,
+    pub address: AddressView,
+    pub contact: ContactView,
+    pub notes: Option<String>,
+    pub scheduled_for: Option<DateTime<Utc>>,
+    pub cancel_reason: Option<String>,
+    pub rating: Option<RatingView>,
+}
+
+/// A page of the caller's orders, newest first.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct OrderPage {
+    pub orders: Vec<OrderView>,
+    /// Pass as `cursor` for the next page; null on the last page.
+    pub next_cursor: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct NurseView {
+    pub id: String,
+    pub name: String,
+    pub phone_masked: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub location: Option<Location>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct TimelineEntry {
+    pub status: String,
+    pub at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct RatingView {
+    pub stars: u8,
+    pub comment: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct AddressView {
+    pub text: String,
+    pub detail: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct ContactView {
+    pub name: String,
+    pub phone: String,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct ListQuery {
+    /// 1 to 100, default 20.
+    pub limit: Option<u32>,
+    /// `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+}
+
+/// The idempotency scope of a caller: keys of different callers never collide.
+fn scope_of(caller: &ResidentCaller) -> String {
+    format!("resident:{}:{}", caller.org, caller.sub)
+}
+
+fn owns(caller: &ResidentCaller, order: &Order) -> bool {
+    order.org_id.as_str() == caller.org && order.resident_id.as_str() == caller.sub
+}
+
+/// Parses `{id}`; anything that is not an order id names nothing.
+fn order_id(raw: &str) -> Result<OrderId, ApiError> {
+    Uuid::parse_str(raw)
+        .map(OrderId)
+        .map_err(|_| ApiError::not_found("no such order"))
+}
+
+/// The caller's order, or 404 (also when it is someone else's).
+pub(crate) async fn owned_order(
+    svc: &OrderIntake,
+    caller: &ResidentCaller,
+    raw_id: &str,
+) -> Result<Order, ApiError> {
+    let id = order_id(raw_id)?;
+    match svc.store.get_order(id).await.map_err(store_error)? {
+        Some(order) if owns(caller, &order) => Ok(order),
+        _ => Err(ApiError::not_found("no such order")),
+    }
+}
+
+/// The order with its timeline and nurse, as the owner sees it.
+pub(crate) async fn view(svc: &OrderIntake, order: &Order) -> Result<OrderView, ApiError> {
+    let timeline = svc
+        .store
+        .timeline(order.id)
+        .await
+        .map_err(store_error)?
+        .into_iter()
+        .map(|e| TimelineEntry {
+            status: e.status.as_str().to_owned(),
+            at: e.at,
+        })
+        .collect();
+    let nurse = match order.nurse_id {
+        Some(id) => svc
+            .store
+            .get_nurse(id)
+            .await
+            .map_err(store_error)?
+            .map(|n| NurseView {
+                id: n.id.to_string(),
+                name: n.name,
+                phone_masked: n.phone.masked(),
+                location: None,
+            }),
+        None => None,
+    };
+    Ok(OrderView {
+        id: order.id.to_string(),
+        status: order.status.as_str().to_owned(),
+        service_code: order.service_code.clone(),
+        created_at: order.created_at,
+        promised_by: order.promised_by,
+        eta: order.eta,
+        nurse,
+        timeline,
+        location: Location {
+            lat: order.location.lat(),
+            lng: order.location.lng(),
+        },
+        address: AddressView {
+            text: order.address.text.clone(),
+            detail: order.address.detail.clone(),
+        },
+        contact: ContactView {
+            name: order.contact.name.clone(),
+            phone: order.contact.phone.as_str().to_owned(),
+        },
+        notes: order.notes.clone(),
+        scheduled_for: order.scheduled_for,
+        cancel_reason: order.cancel_reason.clone(),
+        rating: order.rating.as_ref().map(|r| RatingView {
+            stars: r.stars,
+            comment: r.comment.clone(),
+        }),
+    })
+}
+
+/// sha256 of the canonical JSON of the parsed request (object keys sorted).
+fn request_hash(body: &CreateOrderRequest) -> Result<String, ApiError> {
+    let canonical = serde_json::to_value(body)
+        .and_then(|v| serde_json::to_vec(&v))
+        .map_err(ApiError::internal)?;
+    Ok(hex::encode(Sha256::digest(&canonical)))
+}
+
+fn idempotency_key(req: &HttpRequest) -> Result<String, ApiError> {
+    let Some(value) = req.headers().get("Idempotency-Key") else {
+        return Err(ApiError::BadRequest {
+            code: "missing_idempotency_key".into(),
+            message: "the Idempotency-Key header is required".into(),
+            field: Some("Idempotency-Key".into()),
+        });
+    };
+    let key = value.to_str().map(str::trim).unwrap_or_default();
+    if key.is_empty() || key.chars().count() > IDEMPOTENCY_KEY_MAX_CHARS {
+        return Err(ApiError::BadRequest {
+            code: "invalid_idempotency_key".into(),
+            message: format!(
+                "the Idempotency-Key must be 1 to {IDEMPOTENCY_KEY_MAX_CHARS} visible ASCII characters"
+            ),
+            field: Some("Idempotency-Key".into()),
+        });
+    }
+    Ok(key.to_owned())
+}
+
+/// Checks everything that needs no backend and builds the domain request.
+pub(crate) fn new_order(
+    caller: &ResidentCaller,
+    body: &CreateOrderRequest,
+    now: DateTime<Utc>,
+) -> Result<NewOrder, ApiError> {
+    let location = GeoPoint::new(body.location.lat, body.location.lng).map_err(|e| {
+        let field = match e.field() {
+            Some(f) => format!("location.{f}"),
+            None => "location".to_owned(),
+        };
+        domain_error_at(e, Some(&field))
+    })?;
+    let address =
+        Address::new(&body.address.text, body.address.detail.as_deref()).map_err(domain_error)?;
+    let contact = Contact::new(&body.contact.name, &body.contact.phone).map_err(|e| {
+        let field = if matches!(e, yixin_domain::DomainError::InvalidPhone { .. }) {
+            "contact.phone"
+        } else {
+            "contact.name"
+        };
+        domain_error_at(e, Some(field))
+    })?;
+    let notes = body
+        .notes
+        .as_deref()
+        .map(str::trim)
+        .filter(|n| !n.is_empty())
+        .map(str::to_owned);
+    if notes
+        .as_ref()
+        .is_some_and(|n| n.chars().count() > NOTES_MAX_CHARS)
+    {
+        return Err(ApiError::invalid_field(
+            "notes",
+            "too_long",
+            format!("notes must be at most {NOTES_MAX_CHARS} characters"),
+        ));
+    }
+    if let Some(at) = body.scheduled_for {
+        if at > now + TimeDelta::days(MAX_BOOKING_AHEAD_DAYS) {
+            return Err(ApiError::invalid_field(
+                "scheduled_for",
+                "invalid_schedule",
+                format!("visits can be booked at most {MAX_BOOKING_AHEAD_DAYS} days ahead"),
+            ));
+        }
+        if at <= now - TimeDelta::minutes(1) {
+            return Err(ApiError::invalid_field(
+                "scheduled_for",
+                "invalid_schedule",
+                "the booked time is in the past",
+            ));
+        }
+    }
+    let new = NewOrder {
+        org_id: OrgId::from(caller.org.as_str()),
+        resident_id: ResidentId::from(caller.sub.as_str()),
+        service_code: body.service_code.trim().to_owned(),
+        location,
+        address,
+        contact,
+        notes,
+        scheduled_for: body.scheduled_for,
+    };
+    new.validate(now).map_err(domain_error)?;
+    Ok(new)
+}
+
+fn unix_ms(at: DateTime<Utc>) -> i64 {
+    at.timestamp_millis()
+}
+
+pub(crate) fn envelope(event: Event, at: DateTime<Utc>) -> Vec<u8> {
+    Envelope::wrap(Uuid::now_v7().to_string(), unix_ms(at), event).encode_to_vec()
+}
+
+fn status_changed(order: &Order, from: OrderStatus, at: DateTime<Utc>) -> Event {
+    Event::OrderStatusChanged(pb::OrderStatusChanged {
+        order_id: order.id.to_string(),
+        org_id: order.org_id.as_str().to_owned(),
+        from: from.as_str().to_owned(),
+        to: order.status.as_str().to_owned(),
+        nurse_id: order.nurse_id.map(|n| n.to_string()),
+        eta_unix_ms: order.eta.map(unix_ms),
+        at_unix_ms: unix_ms(at),
+    })
+}
+
+/// Places an order for the caller.
+///
+/// The order, its first timeline event and the `OrderCreated` event are
+/// written in one transaction before the answer. Requires an
+/// `Idempotency-Key`: the same key and body again answers 200 with the same
+/// order; the same key with another body is 409 `idempotency_conflict`.
+#[utoipa::path(
+    tag = "resident",
+    security(("bearer" = [])),
+    request_body = CreateOrderRequest,
+    params(("Idempotency-Key" = String, Header, description = "1 to 200 characters, unique per intended order")),
+    responses(
+        (status = 201, description = "Created", body = OrderView),
+        (status = 200, description = "A replay of an earlier request with this key", body = OrderView),
+        (status = 400, description = "Malformed JSON or a missing Idempotency-Key", body = ErrorBody),
+        (status = 401, body = ErrorBody),
+        (status = 403, description = "Not a resident", body = ErrorBody),
+        (status = 409, description = "Key reused with another body", body = ErrorBody),
+        (status = 413, body = ErrorBody),
+        (status = 422, description = "Invalid field; `field` names it", body = ErrorBody),
+        (status = 429, description = "Too many orders; see Retry-After", body = ErrorBody),
+    )
+)]
+#[post("/v1/orders")]
+pub async fn create_order(
+    caller: ResidentCaller,
+    req: HttpRequest,
+    svc: web::Data<OrderIntake>,
+    body: JsonBody<CreateOrderRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let body = body.into_inner();
+    let key = idempotency_key(&req)?;
+    let scope = scope_of(&caller);
+    let hash = request_hash(&body)?;
+
+    // Retries first: a replay is answered even if the request would no
+    // longer validate (e.g. a booked time now past) and is not rate limited.
+    if let Some(existing) = svc
+        .store
+        .idempotency_record(&scope, &key)
+        .await
+        .map_err(store_error)?
+    {
+        if existing.request_hash != hash {
+            return Err(store_error(yixin_store::StoreError::IdempotencyConflict));
+        }
+        return replay(&svc, &caller, existing.order_id).await;
+    }
+
+    svc.limiter
+        .check(&scope, Instant::now())
+        .map_err(|retry_after_secs| ApiError::RateLimited { retry_after_secs })?;
+
+    let now = Utc::now();
+    let new = new_order(&caller, &body, now)?;
+    let catalog = svc.store.catalog().await.map_err(store_error)?;
+    let service = catalog
+        .orderable_service(&new.service_code)
+        .map_err(domain_error)?;
+    let required_skills = service
+        .required_skills
+        .iter()
+        .map(|s| s.as_str().to_owned())
+        .collect();
+    let areas = svc
+        .store
+        .service_areas(&new.org_id)
+        .await
+        .map_err(store_error)?;
+    ServiceArea::covering(&areas, &new.location).map_err(domain_error)?;
+
+    let order = Order::place(new, now);
+    let event = Event::OrderCreated(pb::OrderCreated {
+        order_id: order.id.to_string(),
+        org_id: order.org_id.as_str().to_owned(),
+        service_code: order.service_code.clone(),
+        lat: order.location.lat(),
+        lng: order.location.lng(),
+        created_at_unix_ms: unix_ms(order.created_at),
+        promised_by_unix_ms: unix_ms(order.promised_by),
+        required_skills,
+    });
+    let outbox = NewOutboxMessage {
+        topic: svc.config.topic.clone(),
+        payload: envelope(event, now),
+    };
+    let record = IdempotencyRecord {
+        scope,
+        key,
+        request_hash: hash,
+        order_id: order.id,
+        created_at: now,
+    };
+    match svc
+        .store
+        .create_order(&order, outbox, Some(record))
+        .await
+        .map_err(store_error)?
+    {
+        CreateOrderOutcome::Created => {
+            tracing::info!(order_id = %order.id, service = %order.service_code, "order placed");
+            svc.notify(order.id).await;
+            let view = view(&svc, &order).await?;
+            Ok(HttpResponse::Created().json(view))
+        }
+        CreateOrderOutcome::Replayed(id) => replay(&svc, &caller, id).await,
+    }
+}
+
+async fn replay(
+    svc: &OrderIntake,
+    caller: &ResidentCaller,
+    id: OrderId,
+) -> Result<HttpResponse, ApiError> {
+    let order = svc
+        .store
+        .get_order(id)
+        .await
+        .map_err(store_error)?
+        .filter(|o| owns(caller, o))
+        .ok_or_else(|| {
+            ApiError::internal(anyhow::anyhow!("idempotency record without its order"))
+        })?;
+    Ok(HttpResponse::build(StatusCode::OK).json(view(svc, &order).await?))
+}
+
+/// One of the caller's orders.
+#[utoipa::path(
+    tag = "resident",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "Order id")),
+    responses(
+        (status = 200, body = OrderView),
+        (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody),
+        (status = 404, description = "No such order of the caller", body = ErrorBody),
+    )
+)]
+#[get("/v1/orders/{id}")]
+pub async fn get_order(
+    caller: ResidentCaller,
+    svc: web::Data<OrderIntake>,
+    id: web::Path<String>,
+) -> Result<web::Json<OrderView>, ApiError> {
+    let order = owned_order(&svc, &caller, &id).await?;
+    Ok(web::Json(view(&svc, &order).await?))
+}
+
+fn encode_cursor(c: &OrderCursor) -> String {
+    hex::encode(format!("{}|{}", c.created_at.timestamp_micros(), c.id.0))
+}
+
+fn decode_cursor(raw: &str) -> Result<OrderCursor, ApiError> {
+    let bad = || ApiError::BadRequest {
+        code: "invalid_cursor".into(),
+        message: "the cursor is not one this API returned".into(),
+        field: Some("cursor".into()),
+    };
+    let bytes = hex::decode(raw).map_err(|_| bad())?;
+    let text = String::from_utf8(bytes).map_err(|_| bad())?;
+    let (micros, id) = text.split_once('|').ok_or_else(bad)?;
+    let micros: i64 = micros.parse().map_err(|_| bad())?;
+    let created_at = DateTime::<Utc>::from_timestamp_micros(micros).ok_or_else(bad)?;
+    let id = Uuid::parse_str(id).map_err(|_| bad())?;
+    Ok(OrderCursor {
+        created_at,
+        id: OrderId(id),
+    })
+}
+
+/// The caller's orders, newest first, in pages.
+#[utoipa::path(
+    tag = "resident",
+    security(("bearer" = [])),
+    params(ListQuery),
+    responses(
+        (status = 200, body = OrderPage),
+        (status = 400, description = "Bad limit or cursor", body = ErrorBody),
+        (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody),
+    )
+)]
+#[get("/v1/orders")]
+pub async fn list_orders(
+    caller: ResidentCaller,
+    svc: web::Data<OrderIntake>,
+    query: web::Query<ListQuery>,
+) -> Result<web::Json<OrderPage>, ApiError> {
+    let limit = query.limit.unwrap_or(20);
+    if !(1..=100).contains(&limit) {
+        return Err(ApiError::BadRequest {
+            code: "invalid_query".into(),
+            message: "limit must be between 1 and 100".into(),
+            field: Some("limit".into()),
+        });
+    }
+    let before = query.cursor.as_deref().map(decode_cursor).transpose()?;
+    // One more than asked tells whether there is a next page.
+    let mut orders = svc
+        .store
+        .orders_for_resident(
+            &OrgId::from(caller.org.as_str()),
+            &ResidentId::from(caller.sub.as_str()),
+            before,
+            u64::from(limit) + 1,
+        )
+        .await
+        .map_err(store_error)?;
+    let more = orders.len() > limit as usize;
+    orders.truncate(limit as usize);
+    let next_cursor = if more {
+        orders.last().map(|o| encode_cursor(&OrderCursor::from(o)))
+    } else {
+        None
+    };
+    let mut views = Vec::with_capacity(orders.len());
+    for order in &orders {
+        views.push(view(&svc, order).await?);
+    }
+    Ok(web::Json(OrderPage {
+        orders: views,
+        next_cursor,
+    }))
+}
+
+/// Cancels one of the caller's orders, until the visit starts.
+///
+/// A live offer for it is withdrawn and the nurse is freed. Cancelling an
+/// order that is already cancelled is a 409 `not_cancellable`, like any
+/// order past the point of cancelling.
+#[utoipa::path(
+    tag = "resident",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "Order id")),
+    request_body = CancelRequest,
+    responses(
+        (status = 200, description = "Cancelled", body = OrderView),
+        (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody),
+        (status = 409, description = "`not_cancellable`: the visit has started or the order is over", body = ErrorBody),
+        (status = 422, body = ErrorBody),
+    )
+)]
+#[post("/v1/orders/{id}/cancel")]
+pub async fn cancel_order(
+    caller: ResidentCaller,
+    svc: web::Data<OrderIntake>,
+    id: web::Path<String>,
+    body: JsonBody<CancelRequest>,
+) -> Result<web::Json<OrderView>, ApiError> {
+    let reason = body.into_inner().reason;
+    let mut order = owned_order(&svc, &caller, &id).await?;
+    // The conditional update applies only from the status we saw; if the
+    // order moved meanwhile, look again (bounded).
+    let mut attempts = 0;
+    let cancelled = loop {
+        attempts += 1;
+        let now = Utc::now();
+        let from = order.status;
+        let mut next = order.clone();
+        next.cancel(reason.as_deref(), now).map_err(domain_error)?;
+        next.nurse_id = None;
+        let mut change = OrderTransition::new(order.id, vec![from], OrderStatus::Cancelled, now);
+        change.nurse_id = Some(None);
+        change.cancel_reason = next.cancel_reason.clone();
+        change.outbox = Some(NewOutboxMessage {
+            topic: svc.config.topic.clone(),
+            payload: envelope(status_changed(&next, from, now), now),
+        });
+        match svc.store.transition_order(change).await {
+            Ok(done) => break done,
+            Err(yixin_store::StoreError::StaleState { .. }) if attempts < 5 => {
+                order = svc
+                    .store
+                    .get_order(order.id)
+                    .await
+                    .map_err(store_error)?
+                    .ok_or_else(|| ApiError::not_found("no such order"))?;
+            }
+            Err(e) => return Err(store_error(e)),
+        }
+    };
+    withdraw_open_offers(&svc, cancelled.id).await;
+    tracing::info!(order_id = %cancelled.id, "order cancelled by the resident");
+    svc.notify(cancelled.id).await;
+    Ok(web::Json(view(&svc, &cancelled).await?))
+}
+
+/// Withdraws the order's open offer, if any. Best effort: the order is
+/// already cancelled, and an offer the nurse answers meanwhile finds the
+/// order no longer offered.
+async fn withdraw_open_offers(svc: &OrderIntake, id: OrderId) {
+    let offers = match svc.store.offers_for_order(id).await {
+        Ok(offers) => offers,
+        Err(e) => {
+            tracing::warn!(order_id = %id, error = %e, "could not read offers to withdraw");
+            return;
+        }
+    };
+    for offer in offers.into_iter().filter(|o| o.status == OfferStatus::Open) {
+        if let Err(e) = svc
+            .store
+            .answer_offer(
+                offer.id,
+                OfferStatus::Open,
+                OfferStatus::Withdrawn,
+                Utc::now(),
+                Some("order cancelled".to_owned()),
+            )
+            .await
+        {
+            tracing::info!(offer_id = %offer.id, error = %e, "offer not withdrawn (answered meanwhile?)");
+        }
+    }
+}
+
+/// Rates one of the caller's completed orders, once.
+#[utoipa::path(
+    tag = "resident",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "Order id")),
+    request_body = RatingRequest,
+    responses(
+        (status = 200, body = OrderView),
+        (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody),
+        (status = 409, description = "`order_not_completed` or `already_rated`", body = ErrorBody),
+        (status = 422, body = ErrorBody),
+    )
+)]
+#[post("/v1/orders/{id}/rating")]
+pub async fn rate_order(
+    caller: ResidentCaller,
+    svc: web::Data<OrderIntake>,
+    id: web::Path<String>,
+    body: JsonBody<RatingRequest>,
+) -> Result<web::Json<OrderView>, ApiError> {
+    let body = body.into_inner();
+    let rating = Rating::new(body.stars, body.comment).map_err(domain_error)?;
+    let order = owned_order(&svc, &caller, &id).await?;
+    let mut check = order.clone();
+    check
+        .rate(rating.clone(), Utc::now())
+        .map_err(domain_error)?;
+    let rated = match svc.store.set_rating(order.id, &rating).await {
+        Ok(o) => o,
+        Err(yixin_store::StoreError::StaleState { current }) => {
+            return Err(ApiError::conflict(
+                "order_not_completed",
+                format!("only a completed order can be rated; this one is {current}"),
+            ));
+        }
+        Err(yixin_store::StoreError::Conflict(_)) => {
+            return Err(ApiError::conflict(
+                "already_rated",
+                "this order has already been rated",
+            ));
+        }
+        Err(e) => return Err(store_error(e)),
+    };
+    svc.notify(rated.id).await;
+    Ok(web::Json(view(&svc, &rated).await?))
+}
