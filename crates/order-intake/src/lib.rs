@@ -11,17 +11,21 @@ pub mod live;
 pub mod orders;
 pub mod relay;
 
-use std::{sync::Arc, time::Duration};
+use std::{
+    collections::HashMap,
+    sync::{Arc, RwLock},
+    time::{Duration, Instant},
+};
 
 use actix_web::{get, web};
 use serde::Serialize;
 use tokio::sync::watch;
 use utoipa::ToSchema;
 use yixin_auth::Caller;
-use yixin_domain::OrderId;
+use yixin_domain::{Catalog, OrderId, OrgId, ServiceArea};
 use yixin_platform::{ApiError, ErrorBody, Mount};
 use yixin_queue::Queue;
-use yixin_store::Store;
+use yixin_store::{Store, StoreError};
 
 use crate::{
     limiter::RateLimiter,
@@ -55,7 +59,62 @@ pub struct OrderIntake {
     pub queue: Arc<dyn Queue>,
     pub config: OrderIntakeConfig,
     limiter: Arc<RateLimiter>,
+    reference: Arc<ReferenceCache>,
     shutdown: watch::Receiver<bool>,
+}
+
+/// Catalogue and service areas, read on every order but changed rarely:
+/// kept for a few seconds instead of queried per request. A changed area
+/// takes effect within [`REFERENCE_TTL`].
+pub(crate) struct ReferenceCache {
+    catalog: RwLock<Option<Cached<Catalog>>>,
+    areas: RwLock<HashMap<OrgId, Cached<Vec<ServiceArea>>>>,
+}
+
+/// A value and when it was read.
+type Cached<T> = (Instant, Arc<T>);
+
+pub(crate) const REFERENCE_TTL: Duration = Duration::from_secs(5);
+
+impl ReferenceCache {
+    fn new() -> Self {
+        Self {
+            catalog: RwLock::new(None),
+            areas: RwLock::new(HashMap::new()),
+        }
+    }
+
+    pub(crate) async fn catalog(&self, store: &Store) -> Result<Arc<Catalog>, StoreError> {
+        if let Ok(guard) = self.catalog.read()
+            && let Some((at, cached)) = guard.as_ref()
+            && at.elapsed() < REFERENCE_TTL
+        {
+            return Ok(cached.clone());
+        }
+        let fresh = Arc::new(store.catalog().await?);
+        if let Ok(mut guard) = self.catalog.write() {
+            *guard = Some((Instant::now(), fresh.clone()));
+        }
+        Ok(fresh)
+    }
+
+    pub(crate) async fn service_areas(
+        &self,
+        store: &Store,
+        org: &OrgId,
+    ) -> Result<Arc<Vec<ServiceArea>>, StoreError> {
+        if let Ok(guard) = self.areas.read()
+            && let Some((at, areas)) = guard.get(org)
+            && at.elapsed() < REFERENCE_TTL
+        {
+            return Ok(areas.clone());
+        }
+        let areas = Arc::new(store.service_areas(org).await?);
+        if let Ok(mut guard) = self.areas.write() {
+            guard.insert(org.clone(), (Instant::now(), areas.clone()));
+        }
+        Ok(areas)
+    }
 }
 
 impl OrderIntake {
@@ -75,6 +134,7 @@ impl OrderIntake {
             queue,
             config,
             limiter,
+            reference: Arc::new(ReferenceCache::new()),
             shutdown,
         }
     }

@@ -3,7 +3,7 @@
 use std::time::Instant;
 
 use actix_web::{HttpRequest, HttpResponse, get, http::StatusCode, post, web};
-use chrono::{DateTime, TimeDelta, Utc};
+use chrono::{DateTime, SubsecRound, TimeDelta, Utc};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use utoipa::{IntoParams, ToSchema};
@@ -186,7 +186,7 @@ pub(crate) async fn owned_order(
 
 /// The order with its timeline and nurse, as the owner sees it.
 pub(crate) async fn view(svc: &OrderIntake, order: &Order) -> Result<OrderView, ApiError> {
-    let timeline = svc
+    let timeline: Vec<TimelineEntry> = svc
         .store
         .timeline(order.id)
         .await
@@ -211,7 +211,12 @@ pub(crate) async fn view(svc: &OrderIntake, order: &Order) -> Result<OrderView, 
             }),
         None => None,
     };
-    Ok(OrderView {
+    Ok(view_of(order, timeline, nurse))
+}
+
+/// The order as its owner sees it, from what the caller already holds.
+fn view_of(order: &Order, timeline: Vec<TimelineEntry>, nurse: Option<NurseView>) -> OrderView {
+    OrderView {
         id: order.id.to_string(),
         status: order.status.as_str().to_owned(),
         service_code: order.service_code.clone(),
@@ -239,7 +244,7 @@ pub(crate) async fn view(svc: &OrderIntake, order: &Order) -> Result<OrderView, 
             stars: r.stars,
             comment: r.comment.clone(),
         }),
-    })
+    }
 }
 
 /// sha256 of the canonical JSON of the parsed request (object keys sorted).
@@ -413,9 +418,14 @@ pub async fn create_order(
         .check(&scope, Instant::now())
         .map_err(|retry_after_secs| ApiError::RateLimited { retry_after_secs })?;
 
-    let now = Utc::now();
+    // Microseconds, as stored: the 201 says exactly what a later GET will.
+    let now = Utc::now().trunc_subsecs(6);
     let new = new_order(&caller, &body, now)?;
-    let catalog = svc.store.catalog().await.map_err(store_error)?;
+    let catalog = svc
+        .reference
+        .catalog(&svc.store)
+        .await
+        .map_err(store_error)?;
     let service = catalog
         .orderable_service(&new.service_code)
         .map_err(domain_error)?;
@@ -425,11 +435,11 @@ pub async fn create_order(
         .map(|s| s.as_str().to_owned())
         .collect();
     let areas = svc
-        .store
-        .service_areas(&new.org_id)
+        .reference
+        .service_areas(&svc.store, &new.org_id)
         .await
         .map_err(store_error)?;
-    ServiceArea::covering(&areas, &new.location).map_err(domain_error)?;
+    ServiceArea::covering(areas.iter(), &new.location).map_err(domain_error)?;
 
     let order = Order::place(new, now);
     let event = Event::OrderCreated(pb::OrderCreated {
@@ -460,10 +470,15 @@ pub async fn create_order(
         .map_err(store_error)?
     {
         CreateOrderOutcome::Created => {
-            tracing::info!(order_id = %order.id, service = %order.service_code, "order placed");
-            svc.notify(order.id).await;
-            let view = view(&svc, &order).await?;
-            Ok(HttpResponse::Created().json(view))
+            tracing::debug!(order_id = %order.id, service = %order.service_code, "order placed");
+            // Nobody can follow an order that did not exist a moment ago, so
+            // there is no live feed to notify; its timeline is the one event
+            // just written.
+            let timeline = vec![TimelineEntry {
+                status: order.status.as_str().to_owned(),
+                at: order.created_at,
+            }];
+            Ok(HttpResponse::Created().json(view_of(&order, timeline, None)))
         }
         CreateOrderOutcome::Replayed(id) => replay(&svc, &caller, id).await,
     }
