@@ -38,11 +38,6 @@ mod dev_login;
 mod error;
 mod extract;
 
-use utoipa::openapi::{
-    OpenApi as OpenApiDoc,
-    security::{HttpAuthScheme, HttpBuilder, SecurityScheme},
-};
-
 pub use authenticator::{
     Authenticator, IssuedToken, MAX_TOKEN_BYTES, MIN_HS256_SECRET_BYTES, MIN_RSA_BITS,
 };
@@ -56,31 +51,9 @@ pub use extract::{
     Caller, CoordinatorCaller, NurseCaller, ResidentCaller, authenticate, bearer_token,
 };
 
-/// Name of the OpenAPI security scheme for bearer JWTs that [`BearerSecurity`]
-/// adds; protected operations say `#[utoipa::path(security(("bearer" = [])), …)]`.
-pub const BEARER_SCHEME: &str = "bearer";
-
-/// utoipa modifier adding the [`BEARER_SCHEME`] security scheme (HTTP
-/// bearer, JWT) to a document: `#[openapi(modifiers(&yixin_auth::BearerSecurity))]`.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct BearerSecurity;
-
-impl utoipa::Modify for BearerSecurity {
-    fn modify(&self, openapi: &mut OpenApiDoc) {
-        openapi
-            .components
-            .get_or_insert_with(Default::default)
-            .add_security_scheme(
-                BEARER_SCHEME,
-                SecurityScheme::Http(
-                    HttpBuilder::new()
-                        .scheme(HttpAuthScheme::Bearer)
-                        .bearer_format("JWT")
-                        .build(),
-                ),
-            );
-    }
-}
+/// The bearer security scheme of the OpenAPI document is the platform's;
+/// re-exported so code annotating protected routes finds it here too.
+pub use yixin_platform::http::{BEARER_SCHEME, BearerSecurity};
 
 #[cfg(test)]
 mod tests {

@@ -222,7 +222,11 @@ async fn catalog(
     _caller: Caller,
     svc: web::Data<OrderIntake>,
 ) -> Result<web::Json<CatalogResponse>, ApiError> {
-    let catalog = svc.store.catalog().await.map_err(ApiError::internal)?;
+    let catalog = svc
+        .reference
+        .catalog(&svc.store)
+        .await
+        .map_err(ApiError::internal)?;
     let mut categories = catalog.categories.clone();
     categories.sort_by_key(|c| c.sort);
     let categories = categories

@@ -167,7 +167,7 @@ async fn observe(
         license(name = "Apache-2.0")
     ),
     components(schemas(ErrorBody)),
-    modifiers(&BearerAuth),
+    modifiers(&BearerSecurity),
     tags(
         (name = "operations", description = "Health, readiness, metrics"),
         (name = "auth", description = "Tokens"),
@@ -178,14 +178,22 @@ async fn observe(
 )]
 struct BaseDoc;
 
-struct BearerAuth;
+/// Name of the OpenAPI security scheme for bearer JWTs; protected operations
+/// say `#[utoipa::path(security(("bearer" = [])), …)]`.
+pub const BEARER_SCHEME: &str = "bearer";
 
-impl utoipa::Modify for BearerAuth {
+/// utoipa modifier adding the [`BEARER_SCHEME`] security scheme (HTTP
+/// bearer, JWT) to a document. The served document gets it from the base
+/// document here.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct BearerSecurity;
+
+impl utoipa::Modify for BearerSecurity {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
         use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
         let components = openapi.components.get_or_insert_with(Default::default);
         components.add_security_scheme(
-            "bearer",
+            BEARER_SCHEME,
             SecurityScheme::Http(
                 HttpBuilder::new()
                     .scheme(HttpAuthScheme::Bearer)

@@ -188,18 +188,6 @@ impl ReadinessCheck for QueueReady {
     }
 }
 
-/// The routes of `role`, plus what every service shares (token verification,
-/// and dev login where it is on).
-pub fn mounts(settings: &Settings, role: Role, backends: &Backends) -> Vec<Mount> {
-    let (_, shutdown) = tokio::sync::watch::channel(false);
-    mounts_with(
-        settings,
-        role,
-        backends,
-        order_intake(settings, backends, shutdown),
-    )
-}
-
 /// The order-intake service over the shared backends; `shutdown` closes its live feeds.
 pub fn order_intake(
     settings: &Settings,
@@ -217,7 +205,9 @@ pub fn order_intake(
     )
 }
 
-fn mounts_with(
+/// The routes of `role`, plus what every service shares (token verification,
+/// and dev login where it is on).
+fn mounts(
     settings: &Settings,
     role: Role,
     backends: &Backends,
@@ -285,7 +275,7 @@ impl Yixin {
             listener,
             &settings.server,
             readiness,
-            mounts_with(&settings, role, &backends, intake),
+            mounts(&settings, role, &backends, intake),
         )
         .context("starting the HTTP server")?;
         tracing::info!(
