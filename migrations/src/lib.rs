@@ -17,6 +17,7 @@ mod m20261123_000003_create_orders_and_events;
 mod m20261123_000004_create_offers;
 mod m20261123_000005_create_idempotency_keys_and_outbox;
 mod m20261123_000006_create_nurse_locations;
+mod m20261123_000007_index_unpublished_outbox;
 
 /// Every migration of the schema, oldest first.
 pub struct Migrator;
@@ -31,6 +32,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261123_000004_create_offers::Migration),
             Box::new(m20261123_000005_create_idempotency_keys_and_outbox::Migration),
             Box::new(m20261123_000006_create_nurse_locations::Migration),
+            Box::new(m20261123_000007_index_unpublished_outbox::Migration),
         ]
     }
 }

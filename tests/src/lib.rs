@@ -253,6 +253,27 @@ impl TestApp {
         WsClient { stream }
     }
 
+    /// Opens a WebSocket, or answers the HTTP status that refused the upgrade.
+    pub async fn try_ws(&self, path: &str, token: &str) -> Result<WsClient, u16> {
+        let separator = if path.contains('?') { '&' } else { '?' };
+        let url = self.ws_url(&format!("{path}{separator}token={token}"));
+        match tokio_tungstenite::connect_async(url).await {
+            Ok((stream, _)) => Ok(WsClient { stream }),
+            Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+                Err(response.status().as_u16())
+            }
+            Err(e) => panic!("WebSocket failed before any HTTP answer: {e}"),
+        }
+    }
+
+    /// Stops the platform but keeps its database (and Redis keys), so
+    /// another instance can take over: a crash or redeploy.
+    pub async fn stop_platform(&mut self) {
+        if let Some(running) = self.running.take() {
+            running.stop().await;
+        }
+    }
+
     /// Graceful stop, as on SIGTERM.
     pub async fn stop(mut self) {
         if let Some(running) = self.running.take() {
@@ -289,6 +310,45 @@ impl WsClient {
                 Message::Text(text) => return serde_json::from_str(text.as_str()).ok(),
                 Message::Close(_) => return None,
                 _ => continue,
+            }
+        }
+    }
+
+    pub async fn send_text(&mut self, text: &str) -> bool {
+        self.stream.send(Message::text(text)).await.is_ok()
+    }
+
+    pub async fn send_binary(&mut self, bytes: Vec<u8>) -> bool {
+        self.stream.send(Message::binary(bytes)).await.is_ok()
+    }
+
+    /// The next JSON frame whose `type` is `kind`, skipping others; panics
+    /// if none comes within `wait`.
+    pub async fn expect_type(&mut self, kind: &str, wait: Duration) -> Value {
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            match self.next_json(left).await {
+                Some(frame) if frame["type"] == kind => return frame,
+                Some(_) => continue,
+                None => panic!("no `{kind}` frame within {wait:?}"),
+            }
+        }
+    }
+
+    /// Reads until the server closes the socket; its close code (`None` if
+    /// it closed without one or nothing came within `wait`).
+    pub async fn close_code(&mut self, wait: Duration) -> Option<u16> {
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            let frame = tokio::time::timeout_at(deadline, self.stream.next())
+                .await
+                .ok()??;
+            match frame {
+                Ok(Message::Close(Some(frame))) => return Some(u16::from(frame.code)),
+                Ok(Message::Close(None)) => return None,
+                Ok(_) => continue,
+                Err(_) => return None,
             }
         }
     }

@@ -11,24 +11,62 @@
 use std::sync::Arc;
 
 use yixin_platform::Mount;
+use yixin_queue::{PositionBoard, Queue};
 use yixin_store::Store;
+
+pub mod coordinator;
+pub mod roster;
 
 /// What the service needs, built once by the binary.
 #[derive(Clone)]
 pub struct Dispatcher {
     pub store: Store,
+    pub queue: Arc<dyn Queue>,
+    pub positions: Arc<dyn PositionBoard>,
 }
 
 impl Dispatcher {
-    pub fn new(store: Store) -> Self {
-        Self { store }
+    pub fn new(store: Store, queue: Arc<dyn Queue>, positions: Arc<dyn PositionBoard>) -> Self {
+        Self {
+            store,
+            queue,
+            positions,
+        }
     }
 
-    /// The routes and app data of this service (none yet).
+    /// The routes and app data of this service.
     pub fn mount(self) -> Mount {
         let data = actix_web::web::Data::new(self);
         Arc::new(move |cfg| {
             cfg.app_data(data.clone());
+            cfg.service(roster::add_nurse);
+            cfg.service(roster::list_nurses);
+            cfg.service(roster::change_nurse);
+            cfg.service(coordinator::areas::list_areas);
+            cfg.service(coordinator::areas::save_area);
+            cfg.service(coordinator::orders::list_orders);
+            cfg.service(coordinator::orders::get_order);
+            cfg.service(coordinator::orders::assign_order);
+            cfg.service(coordinator::orders::cancel_order);
+            cfg.service(coordinator::overview::get_overview);
+            cfg.service(coordinator::live::live);
         })
     }
 }
+
+pub mod engine;
+pub mod eta;
+pub mod matching;
+pub mod scoring;
+pub mod settings;
+
+pub use eta::{
+    AreaEtaSettings, Eta, EtaError, EtaEstimator, EtaSettings, FallbackEta, OsrmEta, OsrmSettings,
+    StraightLineConfig, StraightLineEta,
+};
+pub use matching::{
+    BatchCost, CandidateLists, MatchingPolicy, PolicyKind, WaitingOrder, assign_batch,
+    assign_greedy, best_candidate,
+};
+pub use scoring::{Candidate, ScoringWeights, rank};
+pub use settings::InvalidSettings;

@@ -2,32 +2,148 @@
 //! equivalents), position ingest and presence, offers pushed to phones and
 //! the nurse's answers and visit steps.
 //!
-//! Owns the `/v1/nurse` routes. Never shows an address before a nurse has
-//! won the job. The WebSocket, the position index and the offer flow are the
-//! nurse-tracking issue's work; this crate so far only knows how to mount
-//! itself.
+//! Owns the `/v1/nurse` routes and the in-memory [`Fleet`] (position index
+//! and presence) that candidate search reads. Latest positions are shared
+//! through a [`PositionBoard`] (Redis in production), written in coalesced
+//! batches; the trail goes to a bounded stream and, sampled, to the database.
+//! Never shows an address before a nurse has won the job: offers carry a
+//! coarse H3 area; `assigned` goes only to the winner of the atomic claim.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, RwLock};
 
+use tokio::sync::watch;
 use yixin_platform::Mount;
+use yixin_platform::config::TrackingSettings;
+use yixin_queue::{PositionBoard, Queue};
 use yixin_store::Store;
+
+pub mod errors;
+pub mod fleet;
+pub mod frames;
+pub mod http;
+pub mod notify;
+pub mod service;
+mod writer;
+pub mod ws;
+
+pub use errors::TrackingError;
+pub use fleet::{Fleet, PresenceRules};
+pub use service::{NurseCtx, Tracker};
 
 /// What the service needs, built once by the binary.
 #[derive(Clone)]
 pub struct NurseTracking {
-    pub store: Store,
+    pub tracker: Arc<Tracker>,
+    /// Names this process in "newest connection wins" announcements.
+    pub instance: uuid::Uuid,
+    shutdown: watch::Receiver<bool>,
 }
 
 impl NurseTracking {
-    pub fn new(store: Store) -> Self {
-        Self { store }
+    pub fn new(
+        store: Store,
+        queue: Arc<dyn Queue>,
+        positions: Arc<dyn PositionBoard>,
+        settings: TrackingSettings,
+        shutdown: watch::Receiver<bool>,
+    ) -> Self {
+        let rules = PresenceRules::from_settings(&settings);
+        Self {
+            tracker: Arc::new(Tracker {
+                store,
+                queue,
+                positions,
+                settings,
+                fleet: Arc::new(RwLock::new(Fleet::new(rules))),
+                pending: Mutex::default(),
+            }),
+            instance: uuid::Uuid::new_v4(),
+            shutdown,
+        }
     }
 
-    /// The routes and app data of this service (none yet).
+    /// The fleet (position index and presence) candidate search reads.
+    pub fn fleet(&self) -> Arc<RwLock<Fleet>> {
+        self.tracker.fleet.clone()
+    }
+
+    /// The routes and app data of this service.
     pub fn mount(self) -> Mount {
         let data = actix_web::web::Data::new(self);
         Arc::new(move |cfg| {
             cfg.app_data(data.clone());
+            cfg.service(ws::nurse_ws);
+            cfg.service(http::post_locations);
+            cfg.service(http::post_shift);
+            cfg.service(http::get_offers);
+            cfg.service(http::accept_offer);
+            cfg.service(http::decline_offer);
+            cfg.service(http::post_progress);
+            cfg.service(http::get_jobs);
         })
+    }
+
+    /// The background writer (positions to Redis, trail to the database,
+    /// presence ageing). Stops when `shutdown` turns true, after a last flush.
+    pub fn spawn_workers(
+        &self,
+        shutdown: watch::Receiver<bool>,
+    ) -> Vec<tokio::task::JoinHandle<()>> {
+        vec![
+            tokio::spawn(writer::run(self.tracker.clone(), shutdown.clone())),
+            tokio::spawn(roster_watch(self.tracker.clone(), shutdown)),
+        ]
+    }
+}
+
+/// Follows roster changes made anywhere: a changed nurse is reloaded (skills
+/// count at once for candidate search); a deactivated one loses their socket.
+async fn roster_watch(tracker: Arc<Tracker>, mut shutdown: watch::Receiver<bool>) {
+    use futures_util::StreamExt;
+    let mut changes = loop {
+        match tracker.queue.subscribe(yixin_queue::ROSTER_CHANNEL).await {
+            Ok(sub) => break sub,
+            Err(e) => {
+                tracing::warn!(error = %e, "roster changes not followed yet; retrying");
+                tokio::select! {
+                    _ = tokio::time::sleep(std::time::Duration::from_secs(2)) => {}
+                    _ = shutdown.changed() => return,
+                }
+            }
+        }
+    };
+    loop {
+        let payload = tokio::select! {
+            p = changes.next() => match p {
+                Some(p) => p,
+                None => return,
+            },
+            _ = shutdown.changed() => return,
+        };
+        let Some(id) = std::str::from_utf8(&payload)
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .map(yixin_domain::NurseId)
+        else {
+            continue;
+        };
+        if tracker.fleet_read().get(&id).is_none() {
+            continue; // not held here
+        }
+        match tracker.store.get_nurse(id).await {
+            Ok(Some(nurse)) => {
+                tracker.fleet_write().register(&nurse);
+                if !nurse.active
+                    && let Err(e) = tracker
+                        .queue
+                        .broadcast(&notify::connection_channel(id), ws::DEACTIVATED.as_bytes())
+                        .await
+                {
+                    tracing::warn!(nurse_id = %id, error = %e, "deactivated nurse's socket not closed");
+                }
+            }
+            Ok(None) => {}
+            Err(e) => tracing::warn!(nurse_id = %id, error = %e, "roster change not loaded"),
+        }
     }
 }

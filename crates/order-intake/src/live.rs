@@ -5,9 +5,9 @@
 //!   arrive through `queue.subscribe("order:{id}")`, so a change made by any
 //!   instance reaches a resident connected to any other; on each
 //!   notification the order is read again and sent if it differs.
-//! - `{"type":"nurse_location","location","eta"}`: defined
-//!   ([`LiveFrame::NurseLocation`]) but nothing produces it yet (it comes with
-//!   nurse tracking).
+//! - `{"type":"nurse_location","location","eta"}`: while the nurse is en
+//!   route, nurse-tracking publishes their position on the same channel (at
+//!   most every 2 s); `eta` is the event's, else the order's prediction.
 
 use std::time::Duration;
 
@@ -100,8 +100,19 @@ pub async fn live(
         let reason = loop {
             tokio::select! {
                 change = changes.next() => {
-                    if change.is_none() {
+                    let Some(payload) = change else {
                         break None;
+                    };
+                    if let Some(position) = nurse_position(&payload, order_id) {
+                        let eta = match position.1 {
+                            Some(eta) => Some(eta),
+                            None => last.eta,
+                        };
+                        let frame = LiveFrame::NurseLocation { location: position.0, eta };
+                        if send(&mut session, &frame).await.is_err() {
+                            return;
+                        }
+                        continue;
                     }
                     let current = match svc.store.get_order(order_id).await {
                         Ok(Some(o)) => o,
@@ -145,6 +156,32 @@ pub async fn live(
         let _ = session.close(reason).await;
     });
     Ok(response)
+}
+
+/// The nurse's position (and predicted arrival) if `payload` is a
+/// `NurseLocation` event about this order.
+fn nurse_position(
+    payload: &[u8],
+    order_id: yixin_domain::OrderId,
+) -> Option<(Location, Option<DateTime<Utc>>)> {
+    let Some(yixin_proto::Event::NurseLocation(e)) =
+        yixin_proto::decode_envelope(payload).ok()?.event
+    else {
+        return None;
+    };
+    if e.order_id.as_deref() != Some(order_id.to_string().as_str()) {
+        return None;
+    }
+    let eta = e
+        .eta_unix_ms
+        .and_then(DateTime::<Utc>::from_timestamp_millis);
+    Some((
+        Location {
+            lat: e.lat,
+            lng: e.lng,
+        },
+        eta,
+    ))
 }
 
 async fn send(session: &mut actix_ws::Session, frame: &LiveFrame) -> Result<(), ()> {

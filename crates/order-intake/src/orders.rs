@@ -400,46 +400,16 @@ pub async fn create_order(
     let scope = scope_of(&caller);
     let hash = request_hash(&body)?;
 
-    // Retries first: a replay is answered even if the request would no
-    // longer validate (e.g. a booked time now past) and is not rate limited.
-    if let Some(existing) = svc
-        .store
-        .idempotency_record(&scope, &key)
-        .await
-        .map_err(store_error)?
-    {
-        if existing.request_hash != hash {
-            return Err(store_error(yixin_store::StoreError::IdempotencyConflict));
-        }
-        return replay(&svc, &caller, existing.order_id).await;
-    }
-
-    svc.limiter
-        .check(&scope, Instant::now())
-        .map_err(|retry_after_secs| ApiError::RateLimited { retry_after_secs })?;
-
     // Microseconds, as stored: the 201 says exactly what a later GET will.
     let now = Utc::now().trunc_subsecs(6);
-    let new = new_order(&caller, &body, now)?;
-    let catalog = svc
-        .reference
-        .catalog(&svc.store)
-        .await
-        .map_err(store_error)?;
-    let service = catalog
-        .orderable_service(&new.service_code)
-        .map_err(domain_error)?;
-    let required_skills = service
-        .required_skills
-        .iter()
-        .map(|s| s.as_str().to_owned())
-        .collect();
-    let areas = svc
-        .reference
-        .service_areas(&svc.store, &new.org_id)
-        .await
-        .map_err(store_error)?;
-    ServiceArea::covering(areas.iter(), &new.location).map_err(domain_error)?;
+    // A retry is answered even if the request would no longer pass (e.g. a
+    // booked time now past, or the caller now rate limited), so when the
+    // checks refuse it, an earlier use of the key decides. The store finds
+    // earlier uses itself on the way in, so the common case makes one trip.
+    let (new, required_skills) = match admit(&svc, &caller, &scope, &body, now).await {
+        Ok(admitted) => admitted,
+        Err(refusal) => return earlier_use_or(&svc, &caller, &scope, &key, &hash, refusal).await,
+    };
 
     let order = Order::place(new, now);
     let event = Event::OrderCreated(pb::OrderCreated {
@@ -481,6 +451,65 @@ pub async fn create_order(
             Ok(HttpResponse::Created().json(view_of(&order, timeline, None)))
         }
         CreateOrderOutcome::Replayed(id) => replay(&svc, &caller, id).await,
+    }
+}
+
+/// The rate limit, the checks that need no backend, the service and the
+/// service area: everything that refuses a new order before it is written.
+/// Returns the order to place and the skills its service requires.
+async fn admit(
+    svc: &OrderIntake,
+    caller: &ResidentCaller,
+    scope: &str,
+    body: &CreateOrderRequest,
+    now: DateTime<Utc>,
+) -> Result<(NewOrder, Vec<String>), ApiError> {
+    svc.limiter
+        .check(scope, Instant::now())
+        .map_err(|retry_after_secs| ApiError::RateLimited { retry_after_secs })?;
+    let new = new_order(caller, body, now)?;
+    let catalog = svc
+        .reference
+        .catalog(&svc.store)
+        .await
+        .map_err(store_error)?;
+    let service = catalog
+        .orderable_service(&new.service_code)
+        .map_err(domain_error)?;
+    let required_skills = service
+        .required_skills
+        .iter()
+        .map(|s| s.as_str().to_owned())
+        .collect();
+    let areas = svc
+        .reference
+        .service_areas(&svc.store, &new.org_id)
+        .await
+        .map_err(store_error)?;
+    ServiceArea::covering(areas.iter(), &new.location).map_err(domain_error)?;
+    Ok((new, required_skills))
+}
+
+/// For a request [`admit`] refused: the replay (or 409) if the key was used
+/// before, else the refusal. When the key cannot be looked up, the refusal.
+async fn earlier_use_or(
+    svc: &OrderIntake,
+    caller: &ResidentCaller,
+    scope: &str,
+    key: &str,
+    hash: &str,
+    refusal: ApiError,
+) -> Result<HttpResponse, ApiError> {
+    match svc.store.idempotency_record(scope, key).await {
+        Ok(Some(existing)) if existing.request_hash == hash => {
+            replay(svc, caller, existing.order_id).await
+        }
+        Ok(Some(_)) => Err(store_error(yixin_store::StoreError::IdempotencyConflict)),
+        Ok(None) => Err(refusal),
+        Err(e) => {
+            tracing::warn!(error = %e, "idempotency key not looked up; answering the refusal");
+            Err(refusal)
+        }
     }
 }
 
@@ -739,4 +768,96 @@ pub async fn rate_order(
     };
     svc.notify(rated.id).await;
     Ok(web::Json(view(&svc, &rated).await?))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::{sync::Arc, time::Duration};
+
+    use actix_web::{App, test};
+    use serde_json::{Value, json};
+    use utoipa_actix_web::AppExt;
+    use yixin_auth::{Authenticator, Role};
+    use yixin_queue::{MemoryQueue, QueueConfig};
+
+    use super::*;
+    use crate::OrderIntakeConfig;
+
+    fn body(phone: &str) -> Value {
+        json!({
+            "service_code": "infant_jaundice_test",
+            "location": {"lat": 29.39, "lng": 106.32},
+            "address": {"text": "福城大道 88 号", "detail": "1102"},
+            "contact": {"name": "王", "phone": phone},
+        })
+    }
+
+    /// Creating no longer looks the key up first: a retry that the checks
+    /// now refuse (rate limit, validation) must still find its first use.
+    #[actix_web::test]
+    async fn a_refused_retry_is_answered_by_the_keys_first_use() {
+        let store = yixin_store::testing::fresh_sqlite().await;
+        let org = OrgId::from("demo");
+        store.ensure_organization(&org, "Demo").await.unwrap();
+        store
+            .upsert_service_area(&ServiceArea::shuangfu_demo(org))
+            .await
+            .unwrap();
+        let auth = Authenticator::hs256(
+            b"0123456789abcdef0123456789abcdef-test-secret",
+            Duration::from_secs(3600),
+            Duration::from_secs(5),
+        )
+        .unwrap();
+        let token = auth.mint(Role::Resident, "r-1", "demo").unwrap();
+        let (_stop, shutdown) = tokio::sync::watch::channel(false);
+        let config = OrderIntakeConfig {
+            orders_per_minute: 1,
+            ..OrderIntakeConfig::default()
+        };
+        let intake = OrderIntake::new(
+            store,
+            Arc::new(MemoryQueue::new(QueueConfig::default())),
+            config,
+            shutdown,
+        );
+        let mount = intake.mount();
+        let app = test::init_service(
+            App::new()
+                .into_utoipa_app()
+                .app_data(web::Data::new(auth))
+                .configure(move |cfg| mount(cfg))
+                .split_for_parts()
+                .0,
+        )
+        .await;
+        let place = |key: &'static str, body: Value| {
+            test::TestRequest::post()
+                .uri("/v1/orders")
+                .insert_header(("Authorization", format!("Bearer {token}")))
+                .insert_header(("Idempotency-Key", key))
+                .set_json(body)
+                .to_request()
+        };
+
+        let first = test::call_service(&app, place("k1", body("13812345678"))).await;
+        assert_eq!(first.status(), StatusCode::CREATED);
+        let first: Value = test::read_body_json(first).await;
+
+        // Over the limit (one a minute), but a replay of the first request.
+        let again = test::call_service(&app, place("k1", body("13812345678"))).await;
+        assert_eq!(again.status(), StatusCode::OK);
+        let again: Value = test::read_body_json(again).await;
+        assert_eq!(again["id"], first["id"]);
+
+        // The same key with another, invalid body: the key's conflict wins.
+        let other = test::call_service(&app, place("k1", body("12"))).await;
+        assert_eq!(other.status(), StatusCode::CONFLICT);
+        let other: Value = test::read_body_json(other).await;
+        assert_eq!(other["error"]["code"], "idempotency_conflict");
+
+        // A new key is limited.
+        let limited = test::call_service(&app, place("k2", body("13812345678"))).await;
+        assert_eq!(limited.status(), StatusCode::TOO_MANY_REQUESTS);
+    }
 }

@@ -25,6 +25,129 @@ pub struct Settings {
     pub log: LogSettings,
     pub demo: DemoSettings,
     pub orders: OrderSettings,
+    pub tracking: TrackingSettings,
+    pub dispatch: DispatchSettings,
+}
+
+/// How the dispatcher matches orders to nurses.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DispatchSettings {
+    /// Automatic dispatch. Off, orders wait for a coordinator's manual
+    /// assignment (an organisation that dispatches by phone, or tests of
+    /// the nurse side alone).
+    pub auto: bool,
+    /// `greedy` (each order at once) or `batch` (a min-cost assignment every window).
+    pub policy: String,
+    /// The batch window.
+    pub batch_window_ms: u64,
+    /// Time a nurse has to answer an offer.
+    pub offer_ttl_secs: u64,
+    /// Candidate search radius; an escalated order is searched wider.
+    pub search_radius_m: f64,
+    pub escalated_radius_m: f64,
+    /// Nearest candidates scored per order.
+    pub candidates: usize,
+    /// An order without a candidate is tried again this often.
+    pub retry_secs: u64,
+    /// An order that has had no free candidate for this long is escalated
+    /// (with a candidate, it is escalated as soon as the best one would be
+    /// late).
+    pub escalate_after_secs: u64,
+    /// Straight-line ETA: distance × detour factor ÷ speed + overhead.
+    pub detour_factor: f64,
+    pub speed_kmh: f64,
+    pub fixed_overhead_s: u32,
+    /// Per service area overrides of the three above.
+    pub area_eta: Vec<AreaEtaOverride>,
+    /// An OSRM-compatible server (`http://host:5000`): its table API gives
+    /// road ETAs, straight-line when it fails. Unset: straight-line only.
+    pub osrm_url: Option<String>,
+    pub osrm_profile: String,
+    pub osrm_timeout_ms: u64,
+}
+
+/// ETA settings for orders inside one service area.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AreaEtaOverride {
+    pub area_id: String,
+    pub detour_factor: Option<f64>,
+    pub speed_kmh: Option<f64>,
+    pub fixed_overhead_s: Option<u32>,
+}
+
+impl Default for DispatchSettings {
+    fn default() -> Self {
+        Self {
+            auto: true,
+            policy: "greedy".to_owned(),
+            batch_window_ms: 2_000,
+            offer_ttl_secs: 30,
+            search_radius_m: 8_000.0,
+            escalated_radius_m: 25_000.0,
+            candidates: 20,
+            retry_secs: 5,
+            escalate_after_secs: 120,
+            detour_factor: 1.4,
+            speed_kmh: 25.0,
+            fixed_overhead_s: 60,
+            area_eta: Vec::new(),
+            osrm_url: None,
+            osrm_profile: "driving".to_owned(),
+            osrm_timeout_ms: 1_500,
+        }
+    }
+}
+
+/// Nurse phones: their connection, position ingest and presence.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TrackingSettings {
+    /// A nurse with no fix for this long is stale: not a candidate.
+    pub stale_after_secs: u64,
+    /// A dropped connection keeps the nurse a candidate this long.
+    pub disconnect_grace_secs: u64,
+    /// How often the server pings a phone.
+    pub heartbeat_secs: u64,
+    /// A phone silent (not even a pong) this long is disconnected.
+    pub client_timeout_secs: u64,
+    /// Largest frame a phone may send; larger ones close the socket (1009).
+    pub max_frame_bytes: usize,
+    /// Sustained frames per second per connection, and the burst allowed
+    /// above it; a flood past them closes the socket (1008).
+    pub frames_per_second: u32,
+    pub frames_burst: u32,
+    /// Most fixes in one `locations` frame or HTTP call.
+    pub max_fixes_per_batch: usize,
+    /// Fixes less accurate than this (metres) are refused.
+    pub max_accuracy_m: f64,
+    /// The trail (proof of visit) keeps at most one fix per nurse per this
+    /// many seconds, in Redis (bounded stream) and the database.
+    pub trail_interval_secs: u64,
+    /// Length bound of the trail stream in Redis.
+    pub trail_stream_max_len: usize,
+    /// How often latest positions are written to Redis (coalesced).
+    pub flush_interval_ms: u64,
+}
+
+impl Default for TrackingSettings {
+    fn default() -> Self {
+        Self {
+            stale_after_secs: 60,
+            disconnect_grace_secs: 120,
+            heartbeat_secs: 15,
+            client_timeout_secs: 45,
+            max_frame_bytes: 16 * 1024,
+            frames_per_second: 20,
+            frames_burst: 60,
+            max_fixes_per_batch: 100,
+            max_accuracy_m: 500.0,
+            trail_interval_secs: 5,
+            trail_stream_max_len: 100_000,
+            flush_interval_ms: 100,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]

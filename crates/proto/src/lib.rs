@@ -47,6 +47,7 @@ impl Envelope {
             Some(Event::OrderStatusChanged(_)) => "order_status_changed",
             Some(Event::NurseLocation(_)) => "nurse_location",
             Some(Event::NurseShiftChanged(_)) => "nurse_shift_changed",
+            Some(Event::NurseLocations(_)) => "nurse_locations",
             None => "unknown",
         }
     }
@@ -77,6 +78,7 @@ mod tests {
                 eta_min: 12,
                 distance_m: 3_400,
                 area: "8840a6e4c9fffff".into(),
+                service_code: "wound_care".into(),
             }),
             Event::OfferAnswered(OfferAnswered {
                 offer_id: "offer-1".into(),
@@ -116,6 +118,8 @@ mod tests {
                 lng: 106.305,
                 accuracy_m: 8.5,
                 recorded_at_unix_ms: 1_740_000_012_000,
+                order_id: Some("order-1".into()),
+                eta_unix_ms: Some(1_740_000_600_000),
             }),
             Event::NurseShiftChanged(NurseShiftChanged {
                 nurse_id: "nurse-1".into(),

@@ -35,6 +35,8 @@
 mod error;
 mod id;
 mod memory;
+mod positions;
+mod redis_positions;
 mod redis_pubsub;
 mod redis_queue;
 mod subscription;
@@ -45,12 +47,25 @@ use async_trait::async_trait;
 
 pub use error::QueueError;
 pub use memory::MemoryQueue;
+pub use positions::{MemoryPositions, PositionBoard, PositionRecord};
+pub use redis_positions::RedisPositions;
 pub use redis_queue::RedisQueue;
 pub use subscription::Subscription;
 
 /// Id of a stream entry, in the Redis stream id format `"<ms>-<seq>"` in
 /// both implementations. Ids grow strictly within a stream.
 pub type EntryId = String;
+
+/// Pub/sub channel announcing roster changes (payload: the nurse id), so
+/// every instance holding a nurse reloads them.
+pub const ROSTER_CHANNEL: &str = "roster";
+
+/// Pub/sub channel of an organisation's dispatch events for the
+/// coordinators' live feed: protobuf `Envelope`s (orders created and
+/// changed, offers made, answered and closed, nurse positions and shifts).
+pub fn dispatch_channel(org: &str) -> String {
+    format!("dispatch:{org}")
+}
 
 /// One entry handed to a consumer.
 #[derive(Debug, Clone, PartialEq, Eq)]

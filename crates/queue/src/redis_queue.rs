@@ -90,6 +90,16 @@ impl RedisQueue {
         })
     }
 
+    /// The position board on the same connection and key prefix; its trail
+    /// stream keeps about `trail_max` entries.
+    pub fn positions(&self, trail_max: usize) -> crate::RedisPositions {
+        crate::RedisPositions::new(
+            self.commands.clone(),
+            self.config.key_prefix.clone(),
+            trail_max,
+        )
+    }
+
     /// The configuration this queue was built with.
     pub fn config(&self) -> &QueueConfig {
         &self.config

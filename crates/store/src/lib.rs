@@ -23,12 +23,14 @@ pub mod entity;
 
 mod catalog;
 mod convert;
+mod dispatch;
 mod error;
 mod offers;
 mod orders;
 mod outbox;
 mod roster;
 mod store;
+mod tracking;
 mod types;
 
 #[cfg(any(test, feature = "testing"))]
@@ -37,8 +39,10 @@ pub mod testing;
 #[cfg(test)]
 mod tests;
 
+pub use crate::dispatch::DayOrder;
 pub use crate::error::StoreError;
 pub use crate::store::Store;
+pub use crate::tracking::{CLAIMABLE, ClaimLost, ClaimOutcome};
 pub use crate::types::{
     CreateOrderOutcome, IdempotencyRecord, LocationFix, NewOutboxMessage, OrderCursor,
     OrderTransition, OutboxMessage,

@@ -15,31 +15,7 @@ impl Store {
     /// same nurse, is a `Conflict` (partial unique indexes), as is an
     /// unknown order or nurse.
     pub async fn insert_offer(&self, offer: &Offer) -> Result<(), StoreError> {
-        offer::Entity::insert(offer::ActiveModel {
-            id: Set(offer.id.0),
-            order_id: Set(offer.order_id.0),
-            nurse_id: Set(offer.nurse_id.0),
-            status: Set(offer.status.as_str().to_owned()),
-            created_at: Set(ts(offer.created_at)),
-            expires_at: Set(ts(offer.expires_at)),
-            eta_min: Set(i64::from(offer.eta_min)),
-            distance_m: Set(i64::from(offer.distance_m)),
-            answered_at: Set(offer.answered_at.map(ts)),
-            decline_reason: Set(offer.decline_reason.clone()),
-        })
-        .exec_without_returning(&self.db)
-        .await
-        .map_err(|e| {
-            if is_unique_violation(&e) {
-                StoreError::Conflict(
-                    "the order or the nurse already has an open offer (or the id is taken)"
-                        .to_owned(),
-                )
-            } else {
-                StoreError::from_constraint(e, "offer")
-            }
-        })?;
-        Ok(())
+        insert_offer_in(&self.db, offer).await
     }
 
     /// One offer, if it exists.
@@ -110,4 +86,36 @@ impl Store {
             }
         }
     }
+}
+
+/// Inserts an offer on `db` (a connection or a transaction); see
+/// [`Store::insert_offer`].
+pub(crate) async fn insert_offer_in(
+    db: &impl sea_orm::ConnectionTrait,
+    offer: &Offer,
+) -> Result<(), StoreError> {
+    offer::Entity::insert(offer::ActiveModel {
+        id: Set(offer.id.0),
+        order_id: Set(offer.order_id.0),
+        nurse_id: Set(offer.nurse_id.0),
+        status: Set(offer.status.as_str().to_owned()),
+        created_at: Set(ts(offer.created_at)),
+        expires_at: Set(ts(offer.expires_at)),
+        eta_min: Set(i64::from(offer.eta_min)),
+        distance_m: Set(i64::from(offer.distance_m)),
+        answered_at: Set(offer.answered_at.map(ts)),
+        decline_reason: Set(offer.decline_reason.clone()),
+    })
+    .exec_without_returning(db)
+    .await
+    .map_err(|e| {
+        if is_unique_violation(&e) {
+            StoreError::Conflict(
+                "the order or the nurse already has an open offer (or the id is taken)".to_owned(),
+            )
+        } else {
+            StoreError::from_constraint(e, "offer")
+        }
+    })?;
+    Ok(())
 }

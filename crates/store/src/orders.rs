@@ -4,8 +4,10 @@ use chrono::{DateTime, Utc};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
     ActiveValue::NotSet, ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait,
-    DatabaseTransaction, EntityTrait, ExprTrait, QueryFilter, QueryOrder, QuerySelect,
+    DatabaseBackend, DatabaseTransaction, EntityTrait, ExprTrait, QueryFilter, QueryOrder,
+    QuerySelect, Statement, Value,
 };
+use uuid::Uuid;
 use yixin_domain::{Order, OrderId, OrderStatus, OrgId, Rating, ResidentId, TimelineEvent};
 
 use crate::convert::{self, ts};
@@ -18,6 +20,46 @@ use crate::types::{
 
 /// How often a create retries when the key's first holder rolled back under it.
 const IDEMPOTENCY_ATTEMPTS: usize = 3;
+
+/// The order, its first event and its outbox row of [`Store::create_order`]
+/// on PostgreSQL, given the order's rows (`$4`, `$6`…`$27`) and a source
+/// `FROM` clause that yields one row when the order is to be written.
+/// `$1`…`$5` are the idempotency record (scope, key, hash, order id, time).
+macro_rules! create_order_ctes {
+    ($source:literal) => {
+        concat!(
+            "o AS (INSERT INTO orders (id, org_id, resident_id, service_code, status, lat, lng, \
+             address_text, address_detail, contact_name, contact_phone, notes, scheduled_for, \
+             created_at, promised_by, nurse_id, eta, cancel_reason, rating_stars, \
+             rating_comment, updated_at, version) \
+             SELECT $4, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, \
+             $20, $21, $22, $23, $24, $25, 0 ",
+            $source,
+            " RETURNING id), \
+             e AS (INSERT INTO order_events (order_id, status, at) SELECT id, $9, $18 FROM o), \
+             x AS (INSERT INTO outbox (topic, payload, created_at) SELECT $26, $27, $18 FROM o) "
+        )
+    };
+}
+
+/// [`Store::create_order`] without a key on PostgreSQL: one statement
+/// (`$1`, `$2`, `$3` and `$5` are bound, as nulls, but unused).
+const CREATE_ORDER_SQL: &str = concat!("WITH ", create_order_ctes!(""), "SELECT 1");
+
+/// [`Store::create_order`] with a key on PostgreSQL: one statement, so one
+/// transaction. `k` claims the key (waiting for a concurrent holder of it to
+/// commit or roll back); only if it did are the order, its event and outbox
+/// row written. Returns `(created, request_hash, order_id)`, the last two
+/// being the key's record when the key was taken by a committed request this
+/// statement's snapshot sees (else null).
+const CREATE_ORDER_WITH_KEY_SQL: &str = concat!(
+    "WITH k AS (INSERT INTO idempotency_keys (scope, key, request_hash, order_id, created_at) \
+     VALUES ($1, $2, $3, $4, $5) ON CONFLICT (scope, key) DO NOTHING RETURNING 1), ",
+    create_order_ctes!("FROM k"),
+    "SELECT EXISTS (SELECT 1 FROM o), i.request_hash, i.order_id \
+     FROM (SELECT 1) AS one LEFT JOIN idempotency_keys i \
+     ON i.scope = $1 AND i.key = $2 AND NOT EXISTS (SELECT 1 FROM k)"
+);
 
 /// Why one attempt at creating an order did not commit.
 enum CreateFailure {
@@ -116,12 +158,18 @@ impl Store {
     /// of concurrent requests creates the order; the others roll back and
     /// replay. The record's `order_id` is taken from `order`.
     /// An unknown service (or a duplicate order id) is a `Conflict`.
+    ///
+    /// On PostgreSQL this is one statement (see [`CREATE_ORDER_WITH_KEY_SQL`]),
+    /// one round trip; on SQLite an explicit transaction.
     pub async fn create_order(
         &self,
         order: &Order,
         outbox: NewOutboxMessage,
         idempotency: Option<IdempotencyRecord>,
     ) -> Result<CreateOrderOutcome, StoreError> {
+        if self.backend() == DatabaseBackend::Postgres {
+            return self.create_order_postgres(order, outbox, idempotency).await;
+        }
         let Some(request) = idempotency else {
             return match self.try_create_order(order, &outbox, None).await {
                 Ok(()) => Ok(CreateOrderOutcome::Created),
@@ -142,6 +190,113 @@ impl Store {
                 Err(CreateFailure::Other(e)) => return Err(e),
                 // Lost the race: read the winner's record on the next round.
                 Err(CreateFailure::KeyTaken) => continue,
+            }
+        }
+        Err(StoreError::Conflict(
+            "idempotency key is contended; retry the request".to_owned(),
+        ))
+    }
+
+    /// [`Store::create_order`] on PostgreSQL: the key, the order, its event
+    /// and its outbox row in one statement, which autocommit makes one
+    /// transaction. The key's `ON CONFLICT DO NOTHING` waits for a concurrent
+    /// holder of the same key, so of concurrent requests exactly one writes.
+    async fn create_order_postgres(
+        &self,
+        o: &Order,
+        outbox: NewOutboxMessage,
+        idempotency: Option<IdempotencyRecord>,
+    ) -> Result<CreateOrderOutcome, StoreError> {
+        let mut values = Vec::with_capacity(27);
+        match &idempotency {
+            Some(r) => values.extend([
+                r.scope.clone().into(),
+                r.key.clone().into(),
+                r.request_hash.clone().into(),
+                o.id.0.into(),
+                ts(r.created_at).into(),
+            ]),
+            None => values.extend([
+                Value::String(None),
+                Value::String(None),
+                Value::String(None),
+                o.id.0.into(),
+                Value::ChronoDateTimeUtc(None),
+            ]),
+        }
+        values.extend([
+            o.org_id.as_str().into(),
+            o.resident_id.as_str().into(),
+            o.service_code.as_str().into(),
+            o.status.as_str().into(),
+            o.location.lat().into(),
+            o.location.lng().into(),
+            o.address.text.as_str().into(),
+            o.address.detail.clone().into(),
+            o.contact.name.as_str().into(),
+            o.contact.phone.as_str().into(),
+            o.notes.clone().into(),
+            o.scheduled_for.map(ts).into(),
+            ts(o.created_at).into(),
+            ts(o.promised_by).into(),
+            o.nurse_id.map(|n| n.0).into(),
+            o.eta.map(ts).into(),
+            o.cancel_reason.clone().into(),
+            o.rating.as_ref().map(|r| i16::from(r.stars)).into(),
+            o.rating.as_ref().and_then(|r| r.comment.clone()).into(),
+            ts(o.updated_at).into(),
+            outbox.topic.into(),
+            outbox.payload.into(),
+        ]);
+
+        let Some(request) = idempotency else {
+            let stmt =
+                Statement::from_sql_and_values(DatabaseBackend::Postgres, CREATE_ORDER_SQL, values);
+            self.db
+                .execute_raw(stmt)
+                .await
+                .map_err(|e| StoreError::from_constraint(e, "order"))?;
+            return Ok(CreateOrderOutcome::Created);
+        };
+        for _ in 0..IDEMPOTENCY_ATTEMPTS {
+            let stmt = Statement::from_sql_and_values(
+                DatabaseBackend::Postgres,
+                CREATE_ORDER_WITH_KEY_SQL,
+                values.clone(),
+            );
+            let row = self
+                .db
+                .query_one_raw(stmt)
+                .await
+                .map_err(|e| StoreError::from_constraint(e, "order"))?
+                .ok_or_else(|| {
+                    StoreError::Database(sea_orm::DbErr::RecordNotFound(
+                        "create_order returned no row".to_owned(),
+                    ))
+                })?;
+            if row.try_get_by_index::<bool>(0)? {
+                return Ok(CreateOrderOutcome::Created);
+            }
+            // The key was taken. Its record is in the row if it was committed
+            // before this statement began; if this statement waited for a
+            // concurrent holder instead, read it now.
+            let existing = match row.try_get_by_index::<Option<Uuid>>(2)? {
+                Some(order_id) => Some(IdempotencyRecord {
+                    scope: request.scope.clone(),
+                    key: request.key.clone(),
+                    request_hash: row.try_get_by_index(1)?,
+                    order_id: OrderId(order_id),
+                    created_at: request.created_at,
+                }),
+                None => {
+                    self.idempotency_record(&request.scope, &request.key)
+                        .await?
+                }
+            };
+            match existing {
+                Some(existing) => return replay_or_conflict(&existing, &request),
+                // Purged in between: claim it again.
+                None => continue,
             }
         }
         Err(StoreError::Conflict(
@@ -418,7 +573,7 @@ async fn create_order_in(
     Ok(())
 }
 
-async fn transition_in(
+pub(crate) async fn transition_in(
     txn: &DatabaseTransaction,
     change: &OrderTransition,
     version: Option<i32>,

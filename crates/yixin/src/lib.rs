@@ -17,7 +17,7 @@ use yixin_platform::{
     config::JwtAlgorithm,
     http::{self, RunningServer},
 };
-use yixin_queue::{MemoryQueue, Queue, QueueConfig, RedisQueue};
+use yixin_queue::{MemoryPositions, MemoryQueue, PositionBoard, Queue, QueueConfig, RedisQueue};
 use yixin_store::Store;
 
 /// Which services this process runs.
@@ -47,6 +47,8 @@ impl Role {
 pub struct Backends {
     pub store: Store,
     pub queue: Arc<dyn Queue>,
+    /// Latest nurse positions shared between instances.
+    pub positions: Arc<dyn PositionBoard>,
     pub auth: Arc<Authenticator>,
 }
 
@@ -59,8 +61,13 @@ pub async fn connect(settings: &Settings) -> anyhow::Result<Backends> {
     if settings.database.migrate_on_start {
         store.migrate().await.context("migrating the database")?;
     }
-    let queue = connect_queue(settings).await?;
-    Ok(Backends { store, queue, auth })
+    let (queue, positions) = connect_queue(settings).await?;
+    Ok(Backends {
+        store,
+        queue,
+        positions,
+        auth,
+    })
 }
 
 /// The database named by `database.url`, or the embedded SQLite file in
@@ -81,19 +88,27 @@ pub async fn connect_store(settings: &Settings) -> anyhow::Result<Store> {
     Ok(store)
 }
 
-async fn connect_queue(settings: &Settings) -> anyhow::Result<Arc<dyn Queue>> {
+async fn connect_queue(
+    settings: &Settings,
+) -> anyhow::Result<(Arc<dyn Queue>, Arc<dyn PositionBoard>)> {
     let config = QueueConfig {
         key_prefix: settings.redis.key_prefix.clone(),
         max_deliveries: settings.redis.max_deliveries,
         ..QueueConfig::default()
     };
+    let trail_max = settings.tracking.trail_stream_max_len;
     Ok(match &settings.redis.url {
-        Some(url) => Arc::new(
-            RedisQueue::connect(url.expose_secret(), config)
+        Some(url) => {
+            let redis = RedisQueue::connect(url.expose_secret(), config)
                 .await
-                .context("connecting to Redis (redis.url)")?,
+                .context("connecting to Redis (redis.url)")?;
+            let positions = Arc::new(redis.positions(trail_max));
+            (Arc::new(redis), positions)
+        }
+        None => (
+            Arc::new(MemoryQueue::new(config)),
+            Arc::new(MemoryPositions::new(trail_max)),
         ),
-        None => Arc::new(MemoryQueue::new(config)),
     })
 }
 
@@ -212,6 +227,7 @@ fn mounts(
     role: Role,
     backends: &Backends,
     order_intake: yixin_order_intake::OrderIntake,
+    tracking: yixin_nurse_tracking::NurseTracking,
 ) -> Vec<Mount> {
     let auth = actix_web::web::Data::from(backends.auth.clone());
     let mut mounts: Vec<Mount> = vec![Arc::new(move |cfg| {
@@ -232,10 +248,17 @@ fn mounts(
         mounts.push(order_intake.mount());
     }
     if role.runs_dispatcher() {
-        mounts.push(yixin_dispatcher::Dispatcher::new(backends.store.clone()).mount());
+        mounts.push(
+            yixin_dispatcher::Dispatcher::new(
+                backends.store.clone(),
+                backends.queue.clone(),
+                backends.positions.clone(),
+            )
+            .mount(),
+        );
     }
     if role.runs_nurse_tracking() {
-        mounts.push(yixin_nurse_tracking::NurseTracking::new(backends.store.clone()).mount());
+        mounts.push(tracking.mount());
     }
     mounts
 }
@@ -244,6 +267,8 @@ fn mounts(
 pub struct Yixin {
     pub addr: std::net::SocketAddr,
     pub backends: Backends,
+    /// Nurse tracking (its fleet is what candidate search reads).
+    pub tracking: yixin_nurse_tracking::NurseTracking,
     server: RunningServer,
     shutdown: tokio::sync::watch::Sender<bool>,
     shutdown_timeout: Duration,
@@ -266,16 +291,48 @@ impl Yixin {
             .with(Arc::new(QueueReady(backends.queue.clone())));
         let (shutdown, _) = tokio::sync::watch::channel(false);
         let intake = order_intake(&settings, &backends, shutdown.subscribe());
-        let workers = if role.runs_order_intake() {
-            intake.spawn_workers(shutdown.subscribe())
-        } else {
-            Vec::new()
-        };
+        let tracking = yixin_nurse_tracking::NurseTracking::new(
+            backends.store.clone(),
+            backends.queue.clone(),
+            backends.positions.clone(),
+            settings.tracking.clone(),
+            shutdown.subscribe(),
+        );
+        let mut workers = Vec::new();
+        if role.runs_order_intake() {
+            workers.extend(intake.spawn_workers(shutdown.subscribe()));
+        }
+        if role.runs_nurse_tracking() {
+            workers.extend(tracking.spawn_workers(shutdown.subscribe()));
+        }
+        if role.runs_dispatcher() && settings.dispatch.auto {
+            let areas = backends
+                .store
+                .all_service_areas()
+                .await
+                .context("reading service areas for the ETA overrides")?;
+            let (config, eta) =
+                yixin_dispatcher::engine::EngineConfig::from_settings(&settings.dispatch, &areas)
+                    .map_err(|e| anyhow::anyhow!("{e}"))?;
+            // The dispatcher's own candidate index, kept from the fleet feed
+            // of every nurse-tracking instance (not only this process's).
+            let fleet = Arc::new(std::sync::RwLock::new(yixin_nurse_tracking::Fleet::new(
+                yixin_nurse_tracking::PresenceRules::from_settings(&settings.tracking),
+            )));
+            let engine = yixin_dispatcher::engine::Engine::new(
+                backends.store.clone(),
+                backends.queue.clone(),
+                eta,
+                config,
+                fleet,
+            );
+            workers.extend(engine.spawn(shutdown.subscribe()));
+        }
         let server = http::start(
             listener,
             &settings.server,
             readiness,
-            mounts(&settings, role, &backends, intake),
+            mounts(&settings, role, &backends, intake, tracking.clone()),
         )
         .context("starting the HTTP server")?;
         tracing::info!(
@@ -288,6 +345,7 @@ impl Yixin {
         Ok(Self {
             addr: server.addr,
             backends,
+            tracking,
             shutdown,
             shutdown_timeout: Duration::from_secs(settings.server.shutdown_timeout_secs),
             server,
@@ -328,6 +386,7 @@ impl Yixin {
         RunningYixin {
             addr: self.addr,
             backends: self.backends,
+            tracking: self.tracking,
             handle,
             shutdown: self.shutdown,
             task,
@@ -352,6 +411,7 @@ async fn join_workers(workers: Vec<tokio::task::JoinHandle<()>>, timeout: Durati
 pub struct RunningYixin {
     pub addr: std::net::SocketAddr,
     pub backends: Backends,
+    pub tracking: yixin_nurse_tracking::NurseTracking,
     handle: actix_web::dev::ServerHandle,
     shutdown: tokio::sync::watch::Sender<bool>,
     task: tokio::task::JoinHandle<std::io::Result<()>>,

@@ -4,5 +4,9 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod auth;
+mod coordinator;
+mod dispatch;
+mod nurses;
 mod operations;
 mod orders;
+mod roster;

@@ -852,3 +852,125 @@ pub async fn orders_with_status_and_idempotency_purge(store: Store) {
             .is_some()
     );
 }
+
+pub async fn create_order_round_trips_every_field(store: Store) {
+    // Optional fields empty, a booked time, no key.
+    let mut bare = new_order("r1", now());
+    bare.address = Address::new("双福街道 1 号", None).unwrap();
+    bare.notes = None;
+    bare.scheduled_for = Some(now() + TimeDelta::hours(3));
+    let out = store
+        .create_order(&bare, msg("orders"), None)
+        .await
+        .unwrap();
+    assert_eq!(out, CreateOrderOutcome::Created);
+    assert_eq!(store.get_order(bare.id).await.unwrap().unwrap(), bare);
+
+    // Every optional field set, with a key.
+    let full = new_order("r1", now());
+    let record = key("full", "hash-full", &full);
+    let out = store
+        .create_order(&full, msg("orders"), Some(record.clone()))
+        .await
+        .unwrap();
+    assert_eq!(out, CreateOrderOutcome::Created);
+    assert_eq!(store.get_order(full.id).await.unwrap().unwrap(), full);
+    assert_eq!(
+        store
+            .idempotency_record(&record.scope, &record.key)
+            .await
+            .unwrap()
+            .unwrap(),
+        record
+    );
+    let tl = store.timeline(full.id).await.unwrap();
+    assert_eq!(tl.len(), 1);
+    assert_eq!((tl[0].status, tl[0].at), (full.status, full.created_at));
+
+    let ob = store.unpublished_outbox(10).await.unwrap();
+    assert_eq!(ob.len(), 2);
+    assert!(ob.iter().all(|m| m.payload == msg("orders").payload));
+    assert_eq!(ob[1].created_at, full.created_at);
+    assert_eq!(count_orders(&store).await, 2);
+}
+
+pub async fn outbox_poll_skips_published_rows_wherever_they_are(store: Store) {
+    for i in 0..30 {
+        let o = new_order("r1", now());
+        store
+            .create_order(&o, msg(&format!("t{i}")), None)
+            .await
+            .unwrap();
+    }
+    let all = store.unpublished_outbox(100).await.unwrap();
+    assert_eq!(all.len(), 30);
+    // Publish every third row, out of order, and the first five.
+    let mut marked: Vec<i64> = all.iter().step_by(3).rev().map(|m| m.id).collect();
+    marked.extend(all[..5].iter().map(|m| m.id));
+    store.mark_published(&marked, now()).await.unwrap();
+    let expected: Vec<i64> = all
+        .iter()
+        .map(|m| m.id)
+        .filter(|id| !marked.contains(id))
+        .collect();
+    let left = store.unpublished_outbox(100).await.unwrap();
+    assert_eq!(left.iter().map(|m| m.id).collect::<Vec<_>>(), expected);
+    let head = store.unpublished_outbox(4).await.unwrap();
+    assert_eq!(head.iter().map(|m| m.id).collect::<Vec<_>>(), expected[..4]);
+    // Marking again keeps the first time and changes nothing.
+    store.mark_published(&marked, now()).await.unwrap();
+    assert_eq!(store.unpublished_outbox(100).await.unwrap(), left);
+}
+
+/// A create whose key another transaction holds (not yet committed) waits
+/// for it: committed with the same request, the create replays the holder's
+/// order; with another request, it conflicts; rolled back, the create wins.
+/// Needs a pool of connections (not in-memory SQLite).
+pub async fn create_waits_for_a_concurrent_holder_of_its_key(store: Store) {
+    use sea_orm::{ActiveValue::Set, TransactionTrait};
+
+    for (hash, commit) in [("same", true), ("other", true), ("same", false)] {
+        let k = format!("held-{hash}-{commit}");
+        let holder_order = OrderId::new();
+        let txn = store.connection().begin().await.unwrap();
+        idempotency_key::Entity::insert(idempotency_key::ActiveModel {
+            scope: Set("resident:demo:r1".to_owned()),
+            key: Set(k.clone()),
+            request_hash: Set(hash.to_owned()),
+            order_id: Set(holder_order.0),
+            created_at: Set(now()),
+        })
+        .exec_without_returning(&txn)
+        .await
+        .unwrap();
+
+        let o = new_order("r1", now());
+        let task = {
+            let store = store.clone();
+            let o = o.clone();
+            let record = key(&k, "same", &o);
+            tokio::spawn(async move { store.create_order(&o, msg("orders"), Some(record)).await })
+        };
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        assert!(!task.is_finished(), "the create did not wait for the key");
+        if commit {
+            txn.commit().await.unwrap();
+        } else {
+            txn.rollback().await.unwrap();
+        }
+        let out = task.await.unwrap();
+        match (hash, commit) {
+            ("same", true) => assert_eq!(out.unwrap(), CreateOrderOutcome::Replayed(holder_order)),
+            (_, true) => assert!(
+                matches!(out, Err(StoreError::IdempotencyConflict)),
+                "{out:?}"
+            ),
+            _ => {
+                assert_eq!(out.unwrap(), CreateOrderOutcome::Created);
+                assert_eq!(store.get_order(o.id).await.unwrap().unwrap(), o);
+            }
+        }
+    }
+    assert_eq!(count_orders(&store).await, 1);
+    assert_eq!(count_outbox(&store).await, 1);
+}

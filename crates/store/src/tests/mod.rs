@@ -4,6 +4,8 @@
 //! concurrent writers really contend for the lock).
 
 mod cases;
+mod dispatch;
+mod tracking;
 
 /// Instantiates every listed case on each backend.
 macro_rules! on_every_backend {
@@ -58,7 +60,26 @@ on_every_backend!(
     rating_only_once_and_only_when_completed,
     organisations_areas_and_nurses,
     orders_with_status_and_idempotency_purge,
+    create_order_round_trips_every_field,
+    outbox_poll_skips_published_rows_wherever_they_are,
 );
+
+/// A create waits for a concurrent holder of its idempotency key (on
+/// backends with more than one connection).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn postgres_create_waits_for_a_concurrent_holder_of_its_key() {
+    let (store, _db) = crate::testing::fresh_postgres().await;
+    cases::create_waits_for_a_concurrent_holder_of_its_key(store).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sqlite_file_create_waits_for_a_concurrent_holder_of_its_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}?mode=rwc", dir.path().join("t.db").display());
+    let store = crate::Store::connect(&url, 8).await.unwrap();
+    store.migrate().await.unwrap();
+    cases::create_waits_for_a_concurrent_holder_of_its_key(store).await;
+}
 
 /// Instances starting together all migrate the same database: every one
 /// succeeds and the catalogue is seeded once.
@@ -89,5 +110,30 @@ async fn postgres_concurrent_migrations_serialise() {
             .await
             .unwrap()
             .is_empty()
+    );
+}
+
+/// Offers and jobs (nurse-tracking, dispatcher).
+mod tracking_on_every_backend {
+    use super::tracking as cases;
+
+    on_every_backend!(
+        a_claim_wins_once_and_says_why_others_lose,
+        a_late_claim_is_expired_and_a_cancelled_order_cancelled,
+        claims_and_manual_assignments_race_to_one_winner,
+        manual_assignment_respects_offers_and_jobs,
+        closing_an_offer_writes_its_events_once,
+    );
+}
+
+/// The coordinator's reads (dispatcher dashboard).
+mod dispatch_on_every_backend {
+    use super::dispatch as cases;
+
+    on_every_backend!(
+        org_orders_are_scoped_newest_first_and_filtered,
+        offers_and_timelines_come_per_order,
+        open_orders_are_counted_by_status,
+        day_orders_carry_first_assignment_and_arrival,
     );
 }

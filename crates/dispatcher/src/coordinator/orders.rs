@@ -1,0 +1,595 @@
+//! The organisation's orders with their dispatch detail; manual assignment
+//! and cancellation on the resident's behalf.
+
+use actix_web::{get, post, web};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use yixin_auth::CoordinatorCaller;
+use yixin_domain::{
+    DomainError, Nurse, NurseId, Offer, OfferClosedReason, OfferStatus, Order, OrderId,
+    OrderStatus, OrgId, ShiftState, TimelineEvent,
+};
+use yixin_nurse_tracking::notify::{offer_closed, push_job_change, push_offer_closed};
+use yixin_nurse_tracking::service::status_event;
+use yixin_platform::{ApiError, ErrorBody, JsonBody};
+use yixin_store::{CLAIMABLE, StoreError};
+
+use super::{invalid, kpi, order_id, org_of, publish, store_error};
+use crate::Dispatcher;
+
+/// Orders listed when no `limit` is given.
+pub const DEFAULT_LIMIT: u32 = 100;
+/// Most orders one list answers.
+pub const MAX_LIMIT: u32 = 500;
+/// How often a cancel re-reads an order that moved under it.
+const CANCEL_ATTEMPTS: usize = 5;
+
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, ToSchema)]
+pub struct Location {
+    pub lat: f64,
+    pub lng: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct AddressView {
+    pub text: String,
+    pub detail: Option<String>,
+}
+
+/// The resident's contact, unmasked: the coordinator phones them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct ContactView {
+    pub name: String,
+    pub phone: String,
+}
+
+/// One offer of the order to a nurse.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct OfferView {
+    pub id: String,
+    pub nurse_id: String,
+    /// `open`, `accepted`, `declined`, `expired` or `withdrawn`.
+    pub status: String,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+    /// When the nurse answered, or the offer lapsed or was withdrawn.
+    pub answered_at: Option<DateTime<Utc>>,
+    pub eta_min: u32,
+    pub distance_m: u32,
+    pub decline_reason: Option<String>,
+}
+
+/// One step of the order's timeline.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct Step {
+    pub status: String,
+    pub at: DateTime<Utc>,
+}
+
+/// An order as the coordinator sees it: the resident's view plus the
+/// address and phone, the offers made, who declined, and the risk of
+/// missing the promise.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct DispatchOrder {
+    pub id: String,
+    /// `pending`, `offered`, `assigned`, `en_route`, `arrived`,
+    /// `in_service`, `completed`, `cancelled` or `escalated`.
+    pub status: String,
+    pub service_code: String,
+    pub created_at: DateTime<Utc>,
+    /// When the nurse must be at the door.
+    pub promised_by: DateTime<Utc>,
+    /// Predicted arrival.
+    pub eta: Option<DateTime<Utc>>,
+    pub nurse_id: Option<String>,
+    pub location: Location,
+    pub address: AddressView,
+    pub contact: ContactView,
+    pub notes: Option<String>,
+    pub scheduled_for: Option<DateTime<Utc>>,
+    pub cancel_reason: Option<String>,
+    pub updated_at: DateTime<Utc>,
+    /// Whole minutes left before `promised_by` (negative once late); `null`
+    /// once the nurse has arrived or the order is over.
+    pub minutes_left: Option<i64>,
+    /// Not yet reached and: escalated, late, predicted to arrive late, or
+    /// without a nurse with less than 10 minutes left.
+    pub at_risk: bool,
+    /// Every offer made, oldest first.
+    pub offers: Vec<OfferView>,
+    /// Nurses who declined the order, in the order they did.
+    pub declined_by: Vec<String>,
+    pub timeline: Vec<Step>,
+}
+
+/// The coordinator's view of `order` at `now`, from its offers and timeline.
+pub fn detail(
+    order: &Order,
+    offers: &[Offer],
+    timeline: &[TimelineEvent],
+    now: DateTime<Utc>,
+) -> DispatchOrder {
+    DispatchOrder {
+        id: order.id.to_string(),
+        status: order.status.as_str().to_owned(),
+        service_code: order.service_code.clone(),
+        created_at: order.created_at,
+        promised_by: order.promised_by,
+        eta: order.eta,
+        nurse_id: order.nurse_id.map(|n| n.to_string()),
+        location: Location {
+            lat: order.location.lat(),
+            lng: order.location.lng(),
+        },
+        address: AddressView {
+            text: order.address.text.clone(),
+            detail: order.address.detail.clone(),
+        },
+        contact: ContactView {
+            name: order.contact.name.clone(),
+            phone: order.contact.phone.as_str().to_owned(),
+        },
+        notes: order.notes.clone(),
+        scheduled_for: order.scheduled_for,
+        cancel_reason: order.cancel_reason.clone(),
+        updated_at: order.updated_at,
+        minutes_left: kpi::awaiting_arrival(order.status)
+            .then(|| kpi::minutes_left(order.promised_by, now)),
+        at_risk: kpi::is_at_risk(
+            order.status,
+            order.promised_by,
+            order.eta,
+            order.nurse_id.is_some(),
+            now,
+        ),
+        offers: offers
+            .iter()
+            .map(|o| OfferView {
+                id: o.id.to_string(),
+                nurse_id: o.nurse_id.to_string(),
+                status: o.status.as_str().to_owned(),
+                created_at: o.created_at,
+                expires_at: o.expires_at,
+                answered_at: o.answered_at,
+                eta_min: o.eta_min,
+                distance_m: o.distance_m,
+                decline_reason: o.decline_reason.clone(),
+            })
+            .collect(),
+        declined_by: offers
+            .iter()
+            .filter(|o| o.status == OfferStatus::Declined)
+            .map(|o| o.nurse_id.to_string())
+            .collect(),
+        timeline: timeline
+            .iter()
+            .map(|e| Step {
+                status: e.status.as_str().to_owned(),
+                at: e.at,
+            })
+            .collect(),
+    }
+}
+
+/// The detail of each order, with two queries for all of them.
+pub async fn details(svc: &Dispatcher, orders: &[Order]) -> Result<Vec<DispatchOrder>, ApiError> {
+    let ids: Vec<OrderId> = orders.iter().map(|o| o.id).collect();
+    let mut offers = svc
+        .store
+        .offers_for_orders(&ids)
+        .await
+        .map_err(|e| store_error(e, "order"))?;
+    let mut timelines = svc
+        .store
+        .timelines_for_orders(&ids)
+        .await
+        .map_err(|e| store_error(e, "order"))?;
+    let now = Utc::now();
+    Ok(orders
+        .iter()
+        .map(|o| {
+            detail(
+                o,
+                &offers.remove(&o.id).unwrap_or_default(),
+                &timelines.remove(&o.id).unwrap_or_default(),
+                now,
+            )
+        })
+        .collect())
+}
+
+/// The detail of one order.
+pub async fn one_detail(svc: &Dispatcher, order: &Order) -> Result<DispatchOrder, ApiError> {
+    let offers = svc
+        .store
+        .offers_for_order(order.id)
+        .await
+        .map_err(|e| store_error(e, "order"))?;
+    let timeline = svc
+        .store
+        .timeline(order.id)
+        .await
+        .map_err(|e| store_error(e, "order"))?;
+    Ok(detail(order, &offers, &timeline, Utc::now()))
+}
+
+/// One of the organisation's orders, or 404.
+pub async fn own_order(svc: &Dispatcher, org: &OrgId, raw_id: &str) -> Result<Order, ApiError> {
+    let id = order_id(raw_id)?;
+    svc.store
+        .org_order(org, id)
+        .await
+        .map_err(|e| store_error(e, "order"))?
+        .ok_or_else(|| ApiError::not_found("no such order"))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct OrdersQuery {
+    /// One status or a comma-separated list (e.g. `pending,offered,escalated`); all when absent.
+    pub status: Option<String>,
+    /// 1 to 500, default 100.
+    pub limit: Option<u32>,
+}
+
+/// Parses `pending,offered`: each must be a status.
+pub fn parse_statuses(raw: Option<&str>) -> Result<Vec<OrderStatus>, ApiError> {
+    let Some(raw) = raw else {
+        return Ok(Vec::new());
+    };
+    let mut out = Vec::new();
+    for part in raw.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let status = part
+            .parse::<OrderStatus>()
+            .map_err(|_| ApiError::BadRequest {
+                code: "invalid_query".into(),
+                message: format!(
+                    "status must be one or more of {}, comma-separated; got {:?}",
+                    OrderStatus::ALL.map(|s| s.as_str()).join(", "),
+                    part.chars().take(32).collect::<String>()
+                ),
+                field: Some("status".into()),
+            })?;
+        if !out.contains(&status) {
+            out.push(status);
+        }
+    }
+    Ok(out)
+}
+
+/// The organisation's orders, newest first, with offers, declines,
+/// timeline, minutes left and the at-risk flag.
+#[utoipa::path(
+    tag = "coordinator",
+    security(("bearer" = [])),
+    params(OrdersQuery),
+    responses(
+        (status = 200, body = [DispatchOrder]),
+        (status = 400, description = "`invalid_query`: unknown status or bad limit", body = ErrorBody),
+        (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody),
+    )
+)]
+#[get("/v1/dispatch/orders")]
+pub async fn list_orders(
+    caller: CoordinatorCaller,
+    svc: web::Data<Dispatcher>,
+    query: web::Query<OrdersQuery>,
+) -> Result<web::Json<Vec<DispatchOrder>>, ApiError> {
+    let org = org_of(&caller);
+    let limit = query.limit.unwrap_or(DEFAULT_LIMIT);
+    if !(1..=MAX_LIMIT).contains(&limit) {
+        return Err(ApiError::BadRequest {
+            code: "invalid_query".into(),
+            message: format!("limit must be between 1 and {MAX_LIMIT}"),
+            field: Some("limit".into()),
+        });
+    }
+    let statuses = parse_statuses(query.status.as_deref())?;
+    let orders = svc
+        .store
+        .org_orders(&org, &statuses, u64::from(limit))
+        .await
+        .map_err(|e| store_error(e, "order"))?;
+    Ok(web::Json(details(&svc, &orders).await?))
+}
+
+/// One of the organisation's orders with its dispatch detail.
+#[utoipa::path(
+    tag = "coordinator",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "Order id")),
+    responses(
+        (status = 200, body = DispatchOrder),
+        (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody),
+    )
+)]
+#[get("/v1/dispatch/orders/{id}")]
+pub async fn get_order(
+    caller: CoordinatorCaller,
+    svc: web::Data<Dispatcher>,
+    id: web::Path<String>,
+) -> Result<web::Json<DispatchOrder>, ApiError> {
+    let order = own_order(&svc, &org_of(&caller), &id).await?;
+    Ok(web::Json(one_detail(&svc, &order).await?))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AssignRequest {
+    /// A nurse of the organisation: active, on shift, holding the skills
+    /// the service requires, with no job and no other offer open.
+    pub nurse_id: String,
+}
+
+/// The organisation's nurse named in a body, fit for the order.
+async fn assignable_nurse(
+    svc: &Dispatcher,
+    org: &OrgId,
+    raw: &str,
+    order: &Order,
+) -> Result<Nurse, ApiError> {
+    let unknown = || {
+        ApiError::invalid_field(
+            "nurse_id",
+            "unknown_nurse",
+            "no such nurse in the organisation",
+        )
+    };
+    let id = raw.parse().map(NurseId).map_err(|_| unknown())?;
+    let nurse = svc
+        .store
+        .get_nurse(id)
+        .await
+        .map_err(|e| store_error(e, "nurse"))?
+        .filter(|n| &n.org_id == org)
+        .ok_or_else(unknown)?;
+    if !nurse.active {
+        return Err(ApiError::invalid_field(
+            "nurse_id",
+            "nurse_inactive",
+            "the nurse is deactivated",
+        ));
+    }
+    let catalog = svc
+        .store
+        .catalog()
+        .await
+        .map_err(|e| store_error(e, "service"))?;
+    if let Some(service) = catalog
+        .services
+        .iter()
+        .find(|s| s.code == order.service_code)
+    {
+        let missing: Vec<_> = service
+            .required_skills
+            .iter()
+            .filter(|s| !nurse.skills.contains(s))
+            .cloned()
+            .collect();
+        if !missing.is_empty() {
+            return Err(invalid(DomainError::MissingSkills { missing }, "nurse_id"));
+        }
+    }
+    if nurse.shift != ShiftState::On {
+        return Err(ApiError::conflict(
+            "nurse_off_shift",
+            "the nurse is off shift; they must go on shift before taking a job",
+        ));
+    }
+    Ok(nurse)
+}
+
+fn not_assignable(status: &str) -> ApiError {
+    ApiError::conflict(
+        "not_assignable",
+        format!("the order is {status}: only pending, offered or escalated orders can be assigned"),
+    )
+}
+
+/// Gives the order to a nurse by hand, under the same no-double-booking
+/// rule as an accepted offer. An offer open to another nurse is withdrawn
+/// (their phone gets `offer_closed` `taken`); the nurse's phone gets
+/// `assigned`.
+#[utoipa::path(
+    tag = "coordinator",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "Order id")),
+    request_body = AssignRequest,
+    responses(
+        (status = 200, description = "Assigned", body = DispatchOrder),
+        (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody),
+        (status = 404, description = "No such order in the organisation", body = ErrorBody),
+        (status = 409, description = "`nurse_busy` (an active job or another open offer), `nurse_off_shift`, or `not_assignable` (the order is past waiting for a nurse)", body = ErrorBody),
+        (status = 422, description = "`unknown_nurse`, `nurse_inactive` or `missing_skills`, field `nurse_id`", body = ErrorBody),
+    )
+)]
+#[post("/v1/dispatch/orders/{id}/assign")]
+pub async fn assign_order(
+    caller: CoordinatorCaller,
+    svc: web::Data<Dispatcher>,
+    id: web::Path<String>,
+    body: JsonBody<AssignRequest>,
+) -> Result<web::Json<DispatchOrder>, ApiError> {
+    let org = org_of(&caller);
+    let order = own_order(&svc, &org, &id).await?;
+    let nurse = assignable_nurse(&svc, &org, &body.into_inner().nurse_id, &order).await?;
+    if !CLAIMABLE.contains(&order.status) {
+        return Err(not_assignable(order.status.as_str()));
+    }
+    let now = Utc::now();
+    let mut event: Option<Vec<u8>> = None;
+    let result = svc
+        .store
+        .assign_order(order.id, nurse.id, now, |o, from| {
+            let msg = status_event(o, from, now);
+            event = Some(msg.payload.clone());
+            Some(msg)
+        })
+        .await;
+    let (assigned, withdrawn) = match result {
+        Ok(done) => done,
+        Err(StoreError::Conflict(m)) => {
+            return Err(ApiError::conflict(
+                "nurse_busy",
+                format!("the nurse is not free: {m}"),
+            ));
+        }
+        Err(StoreError::StaleState { current }) => return Err(not_assignable(&current)),
+        Err(e) => return Err(store_error(e, "order")),
+    };
+    let queue = svc.queue.as_ref();
+    if let Some(offer) = withdrawn.filter(|o| o.status == OfferStatus::Withdrawn) {
+        if let Err(e) = push_offer_closed(queue, &offer, OfferClosedReason::Taken).await {
+            tracing::warn!(offer_id = %offer.id, error = %e, "withdrawn offer not pushed");
+        }
+        publish(
+            queue,
+            org.as_str(),
+            &offer_closed(&offer, OfferClosedReason::Taken, now),
+        )
+        .await;
+    }
+    if let Some(event) = &event {
+        if let Err(e) = push_job_change(queue, nurse.id, event).await {
+            // The phone also gets its job on (re)connect and from `GET /v1/nurse/jobs`.
+            tracing::warn!(nurse_id = %nurse.id, error = %e, "assignment not pushed to the phone");
+        }
+        publish(queue, org.as_str(), event).await;
+    }
+    tracing::info!(
+        order_id = %assigned.id,
+        nurse_id = %nurse.id,
+        coordinator = %caller.0.sub,
+        "order assigned by a coordinator"
+    );
+    Ok(web::Json(one_detail(&svc, &assigned).await?))
+}
+
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CancelRequest {
+    /// Why, e.g. what the resident said on the phone (at most 500 characters).
+    #[serde(default)]
+    pub reason: Option<String>,
+}
+
+/// Cancels an order on the resident's behalf, until the visit starts. An
+/// open offer is withdrawn (the nurse's phone gets `offer_closed`
+/// `cancelled`); an assigned nurse's phone learns through the order's
+/// channel.
+#[utoipa::path(
+    tag = "coordinator",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "Order id")),
+    request_body = CancelRequest,
+    responses(
+        (status = 200, description = "Cancelled", body = DispatchOrder),
+        (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody),
+        (status = 409, description = "`not_cancellable`: the visit has started or the order is over", body = ErrorBody),
+        (status = 422, body = ErrorBody),
+    )
+)]
+#[post("/v1/dispatch/orders/{id}/cancel")]
+pub async fn cancel_order(
+    caller: CoordinatorCaller,
+    svc: web::Data<Dispatcher>,
+    id: web::Path<String>,
+    body: JsonBody<CancelRequest>,
+) -> Result<web::Json<DispatchOrder>, ApiError> {
+    let org = org_of(&caller);
+    let reason = body.into_inner().reason;
+    let mut order = own_order(&svc, &org, &id).await?;
+    // The conditional update applies only from the status we saw; if the
+    // order moved meanwhile (a nurse accepted, set off…), look again.
+    let mut attempts = 0;
+    let (cancelled, event) = loop {
+        attempts += 1;
+        let now = Utc::now();
+        let from = order.status;
+        let mut next = order.clone();
+        next.cancel(reason.as_deref(), now).map_err(|e| match e {
+            DomainError::NotCancellable { .. } | DomainError::IllegalTransition { .. } => {
+                ApiError::conflict("not_cancellable", e.to_string())
+            }
+            other => invalid(other, "reason"),
+        })?;
+        next.nurse_id = None;
+        let event = status_event(&next, from, now);
+        let mut change =
+            yixin_store::OrderTransition::new(order.id, vec![from], OrderStatus::Cancelled, now);
+        change.nurse_id = Some(None);
+        change.cancel_reason = next.cancel_reason.clone();
+        change.outbox = Some(event.clone());
+        match svc.store.transition_order(change).await {
+            Ok(done) => break (done, event.payload),
+            Err(StoreError::StaleState { .. }) if attempts < CANCEL_ATTEMPTS => {
+                order = svc
+                    .store
+                    .org_order(&org, order.id)
+                    .await
+                    .map_err(|e| store_error(e, "order"))?
+                    .ok_or_else(|| ApiError::not_found("no such order"))?;
+            }
+            Err(e) => return Err(store_error(e, "order")),
+        }
+    };
+    withdraw_open_offers(&svc, &org, cancelled.id).await;
+    publish(svc.queue.as_ref(), org.as_str(), &event).await;
+    tracing::info!(
+        order_id = %cancelled.id,
+        coordinator = %caller.0.sub,
+        "order cancelled by a coordinator"
+    );
+    Ok(web::Json(one_detail(&svc, &cancelled).await?))
+}
+
+/// Withdraws the cancelled order's open offers and tells their nurses.
+/// Best effort: the order is already cancelled, and an accept that comes
+/// meanwhile finds it so.
+async fn withdraw_open_offers(svc: &Dispatcher, org: &OrgId, id: OrderId) {
+    let offers = match svc.store.offers_for_order(id).await {
+        Ok(offers) => offers,
+        Err(e) => {
+            tracing::warn!(order_id = %id, error = %e, "could not read offers to withdraw");
+            return;
+        }
+    };
+    let queue = svc.queue.as_ref();
+    for offer in offers.into_iter().filter(|o| o.status == OfferStatus::Open) {
+        let now = Utc::now();
+        match svc
+            .store
+            .close_offer(
+                offer.id,
+                OfferStatus::Withdrawn,
+                now,
+                Some("order cancelled".to_owned()),
+                vec![],
+            )
+            .await
+        {
+            Ok(closed) => {
+                if let Err(e) =
+                    push_offer_closed(queue, &closed, OfferClosedReason::Cancelled).await
+                {
+                    tracing::warn!(offer_id = %closed.id, error = %e, "withdrawal not pushed");
+                }
+                publish(
+                    queue,
+                    org.as_str(),
+                    &offer_closed(&closed, OfferClosedReason::Cancelled, now),
+                )
+                .await;
+            }
+            Err(e) => {
+                tracing::info!(offer_id = %offer.id, error = %e, "offer not withdrawn (answered meanwhile?)");
+            }
+        }
+    }
+}

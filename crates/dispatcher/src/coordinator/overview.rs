@@ -1,0 +1,182 @@
+//! `GET /v1/dispatch/overview`: the organisation's live KPIs. The numbers
+//! come from the database (orders, timelines, offers, shifts) and, for
+//! where free nurses are, the shared positions board; the arithmetic is
+//! [`super::kpi`].
+
+use actix_web::{get, web};
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use utoipa::ToSchema;
+use yixin_auth::CoordinatorCaller;
+use yixin_domain::{GeoPoint, NurseId, OrderStatus, OrgId, ShiftState};
+use yixin_platform::{ApiError, ErrorBody};
+
+use super::kpi::{self, CellBalance, DayKpis};
+use super::{org_of, store_error};
+use crate::Dispatcher;
+
+/// Statuses of orders that are neither completed nor cancelled.
+pub const OPEN: [OrderStatus; 7] = [
+    OrderStatus::Pending,
+    OrderStatus::Offered,
+    OrderStatus::Assigned,
+    OrderStatus::EnRoute,
+    OrderStatus::Arrived,
+    OrderStatus::InService,
+    OrderStatus::Escalated,
+];
+
+/// Most open orders the overview looks at for risk and cells.
+const MAX_OPEN: u64 = 10_000;
+
+/// Open orders by status.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, ToSchema)]
+pub struct OpenOrders {
+    pub pending: u64,
+    pub offered: u64,
+    pub assigned: u64,
+    pub en_route: u64,
+    pub arrived: u64,
+    pub in_service: u64,
+    pub escalated: u64,
+    pub total: u64,
+}
+
+/// The organisation's nurses at work.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, ToSchema)]
+pub struct NurseCounts {
+    /// Active and on shift.
+    pub on_shift: u32,
+    /// On shift with no active job and no open offer.
+    pub free: u32,
+    /// Of the free ones, those whose latest position is known.
+    pub free_with_position: u32,
+}
+
+/// Orders at risk of missing the promise (see `DispatchOrder.at_risk`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, ToSchema)]
+pub struct AtRisk {
+    pub count: u32,
+    /// Most urgent first (earliest `promised_by`).
+    pub order_ids: Vec<String>,
+}
+
+/// The organisation's live KPIs.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct Overview {
+    pub org: String,
+    /// When these numbers were taken.
+    pub at: DateTime<Utc>,
+    pub open_orders: OpenOrders,
+    pub nurses: NurseCounts,
+    /// Today's orders (since local midnight, Asia/Shanghai): see the fields.
+    pub today: DayKpis,
+    pub at_risk: AtRisk,
+    /// Free nurses with a position against open orders, per resolution-7
+    /// H3 cell (cells with neither are left out).
+    pub cells: Vec<CellBalance>,
+}
+
+fn open_orders(counts: &std::collections::HashMap<OrderStatus, u64>) -> OpenOrders {
+    let n = |s: OrderStatus| counts.get(&s).copied().unwrap_or(0);
+    OpenOrders {
+        pending: n(OrderStatus::Pending),
+        offered: n(OrderStatus::Offered),
+        assigned: n(OrderStatus::Assigned),
+        en_route: n(OrderStatus::EnRoute),
+        arrived: n(OrderStatus::Arrived),
+        in_service: n(OrderStatus::InService),
+        escalated: n(OrderStatus::Escalated),
+        total: OPEN.iter().map(|s| n(*s)).sum(),
+    }
+}
+
+/// Reads and computes the organisation's overview at this moment.
+pub async fn overview(svc: &Dispatcher, org: &OrgId) -> Result<Overview, ApiError> {
+    let now = Utc::now();
+    let err = |e| store_error(e, "order");
+    let counts = svc.store.org_order_counts(org, &OPEN).await.map_err(err)?;
+    let open = svc
+        .store
+        .org_orders(org, &OPEN, MAX_OPEN)
+        .await
+        .map_err(err)?;
+    let since = kpi::local_midnight(now);
+    let today = svc.store.day_orders(org, since).await.map_err(err)?;
+
+    let mut risky: Vec<_> = open
+        .iter()
+        .filter(|o| kpi::is_at_risk(o.status, o.promised_by, o.eta, o.nurse_id.is_some(), now))
+        .collect();
+    risky.sort_by_key(|o| (o.promised_by, o.id.0));
+
+    let nurses = svc.store.nurses(org).await.map_err(err)?;
+    let working: Vec<NurseId> = nurses
+        .iter()
+        .filter(|n| n.active && n.shift == ShiftState::On)
+        .map(|n| n.id)
+        .collect();
+    let engaged = svc.store.engaged_nurses(&working).await.map_err(err)?;
+    let free: Vec<NurseId> = working
+        .iter()
+        .filter(|n| !engaged.contains(n))
+        .copied()
+        .collect();
+    let ids: Vec<String> = free.iter().map(|n| n.to_string()).collect();
+    let positions: Vec<GeoPoint> = match svc.positions.latest(&ids).await {
+        Ok(found) => found
+            .into_iter()
+            .flatten()
+            .filter(|p| p.org_id == org.as_str())
+            .filter_map(|p| GeoPoint::new(p.lat, p.lng).ok())
+            .collect(),
+        Err(e) => {
+            tracing::warn!(error = %e, "positions unavailable for the overview");
+            Vec::new()
+        }
+    };
+    let demand: Vec<(GeoPoint, OrderStatus)> =
+        open.iter().map(|o| (o.location, o.status)).collect();
+
+    Ok(Overview {
+        org: org.as_str().to_owned(),
+        at: now,
+        open_orders: open_orders(&counts),
+        nurses: NurseCounts {
+            on_shift: u32::try_from(working.len()).unwrap_or(u32::MAX),
+            free: u32::try_from(free.len()).unwrap_or(u32::MAX),
+            free_with_position: u32::try_from(positions.len()).unwrap_or(u32::MAX),
+        },
+        today: kpi::day_kpis(&today, since, now),
+        at_risk: AtRisk {
+            count: u32::try_from(risky.len()).unwrap_or(u32::MAX),
+            order_ids: risky.iter().map(|o| o.id.to_string()).collect(),
+        },
+        cells: kpi::supply_and_demand(&positions, &demand),
+    })
+}
+
+/// Live KPIs of the caller's organisation: open orders by status, nurses on
+/// shift and free, today's share reached within 30 minutes, median minutes
+/// to accept and to arrive, orders at risk, supply against demand per H3
+/// cell.
+///
+/// Definitions: *today* starts at local midnight, Asia/Shanghai (UTC+8).
+/// `reached_in_time_share` = today's orders reached (an `arrived` step) at
+/// or before `promised_by`, over today's orders that are not cancelled and
+/// are reached or past `promised_by`. Medians: created → first `assigned`,
+/// created → `arrived`, over today's orders that got there. At risk: not
+/// reached yet and escalated, late, predicted late, or without a nurse with
+/// under 10 minutes left.
+#[utoipa::path(
+    tag = "coordinator",
+    security(("bearer" = [])),
+    responses((status = 200, body = Overview), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody))
+)]
+#[get("/v1/dispatch/overview")]
+pub async fn get_overview(
+    caller: CoordinatorCaller,
+    svc: web::Data<Dispatcher>,
+) -> Result<web::Json<Overview>, ApiError> {
+    Ok(web::Json(overview(&svc, &org_of(&caller)).await?))
+}

@@ -1,0 +1,269 @@
+//! The coordinator's roster: add a nurse, change skills or details,
+//! deactivate; list the organisation's nurses with shift, position and job.
+//! Everything is scoped to the coordinator's organisation: a nurse of
+//! another one is simply not found.
+
+use actix_web::{HttpResponse, get, patch, post, web};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use yixin_auth::CoordinatorCaller;
+use yixin_domain::{DomainError, Nurse, NurseId, OrgId, PhoneNumber, Skill};
+use yixin_platform::{ApiError, ErrorBody, JsonBody};
+use yixin_store::StoreError;
+
+use crate::Dispatcher;
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewNurseRequest {
+    #[schema(example = "李护士")]
+    pub name: String,
+    #[schema(example = "13900001111")]
+    pub phone: String,
+    /// Skill codes, as the catalogue's services require them.
+    #[schema(example = json!(["wound_care"]))]
+    pub skills: Vec<String>,
+}
+
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NurseChange {
+    pub name: Option<String>,
+    pub phone: Option<String>,
+    pub skills: Option<Vec<String>>,
+    /// `false` deactivates: the nurse stays on record but gets no work.
+    pub active: Option<bool>,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Position {
+    pub lat: f64,
+    pub lng: f64,
+    pub accuracy_m: f64,
+    pub recorded_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct NurseView {
+    pub id: String,
+    pub name: String,
+    pub phone: String,
+    pub skills: Vec<String>,
+    pub active: bool,
+    /// `on` or `off`.
+    pub shift: String,
+    /// The latest shared fix, if the nurse is on shift and has sent one.
+    pub position: Option<Position>,
+    /// The order the nurse is working on, if any.
+    pub current_order_id: Option<String>,
+}
+
+fn view(n: &Nurse) -> NurseView {
+    NurseView {
+        id: n.id.to_string(),
+        name: n.name.clone(),
+        phone: n.phone.as_str().to_owned(),
+        skills: n.skills.iter().map(|s| s.as_str().to_owned()).collect(),
+        active: n.active,
+        shift: n.shift.as_str().to_owned(),
+        position: None,
+        current_order_id: None,
+    }
+}
+
+fn invalid(e: DomainError, field: &str) -> ApiError {
+    ApiError::Unprocessable {
+        code: e.code().into(),
+        message: e.to_string(),
+        field: Some(field.to_owned()),
+    }
+}
+
+fn store_error(e: StoreError) -> ApiError {
+    match e {
+        StoreError::NotFound => ApiError::not_found("no such nurse"),
+        StoreError::Conflict(m) => ApiError::conflict("conflict", m),
+        other => ApiError::internal(other),
+    }
+}
+
+/// Skill codes checked against the catalogue: a skill no service asks for
+/// is almost always a typo, and would never match anything.
+async fn skills(svc: &Dispatcher, codes: &[String]) -> Result<Vec<Skill>, ApiError> {
+    let catalog = svc.store.catalog().await.map_err(store_error)?;
+    let mut out = Vec::with_capacity(codes.len());
+    for (i, code) in codes.iter().enumerate() {
+        let field = format!("skills[{i}]");
+        let skill = Skill::new(code).map_err(|e| invalid(e, &field))?;
+        if !catalog
+            .services
+            .iter()
+            .any(|s| s.required_skills.contains(&skill))
+        {
+            return Err(ApiError::Unprocessable {
+                code: "unknown_skill".into(),
+                message: format!("no service in the catalogue requires `{}`", skill.as_str()),
+                field: Some(field),
+            });
+        }
+        out.push(skill);
+    }
+    Ok(out)
+}
+
+async fn own_nurse(svc: &Dispatcher, org: &OrgId, id: &str) -> Result<Nurse, ApiError> {
+    let id = id
+        .parse()
+        .map(NurseId)
+        .map_err(|_| ApiError::not_found("no such nurse"))?;
+    svc.store
+        .get_nurse(id)
+        .await
+        .map_err(store_error)?
+        .filter(|n| &n.org_id == org)
+        .ok_or_else(|| ApiError::not_found("no such nurse"))
+}
+
+/// Adds a nurse to the organisation's roster (active, off shift).
+#[utoipa::path(
+    tag = "coordinator",
+    security(("bearer" = [])),
+    request_body = NewNurseRequest,
+    responses(
+        (status = 201, body = NurseView),
+        (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody),
+        (status = 422, body = ErrorBody),
+    )
+)]
+#[post("/v1/dispatch/nurses")]
+pub async fn add_nurse(
+    caller: CoordinatorCaller,
+    svc: web::Data<Dispatcher>,
+    body: JsonBody<NewNurseRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let body = body.into_inner();
+    let org = OrgId::from(caller.0.org.as_str());
+    let phone = PhoneNumber::new(&body.phone).map_err(|e| invalid(e, "phone"))?;
+    let skills = skills(&svc, &body.skills).await?;
+    let nurse = Nurse::new(org, &body.name, phone, skills, Utc::now()).map_err(|e| {
+        let field = e.field().unwrap_or("name").to_owned();
+        invalid(e, &field)
+    })?;
+    svc.store.insert_nurse(&nurse).await.map_err(store_error)?;
+    tracing::info!(nurse_id = %nurse.id, org = %nurse.org_id, "nurse added to the roster");
+    Ok(HttpResponse::Created().json(view(&nurse)))
+}
+
+/// The organisation's roster with shift state, latest position and current job.
+#[utoipa::path(
+    tag = "coordinator",
+    security(("bearer" = [])),
+    responses((status = 200, body = [NurseView]), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody))
+)]
+#[get("/v1/dispatch/nurses")]
+pub async fn list_nurses(
+    caller: CoordinatorCaller,
+    svc: web::Data<Dispatcher>,
+) -> Result<web::Json<Vec<NurseView>>, ApiError> {
+    let org = OrgId::from(caller.0.org.as_str());
+    let nurses = svc.store.nurses(&org).await.map_err(store_error)?;
+    let ids: Vec<String> = nurses.iter().map(|n| n.id.to_string()).collect();
+    let positions = match svc.positions.latest(&ids).await {
+        Ok(p) => p,
+        Err(e) => {
+            tracing::warn!(error = %e, "positions unavailable for the roster");
+            vec![None; ids.len()]
+        }
+    };
+    let jobs = svc
+        .store
+        .active_orders_by_nurse(&org)
+        .await
+        .map_err(store_error)?;
+    Ok(web::Json(
+        nurses
+            .iter()
+            .zip(positions)
+            .map(|(n, p)| {
+                let mut v = view(n);
+                v.position = p.map(|p| Position {
+                    lat: p.lat,
+                    lng: p.lng,
+                    accuracy_m: p.accuracy_m,
+                    recorded_at: DateTime::from_timestamp_millis(p.recorded_at_unix_ms),
+                });
+                v.current_order_id = jobs.get(&n.id).map(|o| o.to_string());
+                v
+            })
+            .collect(),
+    ))
+}
+
+/// Changes a nurse's name, phone or skills, or (de)activates them.
+#[utoipa::path(
+    tag = "coordinator",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "Nurse id")),
+    request_body = NurseChange,
+    responses(
+        (status = 200, body = NurseView),
+        (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody),
+        (status = 422, body = ErrorBody),
+    )
+)]
+#[patch("/v1/dispatch/nurses/{id}")]
+pub async fn change_nurse(
+    caller: CoordinatorCaller,
+    svc: web::Data<Dispatcher>,
+    id: web::Path<String>,
+    body: JsonBody<NurseChange>,
+) -> Result<web::Json<NurseView>, ApiError> {
+    let org = OrgId::from(caller.0.org.as_str());
+    let mut nurse = own_nurse(&svc, &org, &id).await?;
+    let change = body.into_inner();
+    if let Some(codes) = &change.skills {
+        let skills = skills(&svc, codes).await?;
+        // Re-validate through the constructor (at least one skill, sorted, unique).
+        let checked = Nurse::new(
+            org.clone(),
+            &nurse.name,
+            nurse.phone.clone(),
+            skills,
+            nurse.created_at,
+        )
+        .map_err(|e| invalid(e, "skills"))?;
+        nurse.skills = checked.skills;
+    }
+    if let Some(name) = &change.name {
+        let checked = Nurse::new(
+            org.clone(),
+            name,
+            nurse.phone.clone(),
+            nurse.skills.clone(),
+            nurse.created_at,
+        )
+        .map_err(|e| invalid(e, "name"))?;
+        nurse.name = checked.name;
+    }
+    if let Some(phone) = &change.phone {
+        nurse.phone = PhoneNumber::new(phone).map_err(|e| invalid(e, "phone"))?;
+    }
+    if let Some(active) = change.active {
+        nurse.active = active;
+    }
+    svc.store.update_nurse(&nurse).await.map_err(store_error)?;
+    // Every instance holding the nurse's phone or roster entry reloads it.
+    if let Err(e) = svc
+        .queue
+        .broadcast(yixin_queue::ROSTER_CHANNEL, nurse.id.to_string().as_bytes())
+        .await
+    {
+        tracing::warn!(nurse_id = %nurse.id, error = %e, "roster change not announced");
+    }
+    Ok(web::Json(view(&nurse)))
+}

@@ -1,0 +1,378 @@
+//! The phone's frames (API.md, "Nurse — nurse-tracking"): what a phone may
+//! send, what it gets, and the checks on a GPS fix.
+
+use chrono::{DateTime, TimeDelta, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use yixin_domain::{GeoPoint, OfferClosedReason, OrderStatus};
+
+use crate::errors::TrackingError;
+use crate::fleet::Fix;
+
+/// A fix may be stamped at most this far in the future (phone clocks drift).
+pub const MAX_CLOCK_AHEAD: TimeDelta = TimeDelta::seconds(60);
+
+/// One GPS fix as a phone sends it.
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FixIn {
+    pub lat: f64,
+    pub lng: f64,
+    /// Horizontal accuracy radius, metres.
+    pub accuracy_m: f64,
+    /// When the phone took the fix (RFC 3339).
+    pub ts: DateTime<Utc>,
+}
+
+impl FixIn {
+    /// Checks ranges, accuracy and the clock; `field` prefixes the error's field.
+    pub fn validate(
+        &self,
+        now: DateTime<Utc>,
+        max_accuracy_m: f64,
+        field: &str,
+    ) -> Result<Fix, TrackingError> {
+        let point = GeoPoint::new(self.lat, self.lng).map_err(|e| TrackingError::InvalidFix {
+            field: format!("{field}lat"),
+            message: e.to_string(),
+        })?;
+        if !self.accuracy_m.is_finite() || self.accuracy_m < 0.0 {
+            return Err(TrackingError::InvalidFix {
+                field: format!("{field}accuracy_m"),
+                message: "accuracy_m must be a finite, non-negative number of metres".into(),
+            });
+        }
+        if self.accuracy_m > max_accuracy_m {
+            return Err(TrackingError::InvalidFix {
+                field: format!("{field}accuracy_m"),
+                message: format!("fixes less accurate than {max_accuracy_m} m are refused"),
+            });
+        }
+        if self.ts > now + MAX_CLOCK_AHEAD {
+            return Err(TrackingError::InvalidFix {
+                field: format!("{field}ts"),
+                message: "the fix is stamped more than a minute in the future".into(),
+            });
+        }
+        Ok(Fix {
+            point,
+            accuracy_m: self.accuracy_m,
+            at: self.ts,
+        })
+    }
+}
+
+/// Shift state as a phone says it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ShiftIn {
+    On,
+    Off,
+}
+
+/// A visit step a nurse reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Step {
+    EnRoute,
+    Arrived,
+    Started,
+    Completed,
+}
+
+impl Step {
+    /// The order status the step moves to, and the one it must come from.
+    pub fn transition(self) -> (OrderStatus, OrderStatus) {
+        match self {
+            Self::EnRoute => (OrderStatus::Assigned, OrderStatus::EnRoute),
+            Self::Arrived => (OrderStatus::EnRoute, OrderStatus::Arrived),
+            Self::Started => (OrderStatus::Arrived, OrderStatus::InService),
+            Self::Completed => (OrderStatus::InService, OrderStatus::Completed),
+        }
+    }
+}
+
+/// What a phone sends over the socket.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum ClientFrame {
+    Location {
+        lat: f64,
+        lng: f64,
+        accuracy_m: f64,
+        ts: DateTime<Utc>,
+    },
+    Locations {
+        fixes: Vec<FixIn>,
+    },
+    Shift {
+        state: ShiftIn,
+    },
+    Accept {
+        offer_id: String,
+    },
+    Decline {
+        offer_id: String,
+        #[serde(default)]
+        reason: Option<String>,
+    },
+    Progress {
+        order_id: String,
+        step: Step,
+    },
+}
+
+/// The frame types a phone may send.
+pub const CLIENT_FRAME_TYPES: [&str; 6] = [
+    "location",
+    "locations",
+    "shift",
+    "accept",
+    "decline",
+    "progress",
+];
+
+impl ClientFrame {
+    /// Parses a text frame. Not JSON, not an object or no `type` →
+    /// `bad_frame`; a type we do not know → `unknown_frame`; a known type
+    /// with wrong fields → `invalid_frame` naming the problem.
+    pub fn parse(text: &str) -> Result<Self, TrackingError> {
+        let value: serde_json::Value = serde_json::from_str(text)
+            .map_err(|e| TrackingError::BadFrame(format!("not JSON: {e}")))?;
+        let Some(kind) = value.get("type").and_then(|t| t.as_str()) else {
+            return Err(TrackingError::BadFrame(
+                "a frame is a JSON object with a string `type`".into(),
+            ));
+        };
+        if !CLIENT_FRAME_TYPES.contains(&kind) {
+            let kind: String = kind.chars().take(32).collect();
+            return Err(TrackingError::UnknownFrame(kind));
+        }
+        serde_json::from_value(value).map_err(|e| TrackingError::InvalidFrame(e.to_string()))
+    }
+}
+
+/// WGS-84 point as the API shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Location {
+    pub lat: f64,
+    pub lng: f64,
+}
+
+impl From<GeoPoint> for Location {
+    fn from(p: GeoPoint) -> Self {
+        Self {
+            lat: p.lat(),
+            lng: p.lng(),
+        }
+    }
+}
+
+/// An offer as the nurse sees it: a coarse area, never the address.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct OfferView {
+    pub offer_id: String,
+    pub order_id: String,
+    pub service_code: String,
+    pub distance_m: u32,
+    pub eta_min: u32,
+    /// An H3 cell (resolution 7, about 5 km²) around the order.
+    pub area: String,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// The address, contact and exact place: only for the nurse who won the job.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct AssignedView {
+    pub order_id: String,
+    pub service_code: String,
+    /// The job's order status (`assigned`, `en_route`, …).
+    #[schema(value_type = String, example = "assigned")]
+    pub status: OrderStatus,
+    pub address: AddressView,
+    pub contact: ContactView,
+    pub location: Location,
+    pub notes: Option<String>,
+    pub promised_by: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct AddressView {
+    pub text: String,
+    pub detail: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct ContactView {
+    pub name: String,
+    pub phone: String,
+}
+
+/// What the server sends to a phone.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ServerFrame {
+    Offer(OfferView),
+    Assigned(AssignedView),
+    OfferClosed {
+        offer_id: String,
+        reason: OfferClosedReason,
+    },
+    OrderCancelled {
+        order_id: String,
+    },
+    /// A request (shift, decline, progress) was applied. Extension of API.md
+    /// so a phone knows its step counted.
+    Ack {
+        request: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        id: Option<String>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        status: Option<String>,
+    },
+    Error {
+        code: String,
+        message: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        field: Option<String>,
+    },
+}
+
+impl ServerFrame {
+    pub fn error(e: &TrackingError) -> Self {
+        Self::Error {
+            code: e.code().to_owned(),
+            message: e.to_string(),
+            field: e.field(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn now() -> DateTime<Utc> {
+        DateTime::from_timestamp(1_790_000_000, 0).unwrap()
+    }
+
+    fn fix(lat: f64, lng: f64, acc: f64, ahead_s: i64) -> FixIn {
+        FixIn {
+            lat,
+            lng,
+            accuracy_m: acc,
+            ts: now() + TimeDelta::seconds(ahead_s),
+        }
+    }
+
+    #[test]
+    fn a_good_fix_passes() {
+        let f = fix(29.3, 106.25, 12.0, -3)
+            .validate(now(), 500.0, "")
+            .unwrap();
+        assert_eq!(f.point.lat(), 29.3);
+        assert_eq!(f.at, now() - TimeDelta::seconds(3));
+    }
+
+    #[test]
+    fn bad_fixes_are_refused_naming_the_field() {
+        let field = |f: FixIn| f.validate(now(), 500.0, "fixes[2].").unwrap_err().field();
+        assert_eq!(
+            field(fix(91.0, 106.0, 5.0, 0)).as_deref(),
+            Some("fixes[2].lat")
+        );
+        assert_eq!(
+            field(fix(29.0, 181.0, 5.0, 0)).as_deref(),
+            Some("fixes[2].lat")
+        );
+        assert_eq!(
+            field(fix(f64::NAN, 106.0, 5.0, 0)).as_deref(),
+            Some("fixes[2].lat")
+        );
+        assert_eq!(
+            field(fix(29.0, 106.0, -1.0, 0)).as_deref(),
+            Some("fixes[2].accuracy_m")
+        );
+        assert_eq!(
+            field(fix(29.0, 106.0, 501.0, 0)).as_deref(),
+            Some("fixes[2].accuracy_m")
+        );
+        assert_eq!(
+            field(fix(29.0, 106.0, f64::INFINITY, 0)).as_deref(),
+            Some("fixes[2].accuracy_m")
+        );
+        assert_eq!(
+            field(fix(29.0, 106.0, 5.0, 61)).as_deref(),
+            Some("fixes[2].ts")
+        );
+        assert!(fix(29.0, 106.0, 5.0, 60).validate(now(), 500.0, "").is_ok());
+    }
+
+    #[test]
+    fn frames_parse_and_errors_say_what_is_wrong() {
+        assert!(matches!(
+            ClientFrame::parse(r#"{"type":"shift","state":"on"}"#),
+            Ok(ClientFrame::Shift { state: ShiftIn::On })
+        ));
+        assert!(matches!(
+            ClientFrame::parse(
+                r#"{"type":"location","lat":29.3,"lng":106.2,"accuracy_m":5,"ts":"2026-11-23T10:00:00Z"}"#
+            ),
+            Ok(ClientFrame::Location { .. })
+        ));
+        assert_eq!(ClientFrame::parse("{nope").unwrap_err().code(), "bad_frame");
+        assert_eq!(ClientFrame::parse("[1,2]").unwrap_err().code(), "bad_frame");
+        assert_eq!(
+            ClientFrame::parse(r#"{"type":7}"#).unwrap_err().code(),
+            "bad_frame"
+        );
+        assert_eq!(
+            ClientFrame::parse(r#"{"type":"teleport"}"#)
+                .unwrap_err()
+                .code(),
+            "unknown_frame"
+        );
+        assert_eq!(
+            ClientFrame::parse(r#"{"type":"shift","state":"maybe"}"#)
+                .unwrap_err()
+                .code(),
+            "invalid_frame"
+        );
+        assert_eq!(
+            ClientFrame::parse(r#"{"type":"accept"}"#)
+                .unwrap_err()
+                .code(),
+            "invalid_frame"
+        );
+        assert_eq!(
+            ClientFrame::parse(r#"{"type":"progress","order_id":"x","step":"teleported"}"#)
+                .unwrap_err()
+                .code(),
+            "invalid_frame"
+        );
+    }
+
+    #[test]
+    fn steps_follow_the_order_state_machine() {
+        for step in [Step::EnRoute, Step::Arrived, Step::Started, Step::Completed] {
+            let (from, to) = step.transition();
+            assert!(from.can_transition_to(to), "{step:?}");
+        }
+    }
+
+    #[test]
+    fn server_frames_have_the_documented_shape() {
+        let f = ServerFrame::OfferClosed {
+            offer_id: "o".into(),
+            reason: OfferClosedReason::Taken,
+        };
+        assert_eq!(
+            serde_json::to_value(&f).unwrap(),
+            serde_json::json!({"type":"offer_closed","offer_id":"o","reason":"taken"})
+        );
+        let f = ServerFrame::OrderCancelled {
+            order_id: "x".into(),
+        };
+        assert_eq!(serde_json::to_value(&f).unwrap()["type"], "order_cancelled");
+    }
+}

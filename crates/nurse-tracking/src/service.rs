@@ -1,0 +1,633 @@
+//! What a nurse can do, the same over the socket and over HTTP: send fixes,
+//! go on or off shift, answer offers, report visit steps, and see their live
+//! offer and current job.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, RwLock};
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use utoipa::ToSchema;
+use yixin_auth::Claims;
+use yixin_domain::{
+    NurseId, Offer, OfferClosedReason, OfferId, OfferStatus, Order, OrderId, OrderStatus, OrgId,
+    ShiftState,
+};
+use yixin_platform::config::TrackingSettings;
+use yixin_proto::Event;
+use yixin_proto::events::v1 as pb;
+use yixin_queue::{PositionBoard, PositionRecord, Queue};
+use yixin_store::{ClaimLost, ClaimOutcome, LocationFix, NewOutboxMessage, Store, StoreError};
+
+use crate::errors::TrackingError;
+use crate::fleet::{Fix, FixOutcome, Fleet};
+use crate::frames::{AddressView, AssignedView, ContactView, FixIn, OfferView, Step};
+use crate::notify::{coarse_area, envelope};
+
+/// Stream of order events (the dispatcher and the outbox relay's live fan-out read it).
+pub const ORDERS_TOPIC: &str = "orders";
+/// Stream of offer answers (the dispatcher reads it to offer the next nurse).
+pub const OFFERS_TOPIC: &str = "offers";
+/// Stream of shift changes.
+pub const NURSES_TOPIC: &str = "nurses";
+
+/// The authenticated nurse, checked against the roster.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NurseCtx {
+    pub id: NurseId,
+    pub org: OrgId,
+}
+
+/// What became of a batch of fixes.
+#[derive(Debug, Default, Clone, PartialEq, Serialize, ToSchema)]
+pub struct IngestReport {
+    /// Now in the index.
+    pub accepted: usize,
+    /// Not newer than the latest fix: ignored.
+    pub ignored: usize,
+    /// Refused, with why.
+    pub refused: Vec<RefusedFix>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct RefusedFix {
+    pub index: usize,
+    pub code: String,
+    pub field: Option<String>,
+    pub message: String,
+}
+
+/// Fixes waiting for the next write to Redis and the database.
+#[derive(Default)]
+pub(crate) struct Pending {
+    pub latest: HashMap<NurseId, PositionRecord>,
+    pub trail: Vec<(PositionRecord, LocationFix)>,
+}
+
+/// The nurse-tracking core shared by every connection and request.
+pub struct Tracker {
+    pub store: Store,
+    pub queue: Arc<dyn Queue>,
+    pub positions: Arc<dyn PositionBoard>,
+    pub settings: TrackingSettings,
+    pub(crate) fleet: Arc<RwLock<Fleet>>,
+    pub(crate) pending: Mutex<Pending>,
+}
+
+impl Tracker {
+    pub(crate) fn fleet_read(&self) -> std::sync::RwLockReadGuard<'_, Fleet> {
+        self.fleet.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub(crate) fn fleet_write(&self) -> std::sync::RwLockWriteGuard<'_, Fleet> {
+        self.fleet.write().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Checks the token's nurse against the roster (cached in the fleet once
+    /// seen) and loads their job and live offer the first time.
+    pub async fn resolve(&self, claims: &Claims) -> Result<NurseCtx, TrackingError> {
+        let id: NurseId = uuid::Uuid::parse_str(&claims.sub)
+            .map(NurseId)
+            .map_err(|_| TrackingError::NotOnRoster)?;
+        let org = OrgId::from(claims.org.as_str());
+        if let Some(state) = self.fleet_read().get(&id) {
+            if state.org != org {
+                return Err(TrackingError::NotOnRoster);
+            }
+            if !state.active {
+                return Err(TrackingError::Deactivated);
+            }
+            return Ok(NurseCtx { id, org });
+        }
+        let nurse = self
+            .store
+            .get_nurse(id)
+            .await
+            .map_err(TrackingError::store)?
+            .filter(|n| n.org_id == org)
+            .ok_or(TrackingError::NotOnRoster)?;
+        if !nurse.active {
+            return Err(TrackingError::Deactivated);
+        }
+        let job = self
+            .store
+            .active_order_for_nurse(id)
+            .await
+            .map_err(TrackingError::store)?;
+        let offer = self
+            .store
+            .live_offer_for_nurse(id, Utc::now())
+            .await
+            .map_err(TrackingError::store)?;
+        let mut fleet = self.fleet_write();
+        fleet.register(&nurse);
+        fleet.set_job(id, job.map(|o| (o.id, o.status)));
+        fleet.set_offer(id, offer.map(|o| (o.id, o.expires_at)));
+        Ok(NurseCtx { id, org })
+    }
+
+    /// Validates and indexes fixes (oldest first, so a batch ends at its
+    /// newest); they reach Redis and the trail with the next flush.
+    pub fn ingest(
+        &self,
+        ctx: &NurseCtx,
+        fixes: &[FixIn],
+        prefix: &str,
+    ) -> Result<IngestReport, TrackingError> {
+        if fixes.len() > self.settings.max_fixes_per_batch {
+            return Err(TrackingError::TooManyFixes {
+                max: self.settings.max_fixes_per_batch,
+            });
+        }
+        let now = Utc::now();
+        let mut report = IngestReport::default();
+        let mut valid: Vec<Fix> = Vec::with_capacity(fixes.len());
+        for (i, f) in fixes.iter().enumerate() {
+            let field = if prefix.is_empty() {
+                String::new()
+            } else {
+                format!("{prefix}[{i}].")
+            };
+            match f.validate(now, self.settings.max_accuracy_m, &field) {
+                Ok(fix) => valid.push(fix),
+                Err(e) => report.refused.push(RefusedFix {
+                    index: i,
+                    code: e.code().to_owned(),
+                    field: e.field(),
+                    message: e.to_string(),
+                }),
+            }
+        }
+        if valid.is_empty() {
+            metrics::counter!("nurse_fixes_total", "outcome" => "refused")
+                .increment(report.refused.len() as u64);
+            return Ok(report);
+        }
+        valid.sort_by_key(|f| f.at);
+        let mut indexed = Vec::with_capacity(valid.len());
+        {
+            let mut fleet = self.fleet_write();
+            for fix in &valid {
+                match fleet.apply_fix(ctx.id, *fix) {
+                    FixOutcome::Indexed {
+                        cell,
+                        previous_cell,
+                        first,
+                        trail,
+                    } => indexed.push((*fix, cell, previous_cell, first, trail)),
+                    FixOutcome::Older | FixOutcome::Unknown => report.ignored += 1,
+                }
+            }
+        }
+        let indexed_at = Utc::now();
+        let latency = metrics::histogram!("nurse_fix_to_index_seconds");
+        for (fix, ..) in &indexed {
+            let secs = (indexed_at - fix.at).num_microseconds().unwrap_or(0) as f64 / 1e6;
+            latency.record(secs.max(0.0));
+        }
+        report.accepted = indexed.len();
+        metrics::counter!("nurse_fixes_total", "outcome" => "accepted")
+            .increment(report.accepted as u64);
+        if report.ignored > 0 {
+            metrics::counter!("nurse_fixes_total", "outcome" => "ignored")
+                .increment(report.ignored as u64);
+        }
+        if !report.refused.is_empty() {
+            metrics::counter!("nurse_fixes_total", "outcome" => "refused")
+                .increment(report.refused.len() as u64);
+        }
+        let Some(&(last, last_cell, ..)) = indexed.last() else {
+            return Ok(report);
+        };
+        let nurse_id = ctx.id.to_string();
+        let org_id = ctx.org.as_str().to_owned();
+        let record = |fix: &Fix, cell: h3o::CellIndex| PositionRecord {
+            nurse_id: nurse_id.clone(),
+            org_id: org_id.clone(),
+            lat: fix.point.lat(),
+            lng: fix.point.lng(),
+            accuracy_m: fix.accuracy_m,
+            recorded_at_unix_ms: fix.at.timestamp_millis(),
+            cell: u64::from(cell),
+            previous_cell: None,
+            cell_changed: false,
+        };
+        let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
+        // What the shared board last saw of this nurse's cell: kept from the
+        // first unflushed move, so membership leaves the right set.
+        let (mut previous, mut cell_changed) = pending
+            .latest
+            .get(&ctx.id)
+            .map(|r| (r.previous_cell, r.cell_changed))
+            .unwrap_or((None, false));
+        for (fix, cell, previous_cell, first, trail) in &indexed {
+            cell_changed |= *first || previous_cell.is_some();
+            if previous.is_none() {
+                previous = previous_cell.map(u64::from);
+            }
+            if *trail {
+                pending.trail.push((
+                    record(fix, *cell),
+                    LocationFix {
+                        nurse_id: ctx.id,
+                        location: fix.point,
+                        accuracy_m: fix.accuracy_m,
+                        recorded_at: fix.at,
+                        received_at: now,
+                    },
+                ));
+            }
+        }
+        pending.latest.insert(
+            ctx.id,
+            PositionRecord {
+                previous_cell: previous,
+                cell_changed,
+                ..record(&last, last_cell)
+            },
+        );
+        Ok(report)
+    }
+
+    /// On or off shift. Off is refused during a job; a live offer is declined.
+    pub async fn set_shift(&self, ctx: &NurseCtx, state: ShiftState) -> Result<(), TrackingError> {
+        let (job, offer) = {
+            let fleet = self.fleet_read();
+            let s = fleet.get(&ctx.id);
+            (s.and_then(|s| s.job), s.and_then(|s| s.offer))
+        };
+        if state == ShiftState::Off {
+            if job.is_some() {
+                return Err(TrackingError::ShiftOffWithJob);
+            }
+            if let Some((offer_id, _)) = offer {
+                match self
+                    .decline(ctx, offer_id, Some("went off shift".into()))
+                    .await
+                {
+                    Ok(()) | Err(TrackingError::OfferClosed(_) | TrackingError::OfferNotFound) => {}
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+        self.store
+            .set_shift(&ctx.org, ctx.id, state)
+            .await
+            .map_err(|e| match e {
+                StoreError::NotFound => TrackingError::NotOnRoster,
+                other => TrackingError::store(other),
+            })?;
+        let cell = {
+            let mut fleet = self.fleet_write();
+            let cell = fleet
+                .get(&ctx.id)
+                .and_then(|s| s.last_fix)
+                .and_then(|f| crate::fleet::cell_at(f.point));
+            fleet.set_shift(ctx.id, state);
+            cell
+        };
+        if state == ShiftState::Off {
+            self.pending
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .latest
+                .remove(&ctx.id);
+            if let Err(e) = self
+                .positions
+                .forget(&ctx.id.to_string(), ctx.org.as_str(), cell.map(u64::from))
+                .await
+            {
+                tracing::warn!(nurse_id = %ctx.id, error = %e, "could not clear the shared position");
+            }
+        }
+        let now = Utc::now();
+        let event = envelope(
+            Event::NurseShiftChanged(pb::NurseShiftChanged {
+                nurse_id: ctx.id.to_string(),
+                org_id: ctx.org.as_str().to_owned(),
+                on: state == ShiftState::On,
+                at_unix_ms: now.timestamp_millis(),
+            }),
+            now,
+        );
+        if let Err(e) = self.queue.publish(NURSES_TOPIC, &event).await {
+            tracing::warn!(nurse_id = %ctx.id, error = %e, "shift change not published");
+        }
+        if let Err(e) = self
+            .queue
+            .broadcast(crate::notify::FLEET_CHANNEL, &event)
+            .await
+        {
+            tracing::warn!(nurse_id = %ctx.id, error = %e, "shift change not announced to dispatchers");
+        }
+        Ok(())
+    }
+
+    /// Accepts an offer: the atomic claim. The winner gets the address.
+    pub async fn accept(
+        &self,
+        ctx: &NurseCtx,
+        offer_id: OfferId,
+    ) -> Result<AssignedView, TrackingError> {
+        let now = Utc::now();
+        let outcome = self
+            .store
+            .claim_offer(
+                offer_id,
+                ctx.id,
+                now,
+                |order, from| Some(status_event(order, from, now)),
+                |offer| {
+                    vec![answer_event(
+                        offer_id,
+                        Some(offer.order_id),
+                        ctx.id,
+                        pb::offer_answered::Answer::Accepted,
+                        None,
+                        now,
+                    )]
+                },
+            )
+            .await
+            .map_err(TrackingError::store)?;
+        match outcome {
+            ClaimOutcome::Won(order) => {
+                let mut fleet = self.fleet_write();
+                fleet.set_offer(ctx.id, None);
+                fleet.set_job(ctx.id, Some((order.id, order.status)));
+                drop(fleet);
+                tracing::info!(order_id = %order.id, nurse_id = %ctx.id, "offer accepted: order assigned");
+                Ok(assigned_view(&order))
+            }
+            ClaimOutcome::Lost(lost) => {
+                self.forget_offer(ctx.id, offer_id);
+                Err(match lost {
+                    ClaimLost::NotFound => TrackingError::OfferNotFound,
+                    ClaimLost::Expired => TrackingError::OfferClosed(OfferClosedReason::Expired),
+                    ClaimLost::Taken => TrackingError::OfferClosed(OfferClosedReason::Taken),
+                    ClaimLost::Cancelled => {
+                        TrackingError::OfferClosed(OfferClosedReason::Cancelled)
+                    }
+                    ClaimLost::NurseBusy => TrackingError::NurseBusy,
+                })
+            }
+        }
+    }
+
+    /// Declines an offer, before its deadline.
+    pub async fn decline(
+        &self,
+        ctx: &NurseCtx,
+        offer_id: OfferId,
+        reason: Option<String>,
+    ) -> Result<(), TrackingError> {
+        let now = Utc::now();
+        let mut offer = self
+            .store
+            .get_offer(offer_id)
+            .await
+            .map_err(TrackingError::store)?
+            .filter(|o| o.nurse_id == ctx.id)
+            .ok_or(TrackingError::OfferNotFound)?;
+        if offer.decline(now, reason).is_err() {
+            self.forget_offer(ctx.id, offer_id);
+            return Err(TrackingError::OfferClosed(
+                self.closed_reason(&offer, now).await?,
+            ));
+        }
+        let answered = answer_event(
+            offer_id,
+            Some(offer.order_id),
+            ctx.id,
+            pb::offer_answered::Answer::Declined,
+            offer.decline_reason.clone(),
+            now,
+        );
+        let result = self
+            .store
+            .close_offer(
+                offer_id,
+                OfferStatus::Declined,
+                now,
+                offer.decline_reason.clone(),
+                vec![answered],
+            )
+            .await;
+        self.forget_offer(ctx.id, offer_id);
+        match result {
+            Ok(_) => Ok(()),
+            Err(StoreError::StaleState { .. }) => {
+                let current = self
+                    .store
+                    .get_offer(offer_id)
+                    .await
+                    .map_err(TrackingError::store)?
+                    .ok_or(TrackingError::OfferNotFound)?;
+                Err(TrackingError::OfferClosed(
+                    self.closed_reason(&current, now).await?,
+                ))
+            }
+            Err(StoreError::NotFound) => Err(TrackingError::OfferNotFound),
+            Err(e) => Err(TrackingError::store(e)),
+        }
+    }
+
+    /// Why a nurse's offer is no longer answerable.
+    async fn closed_reason(
+        &self,
+        offer: &Offer,
+        now: DateTime<Utc>,
+    ) -> Result<OfferClosedReason, TrackingError> {
+        if offer.status == OfferStatus::Expired
+            || (offer.status == OfferStatus::Open && now >= offer.expires_at)
+        {
+            return Ok(OfferClosedReason::Expired);
+        }
+        let order = self
+            .store
+            .get_order(offer.order_id)
+            .await
+            .map_err(TrackingError::store)?;
+        Ok(match order {
+            Some(o) if o.status == OrderStatus::Cancelled => OfferClosedReason::Cancelled,
+            _ => OfferClosedReason::Taken,
+        })
+    }
+
+    fn forget_offer(&self, nurse: NurseId, offer_id: OfferId) {
+        let mut fleet = self.fleet_write();
+        if fleet
+            .get(&nurse)
+            .and_then(|s| s.offer)
+            .is_some_and(|(id, _)| id == offer_id)
+        {
+            fleet.set_offer(nurse, None);
+        }
+    }
+
+    /// A visit step of the nurse's own job, in order. Repeating the step
+    /// the job is already at answers the job as it is.
+    pub async fn progress(
+        &self,
+        ctx: &NurseCtx,
+        order_id: OrderId,
+        step: Step,
+    ) -> Result<AssignedView, TrackingError> {
+        let (from, to) = step.transition();
+        let order = self.own_job(ctx, order_id).await?;
+        if order.status == to {
+            return Ok(assigned_view(&order));
+        }
+        if order.status != from {
+            return Err(TrackingError::StepOutOfOrder {
+                step: step_name(step),
+                current: order.status.as_str().to_owned(),
+            });
+        }
+        let now = Utc::now();
+        let mut next = order.clone();
+        next.status = to;
+        let mut change = yixin_store::OrderTransition::new(order_id, vec![from], to, now);
+        change.outbox = Some(status_event(&next, from, now));
+        let done = match self.store.transition_order(change).await {
+            Ok(done) => done,
+            Err(StoreError::StaleState { current }) => {
+                return Err(TrackingError::StepOutOfOrder {
+                    step: step_name(step),
+                    current,
+                });
+            }
+            Err(e) => return Err(TrackingError::store(e)),
+        };
+        let job = (done.status != OrderStatus::Completed).then_some((done.id, done.status));
+        self.fleet_write().set_job(ctx.id, job);
+        tracing::info!(order_id = %done.id, nurse_id = %ctx.id, status = %done.status, "visit step");
+        Ok(assigned_view(&done))
+    }
+
+    async fn own_job(&self, ctx: &NurseCtx, order_id: OrderId) -> Result<Order, TrackingError> {
+        self.store
+            .get_order(order_id)
+            .await
+            .map_err(TrackingError::store)?
+            .filter(|o| o.nurse_id == Some(ctx.id))
+            .ok_or(TrackingError::JobNotFound)
+    }
+
+    /// The nurse's live offer, as the phone shows it.
+    pub async fn live_offer(&self, ctx: &NurseCtx) -> Result<Option<OfferView>, TrackingError> {
+        let Some(offer) = self
+            .store
+            .live_offer_for_nurse(ctx.id, Utc::now())
+            .await
+            .map_err(TrackingError::store)?
+        else {
+            return Ok(None);
+        };
+        let order = self
+            .store
+            .get_order(offer.order_id)
+            .await
+            .map_err(TrackingError::store)?;
+        self.fleet_write()
+            .set_offer(ctx.id, Some((offer.id, offer.expires_at)));
+        Ok(order.map(|o| offer_view(&offer, &o)))
+    }
+
+    /// The nurse's current job, with what they need to get there.
+    pub async fn current_job(&self, ctx: &NurseCtx) -> Result<Option<AssignedView>, TrackingError> {
+        let job = self
+            .store
+            .active_order_for_nurse(ctx.id)
+            .await
+            .map_err(TrackingError::store)?;
+        self.fleet_write()
+            .set_job(ctx.id, job.as_ref().map(|o| (o.id, o.status)));
+        Ok(job.as_ref().map(assigned_view))
+    }
+}
+
+fn step_name(step: Step) -> &'static str {
+    match step {
+        Step::EnRoute => "en_route",
+        Step::Arrived => "arrived",
+        Step::Started => "started",
+        Step::Completed => "completed",
+    }
+}
+
+/// The offer as its nurse sees it.
+pub fn offer_view(offer: &Offer, order: &Order) -> OfferView {
+    OfferView {
+        offer_id: offer.id.to_string(),
+        order_id: order.id.to_string(),
+        service_code: order.service_code.clone(),
+        distance_m: offer.distance_m,
+        eta_min: offer.eta_min,
+        area: coarse_area(order.location),
+        expires_at: offer.expires_at,
+    }
+}
+
+/// The job as its nurse sees it (address and contact included).
+pub fn assigned_view(order: &Order) -> AssignedView {
+    AssignedView {
+        order_id: order.id.to_string(),
+        service_code: order.service_code.clone(),
+        status: order.status,
+        address: AddressView {
+            text: order.address.text.clone(),
+            detail: order.address.detail.clone(),
+        },
+        contact: ContactView {
+            name: order.contact.name.clone(),
+            phone: order.contact.phone.as_str().to_owned(),
+        },
+        location: order.location.into(),
+        notes: order.notes.clone(),
+        promised_by: order.promised_by,
+    }
+}
+
+/// `OrderStatusChanged` for the orders stream, written with the change.
+pub fn status_event(order: &Order, from: OrderStatus, at: DateTime<Utc>) -> NewOutboxMessage {
+    NewOutboxMessage {
+        topic: ORDERS_TOPIC.to_owned(),
+        payload: envelope(
+            Event::OrderStatusChanged(pb::OrderStatusChanged {
+                order_id: order.id.to_string(),
+                org_id: order.org_id.as_str().to_owned(),
+                from: from.as_str().to_owned(),
+                to: order.status.as_str().to_owned(),
+                nurse_id: order.nurse_id.map(|n| n.to_string()),
+                eta_unix_ms: order.eta.map(|t| t.timestamp_millis()),
+                at_unix_ms: at.timestamp_millis(),
+            }),
+            at,
+        ),
+    }
+}
+
+fn answer_event(
+    offer_id: OfferId,
+    order_id: Option<OrderId>,
+    nurse: NurseId,
+    answer: pb::offer_answered::Answer,
+    reason: Option<String>,
+    at: DateTime<Utc>,
+) -> NewOutboxMessage {
+    NewOutboxMessage {
+        topic: OFFERS_TOPIC.to_owned(),
+        payload: envelope(
+            Event::OfferAnswered(pb::OfferAnswered {
+                offer_id: offer_id.to_string(),
+                order_id: order_id.map(|o| o.to_string()).unwrap_or_default(),
+                nurse_id: nurse.to_string(),
+                answer: answer as i32,
+                reason: reason.unwrap_or_default(),
+                at_unix_ms: at.timestamp_millis(),
+            }),
+            at,
+        ),
+    }
+}

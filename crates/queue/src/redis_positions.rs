@@ -1,0 +1,231 @@
+//! [`PositionBoard`] on Redis.
+//!
+//! Key layout (prefix `P`):
+//! - `P{pos}`: hash, nurse id → `lat,lng,accuracy_m,recorded_at_ms,cell,org`;
+//! - `P{geo}:<org>`: geo set of the organisation's nurses (`GEOSEARCH`-able);
+//! - `P{cell}:<cell hex>`: set of the nurses whose latest fix is in the cell;
+//! - `P{trail}`: stream of fixes, trimmed to about `trail_max` entries.
+//!
+//! A batch is one pipeline: one round trip however many nurses moved.
+
+use async_trait::async_trait;
+use redis::aio::ConnectionManager;
+
+use crate::{PositionBoard, PositionRecord, QueueError};
+
+/// Latest positions and the trail in Redis. Clones share the connection.
+#[derive(Clone)]
+pub struct RedisPositions {
+    commands: ConnectionManager,
+    prefix: String,
+    trail_max: usize,
+}
+
+impl std::fmt::Debug for RedisPositions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisPositions")
+            .field("prefix", &self.prefix)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RedisPositions {
+    pub(crate) fn new(commands: ConnectionManager, prefix: String, trail_max: usize) -> Self {
+        Self {
+            commands,
+            prefix,
+            trail_max,
+        }
+    }
+
+    fn pos_key(&self) -> String {
+        format!("{}{{pos}}", self.prefix)
+    }
+
+    fn geo_key(&self, org: &str) -> String {
+        format!("{}{{geo}}:{org}", self.prefix)
+    }
+
+    fn cell_key(&self, cell: u64) -> String {
+        format!("{}{{cell}}:{cell:x}", self.prefix)
+    }
+
+    fn trail_key(&self) -> String {
+        format!("{}{{trail}}", self.prefix)
+    }
+}
+
+fn encode(rec: &PositionRecord) -> String {
+    format!(
+        "{},{},{},{},{},{}",
+        rec.lat, rec.lng, rec.accuracy_m, rec.recorded_at_unix_ms, rec.cell, rec.org_id
+    )
+}
+
+fn decode(nurse_id: &str, value: &str) -> Option<PositionRecord> {
+    let mut parts = value.splitn(6, ',');
+    let lat = parts.next()?.parse().ok()?;
+    let lng = parts.next()?.parse().ok()?;
+    let accuracy_m = parts.next()?.parse().ok()?;
+    let recorded_at_unix_ms = parts.next()?.parse().ok()?;
+    let cell = parts.next()?.parse().ok()?;
+    let org_id = parts.next()?.to_owned();
+    Some(PositionRecord {
+        nurse_id: nurse_id.to_owned(),
+        org_id,
+        lat,
+        lng,
+        accuracy_m,
+        recorded_at_unix_ms,
+        cell,
+        previous_cell: None,
+        cell_changed: false,
+    })
+}
+
+fn failed(e: redis::RedisError) -> QueueError {
+    QueueError::Unavailable(e.to_string())
+}
+
+#[async_trait]
+impl PositionBoard for RedisPositions {
+    async fn record(
+        &self,
+        latest: &[PositionRecord],
+        trail: &[PositionRecord],
+    ) -> Result<(), QueueError> {
+        if latest.is_empty() && trail.is_empty() {
+            return Ok(());
+        }
+        let mut pipe = redis::pipe();
+        if !latest.is_empty() {
+            let pos = self.pos_key();
+            let fields: Vec<(&str, String)> = latest
+                .iter()
+                .map(|r| (r.nurse_id.as_str(), encode(r)))
+                .collect();
+            pipe.hset_multiple(&pos, &fields).ignore();
+            // One GEOADD per organisation present in the batch.
+            let mut by_org: std::collections::BTreeMap<&str, Vec<(f64, f64, &str)>> =
+                std::collections::BTreeMap::new();
+            for r in latest {
+                by_org.entry(r.org_id.as_str()).or_default().push((
+                    r.lng,
+                    r.lat,
+                    r.nurse_id.as_str(),
+                ));
+            }
+            for (org, members) in by_org {
+                let mut cmd = redis::cmd("GEOADD");
+                cmd.arg(self.geo_key(org));
+                for (lng, lat, id) in members {
+                    cmd.arg(lng).arg(lat).arg(id);
+                }
+                pipe.add_command(cmd).ignore();
+            }
+            for r in latest {
+                if let Some(prev) = r.previous_cell.filter(|p| *p != r.cell) {
+                    pipe.srem(self.cell_key(prev), &r.nurse_id).ignore();
+                }
+                if r.cell_changed {
+                    pipe.sadd(self.cell_key(r.cell), &r.nurse_id).ignore();
+                }
+            }
+        }
+        if !trail.is_empty() {
+            let key = self.trail_key();
+            for r in trail {
+                let mut cmd = redis::cmd("XADD");
+                cmd.arg(&key)
+                    .arg("MAXLEN")
+                    .arg("~")
+                    .arg(self.trail_max)
+                    .arg("*")
+                    .arg("n")
+                    .arg(&r.nurse_id)
+                    .arg("p")
+                    .arg(encode(r));
+                pipe.add_command(cmd).ignore();
+            }
+        }
+        let mut conn = self.commands.clone();
+        pipe.query_async::<()>(&mut conn).await.map_err(failed)
+    }
+
+    async fn latest(
+        &self,
+        nurse_ids: &[String],
+    ) -> Result<Vec<Option<PositionRecord>>, QueueError> {
+        if nurse_ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut conn = self.commands.clone();
+        let values: Vec<Option<String>> = redis::cmd("HMGET")
+            .arg(self.pos_key())
+            .arg(nurse_ids)
+            .query_async(&mut conn)
+            .await
+            .map_err(failed)?;
+        Ok(nurse_ids
+            .iter()
+            .zip(values)
+            .map(|(id, v)| v.and_then(|v| decode(id, &v)))
+            .collect())
+    }
+
+    async fn nurses_in_cell(&self, cell: u64) -> Result<Vec<String>, QueueError> {
+        let mut conn = self.commands.clone();
+        let mut ids: Vec<String> = redis::cmd("SMEMBERS")
+            .arg(self.cell_key(cell))
+            .query_async(&mut conn)
+            .await
+            .map_err(failed)?;
+        ids.sort();
+        Ok(ids)
+    }
+
+    async fn forget(
+        &self,
+        nurse_id: &str,
+        org_id: &str,
+        cell: Option<u64>,
+    ) -> Result<(), QueueError> {
+        let mut conn = self.commands.clone();
+        let known: Option<String> = redis::cmd("HGET")
+            .arg(self.pos_key())
+            .arg(nurse_id)
+            .query_async(&mut conn)
+            .await
+            .map_err(failed)?;
+        let known_cell = known.and_then(|v| decode(nurse_id, &v)).map(|r| r.cell);
+        let mut pipe = redis::pipe();
+        pipe.hdel(self.pos_key(), nurse_id).ignore();
+        pipe.zrem(self.geo_key(org_id), nurse_id).ignore();
+        for c in [known_cell, cell].into_iter().flatten() {
+            pipe.srem(self.cell_key(c), nurse_id).ignore();
+        }
+        pipe.query_async::<()>(&mut conn).await.map_err(failed)
+    }
+
+    async fn trail(&self, max: usize) -> Result<Vec<PositionRecord>, QueueError> {
+        let mut conn = self.commands.clone();
+        let reply: redis::streams::StreamRangeReply = redis::cmd("XREVRANGE")
+            .arg(self.trail_key())
+            .arg("+")
+            .arg("-")
+            .arg("COUNT")
+            .arg(max)
+            .query_async(&mut conn)
+            .await
+            .map_err(failed)?;
+        Ok(reply
+            .ids
+            .iter()
+            .filter_map(|entry| {
+                let n: String = entry.get("n")?;
+                let p: String = entry.get("p")?;
+                decode(&n, &p)
+            })
+            .collect())
+    }
+}

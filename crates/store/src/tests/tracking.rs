@@ -1,0 +1,329 @@
+//! Offers and jobs as nurse-tracking and the dispatcher use them: the
+//! atomic claim, closing offers with their events, manual assignment.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, SubsecRound, TimeDelta, Utc};
+use sea_orm::{EntityTrait, PaginatorTrait};
+use yixin_domain::{
+    Address, Contact, GeoPoint, NewOrder, Nurse, Offer, OfferStatus, Order, OrderStatus, OrgId,
+    PhoneNumber, ResidentId, ShiftState, Skill,
+};
+
+use crate::entity::outbox;
+use crate::{ClaimLost, ClaimOutcome, NewOutboxMessage, OrderTransition, Store, StoreError};
+
+fn now() -> DateTime<Utc> {
+    Utc::now().trunc_subsecs(6)
+}
+
+fn org() -> OrgId {
+    OrgId::from("demo")
+}
+
+fn msg(topic: &str) -> NewOutboxMessage {
+    NewOutboxMessage {
+        topic: topic.to_owned(),
+        payload: vec![7, 7],
+    }
+}
+
+async fn nurse(store: &Store) -> Nurse {
+    store.ensure_organization(&org(), "Demo").await.unwrap();
+    let n = Nurse::new(
+        org(),
+        "赵护士",
+        PhoneNumber::new("13900139000").unwrap(),
+        vec![Skill::new("wound_care").unwrap()],
+        now(),
+    )
+    .unwrap();
+    store.insert_nurse(&n).await.unwrap();
+    n
+}
+
+async fn offered_to(store: &Store, nurse: &Nurse, ttl: TimeDelta) -> (Order, Offer) {
+    store.ensure_organization(&org(), "Demo").await.unwrap();
+    let o = Order::place(
+        NewOrder {
+            org_id: org(),
+            resident_id: ResidentId::from("r1"),
+            service_code: "wound_care".to_owned(),
+            location: GeoPoint::new(29.39, 106.32).unwrap(),
+            address: Address::new("双福街道 福城大道 88 号", None).unwrap(),
+            contact: Contact::new("王芳", "13800138000").unwrap(),
+            notes: None,
+            scheduled_for: None,
+        },
+        now(),
+    );
+    store.create_order(&o, msg("orders"), None).await.unwrap();
+    let o = store
+        .transition_order(OrderTransition::new(
+            o.id,
+            vec![OrderStatus::Pending],
+            OrderStatus::Offered,
+            now(),
+        ))
+        .await
+        .unwrap();
+    let offer = Offer::new(o.id, nurse.id, now(), ttl, 10, 2_000);
+    store.insert_offer(&offer).await.unwrap();
+    (o, offer)
+}
+
+async fn outbox_rows(store: &Store) -> u64 {
+    outbox::Entity::find()
+        .count(store.connection())
+        .await
+        .unwrap()
+}
+
+async fn claim(store: &Store, offer: &Offer, nurse: &Nurse) -> ClaimOutcome {
+    store
+        .claim_offer(
+            offer.id,
+            nurse.id,
+            now(),
+            |_, _| Some(msg("orders")),
+            |_| vec![msg("offers")],
+        )
+        .await
+        .unwrap()
+}
+
+pub async fn a_claim_wins_once_and_says_why_others_lose(store: Store) {
+    let a = nurse(&store).await;
+    let b = nurse(&store).await;
+    let (order, offer) = offered_to(&store, &a, TimeDelta::seconds(30)).await;
+    assert!(
+        store
+            .live_offer_for_nurse(a.id, now())
+            .await
+            .unwrap()
+            .is_some()
+    );
+
+    let before = outbox_rows(&store).await;
+    // Not B's offer: not found, and nothing changes.
+    assert_eq!(
+        claim(&store, &offer, &b).await,
+        ClaimOutcome::Lost(ClaimLost::NotFound)
+    );
+    let ClaimOutcome::Won(won) = claim(&store, &offer, &a).await else {
+        panic!("the nurse's own live offer wins")
+    };
+    assert_eq!(won.status, OrderStatus::Assigned);
+    assert_eq!(won.nurse_id, Some(a.id));
+    assert_eq!(
+        outbox_rows(&store).await,
+        before + 2,
+        "status change and answer written with the win"
+    );
+    assert_eq!(
+        store.get_offer(offer.id).await.unwrap().unwrap().status,
+        OfferStatus::Accepted
+    );
+    assert_eq!(
+        store
+            .active_order_for_nurse(a.id)
+            .await
+            .unwrap()
+            .map(|o| o.id),
+        Some(order.id)
+    );
+    assert!(
+        store
+            .live_offer_for_nurse(a.id, now())
+            .await
+            .unwrap()
+            .is_none()
+    );
+    // A retry is answered the same, writing nothing more.
+    assert!(matches!(
+        claim(&store, &offer, &a).await,
+        ClaimOutcome::Won(_)
+    ));
+    assert_eq!(outbox_rows(&store).await, before + 2);
+
+    // A nurse with a job cannot win another: nothing changes.
+    let (_, second) = offered_to(&store, &a, TimeDelta::seconds(30)).await;
+    let before = outbox_rows(&store).await;
+    assert_eq!(
+        claim(&store, &second, &a).await,
+        ClaimOutcome::Lost(ClaimLost::NurseBusy)
+    );
+    assert_eq!(
+        store.get_offer(second.id).await.unwrap().unwrap().status,
+        OfferStatus::Open
+    );
+    assert_eq!(outbox_rows(&store).await, before);
+}
+
+pub async fn a_late_claim_is_expired_and_a_cancelled_order_cancelled(store: Store) {
+    let a = nurse(&store).await;
+    let (order, offer) = offered_to(&store, &a, TimeDelta::milliseconds(1)).await;
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    assert!(
+        store
+            .live_offer_for_nurse(a.id, now())
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert_eq!(
+        claim(&store, &offer, &a).await,
+        ClaimOutcome::Lost(ClaimLost::Expired)
+    );
+    assert_eq!(
+        store.get_order(order.id).await.unwrap().unwrap().status,
+        OrderStatus::Offered
+    );
+    // Until the dispatcher closes it, the nurse's lapsed offer stays open
+    // (and keeps them from a second one).
+    store
+        .close_offer(offer.id, OfferStatus::Expired, now(), None, vec![])
+        .await
+        .unwrap();
+    assert_eq!(
+        claim(&store, &offer, &a).await,
+        ClaimOutcome::Lost(ClaimLost::Expired)
+    );
+
+    let (order, offer) = offered_to(&store, &a, TimeDelta::seconds(30)).await;
+    store
+        .transition_order(OrderTransition::new(
+            order.id,
+            vec![OrderStatus::Offered],
+            OrderStatus::Cancelled,
+            now(),
+        ))
+        .await
+        .unwrap();
+    assert_eq!(
+        claim(&store, &offer, &a).await,
+        ClaimOutcome::Lost(ClaimLost::Cancelled)
+    );
+    // The failed claim left the offer open; withdrawing it is the canceller's job.
+    store
+        .close_offer(offer.id, OfferStatus::Withdrawn, now(), None, vec![])
+        .await
+        .unwrap();
+    assert_eq!(
+        claim(&store, &offer, &a).await,
+        ClaimOutcome::Lost(ClaimLost::Cancelled)
+    );
+}
+
+pub async fn claims_and_manual_assignments_race_to_one_winner(store: Store) {
+    let a = nurse(&store).await;
+    let b = nurse(&store).await;
+    let store = Arc::new(store);
+    for round in 0..20 {
+        let (order, offer) = offered_to(&store, &a, TimeDelta::seconds(30)).await;
+        let (s1, s2) = (store.clone(), store.clone());
+        let (a_id, b_id) = (a.id, b.id);
+        let accept = tokio::spawn(async move {
+            s1.claim_offer(offer.id, a_id, now(), |_, _| None, |_| vec![])
+                .await
+        });
+        let manual =
+            tokio::spawn(async move { s2.assign_order(order.id, b_id, now(), |_, _| None).await });
+        let accepted = matches!(accept.await.unwrap(), Ok(ClaimOutcome::Won(_)));
+        let assigned = manual.await.unwrap().is_ok();
+        assert!(
+            accepted ^ assigned,
+            "round {round}: accept {accepted}, manual {assigned}"
+        );
+        let o = store.get_order(order.id).await.unwrap().unwrap();
+        assert_eq!(o.nurse_id, Some(if accepted { a.id } else { b.id }));
+        let final_offer = store.get_offer(offer.id).await.unwrap().unwrap();
+        let expected = if accepted {
+            OfferStatus::Accepted
+        } else {
+            OfferStatus::Withdrawn
+        };
+        assert_eq!(final_offer.status, expected);
+        store
+            .transition_order(OrderTransition::new(
+                order.id,
+                vec![OrderStatus::Assigned],
+                OrderStatus::Cancelled,
+                now(),
+            ))
+            .await
+            .unwrap();
+    }
+}
+
+pub async fn manual_assignment_respects_offers_and_jobs(store: Store) {
+    let a = nurse(&store).await;
+    let b = nurse(&store).await;
+    let (_, _offer_to_a) = offered_to(&store, &a, TimeDelta::seconds(30)).await;
+    let (other, _) = offered_to(&store, &b, TimeDelta::seconds(30)).await;
+    // A is weighing another order's offer: not free.
+    let e = store
+        .assign_order(other.id, a.id, now(), |_, _| None)
+        .await
+        .unwrap_err();
+    assert!(matches!(e, StoreError::Conflict(_)), "{e:?}");
+    // Assigning B's own offered order to B accepts B's offer.
+    let (o, closed) = store
+        .assign_order(other.id, b.id, now(), |_, _| Some(msg("orders")))
+        .await
+        .unwrap();
+    assert_eq!(o.nurse_id, Some(b.id));
+    assert_eq!(closed.map(|c| c.status), Some(OfferStatus::Accepted));
+    // Taken orders cannot be assigned again, even to a free nurse.
+    let c = nurse(&store).await;
+    let e = store
+        .assign_order(other.id, c.id, now(), |_, _| None)
+        .await
+        .unwrap_err();
+    assert!(matches!(e, StoreError::StaleState { .. }), "{e:?}");
+}
+
+pub async fn closing_an_offer_writes_its_events_once(store: Store) {
+    let a = nurse(&store).await;
+    let (_, offer) = offered_to(&store, &a, TimeDelta::seconds(30)).await;
+    let before = outbox_rows(&store).await;
+    let closed = store
+        .close_offer(
+            offer.id,
+            OfferStatus::Declined,
+            now(),
+            Some("太远".into()),
+            vec![msg("offers")],
+        )
+        .await
+        .unwrap();
+    assert_eq!(closed.status, OfferStatus::Declined);
+    assert_eq!(closed.decline_reason.as_deref(), Some("太远"));
+    assert_eq!(outbox_rows(&store).await, before + 1);
+    let e = store
+        .close_offer(
+            offer.id,
+            OfferStatus::Expired,
+            now(),
+            None,
+            vec![msg("offers")],
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(e, StoreError::StaleState { ref current } if current == "declined"),
+        "{e:?}"
+    );
+    assert_eq!(outbox_rows(&store).await, before + 1);
+    store.set_shift(&org(), a.id, ShiftState::On).await.unwrap();
+    assert_eq!(
+        store.get_nurse(a.id).await.unwrap().unwrap().shift,
+        ShiftState::On
+    );
+    assert!(matches!(
+        store
+            .set_shift(&OrgId::from("other"), a.id, ShiftState::Off)
+            .await,
+        Err(StoreError::NotFound)
+    ));
+}

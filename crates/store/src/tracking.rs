@@ -1,0 +1,594 @@
+//! What nurse-tracking and the dispatcher need of offers and jobs: the
+//! nurse's live offer and current job, the atomic claim of an offer, answers
+//! recorded with their events, manual assignment and shift changes.
+
+use chrono::{DateTime, Utc};
+use sea_orm::sea_query::Expr;
+use sea_orm::{
+    ColumnTrait, DatabaseTransaction, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+};
+use yixin_domain::{NurseId, OfferId, OfferStatus, Order, OrderId, OrderStatus, OrgId, ShiftState};
+
+use crate::convert::{self, ts};
+use crate::entity::{nurse, offer, order};
+use crate::error::StoreError;
+use crate::orders::{insert_outbox, transition_in};
+use crate::store::{Store, rollback};
+use crate::types::{NewOutboxMessage, OrderTransition};
+
+/// Statuses an order can be claimed from by an accepted offer or a manual
+/// assignment.
+pub const CLAIMABLE: [OrderStatus; 3] = [
+    OrderStatus::Pending,
+    OrderStatus::Offered,
+    OrderStatus::Escalated,
+];
+
+/// Why a claim did not win.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClaimLost {
+    /// No such offer for this nurse (or not theirs: existence must not leak).
+    NotFound,
+    /// The deadline passed (or the dispatcher already expired it).
+    Expired,
+    /// Someone else got the order (another nurse or a manual assignment).
+    Taken,
+    /// The order was cancelled.
+    Cancelled,
+    /// The nurse already holds another active job.
+    NurseBusy,
+}
+
+/// What a claim did.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ClaimOutcome {
+    /// The offer is accepted and the order is the nurse's: `assigned`.
+    Won(Box<Order>),
+    /// Nothing changed for this nurse (the offer may have been closed).
+    Lost(ClaimLost),
+}
+
+impl Store {
+    /// The nurse's open offer that is still before its deadline, if any.
+    pub async fn live_offer_for_nurse(
+        &self,
+        nurse: NurseId,
+        now: DateTime<Utc>,
+    ) -> Result<Option<yixin_domain::Offer>, StoreError> {
+        offer::Entity::find()
+            .filter(offer::Column::NurseId.eq(nurse.0))
+            .filter(offer::Column::Status.eq(OfferStatus::Open.as_str()))
+            .filter(offer::Column::ExpiresAt.gt(ts(now)))
+            .order_by_desc(offer::Column::CreatedAt)
+            .one(&self.db)
+            .await?
+            .map(convert::offer)
+            .transpose()
+    }
+
+    /// The order the nurse is working on (assigned … in service), if any.
+    pub async fn active_order_for_nurse(
+        &self,
+        nurse: NurseId,
+    ) -> Result<Option<Order>, StoreError> {
+        order::Entity::find()
+            .filter(order::Column::NurseId.eq(nurse.0))
+            .filter(
+                order::Column::Status.is_in(
+                    [
+                        OrderStatus::Assigned,
+                        OrderStatus::EnRoute,
+                        OrderStatus::Arrived,
+                        OrderStatus::InService,
+                    ]
+                    .iter()
+                    .map(|s| s.as_str()),
+                ),
+            )
+            .order_by_desc(order::Column::UpdatedAt)
+            .one(&self.db)
+            .await?
+            .map(convert::order)
+            .transpose()
+    }
+
+    /// Offers the order to a nurse, atomically: the order goes to `offered`
+    /// (from `pending`, `offered` or `escalated`) and the offer is recorded,
+    /// with `events`. `Conflict` if the order or the nurse already has an
+    /// open offer (or the nurse has an active job); `StaleState` if the order
+    /// was taken or cancelled meanwhile.
+    pub async fn make_offer(
+        &self,
+        offer: &yixin_domain::Offer,
+        order_event: impl FnOnce(&Order, OrderStatus) -> Option<NewOutboxMessage>,
+        events: Vec<NewOutboxMessage>,
+    ) -> Result<Order, StoreError> {
+        let txn = self.begin_write().await?;
+        let result = async {
+            let busy = order::Entity::find()
+                .filter(order::Column::NurseId.eq(offer.nurse_id.0))
+                .filter(
+                    order::Column::Status.is_in(
+                        [
+                            OrderStatus::Assigned,
+                            OrderStatus::EnRoute,
+                            OrderStatus::Arrived,
+                            OrderStatus::InService,
+                        ]
+                        .iter()
+                        .map(|s| s.as_str()),
+                    ),
+                )
+                .one(&txn)
+                .await?;
+            if busy.is_some() {
+                return Err(StoreError::Conflict(
+                    "the nurse has an active job".to_owned(),
+                ));
+            }
+            let before = order::Entity::find_by_id(offer.order_id.0)
+                .one(&txn)
+                .await?
+                .ok_or(StoreError::NotFound)?;
+            let mut preview = convert::order(before)?;
+            let from = preview.status;
+            preview.status = OrderStatus::Offered;
+            let mut change = OrderTransition::new(
+                offer.order_id,
+                CLAIMABLE.to_vec(),
+                OrderStatus::Offered,
+                offer.created_at,
+            );
+            change.eta = Some(Some(
+                offer.created_at + chrono::TimeDelta::minutes(i64::from(offer.eta_min)),
+            ));
+            preview.eta = change.eta.flatten();
+            change.outbox = order_event(&preview, from);
+            let order = transition_in(&txn, &change, None).await?;
+            crate::offers::insert_offer_in(&txn, offer).await?;
+            for msg in &events {
+                insert_outbox(&txn, msg, offer.created_at).await?;
+            }
+            Ok(order)
+        }
+        .await;
+        match result {
+            Ok(order) => {
+                txn.commit()
+                    .await
+                    .map_err(|e| StoreError::from_constraint(e, "offer"))?;
+                Ok(order)
+            }
+            Err(e) => {
+                rollback(txn).await;
+                Err(e)
+            }
+        }
+    }
+
+    /// Open offers whose deadline has passed, oldest first.
+    pub async fn lapsed_offers(
+        &self,
+        now: DateTime<Utc>,
+        limit: u64,
+    ) -> Result<Vec<yixin_domain::Offer>, StoreError> {
+        offer::Entity::find()
+            .filter(offer::Column::Status.eq(OfferStatus::Open.as_str()))
+            .filter(offer::Column::ExpiresAt.lte(ts(now)))
+            .order_by_asc(offer::Column::ExpiresAt)
+            .limit(limit)
+            .all(&self.db)
+            .await?
+            .into_iter()
+            .map(convert::offer)
+            .collect()
+    }
+
+    /// Of `nurses`, those holding an open offer or an active job: not free.
+    pub async fn engaged_nurses(
+        &self,
+        nurses: &[NurseId],
+    ) -> Result<std::collections::HashSet<NurseId>, StoreError> {
+        if nurses.is_empty() {
+            return Ok(Default::default());
+        }
+        let ids: Vec<uuid::Uuid> = nurses.iter().map(|n| n.0).collect();
+        let mut engaged: std::collections::HashSet<NurseId> = offer::Entity::find()
+            .filter(offer::Column::NurseId.is_in(ids.clone()))
+            .filter(offer::Column::Status.eq(OfferStatus::Open.as_str()))
+            .all(&self.db)
+            .await?
+            .into_iter()
+            .map(|o| NurseId(o.nurse_id))
+            .collect();
+        let jobs = order::Entity::find()
+            .filter(order::Column::NurseId.is_in(ids))
+            .filter(
+                order::Column::Status.is_in(
+                    [
+                        OrderStatus::Assigned,
+                        OrderStatus::EnRoute,
+                        OrderStatus::Arrived,
+                        OrderStatus::InService,
+                    ]
+                    .iter()
+                    .map(|s| s.as_str()),
+                ),
+            )
+            .all(&self.db)
+            .await?;
+        engaged.extend(jobs.into_iter().filter_map(|o| o.nurse_id.map(NurseId)));
+        Ok(engaged)
+    }
+
+    /// For each of `nurses`, offers answered and accepted since `since`
+    /// (the acceptance record and today's jobs, for scoring).
+    pub async fn offer_record(
+        &self,
+        nurses: &[NurseId],
+        since: DateTime<Utc>,
+    ) -> Result<std::collections::HashMap<NurseId, (u32, u32)>, StoreError> {
+        let mut record = std::collections::HashMap::new();
+        if nurses.is_empty() {
+            return Ok(record);
+        }
+        let rows = offer::Entity::find()
+            .filter(offer::Column::NurseId.is_in(nurses.iter().map(|n| n.0)))
+            .filter(offer::Column::CreatedAt.gte(ts(since)))
+            .filter(offer::Column::Status.ne(OfferStatus::Open.as_str()))
+            .filter(offer::Column::Status.ne(OfferStatus::Withdrawn.as_str()))
+            .all(&self.db)
+            .await?;
+        for row in rows {
+            let entry: &mut (u32, u32) = record.entry(NurseId(row.nurse_id)).or_default();
+            entry.0 += 1;
+            if row.status == OfferStatus::Accepted.as_str() {
+                entry.1 += 1;
+            }
+        }
+        Ok(record)
+    }
+
+    /// Every active nurse on shift, of every organisation (to warm a
+    /// dispatcher's fleet at start).
+    pub async fn working_nurses(&self) -> Result<Vec<yixin_domain::Nurse>, StoreError> {
+        nurse::Entity::find()
+            .filter(nurse::Column::Active.eq(true))
+            .filter(nurse::Column::ShiftState.eq(ShiftState::On.as_str()))
+            .all(&self.db)
+            .await?
+            .into_iter()
+            .map(convert::nurse)
+            .collect()
+    }
+
+    /// Every organisation's service areas.
+    pub async fn all_service_areas(&self) -> Result<Vec<yixin_domain::ServiceArea>, StoreError> {
+        crate::entity::service_area::Entity::find()
+            .all(&self.db)
+            .await?
+            .into_iter()
+            .map(convert::service_area)
+            .collect()
+    }
+
+    /// The organisation's nurses that hold an active order, with the order.
+    pub async fn active_orders_by_nurse(
+        &self,
+        org: &OrgId,
+    ) -> Result<std::collections::HashMap<NurseId, OrderId>, StoreError> {
+        let rows = order::Entity::find()
+            .filter(order::Column::OrgId.eq(org.as_str()))
+            .filter(order::Column::NurseId.is_not_null())
+            .filter(
+                order::Column::Status.is_in(
+                    [
+                        OrderStatus::Assigned,
+                        OrderStatus::EnRoute,
+                        OrderStatus::Arrived,
+                        OrderStatus::InService,
+                    ]
+                    .iter()
+                    .map(|s| s.as_str()),
+                ),
+            )
+            .all(&self.db)
+            .await?;
+        Ok(rows
+            .into_iter()
+            .filter_map(|o| Some((NurseId(o.nurse_id?), OrderId(o.id))))
+            .collect())
+    }
+
+    /// The nurse's accept of `offer_id`, as one atomic claim: the offer goes
+    /// `open` → `accepted` only if it is the nurse's and before its deadline,
+    /// and the order goes to `assigned` with this nurse only if it is still
+    /// claimable; both or neither. Of any number of concurrent claims (other
+    /// nurses, other dispatcher instances, a coordinator's manual assignment)
+    /// at most one wins; the one-active-job-per-nurse index keeps a nurse
+    /// from being booked twice. `events` are written with the win.
+    ///
+    /// A repeated accept of an offer the nurse already won answers `Won`
+    /// again with the order as it is now, so a phone may retry safely.
+    pub async fn claim_offer(
+        &self,
+        offer_id: OfferId,
+        nurse: NurseId,
+        now: DateTime<Utc>,
+        order_event: impl FnOnce(&Order, OrderStatus) -> Option<NewOutboxMessage>,
+        events: impl FnOnce(&yixin_domain::Offer) -> Vec<NewOutboxMessage>,
+    ) -> Result<ClaimOutcome, StoreError> {
+        let Some(current) = self.get_offer(offer_id).await? else {
+            return Ok(ClaimOutcome::Lost(ClaimLost::NotFound));
+        };
+        if current.nurse_id != nurse {
+            return Ok(ClaimOutcome::Lost(ClaimLost::NotFound));
+        }
+        if current.status == OfferStatus::Accepted {
+            let order = self.get_order(current.order_id).await?;
+            return Ok(match order {
+                Some(o) if o.nurse_id == Some(nurse) && o.status.has_nurse() => {
+                    ClaimOutcome::Won(Box::new(o))
+                }
+                Some(o) if o.status == OrderStatus::Cancelled => {
+                    ClaimOutcome::Lost(ClaimLost::Cancelled)
+                }
+                _ => ClaimOutcome::Lost(ClaimLost::Taken),
+            });
+        }
+
+        let events = events(&current);
+        let txn = self.begin_write().await?;
+        let result = claim_in(&txn, &current, nurse, now, order_event, &events).await;
+        match result {
+            Ok(ClaimOutcome::Won(order)) => {
+                txn.commit()
+                    .await
+                    .map_err(|e| StoreError::from_constraint(e, "order"))?;
+                Ok(ClaimOutcome::Won(order))
+            }
+            Ok(lost) => {
+                rollback(txn).await;
+                Ok(lost)
+            }
+            Err(StoreError::Conflict(_)) => {
+                rollback(txn).await;
+                Ok(ClaimOutcome::Lost(ClaimLost::NurseBusy))
+            }
+            Err(e) => {
+                rollback(txn).await;
+                Err(e)
+            }
+        }
+    }
+
+    /// Closes an open offer (`declined`, `expired` or `withdrawn`) and writes
+    /// `events` with it, atomically; `StaleState { current }` if it was no
+    /// longer open, `NotFound` if there is no such offer.
+    pub async fn close_offer(
+        &self,
+        offer_id: OfferId,
+        to: OfferStatus,
+        at: DateTime<Utc>,
+        reason: Option<String>,
+        events: Vec<NewOutboxMessage>,
+    ) -> Result<yixin_domain::Offer, StoreError> {
+        let txn = self.begin_write().await?;
+        let result = async {
+            let res = offer::Entity::update_many()
+                .col_expr(offer::Column::Status, Expr::value(to.as_str()))
+                .col_expr(offer::Column::AnsweredAt, Expr::value(ts(at)))
+                .col_expr(offer::Column::DeclineReason, Expr::value(reason))
+                .filter(offer::Column::Id.eq(offer_id.0))
+                .filter(offer::Column::Status.eq(OfferStatus::Open.as_str()))
+                .exec(&txn)
+                .await?;
+            let row = offer::Entity::find_by_id(offer_id.0)
+                .one(&txn)
+                .await?
+                .ok_or(StoreError::NotFound)?;
+            if res.rows_affected == 0 {
+                return Err(StoreError::StaleState {
+                    current: row.status,
+                });
+            }
+            for msg in &events {
+                insert_outbox(&txn, msg, at).await?;
+            }
+            convert::offer(row)
+        }
+        .await;
+        match result {
+            Ok(offer) => {
+                txn.commit().await?;
+                Ok(offer)
+            }
+            Err(e) => {
+                rollback(txn).await;
+                Err(e)
+            }
+        }
+    }
+
+    /// A coordinator's (or a dispatcher's direct) assignment of the order to
+    /// the nurse: withdraws the order's open offer and moves the order to
+    /// `assigned`, atomically, under the same rules as [`Store::claim_offer`]
+    /// (the order must be claimable, the nurse must hold no other active
+    /// job, and a nurse holding an open offer for another order is refused).
+    /// Returns the order and the withdrawn offer, if there was one.
+    pub async fn assign_order(
+        &self,
+        order_id: OrderId,
+        nurse: NurseId,
+        now: DateTime<Utc>,
+        order_event: impl FnOnce(&Order, OrderStatus) -> Option<NewOutboxMessage>,
+    ) -> Result<(Order, Option<yixin_domain::Offer>), StoreError> {
+        let txn = self.begin_write().await?;
+        let result = async {
+            // A nurse weighing another order's offer is not free.
+            let busy = offer::Entity::find()
+                .filter(offer::Column::NurseId.eq(nurse.0))
+                .filter(offer::Column::Status.eq(OfferStatus::Open.as_str()))
+                .filter(offer::Column::OrderId.ne(order_id.0))
+                .one(&txn)
+                .await?;
+            if busy.is_some() {
+                return Err(StoreError::Conflict(
+                    "the nurse is weighing another offer".to_owned(),
+                ));
+            }
+            let open = offer::Entity::find()
+                .filter(offer::Column::OrderId.eq(order_id.0))
+                .filter(offer::Column::Status.eq(OfferStatus::Open.as_str()))
+                .one(&txn)
+                .await?;
+            let mut withdrawn = None;
+            if let Some(row) = open {
+                let status = if row.nurse_id == nurse.0 {
+                    OfferStatus::Accepted
+                } else {
+                    OfferStatus::Withdrawn
+                };
+                let res = offer::Entity::update_many()
+                    .col_expr(offer::Column::Status, Expr::value(status.as_str()))
+                    .col_expr(offer::Column::AnsweredAt, Expr::value(ts(now)))
+                    .filter(offer::Column::Id.eq(row.id))
+                    .filter(offer::Column::Status.eq(OfferStatus::Open.as_str()))
+                    .exec(&txn)
+                    .await?;
+                if res.rows_affected == 1 {
+                    let row = offer::Entity::find_by_id(row.id)
+                        .one(&txn)
+                        .await?
+                        .ok_or(StoreError::NotFound)?;
+                    withdrawn = Some(convert::offer(row)?);
+                }
+            }
+            let order = assign_in(&txn, order_id, nurse, now, order_event).await?;
+            Ok((order, withdrawn))
+        }
+        .await;
+        match result {
+            Ok(done) => {
+                txn.commit()
+                    .await
+                    .map_err(|e| StoreError::from_constraint(e, "order"))?;
+                Ok(done)
+            }
+            Err(e) => {
+                rollback(txn).await;
+                Err(e)
+            }
+        }
+    }
+
+    /// Records the nurse's shift state. `NotFound` if there is no such nurse
+    /// in the organisation.
+    pub async fn set_shift(
+        &self,
+        org: &OrgId,
+        nurse: NurseId,
+        shift: ShiftState,
+    ) -> Result<(), StoreError> {
+        let res = nurse::Entity::update_many()
+            .col_expr(nurse::Column::ShiftState, Expr::value(shift.as_str()))
+            .col_expr(nurse::Column::UpdatedAt, Expr::value(ts(Utc::now())))
+            .filter(nurse::Column::Id.eq(nurse.0))
+            .filter(nurse::Column::OrgId.eq(org.as_str()))
+            .exec(&self.db)
+            .await?;
+        if res.rows_affected == 0 {
+            return Err(StoreError::NotFound);
+        }
+        Ok(())
+    }
+}
+
+async fn claim_in(
+    txn: &DatabaseTransaction,
+    current: &yixin_domain::Offer,
+    nurse: NurseId,
+    now: DateTime<Utc>,
+    order_event: impl FnOnce(&Order, OrderStatus) -> Option<NewOutboxMessage>,
+    events: &[NewOutboxMessage],
+) -> Result<ClaimOutcome, StoreError> {
+    let res = offer::Entity::update_many()
+        .col_expr(
+            offer::Column::Status,
+            Expr::value(OfferStatus::Accepted.as_str()),
+        )
+        .col_expr(offer::Column::AnsweredAt, Expr::value(ts(now)))
+        .filter(offer::Column::Id.eq(current.id.0))
+        .filter(offer::Column::NurseId.eq(nurse.0))
+        .filter(offer::Column::Status.eq(OfferStatus::Open.as_str()))
+        .filter(offer::Column::ExpiresAt.gt(ts(now)))
+        .exec(txn)
+        .await?;
+    if res.rows_affected == 0 {
+        let row = offer::Entity::find_by_id(current.id.0)
+            .one(txn)
+            .await?
+            .ok_or(StoreError::NotFound)?;
+        let offer = convert::offer(row)?;
+        return Ok(ClaimOutcome::Lost(match offer.status {
+            OfferStatus::Open | OfferStatus::Expired => ClaimLost::Expired,
+            OfferStatus::Declined => ClaimLost::NotFound,
+            OfferStatus::Accepted | OfferStatus::Withdrawn => {
+                lost_order(txn, offer.order_id).await?
+            }
+        }));
+    }
+    match assign_in(txn, current.order_id, nurse, now, order_event).await {
+        Ok(order) => {
+            for msg in events {
+                insert_outbox(txn, msg, now).await?;
+            }
+            Ok(ClaimOutcome::Won(Box::new(order)))
+        }
+        Err(StoreError::StaleState { current }) => Ok(ClaimOutcome::Lost(
+            if current == OrderStatus::Cancelled.as_str() {
+                ClaimLost::Cancelled
+            } else {
+                ClaimLost::Taken
+            },
+        )),
+        Err(e) => Err(e),
+    }
+}
+
+/// Why an order is out of reach: cancelled, or taken.
+async fn lost_order(txn: &DatabaseTransaction, id: OrderId) -> Result<ClaimLost, StoreError> {
+    let row = order::Entity::find_by_id(id.0).one(txn).await?;
+    Ok(match row {
+        Some(o) if o.status == OrderStatus::Cancelled.as_str() => ClaimLost::Cancelled,
+        _ => ClaimLost::Taken,
+    })
+}
+
+async fn assign_in(
+    txn: &DatabaseTransaction,
+    order_id: OrderId,
+    nurse: NurseId,
+    now: DateTime<Utc>,
+    order_event: impl FnOnce(&Order, OrderStatus) -> Option<NewOutboxMessage>,
+) -> Result<Order, StoreError> {
+    // The event describes the order as it will be; build it from the row
+    // before the change (the caller fills in status and nurse).
+    let before = order::Entity::find_by_id(order_id.0)
+        .one(txn)
+        .await?
+        .ok_or(StoreError::NotFound)?;
+    let mut preview = convert::order(before)?;
+    let from = preview.status;
+    preview.status = OrderStatus::Assigned;
+    preview.nurse_id = Some(nurse);
+    preview.updated_at = now;
+    let mut change = OrderTransition::new(order_id, CLAIMABLE.to_vec(), OrderStatus::Assigned, now);
+    change.nurse_id = Some(Some(nurse));
+    change.outbox = if CLAIMABLE.contains(&from) {
+        order_event(&preview, from)
+    } else {
+        None
+    };
+    transition_in(txn, &change, None).await
+}
