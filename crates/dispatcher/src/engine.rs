@@ -842,6 +842,14 @@ impl Engine {
                             .unwrap_or_else(|p| p.into_inner())
                             .set_offer(closed.nurse_id, None);
                         self.enqueue(closed.order_id, Instant::now());
+                        if let Ok(Some(order)) = self.store.get_order(closed.order_id).await {
+                            let event =
+                                answered_event(&closed, pb::offer_answered::Answer::Expired, now);
+                            let _ = self
+                                .queue
+                                .broadcast(&dispatch_channel(order.org_id.as_str()), &event.payload)
+                                .await;
+                        }
                     }
                     // Answered or expired by someone else meanwhile.
                     Err(StoreError::StaleState { .. }) => {}

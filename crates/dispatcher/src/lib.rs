@@ -2,11 +2,14 @@
 //! greedy and batch matching, offers, escalation) and serves the
 //! coordinator API.
 //!
-//! Owns the `/v1/dispatch` routes and the order-dispatch consumer group.
-//! Claims orders only through the store's conditional updates, so several
-//! instances never double-book a nurse. The matching itself is the
-//! dispatcher issue's work; this crate so far only knows how to mount
-//! itself.
+//! Owns the `/v1/dispatch` routes (roster, areas, orders with dispatch
+//! detail, manual assignment and cancel, overview KPIs, the live feed) and
+//! the dispatch [`engine`] (consumer group on the work streams, candidate
+//! search, ETA, scoring, greedy and batch matching, offers, expiry,
+//! escalation). The pure parts ([`eta`], [`scoring`], [`matching`]) do no
+//! I/O but the OSRM estimator's HTTP. Claims orders only through the
+//! store's conditional updates, so several instances never double-book a
+//! nurse.
 
 use std::sync::Arc;
 
@@ -34,11 +37,14 @@ impl Dispatcher {
         }
     }
 
-    /// The routes and app data of this service.
-    pub fn mount(self) -> Mount {
+    /// The routes and app data of this service; `shutdown` closes the
+    /// coordinators' live feeds when the platform stops.
+    pub fn mount(self, shutdown: tokio::sync::watch::Receiver<bool>) -> Mount {
         let data = actix_web::web::Data::new(self);
+        let live_shutdown = actix_web::web::Data::new(coordinator::live::LiveShutdown(shutdown));
         Arc::new(move |cfg| {
             cfg.app_data(data.clone());
+            cfg.app_data(live_shutdown.clone());
             cfg.service(roster::add_nurse);
             cfg.service(roster::list_nurses);
             cfg.service(roster::change_nurse);

@@ -13,6 +13,9 @@
 //! (`yixin-load: measuring` / `yixin-load: measured`) so a script can
 //! account the CPU used in it.
 
+mod dispatch;
+mod fixes;
+
 use std::{
     sync::{
         Arc,
@@ -41,6 +44,10 @@ struct Cli {
 enum Command {
     /// Order creation: `POST /v1/orders` from many residents.
     Orders(OrdersArgs),
+    /// Location ingest: simulated nurse phones streaming fixes over the socket.
+    Fixes(fixes::FixesArgs),
+    /// Dispatch latency: order placed → offer frame on the nurse's socket.
+    Dispatch(dispatch::DispatchArgs),
 }
 
 #[derive(clap::Args)]
@@ -93,6 +100,8 @@ fn main() -> anyhow::Result<()> {
     };
     match cli.command {
         Command::Orders(args) => runtime.block_on(orders(args)),
+        Command::Fixes(args) => runtime.block_on(fixes::run(args)),
+        Command::Dispatch(args) => runtime.block_on(dispatch::run(args)),
     }
 }
 

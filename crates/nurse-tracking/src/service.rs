@@ -352,6 +352,15 @@ impl Tracker {
             .map_err(TrackingError::store)?;
         match outcome {
             ClaimOutcome::Won(order) => {
+                let answered = answer_event(
+                    offer_id,
+                    Some(order.id),
+                    ctx.id,
+                    pb::offer_answered::Answer::Accepted,
+                    None,
+                    now,
+                );
+                self.to_dashboard(ctx, &answered.payload).await;
                 let mut fleet = self.fleet_write();
                 fleet.set_offer(ctx.id, None);
                 fleet.set_job(ctx.id, Some((order.id, order.status)));
@@ -403,6 +412,7 @@ impl Tracker {
             offer.decline_reason.clone(),
             now,
         );
+        let answered_again = answered.payload.clone();
         let result = self
             .store
             .close_offer(
@@ -415,7 +425,10 @@ impl Tracker {
             .await;
         self.forget_offer(ctx.id, offer_id);
         match result {
-            Ok(_) => Ok(()),
+            Ok(_) => {
+                self.to_dashboard(ctx, &answered_again).await;
+                Ok(())
+            }
             Err(StoreError::StaleState { .. }) => {
                 let current = self
                     .store
@@ -429,6 +442,17 @@ impl Tracker {
             }
             Err(StoreError::NotFound) => Err(TrackingError::OfferNotFound),
             Err(e) => Err(TrackingError::store(e)),
+        }
+    }
+
+    /// Tells the organisation's coordinators (their live feed).
+    async fn to_dashboard(&self, ctx: &NurseCtx, event: &[u8]) {
+        if let Err(e) = self
+            .queue
+            .broadcast(&yixin_queue::dispatch_channel(ctx.org.as_str()), event)
+            .await
+        {
+            tracing::debug!(nurse_id = %ctx.id, error = %e, "dashboard not told");
         }
     }
 

@@ -441,6 +441,8 @@ pub async fn create_order(
     {
         CreateOrderOutcome::Created => {
             tracing::debug!(order_id = %order.id, service = %order.service_code, "order placed");
+            // Committed: the relay publishes `OrderCreated` now, not at its next poll.
+            svc.config.relay.wake.notify_one();
             // Nobody can follow an order that did not exist a moment ago, so
             // there is no live feed to notify; its timeline is the one event
             // just written.

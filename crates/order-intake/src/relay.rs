@@ -31,6 +31,10 @@ pub struct RelayConfig {
     pub idempotency_ttl: Duration,
     /// How often to purge them.
     pub purge_interval: Duration,
+    /// Rung after an order is committed, so its `OrderCreated` goes out at
+    /// once instead of at the next poll (dispatch latency); the poll still
+    /// catches everything else.
+    pub wake: std::sync::Arc<tokio::sync::Notify>,
 }
 
 /// Publishes of one batch under way at once.
@@ -43,6 +47,7 @@ impl Default for RelayConfig {
             batch: 500,
             idempotency_ttl: Duration::from_secs(48 * 3600),
             purge_interval: Duration::from_secs(3600),
+            wake: std::sync::Arc::new(tokio::sync::Notify::new()),
         }
     }
 }
@@ -78,6 +83,7 @@ impl OutboxRelay {
             }
             tokio::select! {
                 _ = tokio::time::sleep(self.config.poll_interval) => {}
+                _ = self.config.wake.notified() => {}
                 changed = shutdown.changed() => if changed.is_err() { break },
             }
         }
@@ -105,6 +111,15 @@ impl OutboxRelay {
                         .await
                 {
                     tracing::debug!(%order_id, error = %e, "live broadcast failed");
+                }
+                // The organisation's coordinators follow every order.
+                if let Some(org) = dispatch_org(&row.payload)
+                    && let Err(e) = self
+                        .queue
+                        .broadcast(&yixin_queue::dispatch_channel(&org), &row.payload)
+                        .await
+                {
+                    tracing::debug!(%org, error = %e, "dispatch feed broadcast failed");
                 }
                 Ok::<_, QueueError>(row.id)
             })
@@ -144,6 +159,15 @@ impl OutboxRelay {
 /// answered, and a feed opened since then sent the order as it is on
 /// connecting (and the nurse's socket only follows status changes), so that
 /// broadcast would reach no one who needs it — one Redis call per order saved.
+/// The organisation whose coordinators' feed an event belongs on.
+fn dispatch_org(payload: &[u8]) -> Option<String> {
+    match decode_envelope(payload).ok()?.event? {
+        Event::OrderCreated(e) => Some(e.org_id),
+        Event::OrderStatusChanged(e) => Some(e.org_id),
+        _ => None,
+    }
+}
+
 fn changed_order(payload: &[u8]) -> Option<String> {
     match decode_envelope(payload).ok()?.event? {
         Event::OrderStatusChanged(e) => Some(e.order_id),

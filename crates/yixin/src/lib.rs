@@ -228,6 +228,7 @@ fn mounts(
     backends: &Backends,
     order_intake: yixin_order_intake::OrderIntake,
     tracking: yixin_nurse_tracking::NurseTracking,
+    shutdown: tokio::sync::watch::Receiver<bool>,
 ) -> Vec<Mount> {
     let auth = actix_web::web::Data::from(backends.auth.clone());
     let mut mounts: Vec<Mount> = vec![Arc::new(move |cfg| {
@@ -254,7 +255,7 @@ fn mounts(
                 backends.queue.clone(),
                 backends.positions.clone(),
             )
-            .mount(),
+            .mount(shutdown),
         );
     }
     if role.runs_nurse_tracking() {
@@ -332,7 +333,14 @@ impl Yixin {
             listener,
             &settings.server,
             readiness,
-            mounts(&settings, role, &backends, intake, tracking.clone()),
+            mounts(
+                &settings,
+                role,
+                &backends,
+                intake,
+                tracking.clone(),
+                shutdown.subscribe(),
+            ),
         )
         .context("starting the HTTP server")?;
         tracing::info!(
