@@ -616,7 +616,10 @@ async fn steps_follow_the_state_machine_only_for_the_nurses_own_job() {
     // The latest position the feed had (the earlier fix if the first flush
     // after `en_route` still held it; positions are throttled per nurse).
     let lat = position["location"]["lat"].as_f64().unwrap();
-    assert!([29.3905, 29.391].iter().any(|l| (lat - l).abs() < 1e-9), "{position}");
+    assert!(
+        [29.3905, 29.391].iter().any(|l| (lat - l).abs() < 1e-9),
+        "{position}"
+    );
     for (s, status) in [
         ("arrived", "arrived"),
         ("started", "in_service"),
