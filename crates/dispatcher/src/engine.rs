@@ -51,7 +51,7 @@ use crate::scoring::Candidate;
 /// Consumer group of the dispatchers on the work streams.
 pub const GROUP: &str = "dispatcher";
 /// Orders a greedy dispatcher works on at once.
-const GREEDY_IN_FLIGHT: usize = 16;
+const GREEDY_IN_FLIGHT: usize = 48;
 
 /// How the engine works, from configuration.
 #[derive(Debug, Clone)]
@@ -187,6 +187,8 @@ pub struct Engine {
     pub fleet: Arc<RwLock<Fleet>>,
     /// Orders to dispatch and when they are next due.
     waiting: Mutex<BTreeMap<OrderId, Instant>>,
+    /// Consecutive tries without a candidate, per waiting order.
+    misses: Mutex<HashMap<OrderId, u32>>,
     wake: Notify,
     catalog: RwLock<Option<(Instant, Arc<Catalog>)>>,
     consumer: String,
@@ -207,6 +209,7 @@ impl Engine {
             config,
             fleet,
             waiting: Mutex::new(BTreeMap::new()),
+            misses: Mutex::new(HashMap::new()),
             wake: Notify::new(),
             catalog: RwLock::new(None),
             consumer: format!("dispatcher-{}", uuid::Uuid::new_v4().simple()),
@@ -536,8 +539,24 @@ impl Engine {
 
     fn after(&self, id: OrderId, outcome: Result<Outcome, StoreError>) {
         match outcome {
-            Ok(Outcome::Done) => {}
-            Ok(Outcome::Retry) => self.enqueue(id, Instant::now() + self.config.retry),
+            Ok(Outcome::Done) => {
+                self.misses
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .remove(&id);
+            }
+            Ok(Outcome::Retry) => {
+                // Back off while nobody is free (each try costs database
+                // reads), up to 6 × `retry`; a nurse coming on shift wakes
+                // every waiting order at once.
+                let misses = {
+                    let mut m = self.misses.lock().unwrap_or_else(|p| p.into_inner());
+                    let n = m.entry(id).or_insert(0);
+                    *n = (*n + 1).min(6);
+                    *n
+                };
+                self.enqueue(id, Instant::now() + self.config.retry * misses);
+            }
             Err(e) => {
                 tracing::warn!(order_id = %id, error = %e, "dispatch failed; will retry");
                 self.enqueue(id, Instant::now() + self.config.retry);
@@ -551,7 +570,10 @@ impl Engine {
         &self,
         id: OrderId,
     ) -> Result<Option<(Order, HashSet<NurseId>)>, StoreError> {
-        let Some(order) = self.store.get_order(id).await? else {
+        // Two independent reads: one round trip of waiting.
+        let (order, offers) =
+            tokio::join!(self.store.get_order(id), self.store.offers_for_order(id));
+        let (Some(order), offers) = (order?, offers?) else {
             return Ok(None);
         };
         if !matches!(
@@ -560,7 +582,6 @@ impl Engine {
         ) {
             return Ok(None);
         }
-        let offers = self.store.offers_for_order(id).await?;
         if offers.iter().any(|o| o.status == OfferStatus::Open) {
             return Ok(None); // out already; expiry or an answer brings it back
         }
@@ -602,7 +623,12 @@ impl Engine {
             return Ok(Vec::new());
         }
         let ids: Vec<NurseId> = near.iter().map(|n| n.key).collect();
-        let engaged = self.store.engaged_nurses(&ids).await?;
+        let since = start_of_day(Utc::now());
+        let (engaged, record) = tokio::join!(
+            self.store.engaged_nurses(&ids),
+            self.store.offer_record(&ids, since)
+        );
+        let (engaged, record) = (engaged?, record?);
         let near: Vec<_> = near
             .into_iter()
             .filter(|n| !engaged.contains(&n.key))
@@ -616,10 +642,6 @@ impl Engine {
                 return Ok(Vec::new());
             }
         };
-        let record = self
-            .store
-            .offer_record(&ids, start_of_day(Utc::now()))
-            .await?;
         Ok(near
             .iter()
             .zip(etas)

@@ -96,11 +96,28 @@ pub async fn run(args: DispatchArgs) -> anyhow::Result<()> {
         .await;
     let sockets: Vec<_> = sockets.into_iter().collect::<anyhow::Result<_>>()?;
     let mut tasks = Vec::new();
-    for ws in sockets {
+    for (n, ws) in sockets.into_iter().enumerate() {
         let timings = timings.clone();
         tasks.push(tokio::spawn(async move {
             let (mut tx, mut rx) = ws.split();
-            while let Some(Ok(frame)) = rx.next().await {
+            // A phone on shift keeps sending fixes (a stale one is not a candidate).
+            let mut walk = Walk::new(n as u64 + 7);
+            let mut fixes = tokio::time::interval(Duration::from_secs(15));
+            loop {
+                let frame = tokio::select! {
+                    f = rx.next() => match f {
+                        Some(Ok(f)) => f,
+                        _ => break,
+                    },
+                    _ = fixes.tick() => {
+                        let (lat, lng) = walk.step();
+                        let fix = json!({"type":"location","lat":lat,"lng":lng,"accuracy_m":8,"ts":chrono::Utc::now()});
+                        if tx.send(Message::text(fix.to_string())).await.is_err() {
+                            break;
+                        }
+                        continue;
+                    }
+                };
                 let Message::Text(text) = frame else { continue };
                 let Ok(v) = serde_json::from_str::<serde_json::Value>(text.as_str()) else {
                     continue;
@@ -183,8 +200,17 @@ pub async fn run(args: DispatchArgs) -> anyhow::Result<()> {
         }
     }
     let placed_in = started.elapsed().as_secs_f64();
-    // Offers for the last orders.
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    // Offers for the last orders (or a dispatcher that fell behind): wait
+    // until every placed order has one, up to 30 s.
+    let waited = Instant::now();
+    while waited.elapsed() < Duration::from_secs(30) {
+        let t = timings.lock().unwrap_or_else(|p| p.into_inner());
+        if t.placed.keys().all(|o| t.offered.contains_key(o)) {
+            break;
+        }
+        drop(t);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     eprintln!("yixin-load: measured");
     for t in tasks {
         t.abort();
