@@ -204,11 +204,13 @@ pub async fn run(args: DispatchArgs) -> anyhow::Result<()> {
     // until every placed order has one, up to 30 s.
     let waited = Instant::now();
     while waited.elapsed() < Duration::from_secs(30) {
-        let t = timings.lock().unwrap_or_else(|p| p.into_inner());
-        if t.placed.keys().all(|o| t.offered.contains_key(o)) {
+        let all_offered = {
+            let t = timings.lock().unwrap_or_else(|p| p.into_inner());
+            t.placed.keys().all(|o| t.offered.contains_key(o))
+        };
+        if all_offered {
             break;
         }
-        drop(t);
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     eprintln!("yixin-load: measured");
