@@ -36,7 +36,7 @@ use yixin_domain::{
 use yixin_nurse_tracking::Fleet;
 use yixin_nurse_tracking::fleet::Fix;
 use yixin_nurse_tracking::notify::{FLEET_CHANNEL, push_offer, push_offer_closed};
-use yixin_nurse_tracking::service::{OFFERS_TOPIC, ORDERS_TOPIC, status_event};
+use yixin_nurse_tracking::service::{OFFERS_TOPIC, ORDERS_TOPIC, answer_event, status_event};
 use yixin_proto::events::v1 as pb;
 use yixin_proto::{Envelope, Event, Message, decode_envelope};
 use yixin_queue::{Queue, dispatch_channel};
@@ -846,7 +846,7 @@ impl Engine {
             };
             for offer in lapsed {
                 let now = Utc::now();
-                let answered = answered_event(&offer, pb::offer_answered::Answer::Expired, now);
+                let answered = expired_event(&offer, now);
                 match self
                     .store
                     .close_offer(offer.id, OfferStatus::Expired, now, None, vec![answered])
@@ -865,8 +865,7 @@ impl Engine {
                             .set_offer(closed.nurse_id, None);
                         self.enqueue(closed.order_id, Instant::now());
                         if let Ok(Some(order)) = self.store.get_order(closed.order_id).await {
-                            let event =
-                                answered_event(&closed, pb::offer_answered::Answer::Expired, now);
+                            let event = expired_event(&closed, now);
                             let _ = self
                                 .queue
                                 .broadcast(&dispatch_channel(order.org_id.as_str()), &event.payload)
@@ -896,6 +895,18 @@ fn fix_of(f: &pb::NurseLocation) -> Option<(NurseId, Fix)> {
     ))
 }
 
+/// `OfferAnswered` for a lapsed offer.
+fn expired_event(offer: &Offer, at: DateTime<Utc>) -> NewOutboxMessage {
+    answer_event(
+        offer.id,
+        Some(offer.order_id),
+        offer.nurse_id,
+        pb::offer_answered::Answer::Expired,
+        None,
+        at,
+    )
+}
+
 /// The order a work-stream entry asks us to (re)dispatch, if any.
 fn work_of(payload: &[u8]) -> Option<OrderId> {
     let event = Envelope::decode(payload).ok()?.event?;
@@ -912,29 +923,6 @@ fn work_of(payload: &[u8]) -> Option<OrderId> {
         _ => return None,
     };
     id.parse().map(OrderId).ok()
-}
-
-fn answered_event(
-    offer: &Offer,
-    answer: pb::offer_answered::Answer,
-    at: DateTime<Utc>,
-) -> NewOutboxMessage {
-    NewOutboxMessage {
-        topic: OFFERS_TOPIC.to_owned(),
-        payload: Envelope::wrap(
-            uuid::Uuid::now_v7().to_string(),
-            at.timestamp_millis(),
-            Event::OfferAnswered(pb::OfferAnswered {
-                offer_id: offer.id.to_string(),
-                order_id: offer.order_id.to_string(),
-                nurse_id: offer.nurse_id.to_string(),
-                answer: answer as i32,
-                reason: String::new(),
-                at_unix_ms: at.timestamp_millis(),
-            }),
-        )
-        .encode_to_vec(),
-    }
 }
 
 /// Local midnight in Chongqing (UTC+8, no daylight saving): "today" for

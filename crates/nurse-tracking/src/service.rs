@@ -143,17 +143,20 @@ impl Tracker {
         let mut report = IngestReport::default();
         let mut valid: Vec<Fix> = Vec::with_capacity(fixes.len());
         for (i, f) in fixes.iter().enumerate() {
-            let field = if prefix.is_empty() {
-                String::new()
-            } else {
-                format!("{prefix}[{i}].")
-            };
-            match f.validate(now, self.settings.max_accuracy_m, &field) {
+            match f.validate(now, self.settings.max_accuracy_m, "") {
                 Ok(fix) => valid.push(fix),
+                // The batch path is named only for refused fixes: accepted
+                // ones (nearly all) allocate nothing.
                 Err(e) => report.refused.push(RefusedFix {
                     index: i,
                     code: e.code().to_owned(),
-                    field: e.field(),
+                    field: e.field().map(|field| {
+                        if prefix.is_empty() {
+                            field
+                        } else {
+                            format!("{prefix}[{i}].{field}")
+                        }
+                    }),
                     message: e.to_string(),
                 }),
             }
@@ -632,7 +635,9 @@ pub fn status_event(order: &Order, from: OrderStatus, at: DateTime<Utc>) -> NewO
     }
 }
 
-fn answer_event(
+/// `OfferAnswered` for the offers stream (the dispatcher offers the next
+/// nurse on a decline or a lapse).
+pub fn answer_event(
     offer_id: OfferId,
     order_id: Option<OrderId>,
     nurse: NurseId,

@@ -104,7 +104,8 @@ impl OutboxRelay {
         let mut published = stream::iter(rows)
             .map(|row| async move {
                 self.queue.publish(&row.topic, &row.payload).await?;
-                if let Some(order_id) = changed_order(&row.payload)
+                let (order, org) = audiences(&row.payload);
+                if let Some(order_id) = order
                     && let Err(e) = self
                         .queue
                         .broadcast(&order_channel(&order_id), &row.payload)
@@ -113,7 +114,7 @@ impl OutboxRelay {
                     tracing::debug!(%order_id, error = %e, "live broadcast failed");
                 }
                 // The organisation's coordinators follow every order.
-                if let Some(org) = dispatch_org(&row.payload)
+                if let Some(org) = org
                     && let Err(e) = self
                         .queue
                         .broadcast(&yixin_queue::dispatch_channel(&org), &row.payload)
@@ -154,25 +155,21 @@ impl OutboxRelay {
     }
 }
 
-/// The order an event reports a change of, if it reports one. Not
-/// `OrderCreated`: nobody can follow an order before its creation was
-/// answered, and a feed opened since then sent the order as it is on
-/// connecting (and the nurse's socket only follows status changes), so that
-/// broadcast would reach no one who needs it — one Redis call per order saved.
-/// The organisation whose coordinators' feed an event belongs on.
-fn dispatch_org(payload: &[u8]) -> Option<String> {
-    match decode_envelope(payload).ok()?.event? {
-        Event::OrderCreated(e) => Some(e.org_id),
-        Event::OrderStatusChanged(e) => Some(e.org_id),
-        _ => None,
-    }
-}
-
-fn changed_order(payload: &[u8]) -> Option<String> {
-    match decode_envelope(payload).ok()?.event? {
-        Event::OrderStatusChanged(e) => Some(e.order_id),
-        Event::OfferMade(e) => Some(e.order_id),
-        _ => None,
+/// Who follows an event besides its stream, decoded once per row: the
+/// order whose live feeds hear of a change (`order:{id}`) and the
+/// organisation whose coordinators see it (`dispatch:{org}`).
+///
+/// Not `OrderCreated` on the order's channel: nobody can follow an order
+/// before its creation was answered, and a feed opened since then sent the
+/// order as it is on connecting (and the nurse's socket only follows status
+/// changes), so that broadcast would reach no one who needs it — one Redis
+/// call per order saved.
+fn audiences(payload: &[u8]) -> (Option<String>, Option<String>) {
+    match decode_envelope(payload).ok().and_then(|e| e.event) {
+        Some(Event::OrderCreated(e)) => (None, Some(e.org_id)),
+        Some(Event::OrderStatusChanged(e)) => (Some(e.order_id), Some(e.org_id)),
+        Some(Event::OfferMade(e)) => (Some(e.order_id), None),
+        _ => (None, None),
     }
 }
 

@@ -8,7 +8,9 @@ use yixin_domain::{Offer, OfferId, OfferStatus, OrderId};
 use crate::convert::{self, ts};
 use crate::entity::offer;
 use crate::error::{StoreError, is_unique_violation};
+use crate::orders::insert_outbox;
 use crate::store::{Store, rollback};
+use crate::types::NewOutboxMessage;
 
 impl Store {
     /// Records an offer. A second open offer for the same order, or for the
@@ -52,6 +54,20 @@ impl Store {
         at: DateTime<Utc>,
         reason: Option<String>,
     ) -> Result<Offer, StoreError> {
+        self.answer_with_events(id, from, to, at, reason, Vec::new())
+            .await
+    }
+
+    /// [`Store::answer_offer`], writing `events` in the same transaction.
+    pub(crate) async fn answer_with_events(
+        &self,
+        id: OfferId,
+        from: OfferStatus,
+        to: OfferStatus,
+        at: DateTime<Utc>,
+        reason: Option<String>,
+        events: Vec<NewOutboxMessage>,
+    ) -> Result<Offer, StoreError> {
         let txn = self.begin_write().await?;
         let result = async {
             let res = offer::Entity::update_many()
@@ -71,6 +87,9 @@ impl Store {
                 return Err(StoreError::StaleState {
                     current: row.status,
                 });
+            }
+            for msg in &events {
+                insert_outbox(&txn, msg, at).await?;
             }
             convert::offer(row)
         }

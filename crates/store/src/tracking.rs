@@ -73,18 +73,7 @@ impl Store {
     ) -> Result<Option<Order>, StoreError> {
         order::Entity::find()
             .filter(order::Column::NurseId.eq(nurse.0))
-            .filter(
-                order::Column::Status.is_in(
-                    [
-                        OrderStatus::Assigned,
-                        OrderStatus::EnRoute,
-                        OrderStatus::Arrived,
-                        OrderStatus::InService,
-                    ]
-                    .iter()
-                    .map(|s| s.as_str()),
-                ),
-            )
+            .filter(order::Column::Status.is_in(with_nurse()))
             .order_by_desc(order::Column::UpdatedAt)
             .one(&self.db)
             .await?
@@ -107,18 +96,7 @@ impl Store {
         let result = async {
             let busy = order::Entity::find()
                 .filter(order::Column::NurseId.eq(offer.nurse_id.0))
-                .filter(
-                    order::Column::Status.is_in(
-                        [
-                            OrderStatus::Assigned,
-                            OrderStatus::EnRoute,
-                            OrderStatus::Arrived,
-                            OrderStatus::InService,
-                        ]
-                        .iter()
-                        .map(|s| s.as_str()),
-                    ),
-                )
+                .filter(order::Column::Status.is_in(with_nurse()))
                 .one(&txn)
                 .await?;
             if busy.is_some() {
@@ -203,18 +181,7 @@ impl Store {
             .collect();
         let jobs = order::Entity::find()
             .filter(order::Column::NurseId.is_in(ids))
-            .filter(
-                order::Column::Status.is_in(
-                    [
-                        OrderStatus::Assigned,
-                        OrderStatus::EnRoute,
-                        OrderStatus::Arrived,
-                        OrderStatus::InService,
-                    ]
-                    .iter()
-                    .map(|s| s.as_str()),
-                ),
-            )
+            .filter(order::Column::Status.is_in(with_nurse()))
             .all(&self.db)
             .await?;
         engaged.extend(jobs.into_iter().filter_map(|o| o.nurse_id.map(NurseId)));
@@ -280,18 +247,7 @@ impl Store {
         let rows = order::Entity::find()
             .filter(order::Column::OrgId.eq(org.as_str()))
             .filter(order::Column::NurseId.is_not_null())
-            .filter(
-                order::Column::Status.is_in(
-                    [
-                        OrderStatus::Assigned,
-                        OrderStatus::EnRoute,
-                        OrderStatus::Arrived,
-                        OrderStatus::InService,
-                    ]
-                    .iter()
-                    .map(|s| s.as_str()),
-                ),
-            )
+            .filter(order::Column::Status.is_in(with_nurse()))
             .all(&self.db)
             .await?;
         Ok(rows
@@ -373,41 +329,8 @@ impl Store {
         reason: Option<String>,
         events: Vec<NewOutboxMessage>,
     ) -> Result<yixin_domain::Offer, StoreError> {
-        let txn = self.begin_write().await?;
-        let result = async {
-            let res = offer::Entity::update_many()
-                .col_expr(offer::Column::Status, Expr::value(to.as_str()))
-                .col_expr(offer::Column::AnsweredAt, Expr::value(ts(at)))
-                .col_expr(offer::Column::DeclineReason, Expr::value(reason))
-                .filter(offer::Column::Id.eq(offer_id.0))
-                .filter(offer::Column::Status.eq(OfferStatus::Open.as_str()))
-                .exec(&txn)
-                .await?;
-            let row = offer::Entity::find_by_id(offer_id.0)
-                .one(&txn)
-                .await?
-                .ok_or(StoreError::NotFound)?;
-            if res.rows_affected == 0 {
-                return Err(StoreError::StaleState {
-                    current: row.status,
-                });
-            }
-            for msg in &events {
-                insert_outbox(&txn, msg, at).await?;
-            }
-            convert::offer(row)
-        }
-        .await;
-        match result {
-            Ok(offer) => {
-                txn.commit().await?;
-                Ok(offer)
-            }
-            Err(e) => {
-                rollback(txn).await;
-                Err(e)
-            }
-        }
+        self.answer_with_events(offer_id, OfferStatus::Open, to, at, reason, events)
+            .await
     }
 
     /// A coordinator's (or a dispatcher's direct) assignment of the order to
@@ -591,4 +514,12 @@ async fn assign_in(
         None
     };
     transition_in(txn, &change, None).await
+}
+
+/// The statuses in which an order holds its nurse (`assigned` … `in_service`).
+fn with_nurse() -> impl Iterator<Item = &'static str> {
+    OrderStatus::ALL
+        .into_iter()
+        .filter(|s| s.has_nurse())
+        .map(OrderStatus::as_str)
 }
