@@ -294,17 +294,69 @@ impl Engine {
         if let Err(e) = self.warm_fleet().await {
             tracing::warn!(error = %e, "fleet not warmed from the database");
         }
+        // Nurses to (re)read from the roster go to a loader task, which reads
+        // them in batches: the feed loop itself never waits on the database,
+        // so a burst (thousands of nurses coming online) cannot make it fall
+        // behind the feed and skip fixes.
+        let (load, pending) = tokio::sync::mpsc::unbounded_channel();
+        let loader = tokio::spawn(self.clone().load_nurses(pending));
         loop {
             tokio::select! {
                 m = feed.next() => match m {
-                    Some(bytes) => self.on_feed(&bytes).await,
-                    None => return,
+                    Some(bytes) => self.on_feed(&bytes, &load),
+                    None => break,
                 },
                 m = roster.next() => match m {
-                    Some(bytes) => self.on_roster(&bytes).await,
-                    None => return,
+                    Some(bytes) => on_roster(&bytes, &load),
+                    None => break,
                 },
-                _ = shutdown.changed() => return,
+                _ = shutdown.changed() => break,
+            }
+        }
+        loader.abort();
+    }
+
+    /// Reads nurses from the roster as they are asked for, many at a time,
+    /// and brings this instance's fleet up to date (with the fix that made
+    /// an unknown nurse known, if any).
+    async fn load_nurses(self: Arc<Self>, mut pending: NurseLoads) {
+        const BATCH: usize = 500;
+        let mut asked: Vec<(NurseId, Option<Fix>)> = Vec::with_capacity(BATCH);
+        while pending.recv_many(&mut asked, BATCH).await > 0 {
+            let mut ids: Vec<NurseId> = asked.iter().map(|(id, _)| *id).collect();
+            ids.sort_unstable();
+            ids.dedup();
+            let nurses = match self.store.get_nurses(&ids).await {
+                Ok(n) => n,
+                Err(e) => {
+                    tracing::warn!(error = %e, nurses = ids.len(), "nurses not reloaded");
+                    asked.clear();
+                    continue;
+                }
+            };
+            let now = Utc::now();
+            let mut someone_on = false;
+            {
+                let mut fleet = self.fleet.write().unwrap_or_else(|p| p.into_inner());
+                for nurse in &nurses {
+                    fleet.register(nurse);
+                    if nurse.shift == ShiftState::Off {
+                        fleet.set_shift(nurse.id, ShiftState::Off);
+                    }
+                    someone_on |= can_work(nurse);
+                }
+                for (id, fix) in asked.drain(..) {
+                    if let Some(fix) = fix
+                        && fleet.get(&id).is_some()
+                    {
+                        fleet.apply_fix(id, fix);
+                        fleet.seen(id, now);
+                    }
+                }
+            }
+            if someone_on {
+                // A nurse free to work: waiting orders may have a candidate now.
+                self.retry_all_soon();
             }
         }
     }
@@ -319,72 +371,31 @@ impl Engine {
         Ok(())
     }
 
-    async fn on_feed(&self, bytes: &[u8]) {
+    fn on_feed(&self, bytes: &[u8], load: &NurseLoader) {
         let Some(event) = decode_envelope(bytes).ok().and_then(|e| e.event) else {
             return;
         };
         match event {
             Event::NurseLocations(batch) => {
                 let now = Utc::now();
-                let mut unknown = Vec::new();
-                {
-                    let mut fleet = self.fleet.write().unwrap_or_else(|p| p.into_inner());
-                    for f in &batch.fixes {
-                        let Some((id, fix)) = fix_of(f) else { continue };
-                        if fleet.get(&id).is_none() {
-                            unknown.push((id, fix));
-                            continue;
-                        }
-                        fleet.apply_fix(id, fix);
-                        // A phone that sends fixes is there.
-                        fleet.seen(id, now);
+                let mut fleet = self.fleet.write().unwrap_or_else(|p| p.into_inner());
+                for f in &batch.fixes {
+                    let Some((id, fix)) = fix_of(f) else { continue };
+                    if fleet.get(&id).is_none() {
+                        let _ = load.send((id, Some(fix)));
+                        continue;
                     }
-                }
-                for (id, fix) in unknown {
-                    if let Ok(Some(nurse)) = self.store.get_nurse(id).await {
-                        let mut fleet = self.fleet.write().unwrap_or_else(|p| p.into_inner());
-                        fleet.register(&nurse);
-                        fleet.apply_fix(id, fix);
-                        fleet.seen(id, now);
-                    }
+                    fleet.apply_fix(id, fix);
+                    // A phone that sends fixes is there.
+                    fleet.seen(id, now);
                 }
             }
             Event::NurseShiftChanged(e) => {
-                let Ok(id) = e.nurse_id.parse().map(NurseId) else {
-                    return;
-                };
-                self.reload_nurse(id).await;
-                if e.on {
-                    // Free nurse: waiting orders may have a candidate now.
-                    self.retry_all_soon();
+                if let Ok(id) = e.nurse_id.parse().map(NurseId) {
+                    let _ = load.send((id, None));
                 }
             }
             _ => {}
-        }
-    }
-
-    async fn on_roster(&self, bytes: &[u8]) {
-        let Some(id) = std::str::from_utf8(bytes)
-            .ok()
-            .and_then(|s| s.parse().ok())
-            .map(NurseId)
-        else {
-            return;
-        };
-        self.reload_nurse(id).await;
-    }
-
-    async fn reload_nurse(&self, id: NurseId) {
-        match self.store.get_nurse(id).await {
-            Ok(Some(nurse)) => {
-                let mut fleet = self.fleet.write().unwrap_or_else(|p| p.into_inner());
-                fleet.register(&nurse);
-                if nurse.shift == ShiftState::Off {
-                    fleet.set_shift(id, ShiftState::Off);
-                }
-            }
-            Ok(None) => {}
-            Err(e) => tracing::warn!(nurse_id = %id, error = %e, "nurse not reloaded"),
         }
     }
 
@@ -447,6 +458,7 @@ impl Engine {
             }
             let now = Instant::now();
             for d in &deliveries {
+                self.note_engagement(&d.payload);
                 if let Some(order) = work_of(&d.payload) {
                     self.enqueue(order, now);
                 }
@@ -457,6 +469,47 @@ impl Engine {
             if let Err(e) = self.queue.ack(stream, GROUP, &ids).await {
                 tracing::warn!(stream, error = %e, "ack failed; entries will be redelivered");
             }
+        }
+    }
+
+    /// Keeps this instance's fleet knowing who holds an offer or a job, from
+    /// the work streams, so candidates skip engaged nurses without asking
+    /// the database. Only a hint: with several instances each sees part of
+    /// the stream, so the database still has the last word (engaged nurses
+    /// are dropped after the read, and the offer itself is conditional).
+    fn note_engagement(&self, payload: &[u8]) {
+        let Some(event) = Envelope::decode(payload).ok().and_then(|e| e.event) else {
+            return;
+        };
+        let mut fleet = self.fleet.write().unwrap_or_else(|p| p.into_inner());
+        match event {
+            Event::OfferAnswered(e) => {
+                if let Ok(nurse) = e.nurse_id.parse().map(NurseId) {
+                    fleet.set_offer(nurse, None);
+                }
+            }
+            Event::OrderStatusChanged(e) => {
+                let (Some(nurse), Ok(order), Ok(to)) = (
+                    e.nurse_id
+                        .as_deref()
+                        .and_then(|n| n.parse().ok())
+                        .map(NurseId),
+                    e.order_id.parse().map(OrderId),
+                    e.to.parse::<OrderStatus>(),
+                ) else {
+                    return;
+                };
+                if to.has_nurse() {
+                    fleet.set_job(nurse, Some((order, to)));
+                } else if fleet
+                    .get(&nurse)
+                    .and_then(|n| n.job)
+                    .is_some_and(|(held, _)| held == order)
+                {
+                    fleet.set_job(nurse, None);
+                }
+            }
+            _ => {}
         }
     }
 
@@ -624,14 +677,10 @@ impl Engine {
         }
         let ids: Vec<NurseId> = near.iter().map(|n| n.key).collect();
         let since = start_of_day(Utc::now());
-        let (engaged, record) = tokio::join!(
-            self.store.engaged_nurses(&ids),
-            self.store.offer_record(&ids, since)
-        );
-        let (engaged, record) = (engaged?, record?);
+        let standing = self.store.nurse_standing(&ids, since).await?;
         let near: Vec<_> = near
             .into_iter()
-            .filter(|n| !engaged.contains(&n.key))
+            .filter(|n| !standing.get(&n.key).is_some_and(|s| s.engaged))
             .take(self.config.candidates)
             .collect();
         let from: Vec<GeoPoint> = near.iter().map(|n| n.point).collect();
@@ -647,7 +696,8 @@ impl Engine {
             .zip(etas)
             .filter_map(|(n, eta)| {
                 let eta = eta?;
-                let (answered, accepted) = record.get(&n.key).copied().unwrap_or((0, 0));
+                let s = standing.get(&n.key).copied().unwrap_or_default();
+                let (answered, accepted) = (s.answered, s.accepted);
                 Some(Candidate {
                     nurse_id: n.key,
                     eta_s: eta.seconds,
@@ -767,6 +817,10 @@ impl Engine {
             }
             Err(e) => return Err(e),
         };
+        self.fleet
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .set_offer(offer.nurse_id, Some((offer.id, offer.expires_at)));
         if let Err(e) = push_offer(self.queue.as_ref(), &offer, &placed).await {
             // The phone also finds it on (re)connect and through `GET /v1/nurse/offers`.
             tracing::warn!(offer_id = %offer.id, error = %e, "offer not pushed");
@@ -832,10 +886,20 @@ impl Engine {
     // ----- expiry -----
 
     async fn expiry_loop(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
+        let mut last_sweep = Instant::now();
         loop {
             tokio::select! {
                 _ = tokio::time::sleep(Duration::from_millis(500)) => {}
                 _ = shutdown.changed() => return,
+            }
+            if last_sweep.elapsed() >= Duration::from_secs(5) {
+                // Fixes age into staleness here too (the feed only brings
+                // new ones), and lapsed offer hints are forgotten.
+                last_sweep = Instant::now();
+                self.fleet
+                    .write()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .sweep(Utc::now());
             }
             let lapsed = match self.store.lapsed_offers(Utc::now(), 200).await {
                 Ok(l) => l,
@@ -893,6 +957,21 @@ fn fix_of(f: &pb::NurseLocation) -> Option<(NurseId, Fix)> {
             at,
         },
     ))
+}
+
+/// Nurses the fleet loader is to read, with the fix that named an unknown one.
+type NurseLoader = tokio::sync::mpsc::UnboundedSender<(NurseId, Option<Fix>)>;
+type NurseLoads = tokio::sync::mpsc::UnboundedReceiver<(NurseId, Option<Fix>)>;
+
+/// A roster change names a nurse to read again.
+fn on_roster(bytes: &[u8], load: &NurseLoader) {
+    if let Some(id) = std::str::from_utf8(bytes)
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .map(NurseId)
+    {
+        let _ = load.send((id, None));
+    }
 }
 
 /// `OfferAnswered` for a lapsed offer.

@@ -104,6 +104,20 @@ impl Store {
             .transpose()
     }
 
+    /// The nurses of `ids` that exist, in no particular order.
+    pub async fn get_nurses(&self, ids: &[NurseId]) -> Result<Vec<Nurse>, StoreError> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        nurse::Entity::find()
+            .filter(nurse::Column::Id.is_in(ids.iter().map(|n| n.0)))
+            .all(&self.db)
+            .await?
+            .into_iter()
+            .map(convert::nurse)
+            .collect()
+    }
+
     /// The organisation's roster, in the order nurses were added.
     pub async fn nurses(&self, org: &OrgId) -> Result<Vec<Nurse>, StoreError> {
         nurse::Entity::find()

@@ -123,6 +123,8 @@ mod tracking_on_every_backend {
         claims_and_manual_assignments_race_to_one_winner,
         manual_assignment_respects_offers_and_jobs,
         closing_an_offer_writes_its_events_once,
+        an_offer_is_made_once_per_order_and_nurse_with_its_events,
+        nurse_standing_tells_engaged_nurses_and_their_record,
     );
 }
 

@@ -327,3 +327,163 @@ pub async fn closing_an_offer_writes_its_events_once(store: Store) {
         Err(StoreError::NotFound)
     ));
 }
+
+/// A pending order of its own (no offer yet).
+async fn pending_order(store: &Store) -> Order {
+    store.ensure_organization(&org(), "Demo").await.unwrap();
+    let o = Order::place(
+        NewOrder {
+            org_id: org(),
+            resident_id: ResidentId::from("r2"),
+            service_code: "wound_care".to_owned(),
+            location: GeoPoint::new(29.39, 106.32).unwrap(),
+            address: Address::new("双福街道 福城大道 99 号", None).unwrap(),
+            contact: Contact::new("王芳", "13800138000").unwrap(),
+            notes: None,
+            scheduled_for: None,
+        },
+        now(),
+    );
+    store.create_order(&o, msg("orders"), None).await.unwrap();
+    o
+}
+
+pub async fn an_offer_is_made_once_per_order_and_nurse_with_its_events(store: Store) {
+    let a = nurse(&store).await;
+    let b = nurse(&store).await;
+    let order = pending_order(&store).await;
+    let before = outbox_rows(&store).await;
+    let offer = Offer::new(order.id, a.id, now(), TimeDelta::seconds(30), 12, 3_400);
+    let placed = store
+        .make_offer(
+            &offer,
+            |o, from| {
+                assert_eq!(from, OrderStatus::Pending);
+                assert_eq!(o.status, OrderStatus::Offered);
+                Some(msg("orders"))
+            },
+            vec![msg("offers")],
+        )
+        .await
+        .unwrap();
+    assert_eq!(placed.status, OrderStatus::Offered);
+    assert_eq!(placed.eta, Some(offer.created_at + TimeDelta::minutes(12)));
+    // What the store now says agrees with what it answered.
+    let read = store.get_order(order.id).await.unwrap().unwrap();
+    assert_eq!(read.status, OrderStatus::Offered);
+    assert_eq!(read.eta, placed.eta);
+    let offers = store.offers_for_order(order.id).await.unwrap();
+    assert_eq!(offers.len(), 1);
+    assert_eq!(offers[0].id, offer.id);
+    assert_eq!(offers[0].status, OfferStatus::Open);
+    assert_eq!((offers[0].eta_min, offers[0].distance_m), (12, 3_400));
+    assert_eq!(offers[0].expires_at, offer.expires_at);
+    assert_eq!(outbox_rows(&store).await, before + 2);
+    let timeline = store.timeline(order.id).await.unwrap();
+    assert_eq!(
+        timeline.iter().map(|e| e.status).collect::<Vec<_>>(),
+        vec![OrderStatus::Pending, OrderStatus::Offered]
+    );
+
+    // One open offer per order: B cannot get it too, and nothing is written.
+    let to_b = Offer::new(order.id, b.id, now(), TimeDelta::seconds(30), 5, 900);
+    let e = store
+        .make_offer(&to_b, |_, _| Some(msg("orders")), vec![msg("offers")])
+        .await
+        .unwrap_err();
+    assert!(matches!(e, StoreError::Conflict(_)), "{e:?}");
+    // One open offer per nurse: A cannot get a second order's offer.
+    let second = pending_order(&store).await;
+    let again_a = Offer::new(second.id, a.id, now(), TimeDelta::seconds(30), 5, 900);
+    let e = store
+        .make_offer(&again_a, |_, _| Some(msg("orders")), vec![msg("offers")])
+        .await
+        .unwrap_err();
+    assert!(matches!(e, StoreError::Conflict(_)), "{e:?}");
+    assert_eq!(
+        outbox_rows(&store).await,
+        before + 3,
+        "only the second order's creation"
+    );
+    assert_eq!(
+        store.get_order(second.id).await.unwrap().unwrap().status,
+        OrderStatus::Pending
+    );
+
+    // A nurse with an active job gets no offer.
+    let (assigned, _) = store
+        .assign_order(second.id, b.id, now(), |_, _| None)
+        .await
+        .unwrap();
+    assert_eq!(assigned.status, OrderStatus::Assigned);
+    let third = pending_order(&store).await;
+    let to_busy_b = Offer::new(third.id, b.id, now(), TimeDelta::seconds(30), 5, 900);
+    let e = store
+        .make_offer(&to_busy_b, |_, _| None, vec![])
+        .await
+        .unwrap_err();
+    assert!(matches!(e, StoreError::Conflict(_)), "{e:?}");
+
+    // A cancelled order is stale.
+    store
+        .transition_order(OrderTransition::new(
+            third.id,
+            vec![OrderStatus::Pending],
+            OrderStatus::Cancelled,
+            now(),
+        ))
+        .await
+        .unwrap();
+    let c = nurse(&store).await;
+    let to_c = Offer::new(third.id, c.id, now(), TimeDelta::seconds(30), 5, 900);
+    let e = store
+        .make_offer(&to_c, |_, _| None, vec![])
+        .await
+        .unwrap_err();
+    assert!(matches!(e, StoreError::StaleState { .. }), "{e:?}");
+    assert!(store.offers_for_order(third.id).await.unwrap().is_empty());
+}
+
+pub async fn nurse_standing_tells_engaged_nurses_and_their_record(store: Store) {
+    let offered = nurse(&store).await;
+    let busy = nurse(&store).await;
+    let free = nurse(&store).await;
+    let since = now() - TimeDelta::hours(1);
+    // `free` declined an offer today; `offered` holds one; `busy` won one.
+    let (_, declined) = offered_to(&store, &free, TimeDelta::seconds(30)).await;
+    store
+        .close_offer(declined.id, OfferStatus::Declined, now(), None, vec![])
+        .await
+        .unwrap();
+    let (_, _open) = offered_to(&store, &offered, TimeDelta::seconds(30)).await;
+    let (_, won) = offered_to(&store, &busy, TimeDelta::seconds(30)).await;
+    assert!(matches!(
+        claim(&store, &won, &busy).await,
+        ClaimOutcome::Won(_)
+    ));
+    let stranger = nurse(&store).await;
+
+    let ids = [offered.id, busy.id, free.id, stranger.id];
+    let standing = store.nurse_standing(&ids, since).await.unwrap();
+    let get = |id| standing.get(&id).copied().unwrap_or_default();
+    assert!(get(offered.id).engaged, "an open offer engages");
+    assert_eq!((get(offered.id).answered, get(offered.id).accepted), (0, 0));
+    assert!(get(busy.id).engaged, "an active job engages");
+    assert_eq!((get(busy.id).answered, get(busy.id).accepted), (1, 1));
+    assert!(!get(free.id).engaged);
+    assert_eq!((get(free.id).answered, get(free.id).accepted), (1, 0));
+    assert_eq!(get(stranger.id), crate::NurseStanding::default());
+    // Offers before `since` do not count.
+    let later = store
+        .nurse_standing(&ids, now() + TimeDelta::hours(1))
+        .await
+        .unwrap();
+    assert_eq!(
+        later
+            .get(&busy.id)
+            .map(|s| (s.answered, s.accepted))
+            .unwrap_or((0, 0)),
+        (0, 0)
+    );
+    assert!(store.nurse_standing(&[], since).await.unwrap().is_empty());
+}
