@@ -26,6 +26,12 @@ pub struct Dispatcher {
     pub store: Store,
     pub queue: Arc<dyn Queue>,
     pub positions: Arc<dyn PositionBoard>,
+    /// Travel times for the coordinator's candidate list (manual
+    /// assignment); straight-line with the default settings unless
+    /// [`Dispatcher::with_eta`] gives the engine's estimator.
+    pub eta: Arc<dyn EtaEstimator>,
+    /// A nurse whose latest fix is older than this is shown as stale.
+    pub stale_after: std::time::Duration,
 }
 
 impl Dispatcher {
@@ -34,7 +40,21 @@ impl Dispatcher {
             store,
             queue,
             positions,
+            eta: Arc::new(StraightLineEta::default()),
+            stale_after: std::time::Duration::from_secs(60),
         }
+    }
+
+    /// The ETA estimator the candidate list uses (the engine's, as configured).
+    pub fn with_eta(mut self, eta: Arc<dyn EtaEstimator>) -> Self {
+        self.eta = eta;
+        self
+    }
+
+    /// When a nurse's latest fix counts as stale (`tracking.stale_after_secs`).
+    pub fn with_stale_after(mut self, stale_after: std::time::Duration) -> Self {
+        self.stale_after = stale_after;
+        self
     }
 
     /// The routes and app data of this service; `shutdown` closes the
@@ -54,6 +74,8 @@ impl Dispatcher {
             cfg.service(coordinator::orders::get_order);
             cfg.service(coordinator::orders::assign_order);
             cfg.service(coordinator::orders::cancel_order);
+            cfg.service(coordinator::candidates::list_candidates);
+            cfg.service(coordinator::cells::list_cells);
             cfg.service(coordinator::overview::get_overview);
             cfg.service(coordinator::live::live);
         })

@@ -5,6 +5,7 @@
 //! `yixin-load orders --url http://127.0.0.1:8080 --seconds 20 --concurrency 64`
 //! places orders from many residents (each under the per-resident rate
 //! limit) and prints orders/s with p50/p90/p99/max latency of `POST /v1/orders`.
+//! `yixin-load city` runs a whole simulated district (see [`yixin_loadgen::city`]).
 //!
 //! It shares the machine with what it measures, so it is kept lean: one
 //! runtime thread by default (`--threads`), request bodies and headers built
@@ -48,6 +49,9 @@ enum Command {
     Fixes(fixes::FixesArgs),
     /// Dispatch latency: order placed → offer frame on the nurse's socket.
     Dispatch(dispatch::DispatchArgs),
+    /// A simulated district: residents ordering, nurse phones accepting,
+    /// riding and stepping through visits; order → offer / accept / arrival.
+    City(yixin_loadgen::city::CityArgs),
 }
 
 #[derive(clap::Args)]
@@ -102,6 +106,17 @@ fn main() -> anyhow::Result<()> {
         Command::Orders(args) => runtime.block_on(orders(args)),
         Command::Fixes(args) => runtime.block_on(fixes::run(args)),
         Command::Dispatch(args) => runtime.block_on(dispatch::run(args)),
+        Command::City(args) => runtime.block_on(async {
+            let json = args.json;
+            let (_stop, stop_rx) = tokio::sync::watch::channel(false);
+            let report = yixin_loadgen::city::run(args, stop_rx).await?;
+            if json {
+                println!("{}", report.summary);
+            } else {
+                println!("{}", report.text());
+            }
+            anyhow::Ok(())
+        }),
     }
 }
 

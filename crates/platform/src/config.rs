@@ -27,6 +27,49 @@ pub struct Settings {
     pub orders: OrderSettings,
     pub tracking: TrackingSettings,
     pub dispatch: DispatchSettings,
+    pub dashboard: DashboardSettings,
+}
+
+/// The coordinator dashboard (`/dashboard`).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DashboardSettings {
+    /// Base map tiles, an XYZ template such as
+    /// `https://tiles.example.org/{z}/{x}/{y}.png` (`{s}` for the a/b/c
+    /// subdomains). Empty (the default): no base map, the page draws the
+    /// service areas and H3 cells alone, so it works offline.
+    pub tile_url: String,
+    /// Credit shown under the map for the tiles (e.g. "© OpenStreetMap").
+    pub tile_attribution: String,
+}
+
+impl DashboardSettings {
+    /// Checks the tile template: empty, or `http(s)://` with `{z}`, `{x}`
+    /// and `{y}`, and nothing that could break out of the page's
+    /// Content-Security-Policy (spaces, quotes, `;`, `,`).
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let url = self.tile_url.trim();
+        if url.is_empty() {
+            return Ok(());
+        }
+        let key_err = |message: &str| ConfigError::Key {
+            key: "dashboard.tile_url".to_owned(),
+            message: message.to_owned(),
+        };
+        if !(url.starts_with("https://") || url.starts_with("http://")) {
+            return Err(key_err("must start with https:// or http://"));
+        }
+        if !["{z}", "{x}", "{y}"].iter().all(|p| url.contains(p)) {
+            return Err(key_err("must contain {z}, {x} and {y}"));
+        }
+        if url
+            .chars()
+            .any(|c| c.is_whitespace() || c.is_control() || matches!(c, ';' | ',' | '\'' | '"'))
+        {
+            return Err(key_err("must not contain spaces, quotes, `;` or `,`"));
+        }
+        Ok(())
+    }
 }
 
 /// How the dispatcher matches orders to nurses.
@@ -439,6 +482,7 @@ impl Settings {
         if self.demo.org_id.trim().is_empty() {
             return Err(key_err("demo.org_id", "must not be empty"));
         }
+        self.dashboard.validate()?;
         for (key, url) in [
             ("database.url", &self.database.url),
             ("redis.url", &self.redis.url),
@@ -579,6 +623,26 @@ mod tests {
         assert_eq!(s.server.addr.port(), 7000);
         assert_eq!(s.server.workers, Some(5));
         assert_eq!(s.log.filter, "debug");
+    }
+
+    #[test]
+    fn the_tile_url_is_empty_by_default_and_checked() {
+        let s = Settings::load_from(None, env(&[])).unwrap();
+        assert_eq!(s.dashboard.tile_url, "");
+        let ok = "https://{s}.tiles.example.org/{z}/{x}/{y}.png";
+        let s = Settings::load_from(None, env(&[("YIXIN_DASHBOARD__TILE_URL", ok)])).unwrap();
+        assert_eq!(s.dashboard.tile_url, ok);
+        for bad in [
+            "ftp://tiles.example.org/{z}/{x}/{y}.png",
+            "https://tiles.example.org/{z}/{x}.png",
+            "https://tiles.example.org/{z}/{x}/{y}.png; script-src *",
+            "https://tiles.example.org/{z}/{x}/{y}.png 'unsafe-inline'",
+        ] {
+            let err = Settings::load_from(None, env(&[("YIXIN_DASHBOARD__TILE_URL", bad)]))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("dashboard.tile_url"), "{bad}: {err}");
+        }
     }
 
     #[test]

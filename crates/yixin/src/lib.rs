@@ -228,6 +228,7 @@ fn mounts(
     backends: &Backends,
     order_intake: yixin_order_intake::OrderIntake,
     tracking: yixin_nurse_tracking::NurseTracking,
+    dispatch_eta: Option<Arc<dyn yixin_dispatcher::EtaEstimator>>,
     shutdown: tokio::sync::watch::Receiver<bool>,
 ) -> Vec<Mount> {
     let auth = actix_web::web::Data::from(backends.auth.clone());
@@ -249,14 +250,20 @@ fn mounts(
         mounts.push(order_intake.mount());
     }
     if role.runs_dispatcher() {
-        mounts.push(
-            yixin_dispatcher::Dispatcher::new(
-                backends.store.clone(),
-                backends.queue.clone(),
-                backends.positions.clone(),
-            )
-            .mount(shutdown),
-        );
+        let mut dispatcher = yixin_dispatcher::Dispatcher::new(
+            backends.store.clone(),
+            backends.queue.clone(),
+            backends.positions.clone(),
+        )
+        .with_stale_after(Duration::from_secs(settings.tracking.stale_after_secs));
+        if let Some(eta) = dispatch_eta {
+            dispatcher = dispatcher.with_eta(eta);
+        }
+        mounts.push(dispatcher.mount(shutdown));
+        // The coordinators' web page, served where their API is.
+        mounts.push(yixin_dashboard::mount(
+            yixin_dashboard::DashboardConfig::from_settings(settings),
+        ));
     }
     if role.runs_nurse_tracking() {
         mounts.push(tracking.mount());
@@ -306,7 +313,10 @@ impl Yixin {
         if role.runs_nurse_tracking() {
             workers.extend(tracking.spawn_workers(shutdown.subscribe()));
         }
-        if role.runs_dispatcher() && settings.dispatch.auto {
+        // The engine's ETA estimator also ranks the coordinators' manual
+        // candidates, automatic dispatch on or off.
+        let mut dispatch_eta = None;
+        if role.runs_dispatcher() {
             let areas = backends
                 .store
                 .all_service_areas()
@@ -315,19 +325,22 @@ impl Yixin {
             let (config, eta) =
                 yixin_dispatcher::engine::EngineConfig::from_settings(&settings.dispatch, &areas)
                     .map_err(|e| anyhow::anyhow!("{e}"))?;
-            // The dispatcher's own candidate index, kept from the fleet feed
-            // of every nurse-tracking instance (not only this process's).
-            let fleet = Arc::new(std::sync::RwLock::new(yixin_nurse_tracking::Fleet::new(
-                yixin_nurse_tracking::PresenceRules::from_settings(&settings.tracking),
-            )));
-            let engine = yixin_dispatcher::engine::Engine::new(
-                backends.store.clone(),
-                backends.queue.clone(),
-                eta,
-                config,
-                fleet,
-            );
-            workers.extend(engine.spawn(shutdown.subscribe()));
+            dispatch_eta = Some(eta.clone());
+            if settings.dispatch.auto {
+                // The dispatcher's own candidate index, kept from the fleet feed
+                // of every nurse-tracking instance (not only this process's).
+                let fleet = Arc::new(std::sync::RwLock::new(yixin_nurse_tracking::Fleet::new(
+                    yixin_nurse_tracking::PresenceRules::from_settings(&settings.tracking),
+                )));
+                let engine = yixin_dispatcher::engine::Engine::new(
+                    backends.store.clone(),
+                    backends.queue.clone(),
+                    eta,
+                    config,
+                    fleet,
+                );
+                workers.extend(engine.spawn(shutdown.subscribe()));
+            }
         }
         let server = http::start(
             listener,
@@ -339,6 +352,7 @@ impl Yixin {
                 &backends,
                 intake,
                 tracking.clone(),
+                dispatch_eta,
                 shutdown.subscribe(),
             ),
         )

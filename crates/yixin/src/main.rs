@@ -1,6 +1,7 @@
 //! `yixin`: one binary, one image. `yixin serve` runs the whole platform;
 //! `yixin order-intake|dispatcher|nurse-tracking` run one service each;
-//! `yixin migrate` and `yixin token` are operator tools.
+//! `yixin migrate` and `yixin token` are operator tools; `yixin simulate`
+//! runs the city simulator (no server, no database).
 
 use std::{net::SocketAddr, path::PathBuf, process::ExitCode};
 
@@ -43,6 +44,9 @@ enum Command {
         #[arg(long, default_value_t = 1)]
         steps: u32,
     },
+    /// Simulate a district for days and compare the dispatch policies
+    /// (greedy, batch, and a clairvoyant hindsight planner as reference).
+    Simulate(SimulateArgs),
     /// Mint a token for an operator or a test client (needs the signing key).
     Token {
         #[arg(long, value_enum)]
@@ -59,6 +63,45 @@ struct ServeArgs {
     /// Listen address; overrides `server.addr`.
     #[arg(long)]
     addr: Option<SocketAddr>,
+    /// With `serve`: simulated phones of a live district (40 nurses, an
+    /// order every 4 s) run against this platform, for the dashboard.
+    /// Needs dev login and the demo organisation (the embedded default).
+    #[arg(long)]
+    demo: bool,
+}
+
+/// `yixin simulate`: the default scenario is Shuangfu, Jiangjin (see the
+/// README's Simulator section); options scale it.
+#[derive(clap::Args)]
+struct SimulateArgs {
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    #[arg(long, default_value_t = 1)]
+    days: u32,
+    /// Mean orders a day (default: 2 % of the residents aged 65+).
+    #[arg(long)]
+    orders_per_day: Option<f64>,
+    /// Nurses (default: sized for the orders at 65 % utilisation).
+    #[arg(long)]
+    nurses: Option<u32>,
+    /// Area of the (square) district, km².
+    #[arg(long)]
+    area_km2: Option<f64>,
+    /// Probability a nurse accepts an offer (declines with 0.10, else lets it lapse).
+    #[arg(long)]
+    accept: Option<f64>,
+    /// Minutes a resident waits for a nurse to be on the way before cancelling.
+    #[arg(long)]
+    patience_min: Option<i64>,
+    /// `greedy`, `batch`, `hindsight`, a comma-separated list, or `all`.
+    #[arg(long, default_value = "all")]
+    policy: String,
+    /// Print the report as JSON.
+    #[arg(long)]
+    json: bool,
+    /// Write an SVG chart of the share within 30 minutes by hour.
+    #[arg(long)]
+    plot: Option<PathBuf>,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -143,6 +186,7 @@ async fn run(command: Command, mut settings: Settings) -> anyhow::Result<()> {
             }
             Ok(())
         }
+        Command::Simulate(args) => simulate(args),
         Command::Token { role, sub, org } => {
             let auth = yixin::authenticator(&settings)?;
             let token = auth
@@ -159,10 +203,71 @@ async fn serve(mut settings: Settings, role: Role, args: ServeArgs) -> anyhow::R
         settings.server.addr = addr;
     }
     telemetry::init_tracing(&settings.log);
+    if args.demo && role != Role::All {
+        anyhow::bail!("--demo runs with `yixin serve` (all services in one process)");
+    }
     let listener = std::net::TcpListener::bind(settings.server.addr)
         .with_context(|| format!("binding {} (server.addr)", settings.server.addr))?;
-    Yixin::start(settings, role, listener)
-        .await?
-        .run_until_signal()
-        .await
+    let yixin = Yixin::start(settings, role, listener).await?;
+    if args.demo {
+        // Phones reach the platform the way real ones do: over its own port.
+        let mut addr = yixin.addr;
+        if addr.ip().is_unspecified() {
+            addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+        }
+        let stop = yixin.shutdown_signal();
+        tokio::spawn(async move {
+            let city = yixin_loadgen::city::CityArgs::demo(format!("http://{addr}"));
+            tracing::info!(
+                nurses = city.nurses,
+                orders_per_minute = city.orders_per_minute,
+                "demo: simulated district starting"
+            );
+            if let Err(e) = yixin_loadgen::city::run(city, stop).await {
+                tracing::warn!(error = %format!("{e:#}"), "demo: simulated district stopped");
+            }
+        });
+    }
+    yixin.run_until_signal().await
+}
+
+fn simulate(args: SimulateArgs) -> anyhow::Result<()> {
+    use yixin_simulator::{Policy, Scenario};
+    let mut scenario = Scenario::shuangfu();
+    scenario.seed = args.seed;
+    scenario.days = args.days;
+    if let Some(orders) = args.orders_per_day {
+        scenario.orders_per_day = orders;
+        scenario.nurses = Scenario::nurses_for(orders);
+    }
+    if let Some(n) = args.nurses {
+        scenario.nurses = n;
+    }
+    if let Some(a) = args.area_km2 {
+        scenario.area_km2 = a;
+    }
+    if let Some(p) = args.accept {
+        scenario.accept_prob = p;
+    }
+    if let Some(p) = args.patience_min {
+        scenario.patience_min = p;
+    }
+    let policies = Policy::parse_list(&args.policy)?;
+    let report = yixin_simulator::simulate(&scenario, &yixin_domain::Catalog::seed(), &policies)?;
+    if let Some(path) = &args.plot {
+        if path
+            .extension()
+            .is_some_and(|e| !e.eq_ignore_ascii_case("svg"))
+        {
+            anyhow::bail!("--plot writes SVG: give a file ending in .svg");
+        }
+        std::fs::write(path, report.svg())
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print!("{}", report.table());
+    }
+    Ok(())
 }

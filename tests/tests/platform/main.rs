@@ -5,6 +5,7 @@
 
 mod auth;
 mod coordinator;
+mod dashboard;
 mod dispatch;
 mod nurses;
 mod operations;

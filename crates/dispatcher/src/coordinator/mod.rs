@@ -10,7 +10,9 @@
 //! Routes: `GET/POST /v1/dispatch/areas`, `GET /v1/dispatch/orders`,
 //! `GET /v1/dispatch/orders/{id}`, `POST /v1/dispatch/orders/{id}/assign`,
 //! `POST /v1/dispatch/orders/{id}/cancel`, `GET /v1/dispatch/overview`,
-//! `GET /v1/dispatch/live`.
+//! `GET /v1/dispatch/live`, `GET /v1/dispatch/orders/{id}/candidates`
+//! (nurses by ETA, for manual assignment), `GET /v1/dispatch/cells` (the
+//! H3 cells the dashboard's map draws, with supply and demand).
 
 use yixin_domain::{DomainError, OrderId, OrgId};
 use yixin_platform::ApiError;
@@ -18,6 +20,8 @@ use yixin_queue::{Queue, dispatch_channel};
 use yixin_store::StoreError;
 
 pub mod areas;
+pub mod candidates;
+pub mod cells;
 pub mod kpi;
 pub mod live;
 pub mod orders;

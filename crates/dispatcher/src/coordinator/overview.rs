@@ -91,25 +91,20 @@ fn open_orders(counts: &std::collections::HashMap<OrderStatus, u64>) -> OpenOrde
     }
 }
 
-/// Reads and computes the organisation's overview at this moment.
-pub async fn overview(svc: &Dispatcher, org: &OrgId) -> Result<Overview, ApiError> {
-    let now = Utc::now();
-    let err = |e| store_error(e, "order");
-    let counts = svc.store.org_order_counts(org, &OPEN).await.map_err(err)?;
-    let open = svc
-        .store
-        .org_orders(org, &OPEN, MAX_OPEN)
-        .await
-        .map_err(err)?;
-    let since = kpi::local_midnight(now);
-    let today = svc.store.day_orders(org, since).await.map_err(err)?;
+/// The organisation's nurses at work, for the supply side of the KPIs.
+pub struct FreeNurses {
+    /// Active and on shift.
+    pub on_shift: usize,
+    /// Of them, with no active job and no open offer.
+    pub free: usize,
+    /// The latest positions of the free nurses that have one.
+    pub positions: Vec<GeoPoint>,
+}
 
-    let mut risky: Vec<_> = open
-        .iter()
-        .filter(|o| kpi::is_at_risk(o.status, o.promised_by, o.eta, o.nurse_id.is_some(), now))
-        .collect();
-    risky.sort_by_key(|o| (o.promised_by, o.id.0));
-
+/// Who of the organisation is on shift and free, and where the free ones
+/// are (positions unavailable: none, logged).
+pub async fn free_nurses(svc: &Dispatcher, org: &OrgId) -> Result<FreeNurses, ApiError> {
+    let err = |e| store_error(e, "nurse");
     let nurses = svc.store.nurses(org).await.map_err(err)?;
     let working: Vec<NurseId> = nurses
         .iter()
@@ -135,6 +130,33 @@ pub async fn overview(svc: &Dispatcher, org: &OrgId) -> Result<Overview, ApiErro
             Vec::new()
         }
     };
+    Ok(FreeNurses {
+        on_shift: working.len(),
+        free: free.len(),
+        positions,
+    })
+}
+
+/// Reads and computes the organisation's overview at this moment.
+pub async fn overview(svc: &Dispatcher, org: &OrgId) -> Result<Overview, ApiError> {
+    let now = Utc::now();
+    let err = |e| store_error(e, "order");
+    let counts = svc.store.org_order_counts(org, &OPEN).await.map_err(err)?;
+    let open = svc
+        .store
+        .org_orders(org, &OPEN, MAX_OPEN)
+        .await
+        .map_err(err)?;
+    let since = kpi::local_midnight(now);
+    let today = svc.store.day_orders(org, since).await.map_err(err)?;
+
+    let mut risky: Vec<_> = open
+        .iter()
+        .filter(|o| kpi::is_at_risk(o.status, o.promised_by, o.eta, o.nurse_id.is_some(), now))
+        .collect();
+    risky.sort_by_key(|o| (o.promised_by, o.id.0));
+
+    let fleet = free_nurses(svc, org).await?;
     let demand: Vec<(GeoPoint, OrderStatus)> =
         open.iter().map(|o| (o.location, o.status)).collect();
 
@@ -143,16 +165,16 @@ pub async fn overview(svc: &Dispatcher, org: &OrgId) -> Result<Overview, ApiErro
         at: now,
         open_orders: open_orders(&counts),
         nurses: NurseCounts {
-            on_shift: u32::try_from(working.len()).unwrap_or(u32::MAX),
-            free: u32::try_from(free.len()).unwrap_or(u32::MAX),
-            free_with_position: u32::try_from(positions.len()).unwrap_or(u32::MAX),
+            on_shift: u32::try_from(fleet.on_shift).unwrap_or(u32::MAX),
+            free: u32::try_from(fleet.free).unwrap_or(u32::MAX),
+            free_with_position: u32::try_from(fleet.positions.len()).unwrap_or(u32::MAX),
         },
         today: kpi::day_kpis(&today, since, now),
         at_risk: AtRisk {
             count: u32::try_from(risky.len()).unwrap_or(u32::MAX),
             order_ids: risky.iter().map(|o| o.id.to_string()).collect(),
         },
-        cells: kpi::supply_and_demand(&positions, &demand),
+        cells: kpi::supply_and_demand(&fleet.positions, &demand),
     })
 }
 

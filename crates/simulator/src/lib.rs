@@ -1,0 +1,331 @@
+//! yixin-simulator: a deterministic discrete-event simulation of a district
+//! (residents ordering, nurses on shifts with skills, travel by the ETA
+//! model with noise, offers declined or left to expire, visits of the
+//! catalogue's durations) that runs the dispatcher's real policy code —
+//! `greedy` and `batch` — and a clairvoyant `hindsight` planner as the
+//! reference, and reports the 30-minute promise for each.
+//!
+//! Owns: the scenario model ([`scenario`]), the event loop of the online
+//! policies ([`online`]), the hindsight planner ([`hindsight`]) and the
+//! figures ([`metrics`], [`Report`]). Must not touch: I/O, clocks, threads
+//! or an async runtime. A run is a pure function of the [`Scenario`]
+//! (seed included): the same inputs give the same report, byte for byte.
+
+pub mod hindsight;
+pub mod metrics;
+pub mod online;
+pub mod scenario;
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use serde::Serialize;
+use yixin_domain::Catalog;
+
+pub use metrics::{HourFigures, PolicyFigures};
+pub use scenario::{Instance, Scenario};
+
+/// Why a simulation cannot run.
+#[derive(Debug, thiserror::Error)]
+pub enum SimError {
+    /// A scenario value out of range (the field, why).
+    #[error("scenario: {0}: {1}")]
+    Scenario(&'static str, String),
+    /// An unknown policy name.
+    #[error("unknown policy {0:?}: expected greedy, batch, hindsight or all")]
+    Policy(String),
+}
+
+/// A policy the simulator compares.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Policy {
+    Greedy,
+    Batch,
+    Hindsight,
+}
+
+impl Policy {
+    pub const ALL: [Policy; 3] = [Policy::Greedy, Policy::Batch, Policy::Hindsight];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Policy::Greedy => "greedy",
+            Policy::Batch => "batch",
+            Policy::Hindsight => "hindsight",
+        }
+    }
+
+    /// `greedy`, `batch`, `hindsight`, or `all`.
+    pub fn parse_list(s: &str) -> Result<Vec<Policy>, SimError> {
+        let mut out = Vec::new();
+        for part in s.split(',').map(str::trim) {
+            match part {
+                "all" => out.extend(Policy::ALL),
+                "greedy" => out.push(Policy::Greedy),
+                "batch" => out.push(Policy::Batch),
+                "hindsight" => out.push(Policy::Hindsight),
+                other => return Err(SimError::Policy(other.to_owned())),
+            }
+        }
+        out.sort();
+        out.dedup();
+        Ok(out)
+    }
+}
+
+/// What the scenario became once drawn: the `scenario` object of the report.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ScenarioSummary {
+    #[serde(flatten)]
+    pub inputs: Scenario,
+    pub aged_65_plus: u32,
+    pub orders_generated: usize,
+    pub nurses_by_shift: BTreeMap<&'static str, usize>,
+    pub services: usize,
+    pub hourly_profile: [f64; 24],
+}
+
+/// The report: `{"scenario": …, "policies": {"greedy": …, "batch": …, "hindsight": …}}`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Report {
+    pub scenario: ScenarioSummary,
+    pub policies: BTreeMap<&'static str, PolicyFigures>,
+}
+
+/// Draws the instance of `scenario` and runs each policy on it.
+pub fn simulate(
+    scenario: &Scenario,
+    catalog: &Catalog,
+    policies: &[Policy],
+) -> Result<Report, SimError> {
+    let inst = Instance::generate(scenario, catalog)?;
+    Ok(run_instance(&inst, policies))
+}
+
+/// Runs each policy on an instance already drawn.
+pub fn run_instance(inst: &Instance, policies: &[Policy]) -> Report {
+    let created: Vec<i64> = inst.orders.iter().map(|o| o.created_ms).collect();
+    let mut figures = BTreeMap::new();
+    for &p in policies {
+        let tally = match p {
+            Policy::Greedy => online::run(inst, online::Online::Greedy),
+            Policy::Batch => online::run(inst, online::Online::Batch),
+            Policy::Hindsight => hindsight::run(inst),
+        };
+        figures.insert(p.name(), PolicyFigures::of(&tally, &created));
+    }
+    let mut by_shift = BTreeMap::new();
+    for n in &inst.nurses {
+        let start_hour = n
+            .shifts
+            .iter()
+            .map(|&(a, b)| (b - a, a))
+            .max()
+            .map_or(0, |(_, a)| (a % scenario::DAY_MS) / scenario::HOUR_MS);
+        let name = scenario::SHIFTS
+            .iter()
+            .find(|(_, from, _)| *from == start_hour)
+            .map_or("night", |(name, _, _)| *name);
+        *by_shift.entry(name).or_insert(0) += 1;
+    }
+    let s = &inst.scenario;
+    Report {
+        scenario: ScenarioSummary {
+            inputs: s.clone(),
+            aged_65_plus: (f64::from(s.residents) * s.aged_65_plus_share).round() as u32,
+            orders_generated: inst.orders.len(),
+            nurses_by_shift: by_shift,
+            services: inst.services.len(),
+            hourly_profile: scenario::HOURLY_PROFILE,
+        },
+        policies: figures,
+    }
+}
+
+fn pct(x: Option<f64>) -> String {
+    x.map_or_else(|| "–".to_owned(), |v| format!("{:.1} %", v * 100.0))
+}
+
+fn min(x: Option<f64>) -> String {
+    x.map_or_else(|| "–".to_owned(), |v| format!("{v:.1}"))
+}
+
+impl Report {
+    fn ordered(&self) -> Vec<(&'static str, &PolicyFigures)> {
+        Policy::ALL
+            .iter()
+            .filter_map(|p| self.policies.get(p.name()).map(|f| (p.name(), f)))
+            .collect()
+    }
+
+    /// A readable summary and the per-hour service level, as markdown tables.
+    pub fn table(&self) -> String {
+        let s = &self.scenario;
+        let mut out = String::new();
+        let _ = writeln!(
+            out,
+            "{}: {} residents, {:.2} % aged 65+ ({}); {} days, seed {}\n\
+             {} orders ({} a day), {} nurses ({}), {} km², {} services\n",
+            s.inputs.name,
+            s.inputs.residents,
+            s.inputs.aged_65_plus_share * 100.0,
+            s.aged_65_plus,
+            s.inputs.days,
+            s.inputs.seed,
+            s.orders_generated,
+            s.inputs.orders_per_day,
+            s.inputs.nurses,
+            s.nurses_by_shift
+                .iter()
+                .map(|(k, v)| format!("{v} {k}"))
+                .collect::<Vec<_>>()
+                .join(", "),
+            s.inputs.area_km2,
+            s.services,
+        );
+        let _ = writeln!(
+            out,
+            "| policy | within 30 min | mean arrival (min) | p90 arrival (min) | unserved | utilisation | offers |\n\
+             |---|---|---|---|---|---|---|"
+        );
+        for (name, f) in self.ordered() {
+            let _ = writeln!(
+                out,
+                "| {name} | {} | {} | {} | {} | {} | {} |",
+                pct(Some(f.within_30_min_share)),
+                min(f.mean_arrival_min),
+                min(f.p90_arrival_min),
+                pct(Some(f.unserved_share)),
+                pct(Some(f.utilization)),
+                f.offers,
+            );
+        }
+        let _ = writeln!(
+            out,
+            "\nwithin 30 min by hour of day (orders in that hour):\n"
+        );
+        let policies = self.ordered();
+        let _ = write!(out, "| hour | orders |");
+        for (name, _) in &policies {
+            let _ = write!(out, " {name} | {name} p90 |");
+        }
+        let _ = write!(out, "\n|---|---|");
+        for _ in &policies {
+            let _ = write!(out, "---|---|");
+        }
+        out.push('\n');
+        for h in 0..24 {
+            let orders = policies
+                .first()
+                .and_then(|(_, f)| f.by_hour.get(h))
+                .map_or(0, |x| x.orders);
+            let _ = write!(out, "| {h:02} | {orders} |");
+            for (_, f) in &policies {
+                let x = f.by_hour.get(h);
+                let _ = write!(
+                    out,
+                    " {} | {} |",
+                    pct(x.and_then(|x| x.within_30_min_share)),
+                    min(x.and_then(|x| x.p90_arrival_min)),
+                );
+            }
+            out.push('\n');
+        }
+        out
+    }
+
+    /// A hand-written SVG line chart: share within 30 minutes by hour, per policy.
+    pub fn svg(&self) -> String {
+        let (w, h) = (760.0, 420.0);
+        let (left, right, top, bottom) = (60.0, 150.0, 40.0, 50.0);
+        let pw = w - left - right;
+        let ph = h - top - bottom;
+        let x = |hour: f64| left + pw * hour / 23.0;
+        let y = |share: f64| top + ph * (1.0 - share);
+        let mut s = String::new();
+        let _ = writeln!(
+            s,
+            r##"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" viewBox="0 0 {w} {h}" font-family="sans-serif" font-size="12">"##
+        );
+        let _ = writeln!(s, r##"<rect width="100%" height="100%" fill="white"/>"##);
+        let _ = writeln!(
+            s,
+            r##"<text x="{left}" y="22" font-size="14">{}: orders with a nurse at the door within 30 min, by hour of day (seed {}, {} day(s))</text>"##,
+            xml(&self.scenario.inputs.name),
+            self.scenario.inputs.seed,
+            self.scenario.inputs.days
+        );
+        for i in 0..=10 {
+            let v = f64::from(i) / 10.0;
+            let _ = writeln!(
+                s,
+                r##"<line x1="{left}" x2="{}" y1="{y:.1}" y2="{y:.1}" stroke="#ddd"/><text x="{}" y="{:.1}" text-anchor="end">{}%</text>"##,
+                left + pw,
+                left - 6.0,
+                y(v) + 4.0,
+                i * 10,
+                y = y(v)
+            );
+        }
+        for hour in (0..24).step_by(2) {
+            let hx = x(f64::from(hour));
+            let _ = writeln!(
+                s,
+                r##"<line x1="{hx:.1}" x2="{hx:.1}" y1="{top}" y2="{}" stroke="#eee"/><text x="{hx:.1}" y="{}" text-anchor="middle">{hour:02}</text>"##,
+                top + ph,
+                top + ph + 18.0
+            );
+        }
+        let _ = writeln!(
+            s,
+            r##"<text x="{}" y="{}" text-anchor="middle">hour of day (order placed)</text>"##,
+            left + pw / 2.0,
+            h - 10.0
+        );
+        let colours = [
+            ("greedy", "#d62728"),
+            ("batch", "#1f77b4"),
+            ("hindsight", "#2ca02c"),
+        ];
+        for (i, (name, f)) in self.ordered().into_iter().enumerate() {
+            let colour = colours
+                .iter()
+                .find(|(n, _)| *n == name)
+                .map_or("#555", |(_, c)| *c);
+            let points: Vec<String> = f
+                .by_hour
+                .iter()
+                .filter_map(|hf| {
+                    hf.within_30_min_share
+                        .map(|v| format!("{:.1},{:.1}", x(f64::from(hf.hour)), y(v)))
+                })
+                .collect();
+            let _ = writeln!(
+                s,
+                r##"<polyline fill="none" stroke="{colour}" stroke-width="2" points="{}"/>"##,
+                points.join(" ")
+            );
+            let ly = top + 20.0 * i as f64 + 10.0;
+            let lx = left + pw + 15.0;
+            let _ = writeln!(
+                s,
+                r##"<line x1="{lx}" x2="{}" y1="{ly}" y2="{ly}" stroke="{colour}" stroke-width="3"/><text x="{}" y="{}">{name} {:.1} %</text>"##,
+                lx + 20.0,
+                lx + 26.0,
+                ly + 4.0,
+                f.within_30_min_share * 100.0
+            );
+        }
+        s.push_str("</svg>\n");
+        s
+    }
+}
+
+fn xml(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+}
+
+#[cfg(test)]
+mod tests;

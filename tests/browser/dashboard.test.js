@@ -1,0 +1,277 @@
+// The coordinator dashboard in headless Chromium (Debian's package, driven
+// by playwright-core) against the real platform binary: nurses and orders
+// made through the API show up on the page live, their states change live,
+// a manual assignment and a cancel made in the page take effect (checked
+// through the API), the live feed reconnects by itself after a restart, the
+// language switch sticks, and a screenshot is saved for a person to look at.
+
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { chromium } from 'playwright-core';
+import { Platform } from './platform.js';
+
+const CHROMIUM = process.env.CHROMIUM_PATH || '/usr/bin/chromium';
+const ARTIFACTS = join(import.meta.dirname ?? new URL('.', import.meta.url).pathname, 'artifacts');
+const WAIT = 15000;
+
+// Shuangfu (the demo area): an order at HOME, nurses around it.
+const HOME = { lat: 29.39, lng: 106.32 };
+const SPOTS = {
+  near: { lat: 29.3925, lng: 106.3228 },
+  far: { lat: 29.412, lng: 106.345 },
+  east: { lat: 29.402, lng: 106.352 },
+  west: { lat: 29.38, lng: 106.29 },
+};
+
+let platform;
+let browser;
+let page;
+let coordinator;
+const nurses = {};
+const consoleErrors = [];
+
+async function addNurse(key, name, skills) {
+  const n = await platform.ok('POST', '/v1/dispatch/nurses', coordinator, { name, phone: '13700001111', skills });
+  nurses[key] = { id: n.id, name, token: await platform.token('nurse', n.id) };
+  return nurses[key];
+}
+
+async function fix(nurse, at) {
+  await platform.ok('POST', '/v1/nurse/locations', nurse.token, {
+    fixes: [{ lat: at.lat, lng: at.lng, accuracy_m: 5, ts: new Date().toISOString() }],
+  });
+}
+
+async function onShift(nurse, at) {
+  await platform.ok('POST', '/v1/nurse/shift', nurse.token, { state: 'on' });
+  await fix(nurse, at);
+}
+
+let residents = 0;
+async function placeOrder(at, service = 'infant_jaundice_test', address = '双福街道 福城大道 88 号') {
+  residents += 1;
+  const resident = await platform.token('resident', `resident-${residents}-${platform.id}`);
+  const order = await platform.ok('POST', '/v1/orders', resident, {
+    service_code: service,
+    location: at,
+    address: { text: address, detail: `${residents} 栋 1 单元` },
+    contact: { name: '王女士', phone: '13812345678' },
+  }, { 'idempotency-key': `browser-${platform.id}-${residents}` });
+  return order.id;
+}
+
+const nurseDot = (id) => `#map circle[data-nurse-id="${id}"]`;
+const listItem = (id) => `#open-orders li[data-order-id="${id}"]`;
+
+describe('coordinator dashboard', () => {
+  before(async () => {
+    platform = new Platform();
+    await platform.start();
+    coordinator = await platform.token('coordinator', 'browser-test');
+    browser = await chromium.launch({
+      executablePath: CHROMIUM,
+      headless: true,
+      args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update',
+        '--disable-sync', '--no-first-run'],
+    });
+    const context = await browser.newContext({ viewport: { width: 1440, height: 900 }, locale: 'zh-CN' });
+    page = await context.newPage();
+    page.setDefaultTimeout(WAIT);
+    page.on('console', (msg) => {
+      if (msg.type() === 'error') consoleErrors.push(msg.text());
+    });
+    page.on('pageerror', (err) => consoleErrors.push(err.message));
+  });
+
+  after(async () => {
+    if (browser) await browser.close();
+    if (platform) await platform.stop();
+  });
+
+  test('signs in with the dev button and shows the live map', async () => {
+    await addNurse('near', '李近', ['neonatal']);
+    await addNurse('far', '张远', ['neonatal', 'wound_care']);
+    await addNurse('east', '陈东', ['oral_care', 'rehab']);
+    await addNurse('west', '王西', ['neonatal', 'maternal']);
+    await onShift(nurses.near, SPOTS.near);
+    await onShift(nurses.far, SPOTS.far);
+    await onShift(nurses.west, SPOTS.west);
+
+    const response = await page.goto(`${platform.baseUrl}/dashboard`);
+    assert.equal(response.status(), 200);
+    const csp = response.headers()['content-security-policy'];
+    assert.match(csp, /script-src 'self';/);
+
+    const dev = page.locator('#dev-signin');
+    await dev.waitFor({ state: 'visible' });
+    assert.match(await dev.textContent(), /开发登录/, 'Chinese labels by default');
+    await dev.click();
+    await page.locator('#main').waitFor({ state: 'visible' });
+    await page.locator('#conn[data-state="live"]').waitFor();
+    assert.equal(await page.locator('#tabs .tab.active').textContent(), '实时地图');
+
+    // The area and its H3 cells are drawn by the page itself.
+    await page.locator('#map path.area').first().waitFor();
+    assert.ok(await page.locator('#map polygon.cell').count() >= 12, 'H3 cells drawn');
+    // Nurses on shift are on the map, coloured by state.
+    for (const key of ['near', 'far', 'west']) {
+      await page.locator(`${nurseDot(nurses[key].id)}[data-state="free"]`).waitFor();
+    }
+    assert.equal(await page.locator(nurseDot(nurses.east.id)).count(), 0, 'off shift: not on the map');
+    await page.locator('.kpi-nurses .kpi-value', { hasText: '3' }).waitFor();
+  });
+
+  test('shows nurses and orders as they change, live', async () => {
+    // A nurse comes on shift: she appears without a reload.
+    await onShift(nurses.east, SPOTS.east);
+    await page.locator(`${nurseDot(nurses.east.id)}[data-state="free"]`).waitFor();
+
+    // A nurse moves: her dot moves.
+    const before = await page.locator(nurseDot(nurses.far.id)).getAttribute('cx');
+    await fix(nurses.far, { lat: 29.405, lng: 106.335 });
+    await page.waitForFunction(([sel, old]) => {
+      const dot = document.querySelector(sel);
+      return dot && dot.getAttribute('cx') !== old;
+    }, [nurseDot(nurses.far.id), before]);
+
+    // An order is placed: it is listed and pinned with its countdown.
+    const order = await placeOrder(HOME);
+    await page.locator(`${listItem(order)}[data-status="pending"]`).waitFor();
+    const pin = page.locator(`#map g.order[data-order-id="${order}"]`);
+    await pin.waitFor();
+    assert.match(await pin.locator('text.countdown').textContent(), /^(29|30):\d\d$/);
+    assert.match(await page.locator(`${listItem(order)} .countdown`).textContent(), /剩 (29|30):\d\d/);
+    await page.locator('.kpi-open .kpi-value', { hasText: '1' }).waitFor();
+
+    // A nurse goes off shift: she leaves the map.
+    await platform.ok('POST', '/v1/nurse/shift', nurses.east.token, { state: 'off' });
+    await page.locator(nurseDot(nurses.east.id)).waitFor({ state: 'detached' });
+  });
+
+  test('assigns an order by hand, nurses listed by ETA', async () => {
+    const order = await placeOrder({ lat: 29.391, lng: 106.321 }, 'infant_jaundice_test', '双福新区 南北大道 16 号');
+    await page.locator(listItem(order)).click();
+    const drawer = page.locator(`#drawer[data-order-id="${order}"]`);
+    await drawer.waitFor();
+    const rows = drawer.locator('table.candidates tr[data-nurse-id]');
+    await rows.first().waitFor();
+    // Soonest first: the nurse next door, then the one further away.
+    const ids = await rows.evaluateAll((trs) => trs.map((tr) => tr.dataset.nurseId));
+    assert.equal(ids[0], nurses.near.id);
+    assert.ok(ids.indexOf(nurses.far.id) > 0);
+    // The oral-care nurse lacks the skill (and is off shift): she cannot be chosen.
+    const east = drawer.locator(`tr[data-nurse-id="${nurses.east.id}"] button.assign-button`);
+    assert.equal(await east.isDisabled(), true);
+
+    await drawer.locator(`tr[data-nurse-id="${nurses.near.id}"] button.assign-button`).click();
+    await page.locator(`#drawer[data-status="assigned"]`).waitFor();
+    await page.locator('.toast-ok', { hasText: nurses.near.name }).waitFor();
+
+    // It took effect on the platform.
+    const seen = await platform.ok('GET', `/v1/dispatch/orders/${order}`, coordinator);
+    assert.equal(seen.status, 'assigned');
+    assert.equal(seen.nurse_id, nurses.near.id);
+    // The page shows the nurse busy, with a line to the order.
+    await page.locator(`${nurseDot(nurses.near.id)}[data-state="busy"]`).waitFor();
+    await page.locator(`#map line.job-line[data-line="${nurses.near.id}:${order}"]`).waitFor();
+
+    // The nurse sets off (from her phone): the page follows.
+    await platform.ok('POST', `/v1/nurse/orders/${order}/progress`, nurses.near.token, { step: 'en_route' });
+    await page.locator(`${listItem(order)}[data-status="en_route"]`).waitFor();
+    await page.locator('#drawer [data-status="en_route"]').first().waitFor();
+    await page.keyboard.press('Escape');
+    await drawer.waitFor({ state: 'detached' });
+  });
+
+  test('cancels an order from the page', async () => {
+    const order = await placeOrder({ lat: 29.37, lng: 106.3 }, 'infant_jaundice_test', '双福街道 九龙大道 3 号');
+    await page.locator(listItem(order)).click();
+    const drawer = page.locator(`#drawer[data-order-id="${order}"]`);
+    await drawer.locator('input[name="reason"]').fill('家属来电取消');
+    await drawer.locator('button.cancel-order').click();
+    await page.locator(`#drawer[data-status="cancelled"]`).waitFor();
+    const seen = await platform.ok('GET', `/v1/dispatch/orders/${order}`, coordinator);
+    assert.equal(seen.status, 'cancelled');
+    assert.equal(seen.cancel_reason, '家属来电取消');
+    await page.locator(listItem(order)).waitFor({ state: 'detached' });
+    await page.keyboard.press('Escape');
+  });
+
+  test('saves a screenshot of the live map', async () => {
+    // A little more life on the map: an order far from every free nurse.
+    await placeOrder({ lat: 29.425, lng: 106.3 }, 'wound_care', '双福街道 双福大道 200 号');
+    await placeOrder({ lat: 29.366, lng: 106.345 }, 'infant_jaundice_test', '双福街道 滨江路 12 号');
+    await page.locator('#open-orders li[data-order-id]').nth(3).waitFor();
+    if (await page.locator('#drawer').isVisible()) await page.keyboard.press('Escape');
+    await page.locator('#drawer').waitFor({ state: 'hidden' });
+    await page.waitForTimeout(1500);
+    mkdirSync(ARTIFACTS, { recursive: true });
+    await page.screenshot({ path: join(ARTIFACTS, 'dashboard.png') });
+  });
+
+  test('reconnects by itself when the platform restarts', async () => {
+    await platform.restart();
+    // The feed drops and comes back without a reload…
+    await page.locator('#conn[data-state="live"]').waitFor({ timeout: 45000 });
+    // …and what happens afterwards shows up live.
+    const order = await placeOrder({ lat: 29.4, lng: 106.31 });
+    await page.locator(listItem(order)).waitFor();
+  });
+
+  test('switches to English and keeps the choice and the session', async () => {
+    await page.selectOption('#lang', 'en');
+    assert.equal(await page.locator('#tabs .tab.active').textContent(), 'Live map');
+    await page.reload();
+    await page.locator('#main').waitFor({ state: 'visible' });
+    assert.equal(await page.locator('#tabs .tab.active').textContent(), 'Live map');
+    await page.locator('#tabs .tab[data-view="roster"]').click();
+    await page.locator(`#roster-table tr[data-nurse-id="${nurses.near.id}"]`).waitFor();
+    await page.locator('#add-nurse').waitFor({ state: 'visible' });
+  });
+
+  test('manages the roster: add, edit skills, deactivate', async () => {
+    await page.fill('#add-nurse input[name="name"]', '赵新');
+    await page.fill('#add-nurse input[name="phone"]', '13600002222');
+    await page.check('#add-skills input[value="wound_care"]');
+    await page.click('#add-nurse button[type="submit"]');
+    const row = page.locator('#roster-table tr', { hasText: '赵新' });
+    await row.waitFor();
+    const id = await row.getAttribute('data-nurse-id');
+    let roster = await platform.ok('GET', '/v1/dispatch/nurses', coordinator);
+    assert.deepEqual(roster.find((n) => n.id === id).skills, ['wound_care']);
+
+    await row.locator('button.edit-skills').click();
+    await row.locator('input[value="catheter"]').check();
+    await row.locator('form.skill-edit button[type="submit"]').click();
+    await row.locator('form.skill-edit').waitFor({ state: 'detached' });
+    await row.locator('.chip', { hasText: 'catheter' }).waitFor();
+    roster = await platform.ok('GET', '/v1/dispatch/nurses', coordinator);
+    assert.deepEqual(roster.find((n) => n.id === id).skills, ['catheter', 'wound_care']);
+
+    await page.locator(`#roster-table tr[data-nurse-id="${id}"] button.deactivate`).click();
+    await page.locator(`#roster-table tr[data-nurse-id="${id}"] button.activate`).waitFor();
+    roster = await platform.ok('GET', '/v1/dispatch/nurses', coordinator);
+    assert.equal(roster.find((n) => n.id === id).active, false);
+  });
+
+  test('signs out and refuses a token that is not a coordinator\'s', async () => {
+    await page.click('#signout');
+    await page.locator('#signin').waitFor({ state: 'visible' });
+    const resident = await platform.token('resident', 'not-a-coordinator');
+    await page.fill('#token-input', resident);
+    await page.click('#token-form button[type="submit"]');
+    await page.locator('#signin-error', { hasText: 'resident' }).waitFor();
+    // A token in the URL fragment (the identity provider's redirect) signs in.
+    await page.goto(`${platform.baseUrl}/dashboard#token=${coordinator}`);
+    await page.locator('#main').waitFor({ state: 'visible' });
+    assert.equal(new URL(page.url()).hash, '', 'the token is taken out of the address bar');
+  });
+
+  test('ran without script errors', () => {
+    // A failed resource load would show here too (CSP violations included).
+    // The restart test makes the page lose its server for a moment; that is expected.
+    assert.deepEqual(consoleErrors.filter((e) => !/WebSocket|ERR_CONNECTION_REFUSED|ERR_EMPTY_RESPONSE/.test(e)), []);
+  });
+});

@@ -1,0 +1,178 @@
+// Starts the real `yixin serve` binary for a browser test, as a deployment
+// would run it: PostgreSQL + Redis (TEST_BACKEND=postgres, the default) with
+// a database of its own and a Redis key prefix of its own, or the embedded
+// backend (TEST_BACKEND=embedded: SQLite in a temporary directory and the
+// in-process queue). Dev login and the demo organisation are on; automatic
+// dispatch is off, so the coordinator (the test, through the page) assigns.
+
+import { spawn, execFileSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+
+const REPO = resolve(import.meta.dirname ?? new URL('.', import.meta.url).pathname, '..', '..');
+
+export function binaryPath() {
+  if (process.env.YIXIN_BIN) return process.env.YIXIN_BIN;
+  const target = process.env.CARGO_TARGET_DIR || join(REPO, 'target');
+  return join(target, 'debug', 'yixin');
+}
+
+function psql(url, sql) {
+  execFileSync('psql', [url, '-v', 'ON_ERROR_STOP=1', '-q', '-c', sql], { stdio: ['ignore', 'ignore', 'pipe'] });
+}
+
+function withDatabase(serverUrl, name) {
+  const u = new URL(serverUrl);
+  u.pathname = `/${name}`;
+  return u.toString();
+}
+
+/** A platform started for one test file; `restart()` keeps its data and port. */
+export class Platform {
+  constructor() {
+    this.id = randomBytes(6).toString('hex');
+    this.backend = process.env.TEST_BACKEND === 'embedded' ? 'embedded' : 'postgres';
+    this.dataDir = mkdtempSync(join(tmpdir(), 'yixin-browser-'));
+    this.env = {
+      ...process.env,
+      YIXIN_AUTH__DEV_LOGIN: 'true',
+      YIXIN_DEMO__ENABLED: 'true',
+      YIXIN_DISPATCH__AUTO: 'false',
+      YIXIN_DATABASE__DATA_DIR: this.dataDir,
+      YIXIN_DATABASE__MAX_CONNECTIONS: '5',
+      YIXIN_SERVER__WORKERS: '2',
+      YIXIN_SERVER__SHUTDOWN_TIMEOUT_SECS: '3',
+      YIXIN_LOG__FORMAT: 'text',
+      YIXIN_LOG__FILTER: 'info',
+      RUST_LOG: 'info',
+      NO_COLOR: '1',
+    };
+    delete this.env.DATABASE_URL;
+    delete this.env.REDIS_URL;
+    if (this.backend === 'postgres') {
+      this.serverUrl = process.env.TEST_DATABASE_URL || 'postgres://postgres@127.0.0.1:5432/postgres';
+      this.database = `yixin_browser_${this.id}`;
+      psql(this.serverUrl, `CREATE DATABASE "${this.database}"`);
+      this.redisPrefix = `browser:${this.id}:`;
+      this.env.DATABASE_URL = withDatabase(this.serverUrl, this.database);
+      this.env.REDIS_URL = process.env.TEST_REDIS_URL || 'redis://127.0.0.1:6379';
+      this.env.YIXIN_REDIS__KEY_PREFIX = this.redisPrefix;
+      this.env.YIXIN_AUTH__JWT_SECRET = randomBytes(32).toString('hex');
+    }
+    this.addr = '127.0.0.1:0';
+    this.child = null;
+    this.log = [];
+  }
+
+  get baseUrl() {
+    return `http://${this.addr}`;
+  }
+
+  /** Starts the binary and waits until `/readyz` answers 200. */
+  async start() {
+    const bin = binaryPath();
+    if (!existsSync(bin)) throw new Error(`${bin} not found: build it first (cargo build -p yixin)`);
+    const child = spawn(bin, ['serve', '--addr', this.addr], { env: this.env, stdio: ['ignore', 'pipe', 'pipe'] });
+    this.child = child;
+    const serving = new Promise((resolveAddr, reject) => {
+      const onLine = (chunk) => {
+        for (const line of chunk.toString().split('\n')) {
+          if (!line) continue;
+          this.log.push(line);
+          if (this.log.length > 400) this.log.shift();
+          const m = line.includes('yixin is serving') && line.match(/addr[=:]\s*"?(\d+\.\d+\.\d+\.\d+:\d+)/);
+          if (m) resolveAddr(m[1]);
+        }
+      };
+      child.stdout.on('data', onLine);
+      child.stderr.on('data', onLine);
+      child.on('exit', (code) => reject(new Error(`yixin exited with ${code} before serving:\n${this.log.join('\n')}`)));
+      setTimeout(() => reject(new Error(`yixin did not start within 60 s:\n${this.log.join('\n')}`)), 60000);
+    });
+    this.addr = await serving;
+    for (let i = 0; i < 100; i++) {
+      try {
+        const res = await fetch(`${this.baseUrl}/readyz`);
+        if (res.ok) return;
+      } catch (_) {
+        // not yet
+      }
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    throw new Error(`yixin never became ready:\n${this.log.join('\n')}`);
+  }
+
+  /** SIGTERM and wait (SIGKILL after 15 s). */
+  async stopProcess() {
+    const child = this.child;
+    if (!child || child.exitCode !== null) return;
+    const exited = new Promise((r) => child.once('exit', r));
+    child.kill('SIGTERM');
+    const timer = setTimeout(() => child.kill('SIGKILL'), 15000);
+    await exited;
+    clearTimeout(timer);
+    this.child = null;
+  }
+
+  /** A restart on the same address with the same data: clients must reconnect by themselves. */
+  async restart() {
+    await this.stopProcess();
+    await this.start();
+  }
+
+  /** Stops the binary and removes its database, Redis keys and files. */
+  async stop() {
+    await this.stopProcess();
+    if (this.backend === 'postgres') {
+      try {
+        psql(this.serverUrl, `DROP DATABASE IF EXISTS "${this.database}" WITH (FORCE)`);
+      } catch (e) {
+        console.warn(`could not drop ${this.database}: ${e.message}`);
+      }
+      try {
+        const url = this.env.REDIS_URL;
+        const keys = execFileSync('redis-cli', ['-u', url, '--scan', '--pattern', `${this.redisPrefix}*`]).toString().split('\n').filter(Boolean);
+        for (let i = 0; i < keys.length; i += 200) {
+          execFileSync('redis-cli', ['-u', url, 'DEL', ...keys.slice(i, i + 200)], { stdio: 'ignore' });
+        }
+      } catch (_) {
+        // redis-cli missing: the keys stay (prefixed, harmless).
+      }
+    }
+    rmSync(this.dataDir, { recursive: true, force: true });
+  }
+
+  // ------------------------------------------------------------ API helpers
+
+  async call(method, path, token, body, headers = {}) {
+    const res = await fetch(`${this.baseUrl}${path}`, {
+      method,
+      headers: {
+        ...(token ? { authorization: `Bearer ${token}` } : {}),
+        ...(body !== undefined ? { 'content-type': 'application/json' } : {}),
+        ...headers,
+      },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+    const text = await res.text();
+    let json = null;
+    try {
+      json = JSON.parse(text);
+    } catch (_) {
+      json = null;
+    }
+    return { status: res.status, json, text };
+  }
+
+  async ok(method, path, token, body, headers) {
+    const r = await this.call(method, path, token, body, headers);
+    if (r.status < 200 || r.status > 299) throw new Error(`${method} ${path}: ${r.status} ${r.text}`);
+    return r.json;
+  }
+
+  async token(role, sub, org = 'demo') {
+    return (await this.ok('POST', '/v1/auth/dev-token', null, { role, sub, org })).token;
+  }
+}
