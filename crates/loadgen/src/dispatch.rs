@@ -96,13 +96,20 @@ pub async fn run(args: DispatchArgs) -> anyhow::Result<()> {
         .await;
     let sockets: Vec<_> = sockets.into_iter().collect::<anyhow::Result<_>>()?;
     let mut tasks = Vec::new();
+    let phones = sockets.len().max(1);
+    let started_phones = tokio::time::Instant::now();
     for (n, ws) in sockets.into_iter().enumerate() {
         let timings = timings.clone();
         tasks.push(tokio::spawn(async move {
             let (mut tx, mut rx) = ws.split();
-            // A phone on shift keeps sending fixes (a stale one is not a candidate).
+            // A phone on shift keeps sending fixes (a stale one is not a
+            // candidate), every 15 s at its own phase: phones are not in step,
+            // and ten thousand fixes in the same instant every 15 s would be
+            // a burst no real fleet sends.
             let mut walk = Walk::new(n as u64 + 7);
-            let mut fixes = tokio::time::interval(Duration::from_secs(15));
+            let period = Duration::from_secs(15);
+            let phase = period.mul_f64(n as f64 / phones as f64);
+            let mut fixes = tokio::time::interval_at(started_phones + phase, period);
             loop {
                 let frame = tokio::select! {
                     f = rx.next() => match f {
