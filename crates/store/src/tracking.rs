@@ -518,12 +518,15 @@ impl Store {
     /// `assigned`, atomically, under the same rules as [`Store::claim_offer`]
     /// (the order must be claimable, the nurse must hold no other active
     /// job, and a nurse holding an open offer for another order is refused).
+    /// `eta` is the nurse's predicted arrival (none when unknown): it
+    /// replaces whatever the order predicted for an earlier offer.
     /// Returns the order and the withdrawn offer, if there was one.
     pub async fn assign_order(
         &self,
         order_id: OrderId,
         nurse: NurseId,
         now: DateTime<Utc>,
+        eta: Option<DateTime<Utc>>,
         order_event: impl FnOnce(&Order, OrderStatus) -> Option<NewOutboxMessage>,
     ) -> Result<(Order, Option<yixin_domain::Offer>), StoreError> {
         let txn = self.begin_write().await?;
@@ -567,7 +570,7 @@ impl Store {
                     withdrawn = Some(convert::offer(row)?);
                 }
             }
-            let order = assign_in(&txn, order_id, nurse, now, order_event).await?;
+            let order = assign_in(&txn, order_id, nurse, now, Some(eta), order_event).await?;
             Ok((order, withdrawn))
         }
         .await;
@@ -641,7 +644,7 @@ async fn claim_in(
             }
         }));
     }
-    match assign_in(txn, current.order_id, nurse, now, order_event).await {
+    match assign_in(txn, current.order_id, nurse, now, None, order_event).await {
         Ok(order) => {
             for msg in events {
                 insert_outbox(txn, msg, now).await?;
@@ -673,6 +676,8 @@ async fn assign_in(
     order_id: OrderId,
     nurse: NurseId,
     now: DateTime<Utc>,
+    // `None` keeps the order's ETA (an accepted offer's); `Some` replaces it.
+    eta: Option<Option<DateTime<Utc>>>,
     order_event: impl FnOnce(&Order, OrderStatus) -> Option<NewOutboxMessage>,
 ) -> Result<Order, StoreError> {
     // The event describes the order as it will be; build it from the row
@@ -688,6 +693,10 @@ async fn assign_in(
     preview.updated_at = now;
     let mut change = OrderTransition::new(order_id, CLAIMABLE.to_vec(), OrderStatus::Assigned, now);
     change.nurse_id = Some(Some(nurse));
+    if let Some(eta) = eta {
+        preview.eta = eta;
+        change.eta = Some(eta);
+    }
     change.outbox = if CLAIMABLE.contains(&from) {
         order_event(&preview, from)
     } else {

@@ -475,10 +475,40 @@ async fn a_manual_assignment_takes_the_order_from_the_offer_holder() {
         held.id.to_string()
     );
 
+    // Z is a few steps from the door; the order's ETA was Y's 12 minutes.
+    z_ws.send_json(&fix((29.3905, 106.3205))).await;
+    let mut z_eta_min = None;
+    for _ in 0..100 {
+        let reply = app
+            .get(
+                &format!("/v1/dispatch/orders/{order}/candidates"),
+                Some(&demo),
+            )
+            .await;
+        assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
+        z_eta_min = reply.json["candidates"]
+            .as_array()
+            .and_then(|c| c.iter().find(|c| c["nurse_id"] == z.as_str()))
+            .and_then(|c| c["eta_min"].as_u64());
+        if z_eta_min.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let z_eta_min = z_eta_min.expect("Z's fix reached the position board") as f64;
+    assert!(z_eta_min < 12.0, "{z_eta_min}");
+
     let reply = assign(&app, &demo, order, &z).await;
     assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
     assert_eq!(reply.json["status"], "assigned");
     assert_eq!(reply.json["nurse_id"], z.as_str());
+    // The order now predicts Z's arrival, not the withdrawn offer's.
+    let eta: DateTime<Utc> = reply.json["eta"].as_str().unwrap().parse().unwrap();
+    let minutes = (eta - Utc::now()).num_milliseconds() as f64 / 60_000.0;
+    assert!(
+        minutes <= z_eta_min && minutes > z_eta_min - 2.0,
+        "ETA in {minutes:.2} min, Z's estimate {z_eta_min} min"
+    );
     assert_eq!(reply.json["offers"][0]["status"], "withdrawn");
     assert!(statuses(&reply.json["timeline"]).ends_with(&["assigned".to_owned()]));
     // The new nurse's phone gets the job with the address; the offer

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use yixin_auth::CoordinatorCaller;
 use yixin_domain::{
-    DomainError, Nurse, NurseId, Offer, OfferClosedReason, OfferStatus, Order, OrderId,
+    DomainError, GeoPoint, Nurse, NurseId, Offer, OfferClosedReason, OfferStatus, Order, OrderId,
     OrderStatus, OrgId, ShiftState, TimelineEvent,
 };
 use yixin_nurse_tracking::notify::{offer_closed, push_job_change, push_offer_closed};
@@ -382,6 +382,40 @@ async fn assignable_nurse(
     Ok(nurse)
 }
 
+/// When the nurse would be at the door if sent now: the dispatcher's
+/// estimator from the nurse's latest fix (as for automatic offers and the
+/// candidates list); none when there is no usable fix or no estimate.
+async fn arrival_if_sent(
+    svc: &Dispatcher,
+    org: &OrgId,
+    nurse: NurseId,
+    order: &Order,
+    now: DateTime<Utc>,
+) -> Option<DateTime<Utc>> {
+    let found = match svc.positions.latest(&[nurse.to_string()]).await {
+        Ok(found) => found,
+        Err(e) => {
+            tracing::warn!(nurse_id = %nurse, error = %e, "no position for the assignment's ETA");
+            return None;
+        }
+    };
+    let fix = found
+        .into_iter()
+        .next()
+        .flatten()
+        .filter(|p| p.org_id == org.as_str())?;
+    let from = GeoPoint::new(fix.lat, fix.lng).ok()?;
+    let eta = svc
+        .eta
+        .etas(&[from], order.location)
+        .await
+        .ok()?
+        .into_iter()
+        .next()
+        .flatten()?;
+    Some(now + chrono::TimeDelta::seconds(i64::from(eta.seconds)))
+}
+
 fn not_assignable(status: &str) -> ApiError {
     ApiError::conflict(
         "not_assignable",
@@ -421,10 +455,11 @@ pub async fn assign_order(
         return Err(not_assignable(order.status.as_str()));
     }
     let now = Utc::now();
+    let eta = arrival_if_sent(&svc, &org, nurse.id, &order, now).await;
     let mut event: Option<Vec<u8>> = None;
     let result = svc
         .store
-        .assign_order(order.id, nurse.id, now, |o, from| {
+        .assign_order(order.id, nurse.id, now, eta, |o, from| {
             let msg = status_event(o, from, now);
             event = Some(msg.payload.clone());
             Some(msg)

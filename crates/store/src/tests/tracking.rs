@@ -227,8 +227,10 @@ pub async fn claims_and_manual_assignments_race_to_one_winner(store: Store) {
             s1.claim_offer(offer.id, a_id, now(), |_, _| None, |_| vec![])
                 .await
         });
-        let manual =
-            tokio::spawn(async move { s2.assign_order(order.id, b_id, now(), |_, _| None).await });
+        let manual = tokio::spawn(async move {
+            s2.assign_order(order.id, b_id, now(), None, |_, _| None)
+                .await
+        });
         let accepted = matches!(accept.await.unwrap(), Ok(ClaimOutcome::Won(_)));
         let assigned = manual.await.unwrap().is_ok();
         assert!(
@@ -263,21 +265,30 @@ pub async fn manual_assignment_respects_offers_and_jobs(store: Store) {
     let (other, _) = offered_to(&store, &b, TimeDelta::seconds(30)).await;
     // A is weighing another order's offer: not free.
     let e = store
-        .assign_order(other.id, a.id, now(), |_, _| None)
+        .assign_order(other.id, a.id, now(), None, |_, _| None)
         .await
         .unwrap_err();
     assert!(matches!(e, StoreError::Conflict(_)), "{e:?}");
     // Assigning B's own offered order to B accepts B's offer.
+    let eta = now() + TimeDelta::minutes(9);
     let (o, closed) = store
-        .assign_order(other.id, b.id, now(), |_, _| Some(msg("orders")))
+        .assign_order(other.id, b.id, now(), Some(eta), |o, _| {
+            assert_eq!(o.eta, Some(eta), "the event carries the new ETA");
+            Some(msg("orders"))
+        })
         .await
         .unwrap();
     assert_eq!(o.nurse_id, Some(b.id));
+    assert_eq!(
+        o.eta,
+        Some(eta),
+        "the assigned nurse's ETA replaces the offer's"
+    );
     assert_eq!(closed.map(|c| c.status), Some(OfferStatus::Accepted));
     // Taken orders cannot be assigned again, even to a free nurse.
     let c = nurse(&store).await;
     let e = store
-        .assign_order(other.id, c.id, now(), |_, _| None)
+        .assign_order(other.id, c.id, now(), None, |_, _| None)
         .await
         .unwrap_err();
     assert!(matches!(e, StoreError::StaleState { .. }), "{e:?}");
@@ -412,7 +423,7 @@ pub async fn an_offer_is_made_once_per_order_and_nurse_with_its_events(store: St
 
     // A nurse with an active job gets no offer.
     let (assigned, _) = store
-        .assign_order(second.id, b.id, now(), |_, _| None)
+        .assign_order(second.id, b.id, now(), None, |_, _| None)
         .await
         .unwrap();
     assert_eq!(assigned.status, OrderStatus::Assigned);
