@@ -243,6 +243,23 @@ impl TestApp {
             .await
     }
 
+    /// The resident of `token` orders an infant jaundice test (skill
+    /// `neonatal`) at `at`, with a fresh idempotency key; the reply as is.
+    pub async fn order_jaundice_test(&self, token: &str, at: (f64, f64)) -> Reply {
+        let request = self
+            .http
+            .post(self.url("/v1/orders"))
+            .bearer_auth(token)
+            .header("Idempotency-Key", uuid::Uuid::new_v4().to_string())
+            .json(&serde_json::json!({
+                "service_code": "infant_jaundice_test",
+                "location": {"lat": at.0, "lng": at.1},
+                "address": {"text": "双福街道 福城大道 88 号", "detail": "3 栋 2 单元 1102"},
+                "contact": {"name": "王女士", "phone": "13812345678"},
+            }));
+        self.send(request).await
+    }
+
     /// Opens a WebSocket with the token as `?token=`.
     pub async fn ws(&self, path: &str, token: &str) -> WsClient {
         let separator = if path.contains('?') { '&' } else { '?' };

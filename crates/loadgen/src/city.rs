@@ -137,7 +137,8 @@ pub struct CityReport {
     pub summary: Value,
 }
 
-async fn token(
+/// A dev-login token (the target must have dev login on).
+pub async fn token(
     http: &reqwest::Client,
     url: &str,
     role: &str,

@@ -14,6 +14,7 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
+pub(crate) use yixin_loadgen::city::token;
 
 use anyhow::{Context, bail};
 use futures_util::{SinkExt, StreamExt, stream};
@@ -79,28 +80,6 @@ impl Walk {
         self.lng = (self.lng + (self.unit() - 0.5) * 0.0002).clamp(106.29, 106.34);
         (self.lat, self.lng)
     }
-}
-
-pub(crate) async fn token(
-    http: &reqwest::Client,
-    url: &str,
-    role: &str,
-    sub: &str,
-    org: &str,
-) -> anyhow::Result<String> {
-    let reply: serde_json::Value = http
-        .post(format!("{url}/v1/auth/dev-token"))
-        .json(&json!({"role": role, "sub": sub, "org": org}))
-        .send()
-        .await?
-        .error_for_status()
-        .context("dev login (is it enabled on the target?)")?
-        .json()
-        .await?;
-    reply["token"]
-        .as_str()
-        .map(str::to_owned)
-        .context("no token in the dev login reply")
 }
 
 /// Adds `count` nurses with `skills` to the organisation's roster through

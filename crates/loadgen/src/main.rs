@@ -358,19 +358,14 @@ async fn mint_tokens(
             let http = http.clone();
             let run = run.clone();
             async move {
-                let reply: serde_json::Value = http
-                    .post(format!("{url}/v1/auth/dev-token"))
-                    .json(&json!({"role": "resident", "sub": format!("load-{}-{i}", &run[..8]), "org": org}))
-                    .send()
-                    .await?
-                    .error_for_status()
-                    .context("dev login (is it enabled on the target?)")?
-                    .json()
-                    .await?;
-                reply["token"]
-                    .as_str()
-                    .map(str::to_owned)
-                    .context("no token in the dev login reply")
+                fixes::token(
+                    &http,
+                    url,
+                    "resident",
+                    &format!("load-{}-{i}", &run[..8]),
+                    org,
+                )
+                .await
             }
         })
         .buffer_unordered(32)

@@ -85,18 +85,7 @@ fn fix(at: (f64, f64)) -> Value {
 /// A demo resident orders a jaundice test at `at`.
 async fn order_at(app: &TestApp, at: (f64, f64)) -> yixin_e2e::Reply {
     let token = app.resident_token().await;
-    let request = app
-        .http
-        .post(app.url("/v1/orders"))
-        .bearer_auth(&token)
-        .header("Idempotency-Key", uuid::Uuid::new_v4().to_string())
-        .json(&json!({
-            "service_code": "infant_jaundice_test",
-            "location": {"lat": at.0, "lng": at.1},
-            "address": {"text": "双福街道 福城大道 88 号", "detail": "3 栋 2 单元 1102"},
-            "contact": {"name": "王女士", "phone": "13812345678"},
-        }));
-    app.send(request).await
+    app.order_jaundice_test(&token, at).await
 }
 
 async fn place(app: &TestApp) -> OrderId {

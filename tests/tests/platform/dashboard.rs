@@ -68,18 +68,7 @@ async fn on_shift_at(app: &TestApp, token: &str, at: (f64, f64)) {
 /// A demo resident orders an infant jaundice test (skill `neonatal`) at `at`.
 async fn place(app: &TestApp, at: (f64, f64)) -> String {
     let token = app.resident_token().await;
-    let request = app
-        .http
-        .post(app.url("/v1/orders"))
-        .bearer_auth(&token)
-        .header("Idempotency-Key", uuid::Uuid::new_v4().to_string())
-        .json(&json!({
-            "service_code": "infant_jaundice_test",
-            "location": {"lat": at.0, "lng": at.1},
-            "address": {"text": "双福街道 福城大道 88 号"},
-            "contact": {"name": "王女士", "phone": "13812345678"},
-        }));
-    let reply = app.send(request).await;
+    let reply = app.order_jaundice_test(&token, at).await;
     assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.text);
     reply.json["id"].as_str().unwrap().to_owned()
 }

@@ -48,18 +48,7 @@ async fn nurse_at(app: &TestApp, at: (f64, f64)) -> (String, WsClient) {
 
 async fn place(app: &TestApp) -> (OrderId, String) {
     let token = app.resident_token().await;
-    let request = app
-        .http
-        .post(app.url("/v1/orders"))
-        .bearer_auth(&token)
-        .header("Idempotency-Key", uuid::Uuid::new_v4().to_string())
-        .json(&json!({
-            "service_code": "infant_jaundice_test",
-            "location": {"lat": HOME.0, "lng": HOME.1},
-            "address": {"text": "双福街道 福城大道 88 号"},
-            "contact": {"name": "王女士", "phone": "13812345678"},
-        }));
-    let reply = app.send(request).await;
+    let reply = app.order_jaundice_test(&token, HOME).await;
     assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.text);
     (
         reply.json["id"]

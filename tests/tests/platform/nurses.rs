@@ -55,18 +55,7 @@ async fn rostered_nurse(app: &TestApp) -> (Nurse, String) {
 
 async fn place_order(app: &TestApp) -> (OrderId, String) {
     let token = app.resident_token().await;
-    let request = app
-        .http
-        .post(app.url("/v1/orders"))
-        .bearer_auth(&token)
-        .header("Idempotency-Key", uuid::Uuid::new_v4().to_string())
-        .json(&json!({
-            "service_code": "infant_jaundice_test",
-            "location": {"lat": HERE.0, "lng": HERE.1},
-            "address": {"text": "双福街道 福城大道 88 号", "detail": "3 栋 2 单元 1102"},
-            "contact": {"name": "王女士", "phone": "13812345678"},
-        }));
-    let reply = app.send(request).await;
+    let reply = app.order_jaundice_test(&token, HERE).await;
     assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.text);
     let id = reply.json["id"]
         .as_str()
