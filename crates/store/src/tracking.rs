@@ -254,6 +254,111 @@ impl Store {
         }
     }
 
+    /// [`Store::claim_offer`] on PostgreSQL: the order is read and its event
+    /// built, then one statement (see [`claim_sql`]) locks the offer and the
+    /// order as they must be (the offer open, the nurse's, before its
+    /// deadline; the order as read and claimable), and only with both locked
+    /// accepts the offer, assigns the order and writes the timeline event
+    /// and the outbox rows. Three round trips where the transaction took
+    /// ten; the locks are taken in the transaction's order (offer, then
+    /// order), so it cannot deadlock with an expiry or a decline.
+    async fn claim_postgres(
+        &self,
+        current: &yixin_domain::Offer,
+        nurse: NurseId,
+        now: DateTime<Utc>,
+        order_event: impl Fn(&Order, OrderStatus) -> Option<NewOutboxMessage>,
+        events: Vec<NewOutboxMessage>,
+    ) -> Result<ClaimOutcome, StoreError> {
+        // A claimable order changes only with its open offer (ours), so a
+        // second round is rare: an escalation that raced the offer.
+        for _ in 0..3 {
+            let Some(before) = order::Entity::find_by_id(current.order_id.0)
+                .one(&self.db)
+                .await?
+            else {
+                return Ok(ClaimOutcome::Lost(ClaimLost::NotFound));
+            };
+            let version = before.version;
+            let mut order = convert::order(before)?;
+            let from = order.status;
+            if !CLAIMABLE.contains(&from) {
+                return Ok(ClaimOutcome::Lost(self.why_lost(current.id, now).await?));
+            }
+            order.status = OrderStatus::Assigned;
+            order.nurse_id = Some(nurse);
+            order.updated_at = now;
+            let outbox: Vec<NewOutboxMessage> = order_event(&order, from)
+                .into_iter()
+                .chain(events.iter().cloned())
+                .collect();
+            let mut values: Vec<Value> = vec![
+                current.id.0.into(),
+                nurse.0.into(),
+                ts(now).into(),
+                current.order_id.0.into(),
+                version.into(),
+            ];
+            for msg in &outbox {
+                values.push(msg.topic.clone().into());
+                values.push(msg.payload.clone().into());
+            }
+            let stmt = Statement::from_sql_and_values(
+                DatabaseBackend::Postgres,
+                claim_sql(outbox.len()),
+                values,
+            );
+            let row = match self.db.query_one_raw(stmt).await {
+                Ok(row) => row.ok_or_else(|| {
+                    StoreError::Database(sea_orm::DbErr::RecordNotFound(
+                        "claim returned no row".to_owned(),
+                    ))
+                })?,
+                // One active job per nurse: she already has one.
+                Err(e) if crate::error::is_unique_violation(&e) => {
+                    return Ok(ClaimOutcome::Lost(ClaimLost::NurseBusy));
+                }
+                Err(e) => return Err(e.into()),
+            };
+            let (offer_held, claimed): (bool, bool) =
+                (row.try_get_by_index(0)?, row.try_get_by_index(2)?);
+            if claimed {
+                return Ok(ClaimOutcome::Won(Box::new(order)));
+            }
+            if !offer_held {
+                // Answered, lapsed or withdrawn meanwhile: say which.
+                return Ok(ClaimOutcome::Lost(self.why_lost(current.id, now).await?));
+            }
+            // The offer is as it must be but the order moved on since it
+            // was read: taken or cancelled (then the next round says so), or
+            // still claimable (then the next round claims it as it is now).
+        }
+        Ok(ClaimOutcome::Lost(self.lost_order(current.order_id).await?))
+    }
+
+    /// Why a claim made at `now` lost, as the transactional claim says it:
+    /// the offer's state first (lapsed, declined), then the order's.
+    async fn why_lost(&self, offer: OfferId, now: DateTime<Utc>) -> Result<ClaimLost, StoreError> {
+        let offer = self.get_offer(offer).await?.ok_or(StoreError::NotFound)?;
+        Ok(match offer.status {
+            OfferStatus::Open if offer.expires_at > now => self.lost_order(offer.order_id).await?,
+            OfferStatus::Open | OfferStatus::Expired => ClaimLost::Expired,
+            OfferStatus::Declined => ClaimLost::NotFound,
+            OfferStatus::Accepted | OfferStatus::Withdrawn => {
+                self.lost_order(offer.order_id).await?
+            }
+        })
+    }
+
+    /// Why an order is out of reach: cancelled, or taken.
+    async fn lost_order(&self, id: OrderId) -> Result<ClaimLost, StoreError> {
+        let row = order::Entity::find_by_id(id.0).one(&self.db).await?;
+        Ok(match row {
+            Some(o) if o.status == OrderStatus::Cancelled.as_str() => ClaimLost::Cancelled,
+            _ => ClaimLost::Taken,
+        })
+    }
+
     /// Open offers whose deadline has passed, oldest first.
     pub async fn lapsed_offers(
         &self,
@@ -451,7 +556,7 @@ impl Store {
         offer_id: OfferId,
         nurse: NurseId,
         now: DateTime<Utc>,
-        order_event: impl FnOnce(&Order, OrderStatus) -> Option<NewOutboxMessage>,
+        order_event: impl Fn(&Order, OrderStatus) -> Option<NewOutboxMessage>,
         events: impl FnOnce(&yixin_domain::Offer) -> Vec<NewOutboxMessage>,
     ) -> Result<ClaimOutcome, StoreError> {
         let Some(current) = self.get_offer(offer_id).await? else {
@@ -474,6 +579,11 @@ impl Store {
         }
 
         let events = events(&current);
+        if self.backend() == DatabaseBackend::Postgres {
+            return self
+                .claim_postgres(&current, nurse, now, order_event, events)
+                .await;
+        }
         let txn = self.begin_write().await?;
         let result = claim_in(&txn, &current, nurse, now, order_event, &events).await;
         match result {
@@ -743,6 +853,53 @@ fn make_offer_sql(outbox: usize) -> String {
         ));
     }
     sql.push_str("SELECT EXISTS (SELECT 1 FROM u), EXISTS (SELECT 1 FROM busy)");
+    sql
+}
+
+/// [`Store::claim_offer`] on PostgreSQL with `outbox` outbox rows. Binds:
+/// `$1` offer, `$2` nurse, `$3` now, `$4` order, `$5` the order's version as
+/// read, then a topic and a payload per outbox row. `fo` locks the offer if
+/// it is still open, the nurse's and before its deadline; `o` then locks
+/// the order if it is as read and claimable (`FOR UPDATE` re-checks both on
+/// the newest row versions, so a concurrent answer, expiry, assignment or
+/// cancel that committed first makes the lock find nothing). Only with both
+/// held do `f` (the offer accepted) and `u` (the order assigned) run; the
+/// one-active-job-per-nurse index fails the whole statement if she already
+/// has a job. Returns `(offer_held, order_held, claimed)`.
+fn claim_sql(outbox: usize) -> String {
+    let claimable = CLAIMABLE
+        .iter()
+        .map(|s| format!("'{}'", s.as_str()))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let mut sql = format!(
+        "WITH fo AS (SELECT id FROM offers WHERE id = $1 AND nurse_id = $2 AND status = '{open}' \
+         AND expires_at > $3 FOR UPDATE), \
+         o AS (SELECT id FROM orders WHERE id = $4 AND version = $5 AND status IN ({claimable}) \
+         AND EXISTS (SELECT 1 FROM fo) FOR UPDATE), \
+         f AS (UPDATE offers SET status = '{accepted}', answered_at = $3 \
+         WHERE id IN (SELECT id FROM fo) AND EXISTS (SELECT 1 FROM o) RETURNING id), \
+         u AS (UPDATE orders SET status = '{assigned}', nurse_id = $2, updated_at = $3, \
+         version = version + 1 WHERE id IN (SELECT id FROM o) AND EXISTS (SELECT 1 FROM f) \
+         RETURNING id), \
+         e AS (INSERT INTO order_events (order_id, status, at) SELECT id, '{assigned}', $3 FROM u) ",
+        open = OfferStatus::Open.as_str(),
+        accepted = OfferStatus::Accepted.as_str(),
+        assigned = OrderStatus::Assigned.as_str(),
+    );
+    if outbox > 0 {
+        let rows: Vec<String> = (0..outbox)
+            .map(|i| format!("(${}::text, ${}::bytea)", 6 + 2 * i, 7 + 2 * i))
+            .collect();
+        sql.push_str(&format!(
+            ", x AS (INSERT INTO outbox (topic, payload, created_at) SELECT m.t, m.p, $3 \
+             FROM u, (VALUES {}) AS m(t, p)) ",
+            rows.join(", ")
+        ));
+    }
+    sql.push_str(
+        "SELECT EXISTS (SELECT 1 FROM fo), EXISTS (SELECT 1 FROM o), EXISTS (SELECT 1 FROM u)",
+    );
     sql
 }
 

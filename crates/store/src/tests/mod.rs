@@ -125,6 +125,7 @@ mod tracking_on_every_backend {
         closing_an_offer_writes_its_events_once,
         an_offer_is_made_once_per_order_and_nurse_with_its_events,
         nurse_standing_tells_engaged_nurses_and_their_record,
+        a_claim_and_an_expiry_race_to_one_consistent_end,
     );
 }
 

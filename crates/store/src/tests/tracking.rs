@@ -498,3 +498,66 @@ pub async fn nurse_standing_tells_engaged_nurses_and_their_record(store: Store) 
     );
     assert!(store.nurse_standing(&[], since).await.unwrap().is_empty());
 }
+
+/// An accept and the dispatcher's expiry of the same offer, at once: one of
+/// them wins, and the offer and the order agree on which.
+pub async fn a_claim_and_an_expiry_race_to_one_consistent_end(store: Store) {
+    let a = nurse(&store).await;
+    let store = Arc::new(store);
+    let (mut won, mut lapsed) = (0, 0);
+    for round in 0..20 {
+        let (order, offer) = offered_to(&store, &a, TimeDelta::seconds(30)).await;
+        let (s1, s2) = (store.clone(), store.clone());
+        let a_id = a.id;
+        let accept = tokio::spawn(async move {
+            s1.claim_offer(
+                offer.id,
+                a_id,
+                now(),
+                |_, _| Some(msg("orders")),
+                |_| vec![msg("offers")],
+            )
+            .await
+        });
+        let expire = tokio::spawn(async move {
+            s2.close_offer(
+                offer.id,
+                OfferStatus::Expired,
+                now(),
+                None,
+                vec![msg("offers")],
+            )
+            .await
+        });
+        let claim = accept.await.unwrap().unwrap();
+        let expiry = expire.await.unwrap();
+        let o = store.get_order(order.id).await.unwrap().unwrap();
+        let final_offer = store.get_offer(offer.id).await.unwrap().unwrap();
+        match claim {
+            ClaimOutcome::Won(assigned) => {
+                won += 1;
+                assert!(expiry.is_err(), "round {round}: both won");
+                assert_eq!(final_offer.status, OfferStatus::Accepted);
+                assert_eq!((o.status, o.nurse_id), (OrderStatus::Assigned, Some(a.id)));
+                assert_eq!(assigned.status, OrderStatus::Assigned);
+                store
+                    .transition_order(OrderTransition::new(
+                        order.id,
+                        vec![OrderStatus::Assigned],
+                        OrderStatus::Cancelled,
+                        now(),
+                    ))
+                    .await
+                    .unwrap();
+            }
+            ClaimOutcome::Lost(why) => {
+                lapsed += 1;
+                assert_eq!(why, ClaimLost::Expired, "round {round}");
+                assert!(expiry.is_ok(), "round {round}: neither won");
+                assert_eq!(final_offer.status, OfferStatus::Expired);
+                assert_eq!((o.status, o.nurse_id), (OrderStatus::Offered, None));
+            }
+        }
+    }
+    assert_eq!(won + lapsed, 20);
+}
