@@ -282,6 +282,16 @@ const soon = (() => {
   };
 })();
 
+/** Nurses' states again from the API, redrawn; at most every 300 ms. */
+const rosterSoon = () => soon('roster', async () => {
+  await refreshRoster();
+  renderRoster();
+  renderMap();
+}, 300);
+
+/** The KPI strip again; at most every second. */
+const kpisSoon = () => soon('kpis', refreshKpis, 1000);
+
 // ---------------------------------------------------------------- live feed
 
 function onConnection(status) {
@@ -309,12 +319,8 @@ function onFrame(frame) {
         renderDrawer();
         if (S.WAITING.includes(order.status)) loadCandidates(order.id);
       }
-      soon('roster', async () => {
-        await refreshRoster();
-        renderRoster();
-        renderMap();
-      }, 300);
-      soon('kpis', refreshKpis, 1000);
+      rosterSoon();
+      kpisSoon();
       break;
     }
     case 'offer': {
@@ -325,7 +331,7 @@ function onFrame(frame) {
         renderDrawer();
         loadCandidates(frame.order_id);
       }
-      soon('kpis', refreshKpis, 1000);
+      kpisSoon();
       break;
     }
     case 'nurse_location': {
@@ -347,12 +353,8 @@ function onFrame(frame) {
       if (n) n.shift = frame.on ? 'on' : 'off';
       renderMap();
       renderRoster();
-      soon('roster', async () => {
-        await refreshRoster();
-        renderRoster();
-        renderMap();
-      }, 300);
-      soon('kpis', refreshKpis, 1000);
+      rosterSoon();
+      kpisSoon();
       break;
     }
     case 'alert':

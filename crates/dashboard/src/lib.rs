@@ -37,54 +37,31 @@ const JS: &str = "text/javascript; charset=utf-8";
 const CSS: &str = "text/css; charset=utf-8";
 const SVG: &str = "image/svg+xml";
 
-/// The page and its assets, as built into the binary.
+/// One asset built in from `assets/`, named as its file.
+macro_rules! asset {
+    ($name:literal, $content_type:expr) => {
+        Asset {
+            name: $name,
+            content_type: $content_type,
+            body: include_bytes!(concat!("../assets/", $name)),
+        }
+    };
+}
+
+/// The page and its assets, as built into the binary; the page first.
 const ASSETS: &[Asset] = &[
-    Asset {
-        name: "index.html",
-        content_type: HTML,
-        body: include_bytes!("../assets/index.html"),
-    },
-    Asset {
-        name: "app.js",
-        content_type: JS,
-        body: include_bytes!("../assets/app.js"),
-    },
-    Asset {
-        name: "api.js",
-        content_type: JS,
-        body: include_bytes!("../assets/api.js"),
-    },
-    Asset {
-        name: "live.js",
-        content_type: JS,
-        body: include_bytes!("../assets/live.js"),
-    },
-    Asset {
-        name: "map.js",
-        content_type: JS,
-        body: include_bytes!("../assets/map.js"),
-    },
-    Asset {
-        name: "i18n.js",
-        content_type: JS,
-        body: include_bytes!("../assets/i18n.js"),
-    },
-    Asset {
-        name: "state.js",
-        content_type: JS,
-        body: include_bytes!("../assets/state.js"),
-    },
-    Asset {
-        name: "style.css",
-        content_type: CSS,
-        body: include_bytes!("../assets/style.css"),
-    },
-    Asset {
-        name: "favicon.svg",
-        content_type: SVG,
-        body: include_bytes!("../assets/favicon.svg"),
-    },
+    asset!("index.html", HTML),
+    asset!("app.js", JS),
+    asset!("api.js", JS),
+    asset!("live.js", JS),
+    asset!("map.js", JS),
+    asset!("i18n.js", JS),
+    asset!("state.js", JS),
+    asset!("style.css", CSS),
+    asset!("favicon.svg", SVG),
 ];
+/// Where the page is in [`ASSETS`].
+const PAGE: usize = 0;
 
 /// What the page needs to know of the platform's configuration.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
@@ -236,11 +213,7 @@ fn index_of(name: &str) -> Option<usize> {
 )]
 #[get("/dashboard")]
 async fn page(req: HttpRequest, dashboard: web::Data<Dashboard>) -> HttpResponse {
-    serve(
-        &dashboard,
-        &req,
-        index_of("index.html").unwrap_or(usize::MAX),
-    )
+    serve(&dashboard, &req, PAGE)
 }
 
 /// What the dashboard page needs of the configuration: the base-map tile
@@ -263,12 +236,7 @@ async fn asset(
     dashboard: web::Data<Dashboard>,
     name: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let name = if name.is_empty() {
-        "index.html"
-    } else {
-        name.as_str()
-    };
-    let index = index_of(name).ok_or_else(|| ApiError::not_found("no such dashboard file"))?;
+    let index = index_of(&name).ok_or_else(|| ApiError::not_found("no such dashboard file"))?;
     Ok(serve(&dashboard, &req, index))
 }
 
@@ -287,17 +255,14 @@ pub fn mount(config: DashboardConfig) -> Mount {
         cfg.app_data(dashboard.clone());
         cfg.service(page);
         cfg.service(config_json);
-        cfg.route("/dashboard/", web::get().to(asset_index));
+        cfg.route("/dashboard/", web::get().to(page_again));
         cfg.route("/dashboard/{name}", web::get().to(asset));
     })
 }
 
-async fn asset_index(req: HttpRequest, dashboard: web::Data<Dashboard>) -> HttpResponse {
-    serve(
-        &dashboard,
-        &req,
-        index_of("index.html").unwrap_or(usize::MAX),
-    )
+/// `/dashboard/`: the page too.
+async fn page_again(req: HttpRequest, dashboard: web::Data<Dashboard>) -> HttpResponse {
+    serve(&dashboard, &req, PAGE)
 }
 
 #[cfg(test)]

@@ -52,6 +52,9 @@ use crate::scoring::Candidate;
 pub const GROUP: &str = "dispatcher";
 /// Orders a greedy dispatcher works on at once.
 const GREEDY_IN_FLIGHT: usize = 48;
+/// An order without candidates is retried after `retry` × its misses, at
+/// most this many.
+pub const MAX_RETRY_MISSES: u32 = 6;
 
 /// How the engine works, from configuration.
 #[derive(Debug, Clone)]
@@ -458,8 +461,11 @@ impl Engine {
             }
             let now = Instant::now();
             for d in &deliveries {
-                self.note_engagement(&d.payload);
-                if let Some(order) = work_of(&d.payload) {
+                let Some(event) = event_of(&d.payload) else {
+                    continue;
+                };
+                self.note_engagement(&event);
+                if let Some(order) = work_in(&event) {
                     self.enqueue(order, now);
                 }
             }
@@ -477,15 +483,12 @@ impl Engine {
     /// the database. Only a hint: with several instances each sees part of
     /// the stream, so the database still has the last word (engaged nurses
     /// are dropped after the read, and the offer itself is conditional).
-    fn note_engagement(&self, payload: &[u8]) {
-        let Some(event) = Envelope::decode(payload).ok().and_then(|e| e.event) else {
-            return;
-        };
-        let mut fleet = self.fleet.write().unwrap_or_else(|p| p.into_inner());
+    fn note_engagement(&self, event: &Event) {
+        let fleet = || self.fleet.write().unwrap_or_else(|p| p.into_inner());
         match event {
             Event::OfferAnswered(e) => {
                 if let Ok(nurse) = e.nurse_id.parse().map(NurseId) {
-                    fleet.set_offer(nurse, None);
+                    fleet().set_offer(nurse, None);
                 }
             }
             Event::OrderStatusChanged(e) => {
@@ -499,6 +502,7 @@ impl Engine {
                 ) else {
                     return;
                 };
+                let mut fleet = fleet();
                 if to.has_nurse() {
                     fleet.set_job(nurse, Some((order, to)));
                 } else if fleet
@@ -605,7 +609,7 @@ impl Engine {
                 let misses = {
                     let mut m = self.misses.lock().unwrap_or_else(|p| p.into_inner());
                     let n = m.entry(id).or_insert(0);
-                    *n = (*n + 1).min(6);
+                    *n = (*n + 1).min(MAX_RETRY_MISSES);
                     *n
                 };
                 self.enqueue(id, Instant::now() + self.config.retry * misses);
@@ -986,19 +990,23 @@ fn expired_event(offer: &Offer, at: DateTime<Utc>) -> NewOutboxMessage {
     )
 }
 
-/// The order a work-stream entry asks us to (re)dispatch, if any.
-fn work_of(payload: &[u8]) -> Option<OrderId> {
-    let event = Envelope::decode(payload).ok()?.event?;
+/// The event of a work-stream entry, decoded once for every use of it.
+fn event_of(payload: &[u8]) -> Option<Event> {
+    Envelope::decode(payload).ok()?.event
+}
+
+/// The order a work-stream event asks us to (re)dispatch, if any.
+fn work_in(event: &Event) -> Option<OrderId> {
     let id = match event {
-        Event::OrderCreated(e) => e.order_id,
+        Event::OrderCreated(e) => &e.order_id,
         Event::OfferAnswered(e)
             if e.answer == pb::offer_answered::Answer::Declined as i32
                 || e.answer == pb::offer_answered::Answer::Expired as i32 =>
         {
-            e.order_id
+            &e.order_id
         }
         // Back to waiting: e.g. a coordinator unassigned it.
-        Event::OrderStatusChanged(e) if e.to == OrderStatus::Pending.as_str() => e.order_id,
+        Event::OrderStatusChanged(e) if e.to == OrderStatus::Pending.as_str() => &e.order_id,
         _ => return None,
     };
     id.parse().map(OrderId).ok()
@@ -1021,6 +1029,10 @@ pub fn can_work(n: &Nurse) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn work_of(payload: &[u8]) -> Option<OrderId> {
+        event_of(payload).as_ref().and_then(work_in)
+    }
 
     #[test]
     fn the_day_starts_at_midnight_in_chongqing() {

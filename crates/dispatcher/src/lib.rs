@@ -41,7 +41,9 @@ impl Dispatcher {
             queue,
             positions,
             eta: Arc::new(StraightLineEta::default()),
-            stale_after: std::time::Duration::from_secs(60),
+            stale_after: std::time::Duration::from_secs(
+                yixin_platform::config::TrackingSettings::default().stale_after_secs,
+            ),
         }
     }
 

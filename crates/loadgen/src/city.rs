@@ -160,6 +160,32 @@ pub async fn token(
         .context("no token in the dev login reply")
 }
 
+/// Adds a nurse to the roster through the coordinator API; her id.
+pub async fn add_nurse(
+    http: &reqwest::Client,
+    url: &str,
+    coordinator: &str,
+    name: &str,
+    phone: &str,
+    skills: &[impl AsRef<str>],
+) -> anyhow::Result<String> {
+    let skills: Vec<&str> = skills.iter().map(AsRef::as_ref).collect();
+    let reply: Value = http
+        .post(format!("{url}/v1/dispatch/nurses"))
+        .bearer_auth(coordinator)
+        .json(&json!({"name": name, "phone": phone, "skills": skills}))
+        .send()
+        .await?
+        .error_for_status()
+        .context("adding a nurse (POST /v1/dispatch/nurses)")?
+        .json()
+        .await?;
+    reply["id"]
+        .as_str()
+        .map(str::to_owned)
+        .context("no id for the new nurse")
+}
+
 /// A service residents can order: code, minutes, skills.
 #[derive(Debug, Clone)]
 struct Service {
@@ -261,22 +287,10 @@ pub async fn run(args: CityArgs, mut stop: watch::Receiver<bool>) -> anyhow::Res
             let coordinator = coordinator.clone();
             let skills = skills_of(i, &services);
             async move {
-                let reply: Value = http
-                    .post(format!("{url}/v1/dispatch/nurses"))
-                    .bearer_auth(&coordinator)
-                    .json(&json!({
-                        "name": format!("护士{}", i + 1),
-                        "phone": format!("137{:08}", i % 100_000_000),
-                        "skills": skills,
-                    }))
-                    .send()
-                    .await?
-                    .error_for_status()
-                    .context("adding a nurse (POST /v1/dispatch/nurses)")?
-                    .json()
-                    .await?;
-                let id = reply["id"].as_str().context("no id for the new nurse")?;
-                anyhow::Ok((i, id.to_owned()))
+                let name = format!("护士{}", i + 1);
+                let phone = format!("137{:08}", i % 100_000_000);
+                let id = add_nurse(&http, &url, &coordinator, &name, &phone, &skills).await?;
+                anyhow::Ok((i, id))
             }
         })
         .buffer_unordered(16)

@@ -14,6 +14,7 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
+use yixin_loadgen::city::add_nurse;
 pub(crate) use yixin_loadgen::city::token;
 
 use anyhow::{Context, bail};
@@ -101,32 +102,12 @@ pub(crate) async fn add_nurses(
     )
     .await?;
     eprintln!("yixin-load: adding {count} nurses to the roster");
-    let skills: Vec<String> = skills.iter().map(|s| (*s).to_owned()).collect();
+    let coordinator = coordinator.as_str();
     let ids: Vec<anyhow::Result<String>> = stream::iter(0..count)
-        .map(|i| {
-            let http = http.clone();
-            let coordinator = coordinator.clone();
-            let skills = skills.clone();
-            async move {
-                let reply: serde_json::Value = http
-                    .post(format!("{url}/v1/dispatch/nurses"))
-                    .bearer_auth(&coordinator)
-                    .json(&json!({
-                        "name": format!("负载护士{i}"),
-                        "phone": format!("139{:08}", i % 100_000_000),
-                        "skills": skills,
-                    }))
-                    .send()
-                    .await?
-                    .error_for_status()
-                    .context("adding a nurse (POST /v1/dispatch/nurses)")?
-                    .json()
-                    .await?;
-                reply["id"]
-                    .as_str()
-                    .map(str::to_owned)
-                    .context("no id for the new nurse")
-            }
+        .map(|i| async move {
+            let name = format!("负载护士{i}");
+            let phone = format!("139{:08}", i % 100_000_000);
+            add_nurse(http, url, coordinator, &name, &phone, skills).await
         })
         .buffer_unordered(16)
         .collect()

@@ -19,6 +19,7 @@ use std::collections::{BTreeMap, BinaryHeap, HashSet};
 
 use chrono::{DateTime, TimeDelta, TimeZone, Utc};
 use uuid::Uuid;
+use yixin_dispatcher::engine::{EngineConfig, MAX_RETRY_MISSES};
 use yixin_dispatcher::{
     Candidate, CandidateLists, EtaSettings, ScoringWeights, WaitingOrder, assign_batch,
     best_candidate,
@@ -28,13 +29,30 @@ use yixin_domain::{NurseId, OrderId, PROMISE_MINUTES};
 use crate::metrics::{Outcome, Tally};
 use crate::scenario::{Answer, DAY_MS, Instance};
 
-/// The engine's constants (`EngineConfig::default`).
-const RETRY_MS: i64 = 5_000;
-const MAX_MISSES: i64 = 6;
-const ESCALATE_AFTER_MS: i64 = 120_000;
-const SEARCH_RADIUS_M: f64 = 8_000.0;
-const ESCALATED_RADIUS_M: f64 = 25_000.0;
-const CANDIDATES: usize = 20;
+/// The engine's settings the glue follows, taken from its defaults
+/// (`EngineConfig::default`), in the simulation's milliseconds.
+struct Glue {
+    retry_ms: i64,
+    max_misses: i64,
+    escalate_after_ms: i64,
+    search_radius_m: f64,
+    escalated_radius_m: f64,
+    candidates: usize,
+}
+
+impl Glue {
+    fn engine_defaults() -> Self {
+        let c = EngineConfig::default();
+        Self {
+            retry_ms: i64::try_from(c.retry.as_millis()).unwrap_or(i64::MAX),
+            max_misses: i64::from(MAX_RETRY_MISSES),
+            escalate_after_ms: c.escalate_after.num_milliseconds(),
+            search_radius_m: c.search_radius_m,
+            escalated_radius_m: c.escalated_radius_m,
+            candidates: c.candidates,
+        }
+    }
+}
 
 /// Which online policy.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -123,6 +141,7 @@ struct OrderState {
 struct Sim<'a> {
     inst: &'a Instance,
     policy: Online,
+    glue: Glue,
     eta: EtaSettings,
     weights: ScoringWeights,
     now: i64,
@@ -144,6 +163,7 @@ pub fn run(inst: &Instance, policy: Online) -> Tally {
     let mut sim = Sim {
         inst,
         policy,
+        glue: Glue::engine_defaults(),
         eta: EtaSettings::default(),
         weights: ScoringWeights::default(),
         now: 0,
@@ -372,9 +392,9 @@ impl Sim<'_> {
 
     /// After a try found nobody (the engine's `Outcome::Retry`).
     fn retry(&mut self, o: usize) {
-        let misses = (self.orders[o].misses + 1).min(MAX_MISSES);
+        let misses = (self.orders[o].misses + 1).min(self.glue.max_misses);
         self.orders[o].misses = misses;
-        self.enqueue(o, self.now + RETRY_MS * misses);
+        self.enqueue(o, self.now + self.glue.retry_ms * misses);
     }
 
     /// Free, qualified candidates of an order, nearest first, as the engine builds them.
@@ -382,9 +402,9 @@ impl Sim<'_> {
         let order = &self.inst.orders[o];
         let state = &self.orders[o];
         let radius = if state.escalated {
-            ESCALATED_RADIUS_M
+            self.glue.escalated_radius_m
         } else {
-            SEARCH_RADIUS_M
+            self.glue.search_radius_m
         };
         let mut near: Vec<(f64, usize)> = self
             .nurses
@@ -400,7 +420,7 @@ impl Sim<'_> {
             .filter(|(d, _)| *d <= radius)
             .collect();
         near.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
-        near.truncate(CANDIDATES);
+        near.truncate(self.glue.candidates);
         near.into_iter()
             .map(|(_, n)| {
                 let s = &self.nurses[n];
@@ -419,7 +439,7 @@ impl Sim<'_> {
     }
 
     fn no_candidate(&mut self, o: usize) {
-        if self.now - self.inst.orders[o].created_ms >= ESCALATE_AFTER_MS {
+        if self.now - self.inst.orders[o].created_ms >= self.glue.escalate_after_ms {
             self.orders[o].escalated = true;
         }
         self.retry(o);

@@ -127,14 +127,17 @@ pub(crate) async fn insert_offer_in(
     })
     .exec_without_returning(db)
     .await
-    .map_err(|e| {
-        if is_unique_violation(&e) {
-            StoreError::Conflict(
-                "the order or the nurse already has an open offer (or the id is taken)".to_owned(),
-            )
-        } else {
-            StoreError::from_constraint(e, "offer")
-        }
-    })?;
+    .map_err(offer_conflict)?;
     Ok(())
+}
+
+/// A failed offer insert: a unique violation is the one-open-offer rule.
+pub(crate) fn offer_conflict(e: sea_orm::DbErr) -> StoreError {
+    if is_unique_violation(&e) {
+        StoreError::Conflict(
+            "the order or the nurse already has an open offer (or the id is taken)".to_owned(),
+        )
+    } else {
+        StoreError::from_constraint(e, "offer")
+    }
 }

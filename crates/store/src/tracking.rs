@@ -190,7 +190,7 @@ impl Store {
             .chain(events)
             .collect();
 
-        let mut values: Vec<Value> = vec![
+        let values: Vec<Value> = vec![
             offer.order_id.0.into(),
             version.into(),
             ts(offer.created_at).into(),
@@ -202,34 +202,10 @@ impl Store {
             i64::from(offer.eta_min).into(),
             i64::from(offer.distance_m).into(),
         ];
-        for msg in &outbox {
-            values.push(msg.topic.clone().into());
-            values.push(msg.payload.clone().into());
-        }
-        let stmt = Statement::from_sql_and_values(
-            DatabaseBackend::Postgres,
-            make_offer_sql(outbox.len()),
-            values,
-        );
         let row = self
-            .db
-            .query_one_raw(stmt)
+            .one_row(make_offer_sql(outbox.len()), values, &outbox)
             .await
-            .map_err(|e| {
-                if crate::error::is_unique_violation(&e) {
-                    StoreError::Conflict(
-                        "the order or the nurse already has an open offer (or the id is taken)"
-                            .to_owned(),
-                    )
-                } else {
-                    StoreError::from_constraint(e, "offer")
-                }
-            })?
-            .ok_or_else(|| {
-                StoreError::Database(sea_orm::DbErr::RecordNotFound(
-                    "make_offer returned no row".to_owned(),
-                ))
-            })?;
+            .map_err(crate::offers::offer_conflict)?;
         if row.try_get_by_index::<bool>(0)? {
             return Ok(order);
         }
@@ -283,7 +259,9 @@ impl Store {
             let mut order = convert::order(before)?;
             let from = order.status;
             if !CLAIMABLE.contains(&from) {
-                return Ok(ClaimOutcome::Lost(self.why_lost(current.id, now).await?));
+                return Ok(ClaimOutcome::Lost(
+                    why_lost(&self.db, current.id, now).await?,
+                ));
             }
             order.status = OrderStatus::Assigned;
             order.nurse_id = Some(nurse);
@@ -292,28 +270,15 @@ impl Store {
                 .into_iter()
                 .chain(events.iter().cloned())
                 .collect();
-            let mut values: Vec<Value> = vec![
+            let values: Vec<Value> = vec![
                 current.id.0.into(),
                 nurse.0.into(),
                 ts(now).into(),
                 current.order_id.0.into(),
                 version.into(),
             ];
-            for msg in &outbox {
-                values.push(msg.topic.clone().into());
-                values.push(msg.payload.clone().into());
-            }
-            let stmt = Statement::from_sql_and_values(
-                DatabaseBackend::Postgres,
-                claim_sql(outbox.len()),
-                values,
-            );
-            let row = match self.db.query_one_raw(stmt).await {
-                Ok(row) => row.ok_or_else(|| {
-                    StoreError::Database(sea_orm::DbErr::RecordNotFound(
-                        "claim returned no row".to_owned(),
-                    ))
-                })?,
+            let row = match self.one_row(claim_sql(outbox.len()), values, &outbox).await {
+                Ok(row) => row,
                 // One active job per nurse: she already has one.
                 Err(e) if crate::error::is_unique_violation(&e) => {
                     return Ok(ClaimOutcome::Lost(ClaimLost::NurseBusy));
@@ -327,35 +292,34 @@ impl Store {
             }
             if !offer_held {
                 // Answered, lapsed or withdrawn meanwhile: say which.
-                return Ok(ClaimOutcome::Lost(self.why_lost(current.id, now).await?));
+                return Ok(ClaimOutcome::Lost(
+                    why_lost(&self.db, current.id, now).await?,
+                ));
             }
             // The offer is as it must be but the order moved on since it
             // was read: taken or cancelled (then the next round says so), or
             // still claimable (then the next round claims it as it is now).
         }
-        Ok(ClaimOutcome::Lost(self.lost_order(current.order_id).await?))
+        Ok(ClaimOutcome::Lost(
+            lost_order(&self.db, current.order_id).await?,
+        ))
     }
 
-    /// Why a claim made at `now` lost, as the transactional claim says it:
-    /// the offer's state first (lapsed, declined), then the order's.
-    async fn why_lost(&self, offer: OfferId, now: DateTime<Utc>) -> Result<ClaimLost, StoreError> {
-        let offer = self.get_offer(offer).await?.ok_or(StoreError::NotFound)?;
-        Ok(match offer.status {
-            OfferStatus::Open if offer.expires_at > now => self.lost_order(offer.order_id).await?,
-            OfferStatus::Open | OfferStatus::Expired => ClaimLost::Expired,
-            OfferStatus::Declined => ClaimLost::NotFound,
-            OfferStatus::Accepted | OfferStatus::Withdrawn => {
-                self.lost_order(offer.order_id).await?
-            }
-        })
-    }
-
-    /// Why an order is out of reach: cancelled, or taken.
-    async fn lost_order(&self, id: OrderId) -> Result<ClaimLost, StoreError> {
-        let row = order::Entity::find_by_id(id.0).one(&self.db).await?;
-        Ok(match row {
-            Some(o) if o.status == OrderStatus::Cancelled.as_str() => ClaimLost::Cancelled,
-            _ => ClaimLost::Taken,
+    /// The one row a single statement on PostgreSQL answers: `sql` bound to
+    /// `values`, then a topic and a payload per `outbox` row.
+    async fn one_row(
+        &self,
+        sql: String,
+        mut values: Vec<Value>,
+        outbox: &[NewOutboxMessage],
+    ) -> Result<sea_orm::QueryResult, sea_orm::DbErr> {
+        for msg in outbox {
+            values.push(msg.topic.clone().into());
+            values.push(msg.payload.clone().into());
+        }
+        let stmt = Statement::from_sql_and_values(DatabaseBackend::Postgres, sql, values);
+        self.db.query_one_raw(stmt).await?.ok_or_else(|| {
+            sea_orm::DbErr::RecordNotFound("the statement returned no row".to_owned())
         })
     }
 
@@ -477,10 +441,7 @@ impl Store {
             open = OfferStatus::Open.as_str(),
             withdrawn = OfferStatus::Withdrawn.as_str(),
             accepted = OfferStatus::Accepted.as_str(),
-            with_nurse = with_nurse()
-                .map(|s| format!("'{s}'"))
-                .collect::<Vec<_>>()
-                .join(", "),
+            with_nurse = sql_list(with_nurse()),
         );
         let mut values: Vec<Value> = vec![ts(since).into()];
         values.extend(nurses.iter().map(|n| Value::from(n.0)));
@@ -741,18 +702,7 @@ async fn claim_in(
         .exec(txn)
         .await?;
     if res.rows_affected == 0 {
-        let row = offer::Entity::find_by_id(current.id.0)
-            .one(txn)
-            .await?
-            .ok_or(StoreError::NotFound)?;
-        let offer = convert::offer(row)?;
-        return Ok(ClaimOutcome::Lost(match offer.status {
-            OfferStatus::Open | OfferStatus::Expired => ClaimLost::Expired,
-            OfferStatus::Declined => ClaimLost::NotFound,
-            OfferStatus::Accepted | OfferStatus::Withdrawn => {
-                lost_order(txn, offer.order_id).await?
-            }
-        }));
+        return Ok(ClaimOutcome::Lost(why_lost(txn, current.id, now).await?));
     }
     match assign_in(txn, current.order_id, nurse, now, None, order_event).await {
         Ok(order) => {
@@ -772,9 +722,29 @@ async fn claim_in(
     }
 }
 
+/// Why a claim made at `now` lost: the offer's state first (lapsed,
+/// declined), then the order's (cancelled, taken).
+async fn why_lost(
+    db: &impl ConnectionTrait,
+    offer: OfferId,
+    now: DateTime<Utc>,
+) -> Result<ClaimLost, StoreError> {
+    let row = offer::Entity::find_by_id(offer.0)
+        .one(db)
+        .await?
+        .ok_or(StoreError::NotFound)?;
+    let offer = convert::offer(row)?;
+    Ok(match offer.status {
+        OfferStatus::Open if offer.expires_at > now => lost_order(db, offer.order_id).await?,
+        OfferStatus::Open | OfferStatus::Expired => ClaimLost::Expired,
+        OfferStatus::Declined => ClaimLost::NotFound,
+        OfferStatus::Accepted | OfferStatus::Withdrawn => lost_order(db, offer.order_id).await?,
+    })
+}
+
 /// Why an order is out of reach: cancelled, or taken.
-async fn lost_order(txn: &DatabaseTransaction, id: OrderId) -> Result<ClaimLost, StoreError> {
-    let row = order::Entity::find_by_id(id.0).one(txn).await?;
+async fn lost_order(db: &impl ConnectionTrait, id: OrderId) -> Result<ClaimLost, StoreError> {
+    let row = order::Entity::find_by_id(id.0).one(db).await?;
     Ok(match row {
         Some(o) if o.status == OrderStatus::Cancelled.as_str() => ClaimLost::Cancelled,
         _ => ClaimLost::Taken,
@@ -824,14 +794,8 @@ async fn assign_in(
 /// writes nothing. The one-open-offer unique indexes fail the whole
 /// statement. Returns `(offered, nurse_busy)`.
 fn make_offer_sql(outbox: usize) -> String {
-    let quoted = |statuses: &mut dyn Iterator<Item = &'static str>| {
-        statuses
-            .map(|s| format!("'{s}'"))
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
-    let with_nurse = quoted(&mut with_nurse());
-    let claimable = quoted(&mut CLAIMABLE.iter().map(|s| s.as_str()));
+    let with_nurse = sql_list(with_nurse());
+    let claimable = sql_list(CLAIMABLE.iter().map(|s| s.as_str()));
     let mut sql = format!(
         "WITH busy AS (SELECT 1 FROM orders WHERE nurse_id = $5 AND status IN ({with_nurse}) LIMIT 1), \
          u AS (UPDATE orders SET status = '{offered}', eta = $4, updated_at = $3, version = version + 1 \
@@ -842,16 +806,7 @@ fn make_offer_sql(outbox: usize) -> String {
          e AS (INSERT INTO order_events (order_id, status, at) SELECT id, '{offered}', $3 FROM u) ",
         offered = OrderStatus::Offered.as_str(),
     );
-    if outbox > 0 {
-        let rows: Vec<String> = (0..outbox)
-            .map(|i| format!("(${}::text, ${}::bytea)", 11 + 2 * i, 12 + 2 * i))
-            .collect();
-        sql.push_str(&format!(
-            ", x AS (INSERT INTO outbox (topic, payload, created_at) SELECT m.t, m.p, $3 \
-             FROM u, (VALUES {}) AS m(t, p)) ",
-            rows.join(", ")
-        ));
-    }
+    sql.push_str(&outbox_cte(11, outbox));
     sql.push_str("SELECT EXISTS (SELECT 1 FROM u), EXISTS (SELECT 1 FROM busy)");
     sql
 }
@@ -867,11 +822,7 @@ fn make_offer_sql(outbox: usize) -> String {
 /// one-active-job-per-nurse index fails the whole statement if she already
 /// has a job. Returns `(offer_held, order_held, claimed)`.
 fn claim_sql(outbox: usize) -> String {
-    let claimable = CLAIMABLE
-        .iter()
-        .map(|s| format!("'{}'", s.as_str()))
-        .collect::<Vec<_>>()
-        .join(", ");
+    let claimable = sql_list(CLAIMABLE.iter().map(|s| s.as_str()));
     let mut sql = format!(
         "WITH fo AS (SELECT id FROM offers WHERE id = $1 AND nurse_id = $2 AND status = '{open}' \
          AND expires_at > $3 FOR UPDATE), \
@@ -887,20 +838,36 @@ fn claim_sql(outbox: usize) -> String {
         accepted = OfferStatus::Accepted.as_str(),
         assigned = OrderStatus::Assigned.as_str(),
     );
-    if outbox > 0 {
-        let rows: Vec<String> = (0..outbox)
-            .map(|i| format!("(${}::text, ${}::bytea)", 6 + 2 * i, 7 + 2 * i))
-            .collect();
-        sql.push_str(&format!(
-            ", x AS (INSERT INTO outbox (topic, payload, created_at) SELECT m.t, m.p, $3 \
-             FROM u, (VALUES {}) AS m(t, p)) ",
-            rows.join(", ")
-        ));
-    }
+    sql.push_str(&outbox_cte(6, outbox));
     sql.push_str(
         "SELECT EXISTS (SELECT 1 FROM fo), EXISTS (SELECT 1 FROM o), EXISTS (SELECT 1 FROM u)",
     );
     sql
+}
+
+/// `'a', 'b'`: our own status names as an SQL list (never user input).
+fn sql_list(statuses: impl Iterator<Item = &'static str>) -> String {
+    statuses
+        .map(|s| format!("'{s}'"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The `x` step of the single statements: `rows` outbox rows, bound as a
+/// topic and a payload each from `$first` on, written at `$3` only if `u`
+/// wrote. Empty for no rows.
+fn outbox_cte(first: usize, rows: usize) -> String {
+    if rows == 0 {
+        return String::new();
+    }
+    let values: Vec<String> = (0..rows)
+        .map(|i| format!("(${}::text, ${}::bytea)", first + 2 * i, first + 1 + 2 * i))
+        .collect();
+    format!(
+        ", x AS (INSERT INTO outbox (topic, payload, created_at) SELECT m.t, m.p, $3 \
+         FROM u, (VALUES {}) AS m(t, p)) ",
+        values.join(", ")
+    )
 }
 
 /// The statuses in which an order holds its nurse (`assigned` … `in_service`).

@@ -42,15 +42,16 @@ async fn nurse(store: &Store) -> Nurse {
     n
 }
 
-async fn offered_to(store: &Store, nurse: &Nurse, ttl: TimeDelta) -> (Order, Offer) {
+/// A new pending order (no offer yet).
+async fn pending_order(store: &Store) -> Order {
     store.ensure_organization(&org(), "Demo").await.unwrap();
     let o = Order::place(
         NewOrder {
             org_id: org(),
-            resident_id: ResidentId::from("r1"),
+            resident_id: ResidentId::from("r2"),
             service_code: "wound_care".to_owned(),
             location: GeoPoint::new(29.39, 106.32).unwrap(),
-            address: Address::new("双福街道 福城大道 88 号", None).unwrap(),
+            address: Address::new("双福街道 福城大道 99 号", None).unwrap(),
             contact: Contact::new("王芳", "13800138000").unwrap(),
             notes: None,
             scheduled_for: None,
@@ -58,6 +59,11 @@ async fn offered_to(store: &Store, nurse: &Nurse, ttl: TimeDelta) -> (Order, Off
         now(),
     );
     store.create_order(&o, msg("orders"), None).await.unwrap();
+    o
+}
+
+async fn offered_to(store: &Store, nurse: &Nurse, ttl: TimeDelta) -> (Order, Offer) {
+    let o = pending_order(store).await;
     let o = store
         .transition_order(OrderTransition::new(
             o.id,
@@ -337,26 +343,6 @@ pub async fn closing_an_offer_writes_its_events_once(store: Store) {
             .await,
         Err(StoreError::NotFound)
     ));
-}
-
-/// A pending order of its own (no offer yet).
-async fn pending_order(store: &Store) -> Order {
-    store.ensure_organization(&org(), "Demo").await.unwrap();
-    let o = Order::place(
-        NewOrder {
-            org_id: org(),
-            resident_id: ResidentId::from("r2"),
-            service_code: "wound_care".to_owned(),
-            location: GeoPoint::new(29.39, 106.32).unwrap(),
-            address: Address::new("双福街道 福城大道 99 号", None).unwrap(),
-            contact: Contact::new("王芳", "13800138000").unwrap(),
-            notes: None,
-            scheduled_for: None,
-        },
-        now(),
-    );
-    store.create_order(&o, msg("orders"), None).await.unwrap();
-    o
 }
 
 pub async fn an_offer_is_made_once_per_order_and_nurse_with_its_events(store: Store) {
