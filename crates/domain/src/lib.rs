@@ -19,6 +19,7 @@ pub mod catalog;
 pub mod error;
 pub mod geo;
 pub mod ids;
+pub mod local_time;
 pub mod nurse;
 pub mod offer;
 pub mod order;
@@ -29,6 +30,7 @@ pub use crate::catalog::{Catalog, Category, Service, Skill};
 pub use crate::error::DomainError;
 pub use crate::geo::GeoPoint;
 pub use crate::ids::{AreaId, NurseId, OfferId, OrderId, OrgId, ResidentId};
+pub use crate::local_time::OrgTimeZone;
 pub use crate::nurse::{Nurse, ShiftState};
 pub use crate::offer::{DEFAULT_OFFER_TTL_SECS, Offer, OfferClosedReason, OfferStatus};
 pub use crate::order::{

@@ -9,8 +9,8 @@ use serde::{Deserialize, Serialize};
 use crate::error::DomainError;
 use crate::ids::{NurseId, OfferId, OrderId};
 
-/// Default time a nurse has to answer an offer.
-pub const DEFAULT_OFFER_TTL_SECS: i64 = 45;
+/// Default time a nurse has to answer an offer (`dispatch.offer_ttl_secs`).
+pub const DEFAULT_OFFER_TTL_SECS: i64 = 30;
 /// Longest decline reason, in characters.
 pub const DECLINE_REASON_MAX_CHARS: usize = 200;
 

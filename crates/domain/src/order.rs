@@ -128,6 +128,15 @@ impl OrderStatus {
         self.can_transition_to(Self::Cancelled)
     }
 
+    /// Statuses of an order that still needs a nurse: the dispatcher works
+    /// on it, and an accepted offer or a manual assignment may claim it.
+    pub const NEEDS_NURSE: [OrderStatus; 3] = [Self::Pending, Self::Offered, Self::Escalated];
+
+    /// Whether the order still needs a nurse (see [`Self::NEEDS_NURSE`]).
+    pub fn needs_nurse(self) -> bool {
+        Self::NEEDS_NURSE.contains(&self)
+    }
+
     /// The dispatcher should look for a nurse: `pending` or `escalated`.
     pub fn is_dispatchable(self) -> bool {
         matches!(self, Self::Pending | Self::Escalated)

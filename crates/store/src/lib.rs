@@ -42,7 +42,7 @@ mod tests;
 pub use crate::dispatch::DayOrder;
 pub use crate::error::StoreError;
 pub use crate::store::Store;
-pub use crate::tracking::{CLAIMABLE, ClaimLost, ClaimOutcome, NurseStanding};
+pub use crate::tracking::{ClaimLost, ClaimOutcome, NurseStanding};
 pub use crate::types::{
     CreateOrderOutcome, IdempotencyRecord, LocationFix, NewOutboxMessage, OrderCursor,
     OrderTransition, OutboxMessage,

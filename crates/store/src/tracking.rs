@@ -18,12 +18,8 @@ use crate::store::{Store, rollback};
 use crate::types::{NewOutboxMessage, OrderTransition};
 
 /// Statuses an order can be claimed from by an accepted offer or a manual
-/// assignment.
-pub const CLAIMABLE: [OrderStatus; 3] = [
-    OrderStatus::Pending,
-    OrderStatus::Offered,
-    OrderStatus::Escalated,
-];
+/// assignment: those of an order that still needs a nurse (domain's rule).
+const CLAIMABLE: [OrderStatus; 3] = OrderStatus::NEEDS_NURSE;
 
 /// Why a claim did not win.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -18,7 +18,6 @@ use yixin_auth::CoordinatorCaller;
 use yixin_domain::{GeoPoint, Nurse, NurseId, OfferStatus, Order, ShiftState, Skill};
 use yixin_platform::{ApiError, ErrorBody};
 use yixin_queue::PositionRecord;
-use yixin_store::CLAIMABLE;
 
 use super::orders::{Location, own_order};
 use super::{org_of, store_error};
@@ -203,7 +202,7 @@ pub async fn list_candidates(
 ) -> Result<web::Json<Candidates>, ApiError> {
     let org = org_of(&caller);
     let order = own_order(&svc, &org, &id).await?;
-    if !CLAIMABLE.contains(&order.status) {
+    if !order.status.needs_nurse() {
         return Err(ApiError::conflict(
             "not_assignable",
             format!(

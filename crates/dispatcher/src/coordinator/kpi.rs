@@ -4,7 +4,7 @@
 //!
 //! Definitions (also what the API documents):
 //! - **Today** starts at local midnight in Asia/Shanghai (UTC+8, no daylight
-//!   saving), see [`local_midnight`]; today's orders are those created since.
+//!   saving), see `yixin_domain::OrgTimeZone`; today's orders are those created since.
 //! - **Reached within 30 minutes** (the promise): of today's orders that are
 //!   not cancelled and are either reached (an `arrived` in their timeline)
 //!   or past their `promised_by` ("due"), the share whose `arrived` is at or
@@ -21,7 +21,7 @@
 
 use std::collections::BTreeMap;
 
-use chrono::{DateTime, FixedOffset, TimeDelta, Utc};
+use chrono::{DateTime, TimeDelta, Utc};
 use serde::Serialize;
 use utoipa::ToSchema;
 use yixin_domain::{GeoPoint, OrderStatus};
@@ -31,24 +31,8 @@ use yixin_store::DayOrder;
 /// promise is at risk.
 pub const AT_RISK_MINUTES: i64 = 10;
 
-/// The organisations' local time: Asia/Shanghai, UTC+8 all year.
-pub const LOCAL_UTC_OFFSET_SECS: i32 = 8 * 3600;
-
 /// The H3 resolution of the supply/demand cells (about 5 km² each).
 pub const CELL_RESOLUTION: h3o::Resolution = h3o::Resolution::Seven;
-
-/// The start of the local day (Asia/Shanghai) containing `now`, in UTC.
-pub fn local_midnight(now: DateTime<Utc>) -> DateTime<Utc> {
-    let Some(offset) = FixedOffset::east_opt(LOCAL_UTC_OFFSET_SECS) else {
-        return now;
-    };
-    let local = now.with_timezone(&offset);
-    let midnight = local.date_naive().and_time(chrono::NaiveTime::MIN);
-    match midnight.and_local_timezone(offset).single() {
-        Some(t) => t.with_timezone(&Utc),
-        None => now,
-    }
-}
 
 /// Whole minutes from `now` to `promised_by`, rounded down (negative once late).
 pub fn minutes_left(promised_by: DateTime<Utc>, now: DateTime<Utc>) -> i64 {
@@ -123,7 +107,7 @@ pub struct DayKpis {
     pub median_minutes_to_arrive: Option<f64>,
 }
 
-/// The KPIs of `orders` (today's, from [`local_midnight`]) at `now`.
+/// The KPIs of `orders` (today's, from the local midnight) at `now`.
 pub fn day_kpis(orders: &[DayOrder], since: DateTime<Utc>, now: DateTime<Utc>) -> DayKpis {
     let mut k = DayKpis {
         since,
@@ -241,29 +225,6 @@ mod tests {
     }
 
     #[test]
-    fn the_local_day_starts_at_midnight_in_shanghai() {
-        // 2026-03-10 15:59 UTC is 23:59 in Shanghai: the day began at 16:00 UTC the day before.
-        assert_eq!(
-            local_midnight(t("2026-03-10T15:59:00Z")),
-            t("2026-03-09T16:00:00Z")
-        );
-        // One minute later it is a new local day.
-        assert_eq!(
-            local_midnight(t("2026-03-10T16:00:00Z")),
-            t("2026-03-10T16:00:00Z")
-        );
-        assert_eq!(
-            local_midnight(t("2026-03-10T02:30:00Z")),
-            t("2026-03-09T16:00:00Z")
-        );
-        // No daylight saving: the same offset in summer.
-        assert_eq!(
-            local_midnight(t("2026-07-01T20:00:00Z")),
-            t("2026-07-01T16:00:00Z")
-        );
-    }
-
-    #[test]
     fn minutes_left_round_down() {
         let now = t("2026-03-10T08:00:00Z");
         assert_eq!(minutes_left(t("2026-03-10T08:30:00Z"), now), 30);
@@ -349,7 +310,7 @@ mod tests {
     fn a_scripted_day() {
         use OrderStatus::*;
         let now = t("2026-03-10T04:00:00Z"); // 12:00 in Shanghai
-        let since = local_midnight(now);
+        let since = yixin_domain::OrgTimeZone::default().start_of_day(now);
         let orders = [
             // Reached in 20 minutes: in time.
             day_order("2026-03-10T01:00:00Z", Completed, Some(2), Some(20)),
@@ -382,7 +343,11 @@ mod tests {
     #[test]
     fn an_empty_day_has_no_share_and_no_medians() {
         let now = t("2026-03-10T04:00:00Z");
-        let k = day_kpis(&[], local_midnight(now), now);
+        let k = day_kpis(
+            &[],
+            yixin_domain::OrgTimeZone::default().start_of_day(now),
+            now,
+        );
         assert_eq!((k.orders, k.due), (0, 0));
         assert_eq!(k.reached_in_time_share, None);
         assert_eq!(k.median_minutes_to_accept, None);
@@ -395,7 +360,12 @@ mod tests {
             None,
         )];
         assert_eq!(
-            day_kpis(&fresh, local_midnight(now), now).reached_in_time_share,
+            day_kpis(
+                &fresh,
+                yixin_domain::OrgTimeZone::default().start_of_day(now),
+                now
+            )
+            .reached_in_time_share,
             None
         );
     }
@@ -405,7 +375,11 @@ mod tests {
         let now = t("2026-03-10T04:00:00Z");
         let mut o = day_order("2026-03-10T01:00:00Z", OrderStatus::Completed, None, None);
         o.first_assigned_at = Some(o.created_at + TimeDelta::seconds(100)); // 1.666… min
-        let k = day_kpis(&[o], local_midnight(now), now);
+        let k = day_kpis(
+            &[o],
+            yixin_domain::OrgTimeZone::default().start_of_day(now),
+            now,
+        );
         assert_eq!(k.median_minutes_to_accept, Some(1.7));
     }
 

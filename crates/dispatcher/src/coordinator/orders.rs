@@ -13,7 +13,7 @@ use yixin_domain::{
 use yixin_nurse_tracking::notify::{offer_closed, push_job_change, push_offer_closed};
 use yixin_nurse_tracking::service::status_event;
 use yixin_platform::{ApiError, ErrorBody, JsonBody};
-use yixin_store::{CLAIMABLE, StoreError};
+use yixin_store::StoreError;
 
 use super::{invalid, kpi, order_id, org_of, publish, store_error};
 use crate::Dispatcher;
@@ -451,7 +451,7 @@ pub async fn assign_order(
     let org = org_of(&caller);
     let order = own_order(&svc, &org, &id).await?;
     let nurse = assignable_nurse(&svc, &org, &body.into_inner().nurse_id, &order).await?;
-    if !CLAIMABLE.contains(&order.status) {
+    if !order.status.needs_nurse() {
         return Err(not_assignable(order.status.as_str()));
     }
     let now = Utc::now();

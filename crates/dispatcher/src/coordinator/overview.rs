@@ -147,7 +147,7 @@ pub async fn overview(svc: &Dispatcher, org: &OrgId) -> Result<Overview, ApiErro
         .org_orders(org, &OPEN, MAX_OPEN)
         .await
         .map_err(err)?;
-    let since = kpi::local_midnight(now);
+    let since = yixin_domain::OrgTimeZone::default().start_of_day(now);
     let today = svc.store.day_orders(org, since).await.map_err(err)?;
 
     let mut risky: Vec<_> = open
