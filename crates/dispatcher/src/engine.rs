@@ -29,17 +29,18 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, TimeDelta, Utc};
 use futures_util::StreamExt;
 use tokio::sync::{Notify, watch};
+use yixin_contracts::{
+    DISPATCHER_GROUP, Envelope, Event, FLEET_CHANNEL, Message, OFFERS_STREAM, ORDERS_STREAM,
+    ROSTER_CHANNEL, decode_envelope, dispatch_channel, offer_answered, offer_closed_to_nurse,
+    offer_made, offer_to_nurse, pb, status_changed,
+};
 use yixin_domain::{
     Catalog, GeoPoint, Nurse, NurseId, Offer, OfferClosedReason, OfferStatus, Order, OrderId,
     OrderStatus, ShiftState,
 };
 use yixin_nurse_tracking::Fleet;
 use yixin_nurse_tracking::fleet::Fix;
-use yixin_nurse_tracking::notify::{FLEET_CHANNEL, push_offer, push_offer_closed};
-use yixin_nurse_tracking::service::{OFFERS_TOPIC, ORDERS_TOPIC, answer_event, status_event};
-use yixin_proto::events::v1 as pb;
-use yixin_proto::{Envelope, Event, Message, decode_envelope};
-use yixin_queue::{Queue, dispatch_channel};
+use yixin_queue::Queue;
 use yixin_store::{NewOutboxMessage, Store, StoreError};
 
 use crate::eta::EtaEstimator;
@@ -48,8 +49,6 @@ use crate::matching::{
 };
 use crate::scoring::Candidate;
 
-/// Consumer group of the dispatchers on the work streams.
-pub const GROUP: &str = "dispatcher";
 /// Orders a greedy dispatcher works on at once.
 const GREEDY_IN_FLIGHT: usize = 48;
 /// An order without candidates is retried after `retry` × its misses, at
@@ -226,8 +225,8 @@ impl Engine {
     ) -> Vec<tokio::task::JoinHandle<()>> {
         vec![
             tokio::spawn(self.clone().follow_fleet(shutdown.clone())),
-            tokio::spawn(self.clone().consume(ORDERS_TOPIC, shutdown.clone())),
-            tokio::spawn(self.clone().consume(OFFERS_TOPIC, shutdown.clone())),
+            tokio::spawn(self.clone().consume(ORDERS_STREAM, shutdown.clone())),
+            tokio::spawn(self.clone().consume(OFFERS_STREAM, shutdown.clone())),
             tokio::spawn(self.clone().dispatch_loop(shutdown.clone())),
             tokio::spawn(self.clone().expiry_loop(shutdown)),
         ]
@@ -280,7 +279,7 @@ impl Engine {
         let (mut feed, mut roster) = loop {
             match (
                 subscribe(FLEET_CHANNEL).await,
-                subscribe(yixin_queue::ROSTER_CHANNEL).await,
+                subscribe(ROSTER_CHANNEL).await,
             ) {
                 (Ok(f), Ok(r)) => break (f, r),
                 (Err(e), _) | (_, Err(e)) => {
@@ -416,7 +415,7 @@ impl Engine {
 
     async fn consume(self: Arc<Self>, stream: &'static str, mut shutdown: watch::Receiver<bool>) {
         loop {
-            match self.queue.ensure_group(stream, GROUP).await {
+            match self.queue.ensure_group(stream, DISPATCHER_GROUP).await {
                 Ok(()) => break,
                 Err(e) => {
                     tracing::warn!(stream, error = %e, "consumer group not ready; retrying");
@@ -433,7 +432,7 @@ impl Engine {
                 return;
             }
             let read = tokio::select! {
-                r = self.queue.read(stream, GROUP, &self.consumer, 128, Duration::from_millis(500)) => r,
+                r = self.queue.read(stream, DISPATCHER_GROUP, &self.consumer, 128, Duration::from_millis(500)) => r,
                 _ = shutdown.changed() => return,
             };
             let mut deliveries = match read {
@@ -449,7 +448,13 @@ impl Engine {
                 last_reclaim = Instant::now();
                 match self
                     .queue
-                    .reclaim(stream, GROUP, &self.consumer, Duration::from_secs(30), 128)
+                    .reclaim(
+                        stream,
+                        DISPATCHER_GROUP,
+                        &self.consumer,
+                        Duration::from_secs(30),
+                        128,
+                    )
                     .await
                 {
                     Ok(r) => deliveries.extend(r.deliveries),
@@ -472,7 +477,7 @@ impl Engine {
             let ids: Vec<_> = deliveries.into_iter().map(|d| d.id).collect();
             // Acknowledged once queued here: the database rediscovery
             // covers an instance dying before it dispatched them.
-            if let Err(e) = self.queue.ack(stream, GROUP, &ids).await {
+            if let Err(e) = self.queue.ack(stream, DISPATCHER_GROUP, &ids).await {
                 tracing::warn!(stream, error = %e, "ack failed; entries will be redelivered");
             }
         }
@@ -793,16 +798,13 @@ impl Engine {
             eta_min,
             best.distance_m,
         );
-        let made = yixin_nurse_tracking::notify::offer_made(&offer, order);
+        let made = offer_made(&offer, order);
         let result = self
             .store
             .make_offer(
                 &offer,
-                |o, from| Some(status_event(o, from, now)),
-                vec![NewOutboxMessage {
-                    topic: OFFERS_TOPIC.to_owned(),
-                    payload: made.clone(),
-                }],
+                |o, from| Some(status_changed(o, from, now)),
+                vec![made.clone()],
             )
             .await;
         let placed = match result {
@@ -825,13 +827,14 @@ impl Engine {
             .write()
             .unwrap_or_else(|p| p.into_inner())
             .set_offer(offer.nurse_id, Some((offer.id, offer.expires_at)));
-        if let Err(e) = push_offer(self.queue.as_ref(), &offer, &placed).await {
+        let push = offer_to_nurse(&offer, &placed);
+        if let Err(e) = self.queue.broadcast(&push.channel, &push.payload).await {
             // The phone also finds it on (re)connect and through `GET /v1/nurse/offers`.
             tracing::warn!(offer_id = %offer.id, error = %e, "offer not pushed");
         }
         let _ = self
             .queue
-            .broadcast(&dispatch_channel(placed.org_id.as_str()), &made)
+            .broadcast(&dispatch_channel(placed.org_id.as_str()), &made.payload)
             .await;
         let latency = (Utc::now() - order.created_at).num_milliseconds().max(0) as f64 / 1e3;
         metrics::histogram!("dispatch_order_to_offer_seconds").record(latency);
@@ -870,7 +873,7 @@ impl Engine {
             now,
         );
         change.eta = Some(arrival);
-        let event = status_event(&next, order.status, now);
+        let event = status_changed(&next, order.status, now);
         change.outbox = Some(event.clone());
         match self.store.transition_order(change).await {
             Ok(_) => {
@@ -921,12 +924,8 @@ impl Engine {
                     .await
                 {
                     Ok(closed) => {
-                        let _ = push_offer_closed(
-                            self.queue.as_ref(),
-                            &closed,
-                            OfferClosedReason::Expired,
-                        )
-                        .await;
+                        let push = offer_closed_to_nurse(&closed, OfferClosedReason::Expired, now);
+                        let _ = self.queue.broadcast(&push.channel, &push.payload).await;
                         self.fleet
                             .write()
                             .unwrap_or_else(|p| p.into_inner())
@@ -980,7 +979,7 @@ fn on_roster(bytes: &[u8], load: &NurseLoader) {
 
 /// `OfferAnswered` for a lapsed offer.
 fn expired_event(offer: &Offer, at: DateTime<Utc>) -> NewOutboxMessage {
-    answer_event(
+    offer_answered(
         offer.id,
         Some(offer.order_id),
         offer.nurse_id,

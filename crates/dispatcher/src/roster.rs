@@ -260,7 +260,10 @@ pub async fn change_nurse(
     // Every instance holding the nurse's phone or roster entry reloads it.
     if let Err(e) = svc
         .queue
-        .broadcast(yixin_queue::ROSTER_CHANNEL, nurse.id.to_string().as_bytes())
+        .broadcast(
+            yixin_contracts::ROSTER_CHANNEL,
+            nurse.id.to_string().as_bytes(),
+        )
         .await
     {
         tracing::warn!(nurse_id = %nurse.id, error = %e, "roster change not announced");

@@ -101,7 +101,11 @@ impl NurseTracking {
 async fn roster_watch(tracker: Arc<Tracker>, mut shutdown: watch::Receiver<bool>) {
     use futures_util::StreamExt;
     let mut changes = loop {
-        match tracker.queue.subscribe(yixin_queue::ROSTER_CHANNEL).await {
+        match tracker
+            .queue
+            .subscribe(yixin_contracts::ROSTER_CHANNEL)
+            .await
+        {
             Ok(sub) => break sub,
             Err(e) => {
                 tracing::warn!(error = %e, "roster changes not followed yet; retrying");
@@ -136,7 +140,10 @@ async fn roster_watch(tracker: Arc<Tracker>, mut shutdown: watch::Receiver<bool>
                 if !nurse.active
                     && let Err(e) = tracker
                         .queue
-                        .broadcast(&notify::connection_channel(id), ws::DEACTIVATED.as_bytes())
+                        .broadcast(
+                            &yixin_contracts::connection_channel(id),
+                            ws::DEACTIVATED.as_bytes(),
+                        )
                         .await
                 {
                     tracing::warn!(nurse_id = %id, error = %e, "deactivated nurse's socket not closed");

@@ -9,27 +9,22 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use utoipa::ToSchema;
 use yixin_auth::Claims;
+use yixin_contracts::Event;
+use yixin_contracts::pb;
 use yixin_domain::{
     NurseId, Offer, OfferClosedReason, OfferId, OfferStatus, Order, OrderId, OrderStatus, OrgId,
     ShiftState,
 };
 use yixin_platform::config::TrackingSettings;
-use yixin_proto::Event;
-use yixin_proto::events::v1 as pb;
 use yixin_queue::{PositionBoard, PositionRecord, Queue};
-use yixin_store::{ClaimLost, ClaimOutcome, LocationFix, NewOutboxMessage, Store, StoreError};
+use yixin_store::{ClaimLost, ClaimOutcome, LocationFix, Store, StoreError};
 
 use crate::errors::TrackingError;
 use crate::fleet::{Fix, FixOutcome, Fleet};
 use crate::frames::{AddressView, AssignedView, ContactView, FixIn, OfferView, Step};
-use crate::notify::{coarse_area, envelope};
-
-/// Stream of order events (the dispatcher and the outbox relay's live fan-out read it).
-pub const ORDERS_TOPIC: &str = "orders";
-/// Stream of offer answers (the dispatcher reads it to offer the next nurse).
-pub const OFFERS_TOPIC: &str = "offers";
-/// Stream of shift changes.
-pub const NURSES_TOPIC: &str = "nurses";
+use yixin_contracts::{
+    FLEET_CHANNEL, NURSES_STREAM, coarse_area, envelope, offer_answered, status_changed,
+};
 
 /// The authenticated nurse, checked against the roster.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -313,14 +308,10 @@ impl Tracker {
             }),
             now,
         );
-        if let Err(e) = self.queue.publish(NURSES_TOPIC, &event).await {
+        if let Err(e) = self.queue.publish(NURSES_STREAM, &event).await {
             tracing::warn!(nurse_id = %ctx.id, error = %e, "shift change not published");
         }
-        if let Err(e) = self
-            .queue
-            .broadcast(crate::notify::FLEET_CHANNEL, &event)
-            .await
-        {
+        if let Err(e) = self.queue.broadcast(FLEET_CHANNEL, &event).await {
             tracing::warn!(nurse_id = %ctx.id, error = %e, "shift change not announced to dispatchers");
         }
         Ok(())
@@ -339,9 +330,9 @@ impl Tracker {
                 offer_id,
                 ctx.id,
                 now,
-                |order, from| Some(status_event(order, from, now)),
+                |order, from| Some(status_changed(order, from, now)),
                 |offer| {
-                    vec![answer_event(
+                    vec![offer_answered(
                         offer_id,
                         Some(offer.order_id),
                         ctx.id,
@@ -355,7 +346,7 @@ impl Tracker {
             .map_err(TrackingError::store)?;
         match outcome {
             ClaimOutcome::Won(order) => {
-                let answered = answer_event(
+                let answered = offer_answered(
                     offer_id,
                     Some(order.id),
                     ctx.id,
@@ -407,7 +398,7 @@ impl Tracker {
                 self.closed_reason(&offer, now).await?,
             ));
         }
-        let answered = answer_event(
+        let answered = offer_answered(
             offer_id,
             Some(offer.order_id),
             ctx.id,
@@ -452,7 +443,7 @@ impl Tracker {
     async fn to_dashboard(&self, ctx: &NurseCtx, event: &[u8]) {
         if let Err(e) = self
             .queue
-            .broadcast(&yixin_queue::dispatch_channel(ctx.org.as_str()), event)
+            .broadcast(&yixin_contracts::dispatch_channel(ctx.org.as_str()), event)
             .await
         {
             tracing::debug!(nurse_id = %ctx.id, error = %e, "dashboard not told");
@@ -515,7 +506,7 @@ impl Tracker {
         let mut next = order.clone();
         next.status = to;
         let mut change = yixin_store::OrderTransition::new(order_id, vec![from], to, now);
-        change.outbox = Some(status_event(&next, from, now));
+        change.outbox = Some(status_changed(&next, from, now));
         let done = match self.store.transition_order(change).await {
             Ok(done) => done,
             Err(StoreError::StaleState { current }) => {
@@ -613,50 +604,5 @@ pub fn assigned_view(order: &Order) -> AssignedView {
         location: order.location.into(),
         notes: order.notes.clone(),
         promised_by: order.promised_by,
-    }
-}
-
-/// `OrderStatusChanged` for the orders stream, written with the change.
-pub fn status_event(order: &Order, from: OrderStatus, at: DateTime<Utc>) -> NewOutboxMessage {
-    NewOutboxMessage {
-        topic: ORDERS_TOPIC.to_owned(),
-        payload: envelope(
-            Event::OrderStatusChanged(pb::OrderStatusChanged {
-                order_id: order.id.to_string(),
-                org_id: order.org_id.as_str().to_owned(),
-                from: from.as_str().to_owned(),
-                to: order.status.as_str().to_owned(),
-                nurse_id: order.nurse_id.map(|n| n.to_string()),
-                eta_unix_ms: order.eta.map(|t| t.timestamp_millis()),
-                at_unix_ms: at.timestamp_millis(),
-            }),
-            at,
-        ),
-    }
-}
-
-/// `OfferAnswered` for the offers stream (the dispatcher offers the next
-/// nurse on a decline or a lapse).
-pub fn answer_event(
-    offer_id: OfferId,
-    order_id: Option<OrderId>,
-    nurse: NurseId,
-    answer: pb::offer_answered::Answer,
-    reason: Option<String>,
-    at: DateTime<Utc>,
-) -> NewOutboxMessage {
-    NewOutboxMessage {
-        topic: OFFERS_TOPIC.to_owned(),
-        payload: envelope(
-            Event::OfferAnswered(pb::OfferAnswered {
-                offer_id: offer_id.to_string(),
-                order_id: order_id.map(|o| o.to_string()).unwrap_or_default(),
-                nurse_id: nurse.to_string(),
-                answer: answer as i32,
-                reason: reason.unwrap_or_default(),
-                at_unix_ms: at.timestamp_millis(),
-            }),
-            at,
-        ),
     }
 }

@@ -9,13 +9,13 @@ use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use tokio::sync::watch;
+use yixin_contracts::Event;
+use yixin_contracts::pb;
 use yixin_domain::{NurseId, OrderStatus};
-use yixin_proto::Event;
-use yixin_proto::events::v1 as pb;
 use yixin_store::LocationFix;
 
-use crate::notify::{FLEET_CHANNEL, envelope};
 use crate::service::{Pending, Tracker};
+use yixin_contracts::{FLEET_CHANNEL, envelope, order_channel};
 
 /// The trail buffer never holds more than this; past it the oldest rows are
 /// dropped (and counted) rather than growing without bound while the
@@ -148,11 +148,7 @@ async fn flush(
             }),
             now,
         );
-        if let Err(e) = tracker
-            .queue
-            .broadcast(&format!("order:{order}"), &event)
-            .await
-        {
+        if let Err(e) = tracker.queue.broadcast(&order_channel(order), &event).await {
             tracing::debug!(%order, error = %e, "live position not sent");
         }
     }

@@ -21,16 +21,17 @@ use actix_ws::{AggregatedMessage, CloseCode, CloseReason, ProtocolError};
 use chrono::{DateTime, Utc};
 use futures_util::StreamExt;
 use yixin_auth::{NurseCaller, authenticate};
+use yixin_contracts::{Event, decode_envelope};
 use yixin_domain::{OfferClosedReason, OfferId, OrderId, OrderStatus, ShiftState};
 use yixin_platform::{ApiError, ErrorBody};
-use yixin_proto::{Event, decode_envelope};
 use yixin_queue::Subscription;
 
 use crate::NurseTracking;
 use crate::errors::TrackingError;
 use crate::frames::{ClientFrame, FixIn, OfferView, ServerFrame, ShiftIn};
-use crate::notify::{connection_channel, for_nurse, nurse_channel};
+use crate::notify::for_nurse;
 use crate::service::{NurseCtx, Tracker};
+use yixin_contracts::{connection_channel, nurse_channel, order_channel};
 
 static NEXT_CONNECTION: AtomicU64 = AtomicU64::new(1);
 
@@ -558,12 +559,11 @@ impl Connection {
                 }
             }
             Event::OfferClosed(e) => {
-                let reason = match yixin_proto::events::v1::offer_closed::Reason::try_from(e.reason)
-                {
-                    Ok(yixin_proto::events::v1::offer_closed::Reason::Taken) => {
+                let reason = match yixin_contracts::pb::offer_closed::Reason::try_from(e.reason) {
+                    Ok(yixin_contracts::pb::offer_closed::Reason::Taken) => {
                         OfferClosedReason::Taken
                     }
-                    Ok(yixin_proto::events::v1::offer_closed::Reason::Cancelled) => {
+                    Ok(yixin_contracts::pb::offer_closed::Reason::Cancelled) => {
                         OfferClosedReason::Cancelled
                     }
                     _ => OfferClosedReason::Expired,
@@ -659,7 +659,7 @@ impl Connection {
         self.offer_watch = self
             .tracker
             .queue
-            .subscribe(&format!("order:{order_id}"))
+            .subscribe(&order_channel(order_id))
             .await
             .map_err(|e| tracing::warn!(%order_id, error = %e, "offer's order not followed"))
             .ok();
@@ -671,7 +671,7 @@ impl Connection {
         self.job_watch = self
             .tracker
             .queue
-            .subscribe(&format!("order:{order_id}"))
+            .subscribe(&order_channel(order_id))
             .await
             .map_err(|e| tracing::warn!(%order_id, error = %e, "job's order not followed"))
             .ok();

@@ -37,8 +37,6 @@ use crate::{
 pub struct OrderIntakeConfig {
     /// Orders one resident may attempt per minute (per instance).
     pub orders_per_minute: u32,
-    /// The stream `OrderCreated` and status events are published to.
-    pub topic: String,
     pub relay: RelayConfig,
 }
 
@@ -46,7 +44,6 @@ impl Default for OrderIntakeConfig {
     fn default() -> Self {
         Self {
             orders_per_minute: 10,
-            topic: "orders".to_owned(),
             relay: RelayConfig::default(),
         }
     }
@@ -173,7 +170,7 @@ impl OrderIntake {
     pub(crate) async fn notify(&self, id: OrderId) {
         if let Err(e) = self
             .queue
-            .broadcast(&live::order_channel(id), b"changed")
+            .broadcast(&yixin_contracts::order_channel(id), b"changed")
             .await
         {
             tracing::debug!(order_id = %id, error = %e, "live broadcast failed");

@@ -16,6 +16,7 @@ use chrono::{DateTime, Utc};
 use futures_util::StreamExt;
 use serde::Serialize;
 use yixin_auth::{ResidentCaller, authenticate};
+use yixin_contracts::order_channel;
 use yixin_platform::{ApiError, ErrorBody};
 
 use crate::{
@@ -35,11 +36,6 @@ pub enum LiveFrame {
         location: Location,
         eta: Option<DateTime<Utc>>,
     },
-}
-
-/// The pub/sub channel carrying change notifications of one order.
-pub fn order_channel(id: impl std::fmt::Display) -> String {
-    format!("order:{id}")
 }
 
 /// Live updates of one of the caller's orders (WebSocket; token as
@@ -164,8 +160,8 @@ fn nurse_position(
     payload: &[u8],
     order_id: yixin_domain::OrderId,
 ) -> Option<(Location, Option<DateTime<Utc>>)> {
-    let Some(yixin_proto::Event::NurseLocation(e)) =
-        yixin_proto::decode_envelope(payload).ok()?.event
+    let Some(yixin_contracts::Event::NurseLocation(e)) =
+        yixin_contracts::decode_envelope(payload).ok()?.event
     else {
         return None;
     };

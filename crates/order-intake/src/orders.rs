@@ -10,14 +10,10 @@ use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 use yixin_auth::ResidentCaller;
 use yixin_domain::{
-    Address, Contact, GeoPoint, NewOrder, OfferStatus, Order, OrderId, OrderStatus, OrgId, Rating,
-    ResidentId, ServiceArea,
+    Address, Contact, GeoPoint, NewOrder, Order, OrderId, OrgId, Rating, ResidentId, ServiceArea,
 };
 use yixin_platform::{ApiError, ErrorBody, JsonBody};
-use yixin_proto::{Envelope, Event, Message, events::v1 as pb};
-use yixin_store::{
-    CreateOrderOutcome, IdempotencyRecord, NewOutboxMessage, OrderCursor, OrderTransition,
-};
+use yixin_store::{CreateOrderOutcome, IdempotencyRecord, OrderCursor};
 
 use crate::{
     OrderIntake,
@@ -345,26 +341,6 @@ pub(crate) fn new_order(
     Ok(new)
 }
 
-fn unix_ms(at: DateTime<Utc>) -> i64 {
-    at.timestamp_millis()
-}
-
-pub(crate) fn envelope(event: Event, at: DateTime<Utc>) -> Vec<u8> {
-    Envelope::wrap(Uuid::now_v7().to_string(), unix_ms(at), event).encode_to_vec()
-}
-
-fn status_changed(order: &Order, from: OrderStatus, at: DateTime<Utc>) -> Event {
-    Event::OrderStatusChanged(pb::OrderStatusChanged {
-        order_id: order.id.to_string(),
-        org_id: order.org_id.as_str().to_owned(),
-        from: from.as_str().to_owned(),
-        to: order.status.as_str().to_owned(),
-        nurse_id: order.nurse_id.map(|n| n.to_string()),
-        eta_unix_ms: order.eta.map(unix_ms),
-        at_unix_ms: unix_ms(at),
-    })
-}
-
 /// Places an order for the caller.
 ///
 /// The order, its first timeline event and the `OrderCreated` event are
@@ -412,20 +388,7 @@ pub async fn create_order(
     };
 
     let order = Order::place(new, now);
-    let event = Event::OrderCreated(pb::OrderCreated {
-        order_id: order.id.to_string(),
-        org_id: order.org_id.as_str().to_owned(),
-        service_code: order.service_code.clone(),
-        lat: order.location.lat(),
-        lng: order.location.lng(),
-        created_at_unix_ms: unix_ms(order.created_at),
-        promised_by_unix_ms: unix_ms(order.promised_by),
-        required_skills,
-    });
-    let outbox = NewOutboxMessage {
-        topic: svc.config.topic.clone(),
-        payload: envelope(event, now),
-    };
+    let outbox = yixin_contracts::order_created(&order, required_skills);
     let record = IdempotencyRecord {
         scope,
         key,
@@ -658,69 +621,45 @@ pub async fn cancel_order(
     body: JsonBody<CancelRequest>,
 ) -> Result<web::Json<OrderView>, ApiError> {
     let reason = body.into_inner().reason;
-    let mut order = owned_order(&svc, &caller, &id).await?;
-    // The conditional update applies only from the status we saw; if the
-    // order moved meanwhile, look again (bounded).
-    let mut attempts = 0;
-    let cancelled = loop {
-        attempts += 1;
-        let now = Utc::now();
-        let from = order.status;
-        let mut next = order.clone();
-        next.cancel(reason.as_deref(), now).map_err(domain_error)?;
-        next.nurse_id = None;
-        let mut change = OrderTransition::new(order.id, vec![from], OrderStatus::Cancelled, now);
-        change.nurse_id = Some(None);
-        change.cancel_reason = next.cancel_reason.clone();
-        change.outbox = Some(NewOutboxMessage {
-            topic: svc.config.topic.clone(),
-            payload: envelope(status_changed(&next, from, now), now),
-        });
-        match svc.store.transition_order(change).await {
-            Ok(done) => break done,
-            Err(yixin_store::StoreError::StaleState { .. }) if attempts < 5 => {
-                order = svc
-                    .store
-                    .get_order(order.id)
-                    .await
-                    .map_err(store_error)?
-                    .ok_or_else(|| ApiError::not_found("no such order"))?;
+    let order = owned_order(&svc, &caller, &id).await?;
+    // The domain's answer on what we read gives the precise refusal; the
+    // store asks it again under the lock.
+    order
+        .clone()
+        .cancel(reason.as_deref(), Utc::now())
+        .map_err(domain_error)?;
+    let now = Utc::now();
+    let mut event = None;
+    let cancelled = svc
+        .store
+        .cancel_order(order.id, reason.as_deref(), now, |next, from| {
+            let msg = yixin_contracts::status_changed(next, from, now);
+            event = Some(msg.clone());
+            msg
+        })
+        .await
+        .map_err(|e| match e {
+            yixin_store::StoreError::StaleState { current } => ApiError::conflict(
+                "not_cancellable",
+                format!("an order that is {current} can no longer be cancelled"),
+            ),
+            e => store_error(e),
+        })?;
+    if let Some(event) = &event {
+        let broadcasts = yixin_contracts::cancellation_broadcasts(
+            &cancelled.order,
+            event,
+            &cancelled.withdrawn,
+            now,
+        );
+        for b in broadcasts {
+            if let Err(e) = svc.queue.broadcast(&b.channel, &b.payload).await {
+                tracing::warn!(channel = %b.channel, error = %e, "cancellation not broadcast");
             }
-            Err(e) => return Err(store_error(e)),
-        }
-    };
-    withdraw_open_offers(&svc, cancelled.id).await;
-    tracing::info!(order_id = %cancelled.id, "order cancelled by the resident");
-    svc.notify(cancelled.id).await;
-    Ok(web::Json(view(&svc, &cancelled).await?))
-}
-
-/// Withdraws the order's open offer, if any. Best effort: the order is
-/// already cancelled, and an offer the nurse answers meanwhile finds the
-/// order no longer offered.
-async fn withdraw_open_offers(svc: &OrderIntake, id: OrderId) {
-    let offers = match svc.store.offers_for_order(id).await {
-        Ok(offers) => offers,
-        Err(e) => {
-            tracing::warn!(order_id = %id, error = %e, "could not read offers to withdraw");
-            return;
-        }
-    };
-    for offer in offers.into_iter().filter(|o| o.status == OfferStatus::Open) {
-        if let Err(e) = svc
-            .store
-            .answer_offer(
-                offer.id,
-                OfferStatus::Open,
-                OfferStatus::Withdrawn,
-                Utc::now(),
-                Some("order cancelled".to_owned()),
-            )
-            .await
-        {
-            tracing::info!(offer_id = %offer.id, error = %e, "offer not withdrawn (answered meanwhile?)");
         }
     }
+    tracing::info!(order_id = %cancelled.order.id, "order cancelled by the resident");
+    Ok(web::Json(view(&svc, &cancelled.order).await?))
 }
 
 /// Rates one of the caller's completed orders, once.

@@ -5,7 +5,7 @@
 //! stream named by its topic, then marks them published. A crash between
 //! publishing and marking publishes those rows again after the restart
 //! (consumers deduplicate by the envelope's `event_id`). Events changing an
-//! order are also broadcast on `order:{id}` for the live feed.
+//! order are also broadcast on the order's channel for the live feed.
 //! With several instances, each runs a relay; a row may then be published
 //! twice, which at-least-once already allows.
 
@@ -14,11 +14,9 @@ use std::{sync::Arc, time::Duration};
 use chrono::{TimeDelta, Utc};
 use futures_util::{StreamExt, stream};
 use tokio::sync::watch;
-use yixin_proto::{Event, decode_envelope};
+use yixin_contracts::{Event, decode_envelope, dispatch_channel, order_channel};
 use yixin_queue::{Queue, QueueError};
 use yixin_store::Store;
-
-use crate::live::order_channel;
 
 /// What the relay does, and how often.
 #[derive(Debug, Clone)]
@@ -117,7 +115,7 @@ impl OutboxRelay {
                 if let Some(org) = org
                     && let Err(e) = self
                         .queue
-                        .broadcast(&yixin_queue::dispatch_channel(&org), &row.payload)
+                        .broadcast(&dispatch_channel(&org), &row.payload)
                         .await
                 {
                     tracing::debug!(%org, error = %e, "dispatch feed broadcast failed");
@@ -199,7 +197,7 @@ mod tests {
                 Utc::now(),
             );
             let msg = NewOutboxMessage {
-                topic: "orders".to_owned(),
+                topic: yixin_contracts::ORDERS_STREAM.to_owned(),
                 payload: format!("event-{i:03}").into_bytes(),
             };
             store.create_order(&order, msg, None).await.unwrap();

@@ -56,17 +56,6 @@ pub use subscription::Subscription;
 /// both implementations. Ids grow strictly within a stream.
 pub type EntryId = String;
 
-/// Pub/sub channel announcing roster changes (payload: the nurse id), so
-/// every instance holding a nurse reloads them.
-pub const ROSTER_CHANNEL: &str = "roster";
-
-/// Pub/sub channel of an organisation's dispatch events for the
-/// coordinators' live feed: protobuf `Envelope`s (orders created and
-/// changed, offers made, answered and closed, nurse positions and shifts).
-pub fn dispatch_channel(org: &str) -> String {
-    format!("dispatch:{org}")
-}
-
 /// One entry handed to a consumer.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Delivery {

@@ -21,6 +21,7 @@
 
 pub mod entity;
 
+mod cancel;
 mod catalog;
 mod convert;
 mod dispatch;
@@ -39,6 +40,7 @@ pub mod testing;
 #[cfg(test)]
 mod tests;
 
+pub use crate::cancel::{CANCELLED_OFFER_REASON, Cancelled};
 pub use crate::dispatch::DayOrder;
 pub use crate::error::StoreError;
 pub use crate::store::Store;

@@ -3,14 +3,9 @@
 use chrono::{DateTime, Utc};
 use yixin_domain::{GeoPoint, NurseId, Order, OrderId, OrderStatus};
 
-/// An event to publish, written in the same transaction as the change it reports.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct NewOutboxMessage {
-    /// Where the relay publishes it (e.g. a stream name).
-    pub topic: String,
-    /// The encoded event (protobuf).
-    pub payload: Vec<u8>,
-}
+/// An event to publish, written in the same transaction as the change it
+/// reports (the shape is the contracts crate's).
+pub use yixin_contracts::NewOutboxMessage;
 
 /// An outbox row waiting for (or past) publication.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -109,13 +109,13 @@ async fn offer(app: &TestApp, order: OrderId, nurse: &str) -> Offer {
         .make_offer(&offer, |_, _| None, Vec::new())
         .await
         .unwrap();
-    yixin_nurse_tracking::notify::push_offer(
-        app.running().backends.queue.as_ref(),
-        &offer,
-        &placed,
-    )
-    .await
-    .unwrap();
+    let push = yixin_contracts::offer_to_nurse(&offer, &placed);
+    app.running()
+        .backends
+        .queue
+        .broadcast(&push.channel, &push.payload)
+        .await
+        .unwrap();
     offer
 }
 
@@ -967,6 +967,75 @@ async fn the_live_feed_carries_the_organisations_dispatch_and_nothing_else() {
     feed.close().await;
     theirs.close().await;
     far_ws.close().await;
+    app.stop().await;
+}
+
+/// The resident's cancel and the coordinator's are one store operation
+/// with the same effects: the open offer withdrawn with the order, the
+/// nurse told (`offer_closed` `cancelled`), and the coordinators' feed
+/// shows both the closed offer and the cancelled order.
+#[tokio::test]
+async fn a_residents_cancel_tells_the_nurse_and_the_coordinators_like_a_coordinators() {
+    let app = spawn().await;
+    let demo = coordinator(&app, "demo").await;
+    let (y, y_token) = add_nurse(&app, &demo).await;
+    let mut y_ws = on_shift(&app, &y_token).await;
+    let mut feed = app.ws("/v1/dispatch/live", &demo).await;
+    feed.expect_type("hello", WAIT).await;
+
+    let resident = app.resident_token().await;
+    let reply = app.order_jaundice_test(&resident, HOME).await;
+    assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.text);
+    let order: OrderId = reply.json["id"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .map(OrderId)
+        .unwrap();
+    let held = offer(&app, order, &y).await;
+    y_ws.expect_type("offer", WAIT).await;
+
+    let reply = app
+        .post(
+            &format!("/v1/orders/{order}/cancel"),
+            Some(&resident),
+            &json!({"reason":"不需要了"}),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
+    assert_eq!(reply.json["status"], "cancelled");
+    let closed = y_ws.expect_type("offer_closed", WAIT).await;
+    assert_eq!(closed["offer_id"], held.id.to_string());
+    assert_eq!(closed["reason"], "cancelled");
+
+    // Both reach the feed, in whichever order.
+    let (mut withdrawn, mut cancelled) = (None, None);
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while withdrawn.is_none() || cancelled.is_none() {
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        let frame = feed
+            .next_json(left)
+            .await
+            .unwrap_or_else(|| panic!("withdrawn {withdrawn:?}, cancelled {cancelled:?}"));
+        if frame["type"] == "offer"
+            && frame["order_id"] == order.to_string()
+            && frame["status"] == "withdrawn"
+        {
+            withdrawn = Some(frame);
+        } else if frame["type"] == "order"
+            && frame["id"] == order.to_string()
+            && frame["status"] == "cancelled"
+        {
+            cancelled = Some(frame);
+        }
+    }
+    assert_eq!(withdrawn.unwrap()["reason"], "cancelled");
+    let detail = app
+        .get(&format!("/v1/dispatch/orders/{order}"), Some(&demo))
+        .await;
+    assert_eq!(detail.json["offers"][0]["status"], "withdrawn");
+    feed.close().await;
+    y_ws.close().await;
     app.stop().await;
 }
 

@@ -83,13 +83,13 @@ async fn offer(app: &TestApp, order: OrderId, nurse: NurseId, ttl: TimeDelta) ->
         .unwrap();
     store.insert_offer(&offer).await.unwrap();
     let placed = store.get_order(order).await.unwrap().unwrap();
-    yixin_nurse_tracking::notify::push_offer(
-        app.running().backends.queue.as_ref(),
-        &offer,
-        &placed,
-    )
-    .await
-    .unwrap();
+    let push = yixin_contracts::offer_to_nurse(&offer, &placed);
+    app.running()
+        .backends
+        .queue
+        .broadcast(&push.channel, &push.payload)
+        .await
+        .unwrap();
     offer
 }
 
@@ -435,11 +435,7 @@ async fn a_second_claimant_gets_taken() {
     let store = &app.running().backends.store;
     let (assigned, withdrawn) = store
         .assign_order(order, second.id, Utc::now(), None, |o, from| {
-            Some(yixin_nurse_tracking::service::status_event(
-                o,
-                from,
-                Utc::now(),
-            ))
+            Some(yixin_contracts::status_changed(o, from, Utc::now()))
         })
         .await
         .unwrap();

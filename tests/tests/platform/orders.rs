@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 use yixin::Role;
+use yixin_contracts::{Event, Message, decode_envelope};
 use yixin_e2e::{AppOptions, Backend, Reply, StatusCode, TestApp, spawn_app, spawn_app_with};
-use yixin_proto::{Event, Message, decode_envelope};
 use yixin_queue::Queue;
 
 const INSIDE: (f64, f64) = (29.39, 106.32);
@@ -568,10 +568,10 @@ async fn outbox_rows_left_behind_are_published_after_a_restart() {
         },
         now,
     );
-    let envelope = yixin_proto::Envelope::wrap(
+    let envelope = yixin_contracts::Envelope::wrap(
         "evt-crash",
         now.timestamp_millis(),
-        Event::OrderCreated(yixin_proto::events::v1::OrderCreated {
+        Event::OrderCreated(yixin_contracts::pb::OrderCreated {
             order_id: order.id.to_string(),
             org_id: "demo".into(),
             service_code: order.service_code.clone(),

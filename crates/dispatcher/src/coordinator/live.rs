@@ -31,12 +31,9 @@ use futures_util::StreamExt;
 use serde::Serialize;
 use tokio::sync::watch;
 use yixin_auth::CoordinatorCaller;
+use yixin_contracts::{Event, FLEET_CHANNEL, decode_envelope, dispatch_channel, pb};
 use yixin_domain::{OfferId, OrderId, OrderStatus, OrgId};
-use yixin_nurse_tracking::notify::FLEET_CHANNEL;
 use yixin_platform::{ApiError, ErrorBody};
-use yixin_proto::events::v1 as pb;
-use yixin_proto::{Event, decode_envelope};
-use yixin_queue::dispatch_channel;
 
 use super::orders::{DispatchOrder, Location, one_detail};
 use super::org_of;
@@ -466,7 +463,7 @@ mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
 
     use super::*;
-    use yixin_proto::{Envelope, Message};
+    use yixin_contracts::{Envelope, Message};
 
     fn fix(org: &str, nurse: &str) -> pb::NurseLocation {
         pb::NurseLocation {

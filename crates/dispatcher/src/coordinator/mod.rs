@@ -14,9 +14,10 @@
 //! (nurses by ETA, for manual assignment), `GET /v1/dispatch/cells` (the
 //! H3 cells the dashboard's map draws, with supply and demand).
 
+use yixin_contracts::dispatch_channel;
 use yixin_domain::{DomainError, OrderId, OrgId};
 use yixin_platform::ApiError;
-use yixin_queue::{Queue, dispatch_channel};
+use yixin_queue::Queue;
 use yixin_store::StoreError;
 
 pub mod areas;

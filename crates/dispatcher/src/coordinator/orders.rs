@@ -6,12 +6,13 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use yixin_auth::CoordinatorCaller;
+use yixin_contracts::{
+    cancellation_broadcasts, nurse_channel, offer_closed, offer_closed_to_nurse, status_changed,
+};
 use yixin_domain::{
     DomainError, GeoPoint, Nurse, NurseId, Offer, OfferClosedReason, OfferStatus, Order, OrderId,
     OrderStatus, OrgId, ShiftState, TimelineEvent,
 };
-use yixin_nurse_tracking::notify::{offer_closed, push_job_change, push_offer_closed};
-use yixin_nurse_tracking::service::status_event;
 use yixin_platform::{ApiError, ErrorBody, JsonBody};
 use yixin_store::StoreError;
 
@@ -23,7 +24,6 @@ pub const DEFAULT_LIMIT: u32 = 100;
 /// Most orders one list answers.
 pub const MAX_LIMIT: u32 = 500;
 /// How often a cancel re-reads an order that moved under it.
-const CANCEL_ATTEMPTS: usize = 5;
 
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, ToSchema)]
 pub struct Location {
@@ -460,7 +460,7 @@ pub async fn assign_order(
     let result = svc
         .store
         .assign_order(order.id, nurse.id, now, eta, |o, from| {
-            let msg = status_event(o, from, now);
+            let msg = status_changed(o, from, now);
             event = Some(msg.payload.clone());
             Some(msg)
         })
@@ -478,7 +478,8 @@ pub async fn assign_order(
     };
     let queue = svc.queue.as_ref();
     if let Some(offer) = withdrawn.filter(|o| o.status == OfferStatus::Withdrawn) {
-        if let Err(e) = push_offer_closed(queue, &offer, OfferClosedReason::Taken).await {
+        let push = offer_closed_to_nurse(&offer, OfferClosedReason::Taken, now);
+        if let Err(e) = queue.broadcast(&push.channel, &push.payload).await {
             tracing::warn!(offer_id = %offer.id, error = %e, "withdrawn offer not pushed");
         }
         publish(
@@ -489,7 +490,7 @@ pub async fn assign_order(
         .await;
     }
     if let Some(event) = &event {
-        if let Err(e) = push_job_change(queue, nurse.id, event).await {
+        if let Err(e) = queue.broadcast(&nurse_channel(nurse.id), event).await {
             // The phone also gets its job on (re)connect and from `GET /v1/nurse/jobs`.
             tracing::warn!(nurse_id = %nurse.id, error = %e, "assignment not pushed to the phone");
         }
@@ -539,92 +540,46 @@ pub async fn cancel_order(
 ) -> Result<web::Json<DispatchOrder>, ApiError> {
     let org = org_of(&caller);
     let reason = body.into_inner().reason;
-    let mut order = own_order(&svc, &org, &id).await?;
-    // The conditional update applies only from the status we saw; if the
-    // order moved meanwhile (a nurse accepted, set off…), look again.
-    let mut attempts = 0;
-    let (cancelled, event) = loop {
-        attempts += 1;
-        let now = Utc::now();
-        let from = order.status;
-        let mut next = order.clone();
-        next.cancel(reason.as_deref(), now).map_err(|e| match e {
+    let order = own_order(&svc, &org, &id).await?;
+    // The domain's answer on what we read gives the precise refusal; the
+    // store asks it again under the lock.
+    order
+        .clone()
+        .cancel(reason.as_deref(), Utc::now())
+        .map_err(|e| match e {
             DomainError::NotCancellable { .. } | DomainError::IllegalTransition { .. } => {
                 ApiError::conflict("not_cancellable", e.to_string())
             }
             other => invalid(other, "reason"),
         })?;
-        next.nurse_id = None;
-        let event = status_event(&next, from, now);
-        let mut change =
-            yixin_store::OrderTransition::new(order.id, vec![from], OrderStatus::Cancelled, now);
-        change.nurse_id = Some(None);
-        change.cancel_reason = next.cancel_reason.clone();
-        change.outbox = Some(event.clone());
-        match svc.store.transition_order(change).await {
-            Ok(done) => break (done, event.payload),
-            Err(StoreError::StaleState { .. }) if attempts < CANCEL_ATTEMPTS => {
-                order = svc
-                    .store
-                    .org_order(&org, order.id)
-                    .await
-                    .map_err(|e| store_error(e, "order"))?
-                    .ok_or_else(|| ApiError::not_found("no such order"))?;
-            }
-            Err(e) => return Err(store_error(e, "order")),
-        }
-    };
-    withdraw_open_offers(&svc, &org, cancelled.id).await;
-    publish(svc.queue.as_ref(), org.as_str(), &event).await;
-    tracing::info!(
-        order_id = %cancelled.id,
-        coordinator = %caller.0.sub,
-        "order cancelled by a coordinator"
-    );
-    Ok(web::Json(one_detail(&svc, &cancelled).await?))
-}
-
-/// Withdraws the cancelled order's open offers and tells their nurses.
-/// Best effort: the order is already cancelled, and an accept that comes
-/// meanwhile finds it so.
-async fn withdraw_open_offers(svc: &Dispatcher, org: &OrgId, id: OrderId) {
-    let offers = match svc.store.offers_for_order(id).await {
-        Ok(offers) => offers,
-        Err(e) => {
-            tracing::warn!(order_id = %id, error = %e, "could not read offers to withdraw");
-            return;
-        }
-    };
-    let queue = svc.queue.as_ref();
-    for offer in offers.into_iter().filter(|o| o.status == OfferStatus::Open) {
-        let now = Utc::now();
-        match svc
-            .store
-            .close_offer(
-                offer.id,
-                OfferStatus::Withdrawn,
-                now,
-                Some("order cancelled".to_owned()),
-                vec![],
-            )
-            .await
-        {
-            Ok(closed) => {
-                if let Err(e) =
-                    push_offer_closed(queue, &closed, OfferClosedReason::Cancelled).await
-                {
-                    tracing::warn!(offer_id = %closed.id, error = %e, "withdrawal not pushed");
-                }
-                publish(
-                    queue,
-                    org.as_str(),
-                    &offer_closed(&closed, OfferClosedReason::Cancelled, now),
-                )
-                .await;
-            }
-            Err(e) => {
-                tracing::info!(offer_id = %offer.id, error = %e, "offer not withdrawn (answered meanwhile?)");
+    let now = Utc::now();
+    let mut event = None;
+    let cancelled = svc
+        .store
+        .cancel_order(order.id, reason.as_deref(), now, |next, from| {
+            let msg = status_changed(next, from, now);
+            event = Some(msg.clone());
+            msg
+        })
+        .await
+        .map_err(|e| match e {
+            StoreError::StaleState { current } => ApiError::conflict(
+                "not_cancellable",
+                format!("an order that is {current} can no longer be cancelled"),
+            ),
+            e => store_error(e, "order"),
+        })?;
+    if let Some(event) = &event {
+        for b in cancellation_broadcasts(&cancelled.order, event, &cancelled.withdrawn, now) {
+            if let Err(e) = svc.queue.broadcast(&b.channel, &b.payload).await {
+                tracing::warn!(channel = %b.channel, error = %e, "cancellation not broadcast");
             }
         }
     }
+    tracing::info!(
+        order_id = %cancelled.order.id,
+        coordinator = %caller.0.sub,
+        "order cancelled by a coordinator"
+    );
+    Ok(web::Json(one_detail(&svc, &cancelled.order).await?))
 }

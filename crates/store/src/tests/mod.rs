@@ -126,6 +126,8 @@ mod tracking_on_every_backend {
         an_offer_is_made_once_per_order_and_nurse_with_its_events,
         nurse_standing_tells_engaged_nurses_and_their_record,
         a_claim_and_an_expiry_race_to_one_consistent_end,
+        a_cancel_withdraws_open_offers_with_the_order_in_one_step,
+        a_cancel_and_a_claim_race_to_one_consistent_end,
     );
 }
 

@@ -547,3 +547,99 @@ pub async fn a_claim_and_an_expiry_race_to_one_consistent_end(store: Store) {
     }
     assert_eq!(won + lapsed, 20);
 }
+
+pub async fn a_cancel_withdraws_open_offers_with_the_order_in_one_step(store: Store) {
+    let a = nurse(&store).await;
+    let (order, offer) = offered_to(&store, &a, TimeDelta::seconds(30)).await;
+    let before = outbox_rows(&store).await;
+    let mut seen_from = None;
+    let done = store
+        .cancel_order(order.id, Some("不需要了"), now(), |next, from| {
+            assert_eq!(next.status, OrderStatus::Cancelled);
+            seen_from = Some(from);
+            msg("orders")
+        })
+        .await
+        .unwrap();
+    assert_eq!(seen_from, Some(OrderStatus::Offered));
+    assert_eq!(done.from, OrderStatus::Offered);
+    assert_eq!(done.order.status, OrderStatus::Cancelled);
+    assert_eq!(done.order.cancel_reason.as_deref(), Some("不需要了"));
+    assert_eq!(done.withdrawn.len(), 1);
+    assert_eq!(done.withdrawn[0].id, offer.id);
+    assert_eq!(done.withdrawn[0].status, OfferStatus::Withdrawn);
+    assert_eq!(
+        store.get_offer(offer.id).await.unwrap().unwrap().status,
+        OfferStatus::Withdrawn
+    );
+    assert_eq!(outbox_rows(&store).await, before + 1);
+    // Twice: refused, and nothing more is written.
+    let again = store
+        .cancel_order(order.id, None, now(), |_, _| msg("orders"))
+        .await;
+    assert!(
+        matches!(&again, Err(StoreError::StaleState { current }) if current == "cancelled"),
+        "{again:?}"
+    );
+    assert_eq!(outbox_rows(&store).await, before + 1);
+    // Past the start of the visit: refused.
+    let (started, _) = offered_to(&store, &a, TimeDelta::seconds(30)).await;
+    store
+        .transition_order(OrderTransition::new(
+            started.id,
+            vec![OrderStatus::Offered],
+            OrderStatus::InService,
+            now(),
+        ))
+        .await
+        .unwrap();
+    assert!(matches!(
+        store
+            .cancel_order(started.id, None, now(), |_, _| msg("orders"))
+            .await,
+        Err(StoreError::StaleState { .. })
+    ));
+    assert!(matches!(
+        store
+            .cancel_order(yixin_domain::OrderId::new(), None, now(), |_, _| msg(
+                "orders"
+            ))
+            .await,
+        Err(StoreError::NotFound)
+    ));
+}
+
+/// A cancel and an accept of the order's offer, at once: either the
+/// cancel wins (offer withdrawn, the claim loses) or the claim wins and the
+/// cancel then cancels an assigned order, freeing the nurse. Never an
+/// accepted offer on a cancelled order that still holds the nurse.
+pub async fn a_cancel_and_a_claim_race_to_one_consistent_end(store: Store) {
+    let a = nurse(&store).await;
+    for _ in 0..10 {
+        let (order, offer) = offered_to(&store, &a, TimeDelta::seconds(30)).await;
+        let (s1, s2) = (store.clone(), store.clone());
+        let (o1, n1) = (offer.clone(), a.clone());
+        let claim = tokio::spawn(async move { claim(&s1, &o1, &n1).await });
+        let cancel = tokio::spawn(async move {
+            s2.cancel_order(order.id, None, now(), |_, _| msg("orders"))
+                .await
+        });
+        let (claimed, cancelled) = (claim.await.unwrap(), cancel.await.unwrap());
+        let cancelled = cancelled.unwrap();
+        let final_order = store.get_order(order.id).await.unwrap().unwrap();
+        let final_offer = store.get_offer(offer.id).await.unwrap().unwrap();
+        assert_eq!(final_order.status, OrderStatus::Cancelled);
+        assert_eq!(final_order.nurse_id, None);
+        match claimed {
+            ClaimOutcome::Won(_) => {
+                assert_eq!(cancelled.from, OrderStatus::Assigned);
+                assert!(cancelled.withdrawn.is_empty());
+                assert_eq!(final_offer.status, OfferStatus::Accepted);
+            }
+            ClaimOutcome::Lost(_) => {
+                assert_eq!(cancelled.from, OrderStatus::Offered);
+                assert_eq!(final_offer.status, OfferStatus::Withdrawn);
+            }
+        }
+    }
+}
