@@ -610,7 +610,7 @@ mod tests {
         let open = Offer::new(o, nurse(1), t(0), ttl, 5, 500);
         let mut declined = Offer::new(o, nurse(2), t(0), ttl, 5, 500);
         declined.status = OfferStatus::Declined;
-        assert!(d.expire(&[open.clone()], t(29)).is_empty());
+        assert!(d.expire(std::slice::from_ref(&open), t(29)).is_empty());
         assert_eq!(
             d.expire(&[open.clone(), declined.clone()], t(30)),
             [Command::Expire {

@@ -322,9 +322,8 @@ impl Yixin {
                 .all_service_areas()
                 .await
                 .context("reading service areas for the ETA overrides")?;
-            let (config, eta) =
-                yixin_dispatcher::engine::engine_config(&settings.dispatch, &areas)
-                    .map_err(|e| anyhow::anyhow!("{e}"))?;
+            let (config, eta) = yixin_dispatcher::engine::engine_config(&settings.dispatch, &areas)
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
             dispatch_eta = Some(eta.clone());
             if settings.dispatch.auto {
                 // The dispatcher's own candidate index, kept from the fleet feed
