@@ -6,8 +6,9 @@
 //! detail, manual assignment and cancel, overview KPIs, the live feed) and
 //! the dispatch [`engine`] (consumer group on the work streams, candidate
 //! search, ETA, scoring, greedy and batch matching, offers, expiry,
-//! escalation). The pure parts ([`eta`], [`scoring`], [`matching`]) do no
-//! I/O but the OSRM estimator's HTTP. Claims orders only through the
+//! escalation). The pure parts (fleet, candidate rule, ETA model, scoring,
+//! matching and the engine's decisions) are `yixin-dispatch-core`'s; the
+//! engine is their I/O shell, and [`eta`] adds the OSRM estimator. Claims orders only through the
 //! store's conditional updates, so several instances never double-book a
 //! nurse.
 
@@ -86,9 +87,8 @@ impl Dispatcher {
 
 pub mod engine;
 pub mod eta;
-pub mod matching;
-pub mod scoring;
-pub mod settings;
+// The pure parts live in the dispatch core; re-exported under their old paths.
+pub use yixin_dispatch_core::{decision, eligibility, matching, scoring, settings};
 
 pub use eta::{
     AreaEtaSettings, Eta, EtaError, EtaEstimator, EtaSettings, FallbackEta, OsrmEta, OsrmSettings,

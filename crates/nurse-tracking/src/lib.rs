@@ -18,7 +18,8 @@ use yixin_queue::{PositionBoard, Queue};
 use yixin_store::Store;
 
 pub mod errors;
-pub mod fleet;
+/// The fleet is the dispatch core's (dispatch reads it too).
+pub use yixin_dispatch_core::fleet;
 pub mod frames;
 pub mod http;
 pub mod notify;
@@ -29,6 +30,16 @@ pub mod ws;
 pub use errors::TrackingError;
 pub use fleet::{Fleet, PresenceRules};
 pub use service::{NurseCtx, Tracker};
+
+/// How presence ages, from `tracking.*`.
+pub fn presence_rules(s: &TrackingSettings) -> PresenceRules {
+    let secs = |v: u64| chrono::TimeDelta::seconds(i64::try_from(v).unwrap_or(i64::MAX / 1_000));
+    PresenceRules {
+        stale_after: secs(s.stale_after_secs),
+        disconnect_grace: secs(s.disconnect_grace_secs),
+        trail_interval: secs(s.trail_interval_secs),
+    }
+}
 
 /// What the service needs, built once by the binary.
 #[derive(Clone)]
@@ -47,7 +58,7 @@ impl NurseTracking {
         settings: TrackingSettings,
         shutdown: watch::Receiver<bool>,
     ) -> Self {
-        let rules = PresenceRules::from_settings(&settings);
+        let rules = presence_rules(&settings);
         Self {
             tracker: Arc::new(Tracker {
                 store,

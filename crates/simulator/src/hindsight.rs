@@ -38,7 +38,7 @@
 //! `hindsight_dominates_one_nurse_on_sparse_demand`); on the default
 //! scenario the report checks it rather than assuming it.
 
-use yixin_dispatcher::EtaSettings;
+use yixin_dispatch_core::EtaSettings;
 use yixin_domain::{GeoPoint, PROMISE_MINUTES};
 
 use crate::metrics::{Outcome, Tally};

@@ -1,7 +1,7 @@
 //! yixin-simulator: a deterministic discrete-event simulation of a district
 //! (residents ordering, nurses on shifts with skills, travel by the ETA
 //! model with noise, offers declined or left to expire, visits of the
-//! catalogue's durations) that runs the dispatcher's real policy code —
+//! catalogue's durations) that runs the dispatch engine's own state machine —
 //! `greedy` and `batch` — and a clairvoyant `hindsight` planner as the
 //! reference, and reports the 30-minute promise for each.
 //!

@@ -1,58 +1,30 @@
 //! The online policies, `greedy` and `batch`, as a discrete-event simulation
-//! of what the dispatch engine does, calling the dispatcher's own
-//! [`best_candidate`] (the ranking rule of `scoring.rs`), [`assign_batch`]
-//! (the exact min-cost assignment) and the straight-line [`EtaSettings`].
+//! driving the dispatch engine's own state machine ([`Decisions`], from the
+//! dispatch core): its waiting queue and retry back-off, the wake of every
+//! waiting order when a nurse comes on shift, the search radius and the
+//! number of candidates, greedy ranking or the batch assignment, escalation
+//! and offer deadlines. Candidates pass the core's candidate rule
+//! ([`eligibility`]); trips take the straight-line [`EtaSettings`].
 //!
-//! What is re-implemented here is only the engine's glue (its I/O lives in
-//! `engine.rs`): the waiting queue with the retry back-off (5 s × misses,
-//! at most 6), a wake of every waiting order when a nurse comes on shift,
-//! candidates (on shift, free, skills, not declined or lapsed on this
-//! order, within 8 km — 25 km once escalated — nearest 20), escalation
-//! (best arrival past the promise, or nobody free for 120 s), offers with a
-//! 30 s deadline, today's jobs and offer record for the ranking.
+//! What is the simulation's own is the world: nurses' shifts and moves, the
+//! answers, travel with noise, today's jobs and offer record for the
+//! ranking. A simulated decision is the engine's decision.
 //!
 //! Events at the same instant run in the order they were scheduled, so a
 //! run is a pure function of the instance.
 
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, BinaryHeap, HashSet};
+use std::collections::BinaryHeap;
 
 use chrono::{DateTime, TimeDelta, TimeZone, Utc};
 use uuid::Uuid;
-use yixin_dispatcher::engine::{EngineConfig, MAX_RETRY_MISSES};
-use yixin_dispatcher::{
-    Candidate, CandidateLists, EtaSettings, ScoringWeights, WaitingOrder, assign_batch,
-    best_candidate,
+use yixin_dispatch_core::{
+    Candidate, Command, Decisions, EngineConfig, EtaSettings, NurseFacts, OrderFacts, eligibility,
 };
-use yixin_domain::{NurseId, OrderId, PROMISE_MINUTES};
+use yixin_domain::{NurseId, OrderId, OrderStatus, PROMISE_MINUTES};
 
 use crate::metrics::{Outcome, Tally};
 use crate::scenario::{Answer, DAY_MS, Instance};
-
-/// The engine's settings the glue follows, taken from its defaults
-/// (`EngineConfig::default`), in the simulation's milliseconds.
-struct Glue {
-    retry_ms: i64,
-    max_misses: i64,
-    escalate_after_ms: i64,
-    search_radius_m: f64,
-    escalated_radius_m: f64,
-    candidates: usize,
-}
-
-impl Glue {
-    fn engine_defaults() -> Self {
-        let c = EngineConfig::default();
-        Self {
-            retry_ms: i64::try_from(c.retry.as_millis()).unwrap_or(i64::MAX),
-            max_misses: i64::from(MAX_RETRY_MISSES),
-            escalate_after_ms: c.escalate_after.num_milliseconds(),
-            search_radius_m: c.search_radius_m,
-            escalated_radius_m: c.escalated_radius_m,
-            candidates: c.candidates,
-        }
-    }
-}
 
 /// Which online policy.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -72,12 +44,27 @@ fn at(ms: i64) -> DateTime<Utc> {
     epoch() + TimeDelta::milliseconds(ms)
 }
 
+/// The simulation's milliseconds of an engine instant.
+fn ms_of(t: DateTime<Utc>) -> i64 {
+    (t - epoch()).num_milliseconds()
+}
+
 pub(crate) fn nurse_id(n: usize) -> NurseId {
     NurseId(Uuid::from_u128(n as u128 + 1))
 }
 
 fn order_id(o: usize) -> OrderId {
     OrderId(Uuid::from_u128((1u128 << 64) + o as u128))
+}
+
+/// The order index of an id made by [`order_id`] (ids grow with the index,
+/// so the engine's oldest-first order is the simulation's).
+fn order_index(id: OrderId) -> usize {
+    (id.0.as_u128() - (1u128 << 64)) as usize
+}
+
+fn nurse_index(id: NurseId) -> usize {
+    (id.0.as_u128() - 1) as usize
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -133,7 +120,6 @@ struct OrderState {
     status: Status,
     escalated: bool,
     excluded: Vec<usize>,
-    misses: i64,
     seq: u32,
     accepted_ms: Option<i64>,
 }
@@ -141,16 +127,14 @@ struct OrderState {
 struct Sim<'a> {
     inst: &'a Instance,
     policy: Online,
-    glue: Glue,
+    /// The engine's decisions: waiting orders, back-off, escalation, offers.
+    decisions: Decisions,
     eta: EtaSettings,
-    weights: ScoringWeights,
     now: i64,
     seq: u64,
     events: BinaryHeap<Reverse<(i64, u64, Event)>>,
     nurses: Vec<NurseState>,
     orders: Vec<OrderState>,
-    /// The engine's `waiting`: order → when it is due, oldest order first.
-    waiting: BTreeMap<usize, i64>,
     /// Earliest pending greedy wake, to avoid flooding the queue.
     next_wake: Option<i64>,
     tally: Tally,
@@ -163,9 +147,8 @@ pub fn run(inst: &Instance, policy: Online) -> Tally {
     let mut sim = Sim {
         inst,
         policy,
-        glue: Glue::engine_defaults(),
+        decisions: Decisions::new(EngineConfig::default()),
         eta: EtaSettings::default(),
-        weights: ScoringWeights::default(),
         now: 0,
         seq: 0,
         events: BinaryHeap::new(),
@@ -188,12 +171,10 @@ pub fn run(inst: &Instance, policy: Online) -> Tally {
                 status: Status::Waiting,
                 escalated: false,
                 excluded: Vec::new(),
-                misses: 0,
                 seq: 0,
                 accepted_ms: None,
             })
             .collect(),
-        waiting: BTreeMap::new(),
         next_wake: None,
         tally: Tally::new(inst.orders.len(), inst.scenario.horizon_ms()),
         open_orders: inst.orders.len(),
@@ -269,10 +250,7 @@ impl Sim<'_> {
                     nurse.on_since = Some(self.now);
                 }
                 // The engine wakes every waiting order when a nurse comes on shift.
-                let now = self.now;
-                for due in self.waiting.values_mut() {
-                    *due = (*due).min(now);
-                }
+                self.decisions.nurse_available(at(self.now));
             }
             Event::ShiftEnd(n) => {
                 let nurse = &mut self.nurses[n];
@@ -311,7 +289,7 @@ impl Sim<'_> {
             }
             Event::GiveUp(o) => match self.orders[o].status {
                 Status::Waiting => {
-                    self.waiting.remove(&o);
+                    self.decisions.forget(order_id(o));
                     self.orders[o].status = Status::Cancelled;
                     self.record(o, Outcome::Unserved);
                 }
@@ -360,14 +338,13 @@ impl Sim<'_> {
     }
 
     fn enqueue(&mut self, o: usize, due: i64) {
-        let d = self.waiting.entry(o).or_insert(due);
-        *d = (*d).min(due);
+        self.decisions.order_waiting(order_id(o), at(due));
     }
 
     /// Greedy: a wake at the earliest retry still waiting (the engine's
     /// loop sleeps until then or until new work arrives).
     fn schedule_next_wake(&mut self) {
-        let Some(due) = self.waiting.values().copied().min() else {
+        let Some(due) = self.decisions.next_due().map(ms_of) else {
             return;
         };
         if self.next_wake.is_none_or(|w| due < w) {
@@ -376,52 +353,58 @@ impl Sim<'_> {
         }
     }
 
+    /// Due orders still waiting here; the rest no longer need the engine
+    /// (its `needing_nurse` finds none).
     fn take_due(&mut self) -> Vec<usize> {
-        let now = self.now;
-        let due: Vec<usize> = self
-            .waiting
-            .iter()
-            .filter(|(_, d)| **d <= now)
-            .map(|(o, _)| *o)
-            .collect();
-        for o in &due {
-            self.waiting.remove(o);
+        let due = self.decisions.take_due(at(self.now));
+        let mut out = Vec::with_capacity(due.len());
+        for id in due {
+            let o = order_index(id);
+            if self.orders[o].status == Status::Waiting {
+                out.push(o);
+            } else {
+                self.decisions.done(id);
+            }
         }
-        due
+        out
     }
 
-    /// After a try found nobody (the engine's `Outcome::Retry`).
-    fn retry(&mut self, o: usize) {
-        let misses = (self.orders[o].misses + 1).min(self.glue.max_misses);
-        self.orders[o].misses = misses;
-        self.enqueue(o, self.now + self.glue.retry_ms * misses);
-    }
-
-    /// Free, qualified candidates of an order, nearest first, as the engine builds them.
-    fn candidates(&self, o: usize) -> Vec<Candidate> {
+    /// What the engine would read for a waiting order: its status, the
+    /// nurses it must not go to again, and the free candidates the state
+    /// machine's search finds, nearest first.
+    fn facts(&self, o: usize) -> OrderFacts {
         let order = &self.inst.orders[o];
         let state = &self.orders[o];
-        let radius = if state.escalated {
-            self.glue.escalated_radius_m
+        let status = if state.escalated {
+            OrderStatus::Escalated
         } else {
-            self.glue.search_radius_m
+            OrderStatus::Pending
         };
+        let search = self.decisions.search(status);
         let mut near: Vec<(f64, usize)> = self
             .nurses
             .iter()
             .enumerate()
             .filter(|(n, s)| {
-                s.on_shift
-                    && s.phase == Phase::Idle
-                    && self.inst.qualified(*n, o)
-                    && !state.excluded.contains(n)
+                !state.excluded.contains(n)
+                    && eligibility(&NurseFacts {
+                        on_shift: s.on_shift && s.phase != Phase::Off,
+                        skilled: self.inst.qualified(*n, o),
+                        has_job: s.phase == Phase::Busy,
+                        offered_elsewhere: s.phase == Phase::Offered,
+                        // Simulated phones always report.
+                        fresh: true,
+                    })
+                    .is_ok()
             })
             .map(|(n, s)| (s.pos.distance_m(&order.location), n))
-            .filter(|(d, _)| *d <= radius)
+            .filter(|(d, _)| *d <= search.radius_m)
             .collect();
         near.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
-        near.truncate(self.glue.candidates);
-        near.into_iter()
+        // Nobody is engaged behind the simulation's back: keep the nearest.
+        near.truncate(search.keep);
+        let candidates = near
+            .into_iter()
             .map(|(_, n)| {
                 let s = &self.nurses[n];
                 let eta = self.eta.eta(&s.pos, &order.location);
@@ -435,82 +418,55 @@ impl Sim<'_> {
                     free_at: None,
                 }
             })
-            .collect()
-    }
-
-    fn no_candidate(&mut self, o: usize) {
-        if self.now - self.inst.orders[o].created_ms >= self.glue.escalate_after_ms {
-            self.orders[o].escalated = true;
+            .collect();
+        let created = at(order.created_ms);
+        OrderFacts {
+            order: order_id(o),
+            status,
+            created_at: created,
+            promised_by: created + TimeDelta::minutes(PROMISE_MINUTES),
+            excluded: state.excluded.iter().map(|&n| nurse_id(n)).collect(),
+            candidates,
         }
-        self.retry(o);
     }
 
     fn dispatch_due_greedy(&mut self) {
-        let due = self.take_due();
-        for o in due {
-            if self.orders[o].status != Status::Waiting {
-                continue;
-            }
-            let candidates = self.candidates(o);
-            let excluded: HashSet<NurseId> = HashSet::new();
-            let best = best_candidate(&candidates, &excluded, at(self.now), &self.weights).cloned();
-            match best {
-                Some(c) => self.offer(o, &c),
-                None => self.no_candidate(o),
-            }
+        for o in self.take_due() {
+            let facts = self.facts(o);
+            let commands = self.decisions.greedy(&facts, at(self.now));
+            self.execute(commands);
         }
     }
 
     fn dispatch_due_batch(&mut self) {
-        let due = self.take_due();
-        let mut lists = CandidateLists::new();
-        let mut waiting = Vec::new();
-        for o in due {
-            if self.orders[o].status != Status::Waiting {
-                continue;
-            }
-            let c = self.candidates(o);
-            if c.is_empty() {
-                self.no_candidate(o);
-                continue;
-            }
-            lists.insert(order_id(o), c);
-            waiting.push(o);
-        }
-        if waiting.is_empty() {
+        let facts: Vec<OrderFacts> = self.take_due().into_iter().map(|o| self.facts(o)).collect();
+        if facts.is_empty() {
             return;
         }
-        let promise = TimeDelta::minutes(PROMISE_MINUTES);
-        let wo: Vec<WaitingOrder> = waiting
-            .iter()
-            .map(|&o| WaitingOrder {
-                order_id: order_id(o),
-                promised_by: at(self.inst.orders[o].created_ms) + promise,
-            })
-            .collect();
-        let pairs = assign_batch(&wo, &lists, at(self.now));
-        for o in waiting {
-            let id = order_id(o);
-            let chosen = pairs
-                .iter()
-                .find(|(oid, _)| *oid == id)
-                .and_then(|(_, n)| lists.get(&id).iter().find(|c| c.nurse_id == *n))
-                .cloned();
-            match chosen {
-                Some(c) => self.offer(o, &c),
-                None => self.retry(o),
+        let commands = self.decisions.batch(&facts, at(self.now));
+        self.execute(commands);
+    }
+
+    /// Carries out the state machine's commands, as the engine does; an
+    /// offer always lands here (nobody else dispatches).
+    fn execute(&mut self, commands: Vec<Command>) {
+        for command in commands {
+            match command {
+                Command::Escalate { order, .. } => {
+                    self.orders[order_index(order)].escalated = true;
+                }
+                Command::Offer { order, nurse, .. } => {
+                    self.decisions.done(order);
+                    self.offer(order_index(order), nurse_index(nurse));
+                }
+                // The state machine holds the retry; the greedy wake follows it.
+                Command::RetryAt { .. } | Command::Expire { .. } => {}
             }
         }
     }
 
-    fn offer(&mut self, o: usize, c: &Candidate) {
-        let n = (c.nurse_id.0.as_u128() - 1) as usize;
-        let promised = self.inst.orders[o].created_ms + PROMISE_MINUTES * 60_000;
-        if self.now + c.arrival_in_s(at(self.now)) * 1_000 > promised {
-            self.orders[o].escalated = true;
-        }
+    fn offer(&mut self, o: usize, n: usize) {
         let state = &mut self.orders[o];
-        state.misses = 0;
         state.seq += 1;
         state.status = Status::Offered {
             nurse: n,

@@ -322,15 +322,14 @@ impl Yixin {
                 .all_service_areas()
                 .await
                 .context("reading service areas for the ETA overrides")?;
-            let (config, eta) =
-                yixin_dispatcher::engine::EngineConfig::from_settings(&settings.dispatch, &areas)
-                    .map_err(|e| anyhow::anyhow!("{e}"))?;
+            let (config, eta) = yixin_dispatcher::engine::engine_config(&settings.dispatch, &areas)
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
             dispatch_eta = Some(eta.clone());
             if settings.dispatch.auto {
                 // The dispatcher's own candidate index, kept from the fleet feed
                 // of every nurse-tracking instance (not only this process's).
                 let fleet = Arc::new(std::sync::RwLock::new(yixin_nurse_tracking::Fleet::new(
-                    yixin_nurse_tracking::PresenceRules::from_settings(&settings.tracking),
+                    yixin_nurse_tracking::presence_rules(&settings.tracking),
                 )));
                 let engine = yixin_dispatcher::engine::Engine::new(
                     backends.store.clone(),

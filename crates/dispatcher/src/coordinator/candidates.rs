@@ -3,10 +3,10 @@
 //! cannot take the order. The ETA is the dispatcher's estimator (the same
 //! as automatic dispatch, see [`crate::eta`]) from the nurse's latest fix.
 //!
-//! Whether a nurse is `assignable` is a forecast from the same rules
-//! `POST /v1/dispatch/orders/{id}/assign` applies (active, on shift, the
-//! skills, no job, no offer of another order open); the assignment itself
-//! decides atomically.
+//! Whether a nurse is `assignable` is the dispatch core's candidate rule
+//! ([`yixin_dispatch_core::eligibility`]), the one automatic dispatch
+//! applies: active and on shift, the skills, no job, no offer of another
+//! order open, a fresh fix. The assignment itself decides atomically.
 
 use std::collections::{HashMap, HashSet};
 
@@ -15,6 +15,7 @@ use chrono::{DateTime, TimeDelta, Utc};
 use serde::Serialize;
 use utoipa::ToSchema;
 use yixin_auth::CoordinatorCaller;
+use yixin_dispatch_core::{NurseFacts, eligibility};
 use yixin_domain::{GeoPoint, Nurse, NurseId, OfferStatus, Order, ShiftState, Skill};
 use yixin_platform::{ApiError, ErrorBody};
 use yixin_queue::PositionRecord;
@@ -35,8 +36,8 @@ pub struct CandidateView {
     pub state: String,
     /// Whether a manual assignment of this order to them should succeed.
     pub assignable: bool,
-    /// Why not, when not assignable: `off_shift`, `missing_skills`, `busy`
-    /// or `offered_elsewhere`.
+    /// Why not, when not assignable: `off_shift`, `missing_skills`, `busy`,
+    /// `offered_elsewhere` or `stale` (no fix, or an old one).
     pub reason: Option<String>,
     /// Skills the service requires that the nurse lacks.
     pub missing_skills: Vec<String>,
@@ -95,7 +96,7 @@ pub fn candidate(
         .position
         .and_then(|p| DateTime::from_timestamp_millis(p.recorded_at_unix_ms));
     let fresh = location_at.is_some_and(|at| now - at <= stale_after);
-    let on = f.nurse.shift == ShiftState::On;
+    let on = f.nurse.active && f.nurse.shift == ShiftState::On;
     let state = if !on {
         "off_shift"
     } else if f.has_job {
@@ -107,17 +108,16 @@ pub fn candidate(
     } else {
         "free"
     };
-    let reason = if !on {
-        Some("off_shift")
-    } else if !missing_skills.is_empty() {
-        Some("missing_skills")
-    } else if f.has_job {
-        Some("busy")
-    } else if f.offered_elsewhere {
-        Some("offered_elsewhere")
-    } else {
-        None
-    };
+    // Holding this order's offer is no reason: assigning her closes it.
+    let reason = eligibility(&NurseFacts {
+        on_shift: on,
+        skilled: missing_skills.is_empty(),
+        has_job: f.has_job,
+        offered_elsewhere: f.offered_elsewhere,
+        fresh,
+    })
+    .err()
+    .map(|why| why.as_str());
     let arrives_at = f
         .eta
         .map(|e| now + TimeDelta::seconds(i64::from(e.seconds)));
@@ -387,12 +387,16 @@ mod tests {
         );
         assert_eq!((v.eta_min, v.in_time), (Some(31), Some(false)));
 
+        // The shared candidate rule: a stale nurse is not assignable.
         let v = candidate(&facts(&a, Some(&old), Some(60)), &req, promised, stale, now);
-        assert_eq!((v.state.as_str(), v.assignable), ("stale", true));
+        assert_eq!(
+            (v.state.as_str(), v.assignable, v.reason.as_deref()),
+            ("stale", false, Some("stale"))
+        );
         let v = candidate(&facts(&a, None, None), &req, promised, stale, now);
         assert_eq!(
-            (v.state.as_str(), v.eta_min, v.in_time),
-            ("stale", None, None)
+            (v.state.as_str(), v.eta_min, v.in_time, v.reason.as_deref()),
+            ("stale", None, None, Some("stale"))
         );
 
         let mut f = facts(&a, Some(&fresh), Some(60));
@@ -470,6 +474,8 @@ mod tests {
         ];
         rank(&mut list);
         let names: Vec<_> = list.iter().map(|c| c.name.as_str()).collect();
-        assert_eq!(names, ["near", "far", "nowhere", "off"]);
+        // Nobody knows where `nowhere` is: not assignable (stale), and with
+        // no arrival she ranks after `off`.
+        assert_eq!(names, ["near", "far", "off", "nowhere"]);
     }
 }

@@ -2,13 +2,13 @@
 //! simulator use, per trip and per candidate list, with and without a
 //! per-area override (the area lookup is a point-in-polygon test).
 //!
-//! `cargo bench -p yixin-dispatcher --bench eta`
+//! `cargo bench -p yixin-dispatch-core --bench eta`
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::hint::black_box;
 
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
-use yixin_dispatcher::eta::{EtaSettings, StraightLineEta};
+use yixin_dispatch_core::eta::{EtaSettings, StraightLineEta};
 use yixin_domain::{GeoPoint, OrgId, ServiceArea};
 
 /// xorshift: tiny, seeded.

@@ -3,9 +3,10 @@
 //! nurse's presence (shift, freshness of the last fix, connection).
 //!
 //! Pure: the clock is passed in, nothing here does I/O. A nurse is a
-//! candidate when on shift, present (connected, or dropped less than the
-//! grace period ago), with a fresh fix, without a job or a live offer, and
-//! holding the skills asked for.
+//! candidate when the one candidate rule ([`crate::eligibility`]) says so:
+//! on shift, present (connected, or dropped less than the grace period ago),
+//! with a fresh fix, without a job or a live offer, and holding the skills
+//! asked for.
 
 use std::collections::{HashMap, HashSet};
 
@@ -14,6 +15,8 @@ use yixin_domain::{
     GeoPoint, Nurse, NurseId, OfferId, OrderId, OrderStatus, OrgId, ShiftState, Skill,
 };
 use yixin_geo::{GeoIndex, IndexConfig, Neighbour};
+
+use crate::eligibility::{NurseFacts, covers, eligibility};
 
 /// Availability bits kept in the index entry's tag, so a search filters
 /// without a second lookup for the common cases.
@@ -25,6 +28,18 @@ pub mod tag {
     pub const OFFERED: u64 = 1 << 4;
     /// All of these set and none of `BUSY | OFFERED`: free to take work.
     pub const AVAILABLE: u64 = ON_SHIFT | FRESH | PRESENT;
+
+    /// The candidate rule's facts a tag holds; `skilled` from the record.
+    pub fn facts(t: u64, skilled: bool) -> super::NurseFacts {
+        super::NurseFacts {
+            on_shift: t & ON_SHIFT != 0,
+            skilled,
+            has_job: t & BUSY != 0,
+            offered_elsewhere: t & OFFERED != 0,
+            // A fix is only worth something while the phone is there.
+            fresh: t & (FRESH | PRESENT) == FRESH | PRESENT,
+        }
+    }
 }
 
 /// One accepted GPS fix.
@@ -95,10 +110,15 @@ impl NurseState {
         t
     }
 
-    /// Free to take work now (see the module doc).
+    /// The candidate rule's facts about this nurse for an order requiring
+    /// `required`.
+    pub fn facts(&self, required: &[Skill]) -> NurseFacts {
+        tag::facts(self.tag(), covers(&self.skills, required))
+    }
+
+    /// Free to take work now, whatever the skills (see the module doc).
     pub fn is_available(&self) -> bool {
-        let t = self.tag();
-        t & tag::AVAILABLE == tag::AVAILABLE && t & (tag::BUSY | tag::OFFERED) == 0
+        eligibility(&self.facts(&[])).is_ok()
     }
 }
 
@@ -128,23 +148,12 @@ pub fn cell_at(point: GeoPoint) -> Option<h3o::CellIndex> {
         .map(|ll| ll.to_cell(IndexConfig::default().resolution))
 }
 
-/// How presence ages.
+/// How presence ages (from `tracking.*`: `yixin_nurse_tracking::presence_rules`).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct PresenceRules {
     pub stale_after: TimeDelta,
     pub disconnect_grace: TimeDelta,
     pub trail_interval: TimeDelta,
-}
-
-impl PresenceRules {
-    pub fn from_settings(s: &yixin_platform::config::TrackingSettings) -> Self {
-        let secs = |v: u64| TimeDelta::seconds(i64::try_from(v).unwrap_or(i64::MAX / 1_000));
-        Self {
-            stale_after: secs(s.stale_after_secs),
-            disconnect_grace: secs(s.disconnect_grace_secs),
-            trail_interval: secs(s.trail_interval_secs),
-        }
-    }
 }
 
 impl Default for PresenceRules {
@@ -368,13 +377,13 @@ impl Fleet {
         excluded: &HashSet<NurseId>,
     ) -> Vec<Neighbour<NurseId>> {
         self.index.nearest(at, k, radius_m, |id, t| {
-            t & tag::AVAILABLE == tag::AVAILABLE
-                && t & (tag::BUSY | tag::OFFERED) == 0
+            // The tag alone rules most nurses out without a lookup; the
+            // skills then need the nurse's record.
+            eligibility(&tag::facts(t, true)).is_ok()
                 && !excluded.contains(id)
-                && self
-                    .nurses
-                    .get(id)
-                    .is_some_and(|n| required.iter().all(|s| n.skills.contains(s)))
+                && self.nurses.get(id).is_some_and(|n| {
+                    eligibility(&tag::facts(t, covers(&n.skills, required))).is_ok()
+                })
         })
     }
 

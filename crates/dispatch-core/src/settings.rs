@@ -15,7 +15,7 @@ pub struct InvalidSettings {
 }
 
 impl InvalidSettings {
-    pub(crate) fn new(field: &'static str, reason: impl Into<String>) -> Self {
+    pub fn new(field: &'static str, reason: impl Into<String>) -> Self {
         Self {
             field,
             reason: reason.into(),

@@ -3,7 +3,7 @@
 //! the default `dispatch.candidates`), with busy nurses finishing a job and
 //! records of every kind.
 //!
-//! `cargo bench -p yixin-dispatcher --bench scoring`
+//! `cargo bench -p yixin-dispatch-core --bench scoring`
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::HashSet;
@@ -12,8 +12,8 @@ use std::hint::black_box;
 use chrono::{DateTime, TimeDelta, TimeZone, Utc};
 use criterion::{BatchSize, BenchmarkId, Criterion, criterion_group, criterion_main};
 use uuid::Uuid;
-use yixin_dispatcher::matching::best_candidate;
-use yixin_dispatcher::scoring::{Candidate, ScoringWeights, best, rank};
+use yixin_dispatch_core::matching::best_candidate;
+use yixin_dispatch_core::scoring::{Candidate, ScoringWeights, best, rank};
 use yixin_domain::NurseId;
 
 struct Rng(u64);

@@ -6,7 +6,7 @@
 //! nurses finishing a job. Target: a 1,000-order × 5,000-nurse batch solve
 //! under 100 ms.
 //!
-//! `cargo bench -p yixin-dispatcher --bench assignment`
+//! `cargo bench -p yixin-dispatch-core --bench assignment`
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::HashSet;
@@ -16,11 +16,11 @@ use std::time::Duration;
 use chrono::{DateTime, TimeDelta, TimeZone, Utc};
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
 use uuid::Uuid;
-use yixin_dispatcher::eta::StraightLineEta;
-use yixin_dispatcher::matching::{
+use yixin_dispatch_core::eta::StraightLineEta;
+use yixin_dispatch_core::matching::{
     CandidateLists, WaitingOrder, assign_batch, assign_greedy, best_candidate,
 };
-use yixin_dispatcher::scoring::{Candidate, ScoringWeights, rank};
+use yixin_dispatch_core::scoring::{Candidate, ScoringWeights, rank};
 use yixin_domain::{GeoPoint, NurseId, OrderId};
 
 /// xorshift64*: tiny, seeded, good enough for scenes.

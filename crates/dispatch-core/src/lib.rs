@@ -1,0 +1,34 @@
+//! yixin-dispatch-core: the pure dispatch code, shared by the dispatch
+//! engine (its I/O shell in `yixin-dispatcher`) and the city simulator, so
+//! a simulated decision is the engine's decision.
+//!
+//! - [`fleet`]: the nurses an instance knows, their positions and presence.
+//! - [`eligibility`]: the one candidate rule (automatic and manual).
+//! - [`eta`]: the `EtaEstimator` port and the straight-line model.
+//! - [`scoring`], [`matching`]: ranking, greedy choice, the batch assignment.
+//! - [`decision`]: the engine's decisions as a state machine (events and the
+//!   clock in, commands out).
+//!
+//! Must not touch: I/O, clocks, threads or an async runtime (the port's
+//! `async fn` is only a signature).
+
+pub mod decision;
+pub mod eligibility;
+pub mod eta;
+pub mod fleet;
+pub mod matching;
+pub mod scoring;
+pub mod settings;
+
+pub use decision::{Command, Decisions, EngineConfig, MAX_RETRY_MISSES, OrderFacts, Search};
+pub use eligibility::{Ineligible, NurseFacts, covers, eligibility};
+pub use eta::{
+    AreaEtaSettings, Eta, EtaError, EtaEstimator, EtaSettings, StraightLineConfig, StraightLineEta,
+};
+pub use fleet::{Fix, Fleet, PresenceRules};
+pub use matching::{
+    BatchCost, CandidateLists, MatchingPolicy, PolicyKind, WaitingOrder, assign_batch,
+    assign_greedy, best_candidate,
+};
+pub use scoring::{Candidate, ScoringWeights, rank};
+pub use settings::InvalidSettings;

@@ -1,0 +1,483 @@
+//! The dispatch engine: turns waiting orders into offers.
+//!
+//! - Work arrives on the `orders` stream (`OrderCreated`, through the
+//!   consumer group `dispatcher`, so several instances share it) and the
+//!   `offers` stream (a decline → the next candidate). At start, and every
+//!   30 s, the database is asked which orders still wait, so a restart or a
+//!   lost message loses nothing.
+//! - Candidates come from this instance's [`Fleet`], kept from the fleet
+//!   feed every nurse-tracking instance publishes (positions, shifts) and
+//!   roster changes ([`fleet_feed`]): the core's candidate rule (on shift,
+//!   fresh fix, present, no job or offer, skills covering the service), not
+//!   among those who declined or let this order's offer lapse; then those
+//!   holding an offer or a job (asked of the database) are dropped.
+//! - ETA by the configured [`EtaEstimator`]. What to do then is decided by
+//!   the core's state machine ([`Decisions`]: retry back-off, wake-ups,
+//!   search radius, greedy or batch, escalation, offer deadlines, expiry);
+//!   this module is its I/O shell: it feeds it what it read and carries out
+//!   its commands.
+//! - An offer is recorded with the order's move to `offered` in one
+//!   transaction (one open offer per order and per nurse, enforced by the
+//!   database), then pushed to the nurse's phone. Lapsed offers are expired
+//!   by whichever instance sees them first (a conditional update) and the
+//!   order goes to the next nurse ([`expiry`]).
+//! - No candidate can arrive by `promised_by` → the order is `escalated`
+//!   (an alert on the dashboard feed), the search widens, and it is still
+//!   offered to the best nurse with the honest ETA.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use tokio::sync::{Notify, watch};
+use yixin_contracts::{
+    OFFERS_STREAM, ORDERS_STREAM, dispatch_channel, offer_made, offer_to_nurse, status_changed,
+};
+use yixin_dispatch_core::{Command, Decisions, Fleet, OrderFacts};
+use yixin_domain::{
+    Catalog, GeoPoint, NurseId, Offer, OfferStatus, Order, OrderId, OrderStatus, OrgTimeZone,
+};
+use yixin_queue::Queue;
+use yixin_store::{Store, StoreError};
+
+use crate::eta::EtaEstimator;
+use crate::matching::PolicyKind;
+use crate::scoring::Candidate;
+
+mod expiry;
+mod fleet_feed;
+mod settings;
+mod streams;
+
+pub use fleet_feed::can_work;
+pub use settings::engine_config;
+pub use yixin_dispatch_core::{EngineConfig, MAX_RETRY_MISSES};
+
+/// Orders a greedy dispatcher works on at once.
+const GREEDY_IN_FLIGHT: usize = 48;
+
+/// What became of an offer the state machine asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Placed {
+    /// Offered, or the order no longer needs us (taken, cancelled, already
+    /// offered elsewhere).
+    Done,
+    /// The nurse got engaged meanwhile (another instance, a coordinator).
+    NurseTaken,
+}
+
+/// The dispatch engine of one instance: the I/O shell around the core's
+/// [`Decisions`].
+pub struct Engine {
+    pub store: Store,
+    pub queue: Arc<dyn Queue>,
+    pub eta: Arc<dyn EtaEstimator>,
+    pub config: EngineConfig,
+    /// Candidate index, kept from the fleet feed.
+    pub fleet: Arc<RwLock<Fleet>>,
+    /// Waiting orders, their due times and misses, and every decision.
+    decisions: Mutex<Decisions>,
+    wake: Notify,
+    catalog: RwLock<Option<(Instant, Arc<Catalog>)>>,
+    consumer: String,
+}
+
+impl Engine {
+    pub fn new(
+        store: Store,
+        queue: Arc<dyn Queue>,
+        eta: Arc<dyn EtaEstimator>,
+        config: EngineConfig,
+        fleet: Arc<RwLock<Fleet>>,
+    ) -> Arc<Self> {
+        Arc::new(Self {
+            store,
+            queue,
+            eta,
+            decisions: Mutex::new(Decisions::new(config.clone())),
+            config,
+            fleet,
+            wake: Notify::new(),
+            catalog: RwLock::new(None),
+            consumer: format!("dispatcher-{}", uuid::Uuid::new_v4().simple()),
+        })
+    }
+
+    /// Starts the engine's tasks; they stop when `shutdown` turns true.
+    pub fn spawn(
+        self: &Arc<Self>,
+        shutdown: watch::Receiver<bool>,
+    ) -> Vec<tokio::task::JoinHandle<()>> {
+        vec![
+            tokio::spawn(self.clone().follow_fleet(shutdown.clone())),
+            tokio::spawn(self.clone().consume(ORDERS_STREAM, shutdown.clone())),
+            tokio::spawn(self.clone().consume(OFFERS_STREAM, shutdown.clone())),
+            tokio::spawn(self.clone().dispatch_loop(shutdown.clone())),
+            tokio::spawn(self.clone().expiry_loop(shutdown)),
+        ]
+    }
+
+    /// One step of the state machine (never held across an await).
+    fn decide<T>(&self, step: impl FnOnce(&mut Decisions) -> T) -> T {
+        step(&mut self.decisions.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    async fn catalog(&self) -> Result<Arc<Catalog>, StoreError> {
+        if let Ok(guard) = self.catalog.read()
+            && let Some((at, c)) = guard.as_ref()
+            && at.elapsed() < Duration::from_secs(30)
+        {
+            return Ok(c.clone());
+        }
+        let fresh = Arc::new(self.store.catalog().await?);
+        if let Ok(mut guard) = self.catalog.write() {
+            *guard = Some((Instant::now(), fresh.clone()));
+        }
+        Ok(fresh)
+    }
+
+    // ----- dispatching -----
+
+    async fn dispatch_loop(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
+        self.rediscover().await;
+        let mut last_rediscovery = Instant::now();
+        let window = self.config.policy.batch_window();
+        let in_flight = Arc::new(tokio::sync::Semaphore::new(GREEDY_IN_FLIGHT));
+        loop {
+            let pause = match self.config.policy.kind {
+                PolicyKind::Greedy => Duration::from_millis(250),
+                PolicyKind::Batch => window,
+            };
+            tokio::select! {
+                _ = self.wake.notified(), if self.config.policy.kind == PolicyKind::Greedy => {}
+                _ = tokio::time::sleep(pause) => {}
+                _ = shutdown.changed() => return,
+            }
+            if last_rediscovery.elapsed() > Duration::from_secs(30) {
+                self.rediscover().await;
+                last_rediscovery = Instant::now();
+            }
+            let due = self.decide(|d| d.take_due(Utc::now()));
+            if due.is_empty() {
+                continue;
+            }
+            match self.config.policy.kind {
+                PolicyKind::Greedy => {
+                    // Orders in flight at once: each costs a few database
+                    // round trips, so one at a time would queue them up under
+                    // load. Two that pick the same nurse cannot both win (one
+                    // open offer per nurse); the loser tries its next one.
+                    for id in due {
+                        let Ok(permit) = in_flight.clone().acquire_owned().await else {
+                            return;
+                        };
+                        let engine = self.clone();
+                        tokio::spawn(async move {
+                            if let Err(e) = engine.dispatch_one(id).await {
+                                engine.failed(id, &e);
+                            }
+                            drop(permit);
+                        });
+                    }
+                }
+                PolicyKind::Batch => self.dispatch_batch(&due).await,
+            }
+        }
+    }
+
+    /// Dispatching the order failed; the state machine tries it again soon.
+    fn failed(&self, id: OrderId, e: &StoreError) {
+        tracing::warn!(order_id = %id, error = %e, "dispatch failed; will retry");
+        self.decide(|d| d.failed(id, Utc::now()));
+    }
+
+    /// Greedy: the state machine picks the best candidate; a nurse engaged
+    /// meanwhile is left out and it picks again (three tries).
+    async fn dispatch_one(&self, id: OrderId) -> Result<(), StoreError> {
+        let Some((order, mut excluded)) = self.needing_nurse(id).await? else {
+            self.decide(|d| d.done(id));
+            return Ok(());
+        };
+        for _ in 0..3 {
+            let candidates = self.candidates(&order, &excluded).await?;
+            let facts = OrderFacts::of(&order, excluded.clone(), candidates);
+            let now = Utc::now();
+            let commands = self.decide(|d| d.greedy(&facts, now));
+            let mut taken = None;
+            for command in commands {
+                match command {
+                    Command::Escalate { eta, .. } => self.escalate(&order, eta).await?,
+                    Command::Offer { .. } => match self.offer(&order, &command, now).await? {
+                        Placed::Done => {
+                            self.decide(|d| d.done(id));
+                            return Ok(());
+                        }
+                        Placed::NurseTaken => taken = offered_nurse(&command),
+                    },
+                    // Nobody free: the state machine holds the retry.
+                    Command::RetryAt { .. } | Command::Expire { .. } => return Ok(()),
+                }
+            }
+            let Some(nurse) = taken else {
+                return Ok(());
+            };
+            excluded.insert(nurse);
+        }
+        self.decide(|d| d.retry(id, Utc::now()));
+        Ok(())
+    }
+
+    /// Batch: every due order's facts to the state machine at once, then its
+    /// offers and escalations carried out.
+    async fn dispatch_batch(&self, ids: &[OrderId]) {
+        let mut facts = Vec::new();
+        let mut orders: HashMap<OrderId, Order> = HashMap::new();
+        for id in ids {
+            let read = match self.needing_nurse(*id).await {
+                Ok(Some((order, excluded))) => self
+                    .candidates(&order, &excluded)
+                    .await
+                    .map(|c| Some((order, excluded, c))),
+                Ok(None) => Ok(None),
+                Err(e) => Err(e),
+            };
+            match read {
+                Ok(Some((order, excluded, candidates))) => {
+                    facts.push(OrderFacts::of(&order, excluded, candidates));
+                    orders.insert(order.id, order);
+                }
+                Ok(None) => self.decide(|d| d.done(*id)),
+                Err(e) => self.failed(*id, &e),
+            }
+        }
+        let now = Utc::now();
+        let commands = self.decide(|d| d.batch(&facts, now));
+        // An order whose escalation failed is not offered this round.
+        let mut failed: HashSet<OrderId> = HashSet::new();
+        for command in commands {
+            let id = match &command {
+                Command::Escalate { order, .. } | Command::Offer { order, .. } => *order,
+                Command::RetryAt { .. } | Command::Expire { .. } => continue,
+            };
+            let Some(order) = orders.get(&id) else {
+                continue;
+            };
+            if failed.contains(&id) {
+                continue;
+            }
+            let result = match &command {
+                Command::Escalate { eta, .. } => self.escalate(order, *eta).await,
+                _ => match self.offer(order, &command, now).await {
+                    Ok(Placed::Done) => {
+                        self.decide(|d| d.done(id));
+                        Ok(())
+                    }
+                    Ok(Placed::NurseTaken) => {
+                        self.decide(|d| d.retry(id, Utc::now()));
+                        Ok(())
+                    }
+                    Err(e) => Err(e),
+                },
+            };
+            if let Err(e) = result {
+                failed.insert(id);
+                self.failed(id, &e);
+            }
+        }
+    }
+
+    /// The order if it still needs a nurse (no open offer, claimable), and
+    /// the nurses it must not go to again.
+    async fn needing_nurse(
+        &self,
+        id: OrderId,
+    ) -> Result<Option<(Order, HashSet<NurseId>)>, StoreError> {
+        // Two independent reads: one round trip of waiting.
+        let (order, offers) =
+            tokio::join!(self.store.get_order(id), self.store.offers_for_order(id));
+        let (Some(order), offers) = (order?, offers?) else {
+            return Ok(None);
+        };
+        Ok(Decisions::needing_nurse(order.status, &offers).map(|excluded| (order, excluded)))
+    }
+
+    /// Free candidates for an order, scored inputs ready.
+    async fn candidates(
+        &self,
+        order: &Order,
+        excluded: &HashSet<NurseId>,
+    ) -> Result<Vec<Candidate>, StoreError> {
+        let catalog = self.catalog().await?;
+        let required = catalog
+            .service(&order.service_code)
+            .map(|s| s.required_skills.clone())
+            .unwrap_or_default();
+        let search = self.decide(|d| d.search(order.status));
+        let near = {
+            let fleet = self.fleet.read().unwrap_or_else(|p| p.into_inner());
+            fleet.candidates(
+                order.location,
+                search.nearest,
+                search.radius_m,
+                &required,
+                excluded,
+            )
+        };
+        if near.is_empty() {
+            return Ok(Vec::new());
+        }
+        let ids: Vec<NurseId> = near.iter().map(|n| n.key).collect();
+        let since = OrgTimeZone::default().start_of_day(Utc::now());
+        let standing = self.store.nurse_standing(&ids, since).await?;
+        let near: Vec<_> = near
+            .into_iter()
+            .filter(|n| !standing.get(&n.key).is_some_and(|s| s.engaged))
+            .take(search.keep)
+            .collect();
+        let from: Vec<GeoPoint> = near.iter().map(|n| n.point).collect();
+        let etas = match self.eta.etas(&from, order.location).await {
+            Ok(e) => e,
+            Err(e) => {
+                tracing::warn!(order_id = %order.id, error = %e, "no ETA for the candidates");
+                return Ok(Vec::new());
+            }
+        };
+        Ok(near
+            .iter()
+            .zip(etas)
+            .filter_map(|(n, eta)| {
+                let eta = eta?;
+                let s = standing.get(&n.key).copied().unwrap_or_default();
+                let (answered, accepted) = (s.answered, s.accepted);
+                Some(Candidate {
+                    nurse_id: n.key,
+                    eta_s: eta.seconds,
+                    distance_m: eta.distance_m,
+                    jobs_today: accepted,
+                    offers_answered: answered,
+                    offers_accepted: accepted,
+                    free_at: None,
+                })
+            })
+            .collect())
+    }
+
+    /// Carries out an `Offer` command: recorded with the order's move to
+    /// `offered` in one statement, then pushed to the phone.
+    async fn offer(
+        &self,
+        order: &Order,
+        command: &Command,
+        now: DateTime<Utc>,
+    ) -> Result<Placed, StoreError> {
+        let &Command::Offer {
+            nurse,
+            eta_min,
+            distance_m,
+            expires_at,
+            ..
+        } = command
+        else {
+            return Ok(Placed::Done);
+        };
+        let mut offer = Offer::new(
+            order.id,
+            nurse,
+            now,
+            self.config.offer_ttl,
+            eta_min,
+            distance_m,
+        );
+        offer.expires_at = expires_at;
+        let made = offer_made(&offer, order);
+        let result = self
+            .store
+            .make_offer(
+                &offer,
+                |o, from| Some(status_changed(o, from, now)),
+                vec![made.clone()],
+            )
+            .await;
+        let placed = match result {
+            Ok(placed) => placed,
+            Err(StoreError::Conflict(_)) => {
+                // The order got an offer elsewhere, or the nurse did.
+                let open = self.store.offers_for_order(order.id).await?;
+                return Ok(if open.iter().any(|o| o.status == OfferStatus::Open) {
+                    Placed::Done
+                } else {
+                    Placed::NurseTaken
+                });
+            }
+            Err(StoreError::StaleState { .. }) | Err(StoreError::NotFound) => {
+                return Ok(Placed::Done);
+            }
+            Err(e) => return Err(e),
+        };
+        self.fleet
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .set_offer(offer.nurse_id, Some((offer.id, offer.expires_at)));
+        let push = offer_to_nurse(&offer, &placed);
+        if let Err(e) = self.queue.broadcast(&push.channel, &push.payload).await {
+            // The phone also finds it on (re)connect and through `GET /v1/nurse/offers`.
+            tracing::warn!(offer_id = %offer.id, error = %e, "offer not pushed");
+        }
+        let _ = self
+            .queue
+            .broadcast(&dispatch_channel(placed.org_id.as_str()), &made.payload)
+            .await;
+        let latency = (Utc::now() - order.created_at).num_milliseconds().max(0) as f64 / 1e3;
+        metrics::histogram!("dispatch_order_to_offer_seconds").record(latency);
+        metrics::counter!("dispatch_offers_total").increment(1);
+        tracing::info!(order_id = %order.id, nurse_id = %nurse, eta_min, "offer made");
+        Ok(Placed::Done)
+    }
+
+    /// Marks an order no candidate can reach in time: `escalated`, with the
+    /// honest ETA if there is one, and an alert on the dashboard feed.
+    async fn escalate(
+        &self,
+        order: &Order,
+        arrival: Option<DateTime<Utc>>,
+    ) -> Result<(), StoreError> {
+        if order.status == OrderStatus::Escalated {
+            return Ok(());
+        }
+        let now = Utc::now();
+        let mut next = order.clone();
+        next.status = OrderStatus::Escalated;
+        next.eta = arrival;
+        let mut change = yixin_store::OrderTransition::new(
+            order.id,
+            vec![OrderStatus::Pending, OrderStatus::Offered],
+            OrderStatus::Escalated,
+            now,
+        );
+        change.eta = Some(arrival);
+        let event = status_changed(&next, order.status, now);
+        change.outbox = Some(event.clone());
+        match self.store.transition_order(change).await {
+            Ok(_) => {
+                metrics::counter!("dispatch_escalations_total").increment(1);
+                tracing::warn!(order_id = %order.id, eta = ?arrival, promised_by = %order.promised_by, "order escalated: no nurse can arrive in time");
+                let _ = self
+                    .queue
+                    .broadcast(&dispatch_channel(order.org_id.as_str()), &event.payload)
+                    .await;
+                Ok(())
+            }
+            Err(StoreError::StaleState { .. }) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+/// The nurse an `Offer` command names.
+fn offered_nurse(command: &Command) -> Option<NurseId> {
+    match command {
+        Command::Offer { nurse, .. } => Some(*nurse),
+        _ => None,
+    }
+}

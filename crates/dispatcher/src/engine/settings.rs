@@ -1,0 +1,92 @@
+//! The engine's configuration (`dispatch.*`) parsed into the core's
+//! [`EngineConfig`] and the ETA estimator it runs with.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::TimeDelta;
+use yixin_dispatch_core::{EngineConfig, InvalidSettings, MatchingPolicy, PolicyKind};
+
+use crate::eta::{
+    AreaEtaSettings, EtaEstimator, EtaSettings, FallbackEta, OsrmEta, OsrmSettings,
+    StraightLineConfig, StraightLineEta,
+};
+
+/// The engine and its ETA estimator as configured (`dispatch.*`); `areas`
+/// are the service areas per-area ETA overrides may name.
+pub fn engine_config(
+    s: &yixin_platform::config::DispatchSettings,
+    areas: &[yixin_domain::ServiceArea],
+) -> Result<(EngineConfig, Arc<dyn EtaEstimator>), InvalidSettings> {
+    let kind = match s.policy.as_str() {
+        "greedy" => PolicyKind::Greedy,
+        "batch" => PolicyKind::Batch,
+        other => {
+            return Err(InvalidSettings::new(
+                "dispatch.policy",
+                format!("`{other}`: use `greedy` or `batch`"),
+            ));
+        }
+    };
+    let policy = MatchingPolicy::new(kind, s.batch_window_ms, crate::ScoringWeights::default())?;
+    let default = EtaSettings::new(s.detour_factor, s.speed_kmh, s.fixed_overhead_s)?;
+    let mut overrides = Vec::new();
+    for o in &s.area_eta {
+        let area_id = o.area_id.parse().map(yixin_domain::AreaId).map_err(|_| {
+            InvalidSettings::new(
+                "dispatch.area_eta.area_id",
+                format!("`{}` is not an area id", o.area_id),
+            )
+        })?;
+        overrides.push(AreaEtaSettings {
+            area_id,
+            settings: EtaSettings::new(
+                o.detour_factor.unwrap_or(default.detour_factor),
+                o.speed_kmh.unwrap_or(default.speed_kmh),
+                o.fixed_overhead_s.unwrap_or(default.fixed_overhead_s),
+            )?,
+        });
+    }
+    let straight = StraightLineEta::from_config(
+        &StraightLineConfig {
+            default,
+            areas: overrides,
+        },
+        areas,
+    )?;
+    let eta: Arc<dyn EtaEstimator> = match &s.osrm_url {
+        Some(url) => Arc::new(FallbackEta::new(
+            OsrmEta::new(OsrmSettings {
+                base_url: url.clone(),
+                profile: s.osrm_profile.clone(),
+                timeout_ms: s.osrm_timeout_ms,
+                ..OsrmSettings::default()
+            })?,
+            straight,
+        )),
+        None => Arc::new(straight),
+    };
+    if s.offer_ttl_secs == 0
+        || s.candidates == 0
+        || s.search_radius_m.is_nan()
+        || s.search_radius_m <= 0.0
+        || s.escalated_radius_m < s.search_radius_m
+    {
+        return Err(InvalidSettings::new(
+            "dispatch",
+            "offer_ttl_secs and candidates must be positive, search_radius_m > 0 and escalated_radius_m ≥ search_radius_m",
+        ));
+    }
+    Ok((
+        EngineConfig {
+            policy,
+            offer_ttl: TimeDelta::seconds(i64::try_from(s.offer_ttl_secs).unwrap_or(3_600)),
+            search_radius_m: s.search_radius_m,
+            escalated_radius_m: s.escalated_radius_m,
+            candidates: s.candidates,
+            retry: Duration::from_secs(s.retry_secs.max(1)),
+            escalate_after: TimeDelta::seconds(i64::try_from(s.escalate_after_secs).unwrap_or(120)),
+        },
+        eta,
+    ))
+}
