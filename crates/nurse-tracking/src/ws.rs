@@ -14,15 +14,16 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use actix_web::{HttpRequest, HttpResponse, get, web};
-use actix_ws::{AggregatedMessage, CloseCode, CloseReason, ProtocolError};
+use actix_ws::Session;
 use chrono::{DateTime, Utc};
 use futures_util::StreamExt;
 use yixin_auth::{NurseCaller, authenticate};
 use yixin_contracts::{Event, decode_envelope};
 use yixin_domain::{OfferClosedReason, OfferId, OrderId, OrderStatus, ShiftState};
+use yixin_platform::ws::{self, WsHandler, WsLimits, WsResult, WsStop};
 use yixin_platform::{ApiError, ErrorBody};
 use yixin_queue::Subscription;
 
@@ -36,9 +37,9 @@ use yixin_contracts::{connection_channel, nurse_channel, order_channel};
 static NEXT_CONNECTION: AtomicU64 = AtomicU64::new(1);
 
 /// Close code telling an old connection a newer one replaced it.
-pub const CLOSE_REPLACED: u16 = 4001;
+pub const CLOSE_REPLACED: u16 = ws::REPLACED;
 /// Close code telling a phone its nurse was deactivated.
-pub const CLOSE_DEACTIVATED: u16 = 4003;
+pub const CLOSE_DEACTIVATED: u16 = ws::DEACTIVATED;
 /// Announced on a nurse's connection channel when they are deactivated.
 pub const DEACTIVATED: &str = "deactivated";
 
@@ -78,13 +79,14 @@ pub async fn nurse_ws(
         .subscribe(&connection_channel(ctx.id))
         .await
         .map_err(unavailable)?;
-    let (response, session, stream) = actix_ws::handle(&req, payload)
-        .map_err(|e| ApiError::bad_request("websocket_required", e.to_string()))?;
-    let max = tracker.settings.max_frame_bytes;
-    let stream = stream
-        .max_frame_size(max)
-        .aggregate_continuations()
-        .max_continuation_size(max);
+    let settings = &tracker.settings;
+    let limits = WsLimits {
+        ping_interval: Duration::from_secs(settings.heartbeat_secs.max(1)),
+        pong_timeout: Duration::from_secs(settings.client_timeout_secs.max(1)),
+        max_frame_bytes: settings.max_frame_bytes,
+        messages_per_second: settings.frames_per_second,
+        burst: settings.frames_burst,
+    };
     let id = NEXT_CONNECTION.fetch_add(1, Ordering::Relaxed);
     let connection = Connection {
         // Announced to older connections; ordered by when the socket opened,
@@ -95,54 +97,22 @@ pub async fn nurse_ws(
             svc.instance
         ),
         id,
-        bucket: TokenBucket::new(
-            tracker.settings.frames_per_second,
-            tracker.settings.frames_burst,
-        ),
         tracker,
         ctx,
         offer: None,
         offer_watch: None,
         job: None,
         job_watch: None,
-        shutdown: svc.shutdown.clone(),
+        events,
+        control,
     };
-    actix_web::rt::spawn(connection.run(session, stream, events, control));
-    Ok(response)
-}
-
-/// A per-connection token bucket: `rate` frames a second sustained, `burst` at once.
-#[derive(Debug)]
-pub(crate) struct TokenBucket {
-    tokens: f64,
-    rate: f64,
-    burst: f64,
-    last: Instant,
-}
-
-impl TokenBucket {
-    pub(crate) fn new(rate: u32, burst: u32) -> Self {
-        let burst = f64::from(burst.max(1));
-        Self {
-            tokens: burst,
-            rate: f64::from(rate.max(1)),
-            burst,
-            last: Instant::now(),
-        }
-    }
-
-    /// Takes one token at `now`; false when the bucket is empty.
-    pub(crate) fn take_at(&mut self, now: Instant) -> bool {
-        let elapsed = now.saturating_duration_since(self.last).as_secs_f64();
-        self.last = now;
-        self.tokens = (self.tokens + elapsed * self.rate).min(self.burst);
-        if self.tokens >= 1.0 {
-            self.tokens -= 1.0;
-            true
-        } else {
-            false
-        }
-    }
+    ws::serve(
+        &req,
+        payload,
+        limits,
+        Some(svc.shutdown.clone()),
+        connection,
+    )
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -157,22 +127,22 @@ struct Connection {
     ctx: NurseCtx,
     id: u64,
     token: String,
-    bucket: TokenBucket,
     offer: Option<HeldOffer>,
     offer_watch: Option<Subscription>,
     job: Option<OrderId>,
     job_watch: Option<Subscription>,
-    shutdown: tokio::sync::watch::Receiver<bool>,
+    /// Offers and assignments for this nurse (`nurse:{id}`).
+    events: Subscription,
+    /// Newer connections and deactivation (`nurse-conn:{id}`).
+    control: Subscription,
 }
 
-enum Input {
-    Client(Option<Result<AggregatedMessage, ProtocolError>>),
-    NurseEvent(Option<Vec<u8>>),
-    Control(Option<Vec<u8>>),
+/// What a nurse's socket waits for besides the phone.
+enum NurseInput {
+    NurseEvent(Vec<u8>),
+    Control(Vec<u8>),
     OrderEvent(Vec<u8>),
     OfferDeadline,
-    Heartbeat,
-    Stop,
 }
 
 async fn next_of(sub: &mut Option<Subscription>) -> Vec<u8> {
@@ -195,27 +165,10 @@ async fn until(deadline: Option<DateTime<Utc>>) {
     }
 }
 
-async fn stopping(shutdown: &mut tokio::sync::watch::Receiver<bool>) {
-    if shutdown.wait_for(|stop| *stop).await.is_err() {
-        std::future::pending::<()>().await;
-    }
-}
+impl WsHandler for Connection {
+    type Event = NurseInput;
 
-fn close(code: CloseCode, description: &str) -> Option<CloseReason> {
-    Some(CloseReason {
-        code,
-        description: Some(description.to_owned()),
-    })
-}
-
-impl Connection {
-    async fn run(
-        mut self,
-        mut session: actix_ws::Session,
-        mut stream: actix_ws::AggregatedMessageStream,
-        mut events: Subscription,
-        mut control: Subscription,
-    ) {
+    async fn open(&mut self, session: &mut Session) -> WsResult {
         let nurse = self.ctx.id;
         self.tracker.fleet_write().connected(nurse, self.id);
         metrics::gauge!("nurse_connections").increment(1.0);
@@ -228,22 +181,81 @@ impl Connection {
         {
             tracing::warn!(nurse_id = %nurse, error = %e, "could not announce the new connection");
         }
-        let reason = match self.greet(&mut session).await {
-            Ok(()) => {
-                self.serve(&mut session, &mut stream, &mut events, &mut control)
-                    .await
-            }
-            Err(()) => None,
-        };
-        self.tracker
-            .fleet_write()
-            .disconnected(nurse, self.id, Utc::now());
-        metrics::gauge!("nurse_connections").decrement(1.0);
-        let _ = session.close(reason).await;
+        self.greet(session).await
     }
 
+    async fn next_event(&mut self) -> Option<NurseInput> {
+        let deadline = self.offer.map(|o| o.expires_at);
+        tokio::select! {
+            e = self.events.next() => e.map(NurseInput::NurseEvent),
+            c = self.control.next() => c.map(NurseInput::Control),
+            e = next_of(&mut self.offer_watch) => Some(NurseInput::OrderEvent(e)),
+            e = next_of(&mut self.job_watch) => Some(NurseInput::OrderEvent(e)),
+            () = until(deadline) => Some(NurseInput::OfferDeadline),
+        }
+    }
+
+    async fn on_event(&mut self, session: &mut Session, input: NurseInput) -> WsResult {
+        match input {
+            NurseInput::NurseEvent(bytes) => self.on_nurse_event(session, &bytes).await,
+            NurseInput::Control(token) if token == DEACTIVATED.as_bytes() => Err(WsStop::Close(
+                CLOSE_DEACTIVATED,
+                "the nurse was deactivated",
+            )),
+            NurseInput::Control(token) => {
+                // Fixed-width fields: byte order is time order.
+                if token.as_slice() > self.token.as_bytes() {
+                    return Err(WsStop::Close(
+                        CLOSE_REPLACED,
+                        "replaced by a newer connection",
+                    ));
+                }
+                Ok(())
+            }
+            NurseInput::OrderEvent(bytes) => self.on_order_event(session, &bytes).await,
+            NurseInput::OfferDeadline => {
+                let Some(held) = self.offer.take() else {
+                    return Ok(());
+                };
+                self.offer_watch = None;
+                send(
+                    session,
+                    &ServerFrame::OfferClosed {
+                        offer_id: held.offer_id.to_string(),
+                        reason: OfferClosedReason::Expired,
+                    },
+                )
+                .await
+            }
+        }
+    }
+
+    async fn on_text(&mut self, session: &mut Session, text: &str) -> WsResult {
+        self.on_frame(session, text).await
+    }
+
+    async fn on_binary(&mut self, session: &mut Session, _bytes: &[u8]) -> WsResult {
+        let e = TrackingError::BadFrame("frames are JSON text, not binary".into());
+        send(session, &ServerFrame::error(&e)).await
+    }
+
+    async fn closed(&mut self, code: Option<u16>) {
+        self.tracker
+            .fleet_write()
+            .disconnected(self.ctx.id, self.id, Utc::now());
+        metrics::gauge!("nurse_connections").decrement(1.0);
+        let reason = match code {
+            Some(ws::POLICY_VIOLATION) => "flood",
+            Some(ws::MESSAGE_TOO_BIG) => "oversize",
+            _ => return,
+        };
+        metrics::counter!("nurse_ws_closed_total", "reason" => reason).increment(1);
+    }
+}
+
+impl Connection {
     /// A phone that (re)connects gets its live offer and current job again.
-    async fn greet(&mut self, session: &mut actix_ws::Session) -> Result<(), ()> {
+    async fn greet(&mut self, session: &mut Session) -> WsResult {
         match self.tracker.current_job(&self.ctx).await {
             Ok(Some(job)) => {
                 if let Ok(id) = job.order_id.parse().map(OrderId) {
@@ -262,119 +274,7 @@ impl Connection {
         Ok(())
     }
 
-    async fn serve(
-        &mut self,
-        session: &mut actix_ws::Session,
-        stream: &mut actix_ws::AggregatedMessageStream,
-        events: &mut Subscription,
-        control: &mut Subscription,
-    ) -> Option<CloseReason> {
-        let settings = &self.tracker.settings;
-        let timeout = Duration::from_secs(settings.client_timeout_secs.max(1));
-        let mut heartbeat =
-            tokio::time::interval(Duration::from_secs(settings.heartbeat_secs.max(1)));
-        heartbeat.tick().await;
-        let mut last_seen = Instant::now();
-        let mut shutdown = self.shutdown.clone();
-        loop {
-            let deadline = self.offer.map(|o| o.expires_at);
-            let input = tokio::select! {
-                m = stream.recv() => Input::Client(m),
-                e = events.next() => Input::NurseEvent(e),
-                c = control.next() => Input::Control(c),
-                e = next_of(&mut self.offer_watch) => Input::OrderEvent(e),
-                e = next_of(&mut self.job_watch) => Input::OrderEvent(e),
-                _ = until(deadline) => Input::OfferDeadline,
-                _ = heartbeat.tick() => Input::Heartbeat,
-                _ = stopping(&mut shutdown) => Input::Stop,
-            };
-            let result = match input {
-                Input::Client(message) => match message {
-                    Some(Ok(AggregatedMessage::Text(text))) => {
-                        last_seen = Instant::now();
-                        if !self.bucket.take_at(last_seen) {
-                            metrics::counter!("nurse_ws_closed_total", "reason" => "flood")
-                                .increment(1);
-                            return close(CloseCode::Policy, "too many frames");
-                        }
-                        self.on_text(session, &text).await
-                    }
-                    Some(Ok(AggregatedMessage::Binary(_))) => {
-                        last_seen = Instant::now();
-                        if !self.bucket.take_at(last_seen) {
-                            return close(CloseCode::Policy, "too many frames");
-                        }
-                        let e = TrackingError::BadFrame("frames are JSON text, not binary".into());
-                        send(session, &ServerFrame::error(&e)).await
-                    }
-                    Some(Ok(AggregatedMessage::Ping(bytes))) => {
-                        last_seen = Instant::now();
-                        session.pong(&bytes).await.map_err(|_| ())
-                    }
-                    Some(Ok(AggregatedMessage::Pong(_))) => {
-                        last_seen = Instant::now();
-                        Ok(())
-                    }
-                    Some(Ok(AggregatedMessage::Close(reason))) => return reason,
-                    Some(Err(ProtocolError::Overflow)) => {
-                        metrics::counter!("nurse_ws_closed_total", "reason" => "oversize")
-                            .increment(1);
-                        return close(CloseCode::Size, "frame too large");
-                    }
-                    Some(Err(_)) => return close(CloseCode::Protocol, "protocol error"),
-                    None => return None,
-                },
-                Input::NurseEvent(Some(bytes)) => self.on_nurse_event(session, &bytes).await,
-                Input::NurseEvent(None) | Input::Control(None) => {
-                    return close(CloseCode::Restart, "event feed lost; reconnect");
-                }
-                Input::Control(Some(token)) if token == DEACTIVATED.as_bytes() => {
-                    return close(
-                        CloseCode::Other(CLOSE_DEACTIVATED),
-                        "the nurse was deactivated",
-                    );
-                }
-                Input::Control(Some(token)) => {
-                    // Fixed-width fields: byte order is time order.
-                    if token.as_slice() > self.token.as_bytes() {
-                        return close(
-                            CloseCode::Other(CLOSE_REPLACED),
-                            "replaced by a newer connection",
-                        );
-                    }
-                    Ok(())
-                }
-                Input::OrderEvent(bytes) => self.on_order_event(session, &bytes).await,
-                Input::OfferDeadline => {
-                    if let Some(held) = self.offer.take() {
-                        self.offer_watch = None;
-                        send(
-                            session,
-                            &ServerFrame::OfferClosed {
-                                offer_id: held.offer_id.to_string(),
-                                reason: OfferClosedReason::Expired,
-                            },
-                        )
-                        .await
-                    } else {
-                        Ok(())
-                    }
-                }
-                Input::Heartbeat => {
-                    if last_seen.elapsed() > timeout {
-                        return close(CloseCode::Away, "no answer to pings");
-                    }
-                    session.ping(b"").await.map_err(|_| ())
-                }
-                Input::Stop => return close(CloseCode::Restart, "server restarting"),
-            };
-            if result.is_err() {
-                return None; // the socket is gone
-            }
-        }
-    }
-
-    async fn on_text(&mut self, session: &mut actix_ws::Session, text: &str) -> Result<(), ()> {
+    async fn on_frame(&mut self, session: &mut Session, text: &str) -> WsResult {
         let frame = match ClientFrame::parse(text) {
             Ok(f) => f,
             Err(e) => return send(session, &ServerFrame::error(&e)).await,
@@ -479,9 +379,9 @@ impl Connection {
 
     async fn report_ingest(
         &mut self,
-        session: &mut actix_ws::Session,
+        session: &mut Session,
         report: Result<crate::service::IngestReport, TrackingError>,
-    ) -> Result<(), ()> {
+    ) -> WsResult {
         match report {
             // Accepted fixes are not acknowledged: they are the bulk of the traffic.
             Ok(report) => {
@@ -502,11 +402,7 @@ impl Connection {
         }
     }
 
-    async fn on_nurse_event(
-        &mut self,
-        session: &mut actix_ws::Session,
-        bytes: &[u8],
-    ) -> Result<(), ()> {
+    async fn on_nurse_event(&mut self, session: &mut Session, bytes: &[u8]) -> WsResult {
         let Some(event) = decode_envelope(bytes).ok().and_then(|e| e.event) else {
             tracing::debug!(nurse_id = %self.ctx.id, "undecodable event on the nurse channel");
             return Ok(());
@@ -586,11 +482,7 @@ impl Connection {
     }
 
     /// Changes of the offer's or the job's order.
-    async fn on_order_event(
-        &mut self,
-        session: &mut actix_ws::Session,
-        bytes: &[u8],
-    ) -> Result<(), ()> {
+    async fn on_order_event(&mut self, session: &mut Session, bytes: &[u8]) -> WsResult {
         let Some(Event::OrderStatusChanged(e)) = decode_envelope(bytes).ok().and_then(|e| e.event)
         else {
             return Ok(());
@@ -637,11 +529,7 @@ impl Connection {
         Ok(())
     }
 
-    async fn hold_offer(
-        &mut self,
-        session: &mut actix_ws::Session,
-        view: OfferView,
-    ) -> Result<(), ()> {
+    async fn hold_offer(&mut self, session: &mut Session, view: OfferView) -> WsResult {
         let (Ok(offer_id), Ok(order_id)) = (
             view.offer_id.parse().map(OfferId),
             view.order_id.parse().map(OrderId),
@@ -689,7 +577,7 @@ impl Connection {
     }
 }
 
-async fn parse_offer(session: &mut actix_ws::Session, raw: &str) -> Result<Option<OfferId>, ()> {
+async fn parse_offer(session: &mut Session, raw: &str) -> Result<Option<OfferId>, WsStop> {
     match raw.parse().map(OfferId) {
         Ok(id) => Ok(Some(id)),
         Err(_) => {
@@ -710,27 +598,6 @@ fn ack(request: &str, id: Option<String>, status: Option<&str>) -> ServerFrame {
     }
 }
 
-async fn send(session: &mut actix_ws::Session, frame: &ServerFrame) -> Result<(), ()> {
-    let text = serde_json::to_string(frame).map_err(|_| ())?;
-    session.text(text).await.map_err(|_| ())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_bucket_allows_a_burst_then_the_rate() {
-        let start = Instant::now();
-        let mut b = TokenBucket::new(10, 5);
-        assert!((0..5).all(|_| b.take_at(start)));
-        assert!(!b.take_at(start));
-        // 100 ms later: one more token.
-        assert!(b.take_at(start + Duration::from_millis(100)));
-        assert!(!b.take_at(start + Duration::from_millis(100)));
-        // A long pause refills only up to the burst.
-        let later = start + Duration::from_secs(60);
-        assert!((0..5).all(|_| b.take_at(later)));
-        assert!(!b.take_at(later));
-    }
+async fn send(session: &mut Session, frame: &ServerFrame) -> WsResult {
+    ws::send_json(session, frame).await
 }

@@ -9,15 +9,20 @@
 //!   route, nurse-tracking publishes their position on the same channel (at
 //!   most every 2 s); `eta` is the event's, else the order's prediction.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::{HttpRequest, HttpResponse, get, web};
+use actix_ws::Session;
 use chrono::{DateTime, Utc};
 use futures_util::StreamExt;
 use serde::Serialize;
 use yixin_auth::{ResidentCaller, authenticate};
 use yixin_contracts::order_channel;
+use yixin_domain::Order;
+use yixin_platform::ws::{self, WsHandler, WsLimits, WsResult, WsStop};
 use yixin_platform::{ApiError, ErrorBody};
+use yixin_queue::Subscription;
 
 use crate::{
     OrderIntake,
@@ -65,93 +70,82 @@ pub async fn live(
     let caller = ResidentCaller(claims);
     let order = owned_order(&svc, &caller, &id).await?;
     // Subscribe before the first read, so no change falls in between.
-    let mut changes = svc
+    let changes = svc
         .queue
         .subscribe(&order_channel(order.id))
         .await
         .map_err(|e| ApiError::Unavailable(format!("live updates unavailable: {e}")))?;
-    let (response, mut session, mut messages) = actix_ws::handle(&req, payload)
-        .map_err(|e| ApiError::bad_request("websocket_required", e.to_string()))?;
-    let svc = svc.into_inner();
-    let mut shutdown = svc.shutdown.clone();
-    let order_id = order.id;
+    let shutdown = svc.shutdown.clone();
+    let limits = WsLimits {
+        ping_interval: HEARTBEAT,
+        ..WsLimits::default()
+    };
+    let feed = OrderFeed {
+        svc: svc.into_inner(),
+        order,
+        last: None,
+        changes,
+    };
+    ws::serve(&req, payload, limits, Some(shutdown), feed)
+}
 
-    actix_web::rt::spawn(async move {
-        let mut last = match view(&svc, &order).await {
-            Ok(v) => v,
-            Err(e) => {
-                tracing::warn!(%order_id, error = %e, "live feed: first read failed");
-                let _ = session.close(None).await;
-                return;
-            }
-        };
-        if send(&mut session, &LiveFrame::Order(Box::new(last.clone())))
-            .await
-            .is_err()
-        {
-            return;
+/// One resident's socket: the order as last sent, and its change channel.
+struct OrderFeed {
+    svc: Arc<OrderIntake>,
+    order: Order,
+    last: Option<OrderView>,
+    changes: Subscription,
+}
+
+impl WsHandler for OrderFeed {
+    type Event = Vec<u8>;
+
+    async fn open(&mut self, session: &mut Session) -> WsResult {
+        let order_id = self.order.id;
+        let first = view(&self.svc, &self.order).await.map_err(|e| {
+            tracing::warn!(%order_id, error = %e, "live feed: first read failed");
+            WsStop::Close(ws::INTERNAL_ERROR, "order not read")
+        })?;
+        ws::send_json(session, &LiveFrame::Order(Box::new(first.clone()))).await?;
+        self.last = Some(first);
+        Ok(())
+    }
+
+    async fn next_event(&mut self) -> Option<Vec<u8>> {
+        self.changes.next().await
+    }
+
+    async fn on_event(&mut self, session: &mut Session, payload: Vec<u8>) -> WsResult {
+        let order_id = self.order.id;
+        if let Some(position) = nurse_position(&payload, order_id) {
+            let eta = match position.1 {
+                Some(eta) => Some(eta),
+                None => self.last.as_ref().and_then(|l| l.eta),
+            };
+            let frame = LiveFrame::NurseLocation {
+                location: position.0,
+                eta,
+            };
+            return ws::send_json(session, &frame).await;
         }
-        let mut heartbeat = tokio::time::interval(HEARTBEAT);
-        heartbeat.tick().await;
-        let reason = loop {
-            tokio::select! {
-                change = changes.next() => {
-                    let Some(payload) = change else {
-                        break None;
-                    };
-                    if let Some(position) = nurse_position(&payload, order_id) {
-                        let eta = match position.1 {
-                            Some(eta) => Some(eta),
-                            None => last.eta,
-                        };
-                        let frame = LiveFrame::NurseLocation { location: position.0, eta };
-                        if send(&mut session, &frame).await.is_err() {
-                            return;
-                        }
-                        continue;
-                    }
-                    let current = match svc.store.get_order(order_id).await {
-                        Ok(Some(o)) => o,
-                        Ok(None) => continue,
-                        Err(e) => {
-                            tracing::warn!(%order_id, error = %e, "live feed: read failed");
-                            continue;
-                        }
-                    };
-                    match view(&svc, &current).await {
-                        Ok(v) if v != last => {
-                            if send(&mut session, &LiveFrame::Order(Box::new(v.clone()))).await.is_err() {
-                                return;
-                            }
-                            last = v;
-                        }
-                        Ok(_) => {}
-                        Err(e) => tracing::warn!(%order_id, error = %e, "live feed: view failed"),
-                    }
-                }
-                message = messages.next() => match message {
-                    Some(Ok(actix_ws::Message::Ping(bytes))) => {
-                        if session.pong(&bytes).await.is_err() {
-                            return;
-                        }
-                    }
-                    Some(Ok(actix_ws::Message::Close(reason))) => break reason,
-                    Some(Ok(_)) => {}
-                    Some(Err(_)) | None => return,
-                },
-                _ = heartbeat.tick() => {
-                    if session.ping(b"").await.is_err() {
-                        return;
-                    }
-                }
-                _ = stopping(&mut shutdown) => {
-                    break Some(actix_ws::CloseCode::Restart.into());
-                }
+        let current = match self.svc.store.get_order(order_id).await {
+            Ok(Some(o)) => o,
+            Ok(None) => return Ok(()),
+            Err(e) => {
+                tracing::warn!(%order_id, error = %e, "live feed: read failed");
+                return Ok(());
             }
         };
-        let _ = session.close(reason).await;
-    });
-    Ok(response)
+        match view(&self.svc, &current).await {
+            Ok(v) if self.last.as_ref() != Some(&v) => {
+                ws::send_json(session, &LiveFrame::Order(Box::new(v.clone()))).await?;
+                self.last = Some(v);
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(%order_id, error = %e, "live feed: view failed"),
+        }
+        Ok(())
+    }
 }
 
 /// The nurse's position (and predicted arrival) if `payload` is a
@@ -178,17 +172,4 @@ fn nurse_position(
         },
         eta,
     ))
-}
-
-async fn send(session: &mut actix_ws::Session, frame: &LiveFrame) -> Result<(), ()> {
-    let text = serde_json::to_string(frame).map_err(|_| ())?;
-    session.text(text).await.map_err(|_| ())
-}
-
-/// Resolves when the platform is stopping; never if the signal's sender is
-/// gone without saying so.
-async fn stopping(shutdown: &mut tokio::sync::watch::Receiver<bool>) {
-    if shutdown.wait_for(|stop| *stop).await.is_err() {
-        std::future::pending::<()>().await;
-    }
 }

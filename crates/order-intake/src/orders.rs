@@ -1,7 +1,5 @@
 //! `/v1/orders`: placing, reading, listing, cancelling and rating orders.
 
-use std::time::Instant;
-
 use actix_web::{HttpRequest, HttpResponse, get, http::StatusCode, post, web};
 use chrono::{DateTime, SubsecRound, TimeDelta, Utc};
 use serde::{Deserialize, Serialize};
@@ -430,7 +428,7 @@ async fn admit(
     now: DateTime<Utc>,
 ) -> Result<(NewOrder, Vec<String>), ApiError> {
     svc.limiter
-        .check(scope, Instant::now())
+        .check(scope)
         .map_err(|retry_after_secs| ApiError::RateLimited { retry_after_secs })?;
     let new = new_order(caller, body, now)?;
     let catalog = svc

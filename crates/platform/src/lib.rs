@@ -1,6 +1,7 @@
 //! The HTTP platform every service runs on: typed configuration, telemetry,
 //! the one error type and its JSON body, health/readiness/metrics/OpenAPI
-//! endpoints, request limits and graceful shutdown.
+//! endpoints, request limits, graceful shutdown and the one WebSocket
+//! driver ([`ws`]).
 //!
 //! It knows nothing of orders or nurses: services mount themselves on it.
 
@@ -12,6 +13,8 @@ pub use error::{ApiError, ErrorBody};
 pub mod extract;
 pub mod http;
 pub mod telemetry;
+pub mod ws;
 
 pub use extract::JsonBody;
 pub use http::{Mount, Readiness, ReadinessCheck};
+pub use ws::{WsHandler, WsLimits, WsResult, WsStop};

@@ -23,9 +23,11 @@
 //! is sent once.
 
 use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix_web::{HttpRequest, HttpResponse, get, web};
+use actix_ws::Session;
 use chrono::{DateTime, Utc};
 use futures_util::StreamExt;
 use serde::Serialize;
@@ -33,7 +35,9 @@ use tokio::sync::watch;
 use yixin_auth::CoordinatorCaller;
 use yixin_contracts::{Event, FLEET_CHANNEL, decode_envelope, dispatch_channel, pb};
 use yixin_domain::{OfferId, OrderId, OrderStatus, OrgId};
+use yixin_platform::ws::{self, WsHandler, WsLimits, WsResult};
 use yixin_platform::{ApiError, ErrorBody};
+use yixin_queue::Subscription;
 
 use super::orders::{DispatchOrder, Location, one_detail};
 use super::org_of;
@@ -48,7 +52,7 @@ pub const LOCATION_EVERY: Duration = Duration::from_secs(1);
 const SEEN_EVENTS: usize = 512;
 
 /// The platform's stop signal, as app data: when registered, open feeds
-/// close (1012 restart) as the platform stops instead of holding the
+/// close (1001 going away) as the platform stops instead of holding the
 /// graceful shutdown until its timeout.
 #[derive(Debug, Clone)]
 pub struct LiveShutdown(pub watch::Receiver<bool>);
@@ -132,12 +136,12 @@ pub async fn live(
     let unavailable = |e: yixin_queue::QueueError| {
         ApiError::Unavailable(format!("live updates unavailable: {e}"))
     };
-    let mut events = svc
+    let events = svc
         .queue
         .subscribe(&dispatch_channel(org.as_str()))
         .await
         .map_err(unavailable)?;
-    let mut fleet = svc
+    let fleet = svc
         .queue
         .subscribe(FLEET_CHANNEL)
         .await
@@ -146,62 +150,67 @@ pub async fn live(
         org: org.as_str().to_owned(),
         overview: Box::new(overview(&svc, &org).await?),
     };
-    let (response, mut session, mut messages) = actix_ws::handle(&req, payload)
-        .map_err(|e| ApiError::bad_request("websocket_required", e.to_string()))?;
-    let mut shutdown = req
+    let shutdown = req
         .app_data::<web::Data<LiveShutdown>>()
         .map(|s| s.0.clone());
-    let svc = svc.into_inner();
     tracing::debug!(%org, coordinator = %caller.0.sub, "coordinator live feed opened");
+    let socket = CoordinatorSocket {
+        svc: svc.into_inner(),
+        feed: Feed::new(org),
+        hello: Some(hello),
+        events,
+        fleet,
+    };
+    let limits = WsLimits {
+        ping_interval: HEARTBEAT,
+        ..WsLimits::default()
+    };
+    ws::serve(&req, payload, limits, shutdown, socket)
+}
 
-    actix_web::rt::spawn(async move {
-        if send(&mut session, &hello).await.is_err() {
-            return;
+/// One coordinator's socket: the feed's state and its two sources.
+struct CoordinatorSocket {
+    svc: Arc<Dispatcher>,
+    feed: Feed,
+    /// Sent on open.
+    hello: Option<LiveFrame>,
+    events: Subscription,
+    fleet: Subscription,
+}
+
+/// A message of one of the feed's two sources.
+enum Source {
+    Dispatch(Vec<u8>),
+    Fleet(Vec<u8>),
+}
+
+impl WsHandler for CoordinatorSocket {
+    type Event = Source;
+
+    async fn open(&mut self, session: &mut Session) -> WsResult {
+        match self.hello.take() {
+            Some(hello) => ws::send_json(session, &hello).await,
+            None => Ok(()),
         }
-        let mut feed = Feed::new(org);
-        let mut heartbeat = tokio::time::interval(HEARTBEAT);
-        heartbeat.tick().await;
-        let reason = loop {
-            tokio::select! {
-                event = events.next() => {
-                    let Some(bytes) = event else { break None };
-                    for frame in feed.on_dispatch_event(&svc, &bytes).await {
-                        if send(&mut session, &frame).await.is_err() {
-                            return;
-                        }
-                    }
-                }
-                event = fleet.next() => {
-                    let Some(bytes) = event else { break None };
-                    for frame in feed.on_fleet_event(&bytes, Instant::now()) {
-                        if send(&mut session, &frame).await.is_err() {
-                            return;
-                        }
-                    }
-                }
-                message = messages.next() => match message {
-                    Some(Ok(actix_ws::Message::Ping(bytes))) => {
-                        if session.pong(&bytes).await.is_err() {
-                            return;
-                        }
-                    }
-                    Some(Ok(actix_ws::Message::Close(reason))) => break reason,
-                    Some(Ok(_)) => {}
-                    Some(Err(_)) | None => return,
-                },
-                _ = heartbeat.tick() => {
-                    if session.ping(b"").await.is_err() {
-                        return;
-                    }
-                }
-                _ = stopping(shutdown.as_mut()) => {
-                    break Some(actix_ws::CloseCode::Restart.into());
-                }
-            }
+    }
+
+    async fn next_event(&mut self) -> Option<Source> {
+        tokio::select! {
+            e = self.events.next() => e.map(Source::Dispatch),
+            e = self.fleet.next() => e.map(Source::Fleet),
+        }
+    }
+
+    async fn on_event(&mut self, session: &mut Session, source: Source) -> WsResult {
+        let frames = match source {
+            Source::Dispatch(bytes) => self.feed.on_dispatch_event(&self.svc, &bytes).await,
+            Source::Fleet(bytes) => self.feed.on_fleet_event(&bytes, Instant::now()),
         };
-        let _ = session.close(reason).await;
-    });
-    Ok(response)
+        for frame in frames {
+            ws::send_json(session, &frame).await?;
+        }
+        Ok(())
+    }
 }
 
 /// One socket's state: the organisation, recent event ids, and when each
@@ -437,24 +446,6 @@ impl Feed {
             distance_m: Some(offer.distance_m),
             at: offer.answered_at.or_else(|| millis(occurred_at_unix_ms)),
         })]
-    }
-}
-
-async fn send(session: &mut actix_ws::Session, frame: &LiveFrame) -> Result<(), ()> {
-    let text = serde_json::to_string(frame).map_err(|_| ())?;
-    session.text(text).await.map_err(|_| ())
-}
-
-/// Resolves when the platform is stopping; never without a stop signal (or
-/// if its sender is gone without saying so).
-async fn stopping(shutdown: Option<&mut watch::Receiver<bool>>) {
-    match shutdown {
-        Some(rx) => {
-            if rx.wait_for(|stop| *stop).await.is_err() {
-                std::future::pending::<()>().await;
-            }
-        }
-        None => std::future::pending::<()>().await,
     }
 }
 
