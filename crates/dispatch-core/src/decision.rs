@@ -49,7 +49,7 @@ impl Default for EngineConfig {
     fn default() -> Self {
         Self {
             policy: MatchingPolicy::default(),
-            offer_ttl: TimeDelta::seconds(30),
+            offer_ttl: TimeDelta::seconds(yixin_domain::DEFAULT_OFFER_TTL_SECS),
             search_radius_m: 8_000.0,
             escalated_radius_m: 25_000.0,
             candidates: 20,

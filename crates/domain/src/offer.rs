@@ -242,6 +242,8 @@ impl Offer {
 mod tests {
     use super::*;
 
+    const TTL: i64 = DEFAULT_OFFER_TTL_SECS;
+
     fn t(s: i64) -> DateTime<Utc> {
         DateTime::from_timestamp(1_740_000_000 + s, 0).unwrap()
     }
@@ -261,10 +263,10 @@ mod tests {
     fn new_offer_is_open_until_its_deadline() {
         let o = offer();
         assert_eq!(o.status, OfferStatus::Open);
-        assert_eq!(o.expires_at, t(45));
+        assert_eq!(o.expires_at, t(TTL));
         assert!(o.is_live(t(0)));
-        assert!(o.is_live(t(44)));
-        assert!(!o.is_live(t(45)));
+        assert!(o.is_live(t(TTL - 1)));
+        assert!(!o.is_live(t(TTL)));
     }
 
     #[test]
@@ -283,10 +285,10 @@ mod tests {
     #[test]
     fn accept_too_late_is_offer_expired() {
         let mut o = offer();
-        let e = o.accept(t(45)).unwrap_err();
+        let e = o.accept(t(TTL)).unwrap_err();
         assert_eq!(e.code(), "offer_expired");
         assert_eq!(o.status, OfferStatus::Open);
-        let e = o.decline(t(46), None).unwrap_err();
+        let e = o.decline(t(TTL + 1), None).unwrap_err();
         assert_eq!(e.code(), "offer_expired");
     }
 
@@ -309,11 +311,11 @@ mod tests {
     #[test]
     fn expire_only_after_the_deadline() {
         let mut o = offer();
-        assert_eq!(o.expire(t(44)).unwrap_err().code(), "offer_still_live");
-        o.expire(t(45)).unwrap();
+        assert_eq!(o.expire(t(TTL - 1)).unwrap_err().code(), "offer_still_live");
+        o.expire(t(TTL)).unwrap();
         assert_eq!(o.status, OfferStatus::Expired);
-        assert_eq!(o.answered_at, Some(t(45)));
-        assert_eq!(o.expire(t(46)).unwrap_err().code(), "offer_not_open");
+        assert_eq!(o.answered_at, Some(t(TTL)));
+        assert_eq!(o.expire(t(TTL + 1)).unwrap_err().code(), "offer_not_open");
     }
 
     #[test]

@@ -126,7 +126,7 @@ impl Default for DispatchSettings {
             auto: true,
             policy: "greedy".to_owned(),
             batch_window_ms: 2_000,
-            offer_ttl_secs: 30,
+            offer_ttl_secs: yixin_domain::DEFAULT_OFFER_TTL_SECS.unsigned_abs(),
             search_radius_m: 8_000.0,
             escalated_radius_m: 25_000.0,
             candidates: 20,
