@@ -8,9 +8,9 @@
 //! search, ETA, scoring, greedy and batch matching, offers, expiry,
 //! escalation). The pure parts (fleet, candidate rule, ETA model, scoring,
 //! matching and the engine's decisions) are `yixin-dispatch-core`'s; the
-//! engine is their I/O shell, and [`eta`] adds the OSRM estimator. Claims orders only through the
-//! store's conditional updates, so several instances never double-book a
-//! nurse.
+//! engine is their I/O shell, and [`eta`] adds the OSRM estimator. Claims
+//! orders only through the store's conditional updates, so several
+//! instances never double-book a nurse.
 
 use std::sync::Arc;
 
