@@ -3,6 +3,8 @@
 //! endpoints, request limits and graceful shutdown.
 //!
 //! It knows nothing of orders or nurses: services mount themselves on it.
+//! Only the views several services show alike ([`views`]) live here, so the
+//! document has one schema of each.
 
 pub mod config;
 pub mod error;
@@ -12,6 +14,7 @@ pub use error::{ApiError, ErrorBody};
 pub mod extract;
 pub mod http;
 pub mod telemetry;
+pub mod views;
 
 pub use extract::JsonBody;
 pub use http::{Mount, Readiness, ReadinessCheck};
