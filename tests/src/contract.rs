@@ -88,16 +88,17 @@ impl Contract {
         if mime != "application/json" {
             return Ok(());
         }
-        let key = format!(
-            "http {} {template} {status}",
-            method.to_ascii_lowercase()
-        );
+        let key = format!("http {} {template} {status}", method.to_ascii_lowercase());
         self.check_json(&key, &media["schema"], body, &at)
     }
 
     fn check_json(&self, key: &str, schema: &Value, body: &str, at: &str) -> Result<(), String> {
-        let instance: Value = serde_json::from_str(body)
-            .map_err(|e| format!("{at}: documented as JSON, but the body is not ({e}): {}", clip(body)))?;
+        let instance: Value = serde_json::from_str(body).map_err(|e| {
+            format!(
+                "{at}: documented as JSON, but the body is not ({e}): {}",
+                clip(body)
+            )
+        })?;
         let validator = self.validator(key, schema, &self.http_components)?;
         validate(&validator, &instance, at)
     }
@@ -138,7 +139,9 @@ impl Contract {
                 self.validator(&key, &message["payload"], &self.asyncapi["components"])?;
             return validate(&validator, frame, &at);
         }
-        Err(format!("{at}: the server sends no such frame there per /asyncapi.json: {frame}"))
+        Err(format!(
+            "{at}: the server sends no such frame there per /asyncapi.json: {frame}"
+        ))
     }
 
     /// Follows `$ref`s (local ones only) until a non-reference.
@@ -249,7 +252,10 @@ fn clip(text: &str) -> String {
     if text.len() <= MAX {
         text.to_owned()
     } else {
-        let cut = (0..=MAX).rev().find(|i| text.is_char_boundary(*i)).unwrap_or(0);
+        let cut = (0..=MAX)
+            .rev()
+            .find(|i| text.is_char_boundary(*i))
+            .unwrap_or(0);
         format!("{}…", &text[..cut])
     }
 }
@@ -310,7 +316,8 @@ mod tests {
         Contract::new(openapi, asyncapi)
     }
 
-    const GOOD: &str = r#"{"id":"o-1","status":"pending","at":"2026-11-30T16:00:00Z","stars":null}"#;
+    const GOOD: &str =
+        r#"{"id":"o-1","status":"pending","at":"2026-11-30T16:00:00Z","stars":null}"#;
     const JSON: Option<&str> = Some("application/json");
 
     #[test]
@@ -318,22 +325,47 @@ mod tests {
         let c = contract();
         c.check_response("GET", "/v1/orders/o-1", 200, JSON, GOOD)
             .expect("valid");
-        c.check_response("GET", "/v1/orders/o-1", 404, JSON, r#"{"error":{"code":"not_found"}}"#)
-            .expect("valid");
-        c.check_response("GET", "/v1/orders/export", 200, Some("text/csv; charset=utf-8"), "a,b")
-            .expect("a literal segment beats a parameter");
-        c.check_response("DELETE", "/healthz", 204, None, "").expect("no body");
+        c.check_response(
+            "GET",
+            "/v1/orders/o-1",
+            404,
+            JSON,
+            r#"{"error":{"code":"not_found"}}"#,
+        )
+        .expect("valid");
+        c.check_response(
+            "GET",
+            "/v1/orders/export",
+            200,
+            Some("text/csv; charset=utf-8"),
+            "a,b",
+        )
+        .expect("a literal segment beats a parameter");
+        c.check_response("DELETE", "/healthz", 204, None, "")
+            .expect("no body");
     }
 
     #[test]
     fn a_wrong_body_fails_naming_the_path_status_and_field() {
         let c = contract();
         for (body, needle) in [
-            (r#"{"id":"o-1","status":"lost","at":"2026-11-30T16:00:00Z"}"#, "/status"),
-            (r#"{"id":"o-1","status":"pending"}"#, "\"at\" is a required property"),
+            (
+                r#"{"id":"o-1","status":"lost","at":"2026-11-30T16:00:00Z"}"#,
+                "/status",
+            ),
+            (
+                r#"{"id":"o-1","status":"pending"}"#,
+                "\"at\" is a required property",
+            ),
             (r#"{"id":"o-1","status":"pending","at":"yesterday"}"#, "/at"),
-            (r#"{"id":"o-1","status":"pending","at":"2026-11-30T16:00:00Z","stars":9}"#, "/stars"),
-            (r#"{"id":"o-1","status":"pending","at":"2026-11-30T16:00:00Z","phone":"138"}"#, "phone"),
+            (
+                r#"{"id":"o-1","status":"pending","at":"2026-11-30T16:00:00Z","stars":9}"#,
+                "/stars",
+            ),
+            (
+                r#"{"id":"o-1","status":"pending","at":"2026-11-30T16:00:00Z","phone":"138"}"#,
+                "phone",
+            ),
             (r#"[1,2]"#, "not of type"),
             ("not json", "not"),
         ] {
@@ -349,28 +381,144 @@ mod tests {
     fn undocumented_statuses_types_and_bodies_fail() {
         let c = contract();
         let err = c
-            .check_response("GET", "/v1/orders/o-1", 409, JSON, r#"{"error":{"code":"x"}}"#)
+            .check_response(
+                "GET",
+                "/v1/orders/o-1",
+                409,
+                JSON,
+                r#"{"error":{"code":"x"}}"#,
+            )
             .expect_err("409 is not documented");
         assert!(err.contains("409 is not documented"), "{err}");
-        assert!(c.check_response("GET", "/v1/orders/o-1", 200, Some("text/html"), GOOD).is_err());
-        assert!(c.check_response("DELETE", "/healthz", 204, None, "{}").is_err());
-        assert!(c.check_response("GET", "/v1/nothing", 200, JSON, "{}").is_err());
+        assert!(
+            c.check_response("GET", "/v1/orders/o-1", 200, Some("text/html"), GOOD)
+                .is_err()
+        );
+        assert!(
+            c.check_response("DELETE", "/healthz", 204, None, "{}")
+                .is_err()
+        );
+        assert!(
+            c.check_response("GET", "/v1/nothing", 200, JSON, "{}")
+                .is_err()
+        );
         // An unknown route's 404 still has to be the error body.
-        c.check_response("GET", "/v1/nothing", 404, JSON, r#"{"error":{"code":"not_found"}}"#)
-            .expect("the error body");
-        assert!(c.check_response("GET", "/v1/nothing", 404, JSON, "{}").is_err());
+        c.check_response(
+            "GET",
+            "/v1/nothing",
+            404,
+            JSON,
+            r#"{"error":{"code":"not_found"}}"#,
+        )
+        .expect("the error body");
+        assert!(
+            c.check_response("GET", "/v1/nothing", 404, JSON, "{}")
+                .is_err()
+        );
     }
 
     #[test]
     fn frames_are_checked_by_type() {
         let c = contract();
-        c.check_frame("/v1/orders/o-1/live", &json!({"type": "order", "id": "o-1"}))
-            .expect("valid");
+        c.check_frame(
+            "/v1/orders/o-1/live",
+            &json!({"type": "order", "id": "o-1"}),
+        )
+        .expect("valid");
         let err = c
             .check_frame("/v1/orders/o-1/live", &json!({"type": "order"}))
             .expect_err("no id");
-        assert!(err.contains("frame `order` on /v1/orders/o-1/live"), "{err}");
-        assert!(c.check_frame("/v1/orders/o-1/live", &json!({"type": "gossip"})).is_err());
-        assert!(c.check_frame("/v1/elsewhere", &json!({"type": "order", "id": "o"})).is_err());
+        assert!(
+            err.contains("frame `order` on /v1/orders/o-1/live"),
+            "{err}"
+        );
+        assert!(
+            c.check_frame("/v1/orders/o-1/live", &json!({"type": "gossip"}))
+                .is_err()
+        );
+        assert!(
+            c.check_frame("/v1/elsewhere", &json!({"type": "order", "id": "o"}))
+                .is_err()
+        );
+    }
+}
+
+/// The contract against the platform's own documents: the checks run on
+/// the real paths, and the names that used to collide are apart.
+#[cfg(test)]
+mod served {
+    use super::*;
+
+    #[tokio::test]
+    async fn the_served_documents_are_the_contract() {
+        let app = crate::spawn_app().await;
+        let c = &app.contract;
+        let schemas = c.openapi["components"]["schemas"]
+            .as_object()
+            .expect("schemas");
+        for name in [
+            "ResidentNurse",
+            "RosterNurse",
+            "NurseOffer",
+            "DispatchOffer",
+            "OrderStatus",
+        ] {
+            assert!(schemas.contains_key(name), "{name} missing");
+        }
+        for gone in ["NurseView", "OfferView", "Step"] {
+            assert!(!schemas.contains_key(gone), "{gone} is ambiguous");
+        }
+        let order = &schemas["OrderView"]["properties"];
+        assert!(
+            order["nurse"].to_string().contains("ResidentNurse"),
+            "{order}"
+        );
+
+        // A real answer passes; the same answer with a field broken fails.
+        let token = app.resident_token().await;
+        let placed = app.order_jaundice_test(&token, (29.39, 106.32)).await;
+        assert_eq!(
+            placed.status,
+            reqwest::StatusCode::CREATED,
+            "{}",
+            placed.text
+        );
+        let path = format!("/v1/orders/{}", placed.json["id"].as_str().expect("id"));
+        let reply = app.get(&path, Some(&token)).await;
+        let json = Some("application/json");
+        c.check_response("GET", &path, 200, json, &reply.text)
+            .expect("the real answer");
+        let mut broken = reply.json.clone();
+        broken["status"] = json!("lost");
+        let err = c
+            .check_response("GET", &path, 200, json, &broken.to_string())
+            .expect_err("an unknown status");
+        assert!(err.contains("/status"), "{err}");
+        broken = reply.json.clone();
+        broken["contact"]["phone"] = json!("138****5678");
+        assert!(
+            c.check_response("GET", &path, 200, json, &broken.to_string())
+                .is_err()
+        );
+
+        // Frames: a real one passes, a wrong one fails, every schema resolves.
+        let mut live = app.ws(&format!("{path}/live"), &token).await;
+        let frame = live
+            .expect_type("order", std::time::Duration::from_secs(5))
+            .await;
+        let mut wrong = frame.clone();
+        wrong["promised_by"] = json!(42);
+        assert!(c.check_frame(&format!("{path}/live"), &wrong).is_err());
+        let frames = c.asyncapi["components"]["schemas"]
+            .as_object()
+            .expect("frames");
+        for (name, schema) in frames {
+            c.validator(
+                &format!("frame schema {name}"),
+                schema,
+                &c.asyncapi["components"],
+            )
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        }
     }
 }

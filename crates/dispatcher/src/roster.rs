@@ -22,7 +22,11 @@ pub struct NewNurseRequest {
     pub name: String,
     /// A mainland China mobile number (`1[3-9]` and nine digits), with an
     /// optional `+86`/`86` prefix; spaces and dashes are ignored.
-    #[schema(max_length = 40, pattern = r"^(\+86|86)?[0-9 -]+$", example = "13900001111")]
+    #[schema(
+        max_length = 40,
+        pattern = r"^(\+86|86)?[0-9 -]+$",
+        example = "13900001111"
+    )]
     pub phone: String,
     /// Skill codes, as the catalogue's services require them.
     #[schema(example = json!(["wound_care"]))]

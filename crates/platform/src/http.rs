@@ -187,7 +187,10 @@ fn schema_refs(value: &serde_json::Value, out: &mut Vec<String>) {
     match value {
         serde_json::Value::Object(map) => {
             for (key, v) in map {
-                match v.as_str().and_then(|r| r.strip_prefix("#/components/schemas/")) {
+                match v
+                    .as_str()
+                    .and_then(|r| r.strip_prefix("#/components/schemas/"))
+                {
                     Some(name) if key == "$ref" => out.push(name.to_owned()),
                     _ => schema_refs(v, out),
                 }
@@ -331,21 +334,47 @@ impl utoipa::Modify for CommonResponses {
             for operation in operations.into_iter().flatten() {
                 let protected = operation.security.as_ref().is_some_and(|s| !s.is_empty());
                 let with_body = operation.request_body.is_some();
-                let with_query = operation.parameters.iter().flatten().any(|p| {
-                    matches!(p, RefOr::T(p) if p.parameter_in == ParameterIn::Query)
-                });
+                let with_query = operation
+                    .parameters
+                    .iter()
+                    .flatten()
+                    .any(|p| matches!(p, RefOr::T(p) if p.parameter_in == ParameterIn::Query));
                 let with_required_header = operation.parameters.iter().flatten().any(|p| {
                     matches!(p, RefOr::T(p)
                         if p.parameter_in == ParameterIn::Header && p.required == Required::True)
                 });
                 let answers = [
-                    (protected, "401", "No token, or a token expired, forged or malformed"),
-                    (with_body, "400", "Not JSON (`malformed_json`, `unsupported_content_type`)"),
+                    (
+                        protected,
+                        "401",
+                        "No token, or a token expired, forged or malformed",
+                    ),
+                    (
+                        with_body,
+                        "400",
+                        "Not JSON (`malformed_json`, `unsupported_content_type`)",
+                    ),
                     (with_query, "400", "A bad query parameter (`invalid_query`)"),
-                    (with_required_header, "400", "A required header missing or malformed"),
-                    (with_body, "413", "The body is larger than `server.body_limit_bytes`"),
-                    (with_body, "422", "A field missing, of the wrong type or out of range; `field` names it"),
-                    (with_id, "404", "No such thing (or one the caller may not know exists)"),
+                    (
+                        with_required_header,
+                        "400",
+                        "A required header missing or malformed",
+                    ),
+                    (
+                        with_body,
+                        "413",
+                        "The body is larger than `server.body_limit_bytes`",
+                    ),
+                    (
+                        with_body,
+                        "422",
+                        "A field missing, of the wrong type or out of range; `field` names it",
+                    ),
+                    (
+                        with_id,
+                        "404",
+                        "No such thing (or one the caller may not know exists)",
+                    ),
                 ];
                 let responses = &mut operation.responses.responses;
                 for (applies, status, description) in answers {
@@ -367,9 +396,7 @@ impl utoipa::Modify for CommonResponses {
 }
 
 /// A response with the contract's error body.
-fn error_response(
-    description: &str,
-) -> utoipa::openapi::RefOr<utoipa::openapi::Response> {
+fn error_response(description: &str) -> utoipa::openapi::RefOr<utoipa::openapi::Response> {
     use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
     ResponseBuilder::new()
         .description(description)

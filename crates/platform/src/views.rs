@@ -112,9 +112,15 @@ mod tests {
                 .filter_map(|v| v.as_str().map(str::to_owned))
                 .collect()
         }
-        let orders: Vec<String> = OrderStatus::ALL.iter().map(|s| s.as_str().to_owned()).collect();
+        let orders: Vec<String> = OrderStatus::ALL
+            .iter()
+            .map(|s| s.as_str().to_owned())
+            .collect();
         assert_eq!(listed(OrderStatusName::schema()), orders);
-        let offers: Vec<String> = OfferStatus::ALL.iter().map(|s| s.as_str().to_owned()).collect();
+        let offers: Vec<String> = OfferStatus::ALL
+            .iter()
+            .map(|s| s.as_str().to_owned())
+            .collect();
         assert_eq!(listed(OfferStatusName::schema()), offers);
     }
 }
