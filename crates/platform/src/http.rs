@@ -568,15 +568,15 @@ mod tests {
     #[test]
     fn every_operation_lists_what_the_platform_answers() {
         let doc = serde_json::to_value(openapi(&[])).expect("document as JSON");
-        let readyz = &doc["paths"]["/readyz"]["get"]["responses"];
+        let ready = &doc["paths"]["/readyz"]["get"]["responses"];
         assert_eq!(
-            readyz["503"]["content"]["application/json"]["schema"]["$ref"],
+            ready["503"]["content"]["application/json"]["schema"]["$ref"],
             "#/components/schemas/NotReady"
         );
-        assert!(readyz.get("431").is_some());
+        assert!(ready.get("431").is_some());
         // Not protected, no body: no 401 or 422 invented.
-        assert!(readyz.get("401").is_none());
-        assert!(readyz.get("422").is_none());
+        assert!(ready.get("401").is_none());
+        assert!(ready.get("422").is_none());
     }
 
     #[test]
