@@ -2,6 +2,10 @@
 //! on a random port, with its own database and its own Redis key prefix, so
 //! tests run in parallel; typed HTTP and WebSocket helpers talk to it.
 //!
+//! Every response the HTTP helpers receive is checked against the served
+//! `/openapi.json`, and every frame the WebSocket helpers receive against
+//! `/asyncapi.json` ([`contract`]); a mismatch fails the test.
+//!
 //! The backend comes from `TEST_BACKEND`: `postgres` (default: PostgreSQL at
 //! `TEST_DATABASE_URL` and Redis at `TEST_REDIS_URL`) or `embedded` (SQLite
 //! and the in-process queue, as `yixin serve` runs with no configuration).
@@ -10,7 +14,9 @@
 // happened.
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
-use std::{net::TcpListener, time::Duration};
+pub mod contract;
+
+use std::{net::TcpListener, sync::Arc, time::Duration};
 
 use futures_util::{SinkExt, StreamExt};
 use secrecy::SecretString;
@@ -19,6 +25,8 @@ use serde_json::Value;
 use tokio_tungstenite::tungstenite::Message;
 use yixin::{Role, RunningYixin, Yixin};
 use yixin_platform::Settings;
+
+use crate::contract::Contract;
 
 pub use reqwest::StatusCode;
 
@@ -53,6 +61,8 @@ pub struct TestApp {
     pub backend: Backend,
     pub http: reqwest::Client,
     pub settings: Settings,
+    /// The platform's own OpenAPI and AsyncAPI documents, read at start.
+    pub contract: Arc<Contract>,
     running: Option<RunningYixin>,
     _database: Option<yixin_store::testing::TestDatabase>,
     _data_dir: tempfile::TempDir,
@@ -119,18 +129,31 @@ pub async fn spawn_app_with(options: AppOptions) -> TestApp {
         .unwrap_or_else(|e| panic!("the platform failed to start: {e:#}"));
     let running = app.spawn();
     let base_url = format!("http://{}", running.addr);
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(20))
+        .build()
+        .expect("HTTP client");
+    let contract = Arc::new(Contract::new(
+        served_json(&http, &format!("{base_url}/openapi.json")).await,
+        served_json(&http, &format!("{base_url}/asyncapi.json")).await,
+    ));
     TestApp {
         base_url,
         backend,
-        http: reqwest::Client::builder()
-            .timeout(Duration::from_secs(20))
-            .build()
-            .expect("HTTP client"),
+        http,
         settings,
+        contract,
         running: Some(running),
         _database: database,
         _data_dir: data_dir,
     }
+}
+
+/// A document the platform serves, read once per spawned app.
+async fn served_json(http: &reqwest::Client, url: &str) -> Value {
+    let response = http.get(url).send().await.expect("document requested");
+    assert_eq!(response.status(), StatusCode::OK, "{url}");
+    response.json().await.expect("the document is JSON")
 }
 
 /// A response: its status, headers and body parsed as JSON (`Null` if the
@@ -170,12 +193,26 @@ impl TestApp {
         self.running.as_ref().expect("the app is running")
     }
 
-    /// Sends any request and reads the reply.
+    /// Sends any request and reads the reply, which must match the served
+    /// OpenAPI document (else the test fails here, naming the mismatch).
     pub async fn send(&self, request: reqwest::RequestBuilder) -> Reply {
-        let response = request.send().await.expect("request sent");
+        let (client, request) = request.build_split();
+        let request = request.expect("a well-formed request");
+        let method = request.method().to_string();
+        let path = request.url().path().to_owned();
+        let response = client.execute(request).await.expect("request sent");
         let status = response.status();
         let headers = response.headers().clone();
         let text = response.text().await.expect("response body");
+        let content_type = headers
+            .get(reqwest::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok());
+        if let Err(mismatch) =
+            self.contract
+                .check_response(&method, &path, status.as_u16(), content_type, &text)
+        {
+            panic!("the response contradicts /openapi.json: {mismatch}");
+        }
         let json = serde_json::from_str(&text).unwrap_or(Value::Null);
         Reply {
             status,
@@ -267,7 +304,7 @@ impl TestApp {
         let (stream, _) = tokio_tungstenite::connect_async(url)
             .await
             .expect("WebSocket connected");
-        WsClient { stream }
+        self.ws_client(stream, path)
     }
 
     /// Opens a WebSocket, or answers the HTTP status that refused the upgrade.
@@ -275,11 +312,19 @@ impl TestApp {
         let separator = if path.contains('?') { '&' } else { '?' };
         let url = self.ws_url(&format!("{path}{separator}token={token}"));
         match tokio_tungstenite::connect_async(url).await {
-            Ok((stream, _)) => Ok(WsClient { stream }),
+            Ok((stream, _)) => Ok(self.ws_client(stream, path)),
             Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
                 Err(response.status().as_u16())
             }
             Err(e) => panic!("WebSocket failed before any HTTP answer: {e}"),
+        }
+    }
+
+    fn ws_client(&self, stream: WsStream, path: &str) -> WsClient {
+        WsClient {
+            stream,
+            path: path.split('?').next().unwrap_or(path).to_owned(),
+            contract: self.contract.clone(),
         }
     }
 
@@ -299,11 +344,17 @@ impl TestApp {
     }
 }
 
-/// A WebSocket client speaking one JSON object per text frame.
+type WsStream =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// A WebSocket client speaking one JSON object per text frame. Every frame
+/// it receives must match its `type`'s frame in the served AsyncAPI
+/// document (else the test fails, naming the mismatch).
 pub struct WsClient {
-    stream: tokio_tungstenite::WebSocketStream<
-        tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
-    >,
+    stream: WsStream,
+    /// The socket's path, without the query.
+    path: String,
+    contract: Arc<Contract>,
 }
 
 impl WsClient {
@@ -324,11 +375,20 @@ impl WsClient {
                 .ok()??
                 .ok()?;
             match frame {
-                Message::Text(text) => return serde_json::from_str(text.as_str()).ok(),
+                Message::Text(text) => return self.checked(text.as_str()),
                 Message::Close(_) => return None,
                 _ => continue,
             }
         }
+    }
+
+    /// Parses a received text frame and checks it against the contract.
+    fn checked(&self, text: &str) -> Option<Value> {
+        let frame: Value = serde_json::from_str(text).ok()?;
+        if let Err(mismatch) = self.contract.check_frame(&self.path, &frame) {
+            panic!("the frame contradicts /asyncapi.json: {mismatch}");
+        }
+        Some(frame)
     }
 
     pub async fn send_text(&mut self, text: &str) -> bool {
@@ -364,6 +424,9 @@ impl WsClient {
             match frame {
                 Ok(Message::Close(Some(frame))) => return Some(u16::from(frame.code)),
                 Ok(Message::Close(None)) => return None,
+                Ok(Message::Text(text)) => {
+                    self.checked(text.as_str());
+                }
                 Ok(_) => continue,
                 Err(_) => return None,
             }

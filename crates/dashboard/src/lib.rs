@@ -23,7 +23,7 @@ use actix_web::{
 };
 use serde::Serialize;
 use utoipa::ToSchema;
-use yixin_platform::{ApiError, Mount, Settings};
+use yixin_platform::{ApiError, ErrorBody, Mount, Settings};
 
 /// One file of the page.
 struct Asset {
@@ -209,7 +209,10 @@ fn index_of(name: &str) -> Option<usize> {
 /// does goes through the coordinator API.
 #[utoipa::path(
     tag = "coordinator",
-    responses((status = 200, description = "The dashboard page", content_type = "text/html"))
+    responses(
+        (status = 200, description = "The dashboard page", content_type = "text/html"),
+        (status = 304, description = "Unchanged since the `ETag` sent as `If-None-Match`"),
+    )
 )]
 #[get("/dashboard")]
 async fn page(req: HttpRequest, dashboard: web::Data<Dashboard>) -> HttpResponse {
@@ -231,7 +234,23 @@ async fn config_json(req: HttpRequest, dashboard: web::Data<Dashboard>) -> HttpR
     secured(&dashboard, &req, res)
 }
 
-async fn asset(
+/// One of the page's files (scripts, styles, icon), built into the binary.
+#[utoipa::path(
+    tag = "coordinator",
+    params(("name" = String, Path, description = "File name, e.g. `app.js`")),
+    responses(
+        (status = 200, description = "The file", content(
+            (String = "text/javascript"),
+            (String = "text/css"),
+            (String = "image/svg+xml"),
+            (String = "text/html"),
+        )),
+        (status = 304, description = "Unchanged since the `ETag` sent as `If-None-Match`"),
+        (status = 404, description = "No such file", body = ErrorBody),
+    )
+)]
+#[get("/dashboard/{name}")]
+async fn asset_file(
     req: HttpRequest,
     dashboard: web::Data<Dashboard>,
     name: web::Path<String>,
@@ -256,7 +275,7 @@ pub fn mount(config: DashboardConfig) -> Mount {
         cfg.service(page);
         cfg.service(config_json);
         cfg.route("/dashboard/", web::get().to(page_again));
-        cfg.route("/dashboard/{name}", web::get().to(asset));
+        cfg.service(asset_file);
     })
 }
 

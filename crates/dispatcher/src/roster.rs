@@ -17,9 +17,16 @@ use crate::Dispatcher;
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewNurseRequest {
-    #[schema(example = "李护士")]
+    /// At most 50 characters once trimmed.
+    #[schema(min_length = 1, max_length = 50, example = "李护士")]
     pub name: String,
-    #[schema(example = "13900001111")]
+    /// A mainland China mobile number (`1[3-9]` and nine digits), with an
+    /// optional `+86`/`86` prefix; spaces and dashes are ignored.
+    #[schema(
+        max_length = 40,
+        pattern = r"^(\+86|86)?[0-9 -]+$",
+        example = "13900001111"
+    )]
     pub phone: String,
     /// Skill codes, as the catalogue's services require them.
     #[schema(example = json!(["wound_care"]))]
@@ -29,7 +36,9 @@ pub struct NewNurseRequest {
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NurseChange {
+    #[schema(min_length = 1, max_length = 50)]
     pub name: Option<String>,
+    #[schema(max_length = 40, pattern = r"^(\+86|86)?[0-9 -]+$")]
     pub phone: Option<String>,
     pub skills: Option<Vec<String>>,
     /// `false` deactivates: the nurse stays on record but gets no work.
@@ -38,16 +47,22 @@ pub struct NurseChange {
 
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct Position {
+    #[schema(minimum = -90, maximum = 90)]
     pub lat: f64,
+    #[schema(minimum = -180, maximum = 180)]
     pub lng: f64,
+    #[schema(minimum = 0)]
     pub accuracy_m: f64,
     pub recorded_at: Option<DateTime<Utc>>,
 }
 
+/// A nurse as the coordinator sees her: the phone unmasked.
 #[derive(Debug, Clone, Serialize, ToSchema)]
+#[schema(as = RosterNurse)]
 pub struct NurseView {
     pub id: String,
     pub name: String,
+    #[schema(pattern = r"^1[3-9][0-9]{9}$", example = "13900001111")]
     pub phone: String,
     pub skills: Vec<String>,
     pub active: bool,

@@ -16,11 +16,14 @@ pub const MAX_CLOCK_AHEAD: TimeDelta = TimeDelta::seconds(60);
 #[derive(Debug, Clone, Copy, Deserialize, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct FixIn {
+    #[schema(minimum = -90, maximum = 90, example = 29.39)]
     pub lat: f64,
+    #[schema(minimum = -180, maximum = 180, example = 106.32)]
     pub lng: f64,
-    /// Horizontal accuracy radius, metres.
+    /// Horizontal accuracy radius, metres; at most `tracking.max_accuracy_m`.
+    #[schema(minimum = 0, example = 8.0)]
     pub accuracy_m: f64,
-    /// When the phone took the fix (RFC 3339).
+    /// When the phone took the fix (RFC 3339); not more than a minute ahead.
     pub ts: DateTime<Utc>,
 }
 
@@ -73,6 +76,7 @@ pub enum ShiftIn {
 /// A visit step a nurse reports.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
+#[schema(as = ProgressStep)]
 pub enum Step {
     EnRoute,
     Arrived,
@@ -152,24 +156,12 @@ impl ClientFrame {
     }
 }
 
-/// WGS-84 point as the API shows it.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, ToSchema)]
-pub struct Location {
-    pub lat: f64,
-    pub lng: f64,
-}
-
-impl From<GeoPoint> for Location {
-    fn from(p: GeoPoint) -> Self {
-        Self {
-            lat: p.lat(),
-            lng: p.lng(),
-        }
-    }
-}
+// One schema each, shared with the residents' and coordinators' views.
+pub use yixin_platform::views::{AddressView, ContactView, Location};
 
 /// An offer as the nurse sees it: a coarse area, never the address.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[schema(as = NurseOffer)]
 pub struct OfferView {
     pub offer_id: String,
     pub order_id: String,
@@ -187,25 +179,13 @@ pub struct AssignedView {
     pub order_id: String,
     pub service_code: String,
     /// The job's order status (`assigned`, `en_route`, …).
-    #[schema(value_type = String, example = "assigned")]
+    #[schema(value_type = yixin_platform::views::OrderStatusName, example = "assigned")]
     pub status: OrderStatus,
     pub address: AddressView,
     pub contact: ContactView,
     pub location: Location,
     pub notes: Option<String>,
     pub promised_by: DateTime<Utc>,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
-pub struct AddressView {
-    pub text: String,
-    pub detail: Option<String>,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
-pub struct ContactView {
-    pub name: String,
-    pub phone: String,
 }
 
 /// What the server sends to a phone.

@@ -48,9 +48,11 @@ pub const DEACTIVATED: &str = "deactivated";
     tag = "nurse",
     security(("bearer" = [])),
     responses(
-        (status = 101, description = "WebSocket: offers, assignments and closings; the phone sends locations, shift, answers and steps"),
+        (status = 101, description = "WebSocket: offers, assignments and closings; the phone sends locations, shift, answers and steps (frames in `/asyncapi.json`)"),
+        (status = 400, description = "`websocket_required`: not a WebSocket upgrade", body = ErrorBody),
         (status = 401, body = ErrorBody),
         (status = 403, body = ErrorBody),
+        (status = 503, description = "Offers cannot be delivered now (the queue is down)", body = ErrorBody),
     )
 )]
 #[get("/v1/nurse/ws")]

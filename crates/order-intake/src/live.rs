@@ -50,10 +50,12 @@ pub enum LiveFrame {
     security(("bearer" = [])),
     params(("id" = String, Path, description = "Order id")),
     responses(
-        (status = 101, description = "WebSocket: `{\"type\":\"order\",…}` frames"),
+        (status = 101, description = "WebSocket: `order` and `nurse_location` frames, as `/asyncapi.json` describes them"),
+        (status = 400, description = "`websocket_required`: not a WebSocket upgrade", body = ErrorBody),
         (status = 401, body = ErrorBody),
         (status = 403, body = ErrorBody),
         (status = 404, body = ErrorBody),
+        (status = 503, description = "Live updates unavailable (the queue is down)", body = ErrorBody),
     )
 )]
 #[get("/v1/orders/{id}/live")]

@@ -25,27 +25,32 @@ pub const MAX_BOOKING_AHEAD_DAYS: i64 = 7;
 /// Longest `Idempotency-Key`.
 pub const IDEMPOTENCY_KEY_MAX_CHARS: usize = 200;
 
-/// A WGS-84 position.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, ToSchema)]
-pub struct Location {
-    #[schema(example = 29.39)]
-    pub lat: f64,
-    #[schema(example = 106.32)]
-    pub lng: f64,
-}
+// One schema each, shared with the coordinators' and nurses' views.
+pub use yixin_platform::views::{AddressView, ContactView, Location, TimelineEntry};
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct AddressBody {
+    /// Street and number; at most 200 characters once trimmed.
+    #[schema(min_length = 1, max_length = 200, example = "双福街道 福城大道 88 号")]
     pub text: String,
+    /// Building, unit, flat; at most 200 characters.
     #[serde(default)]
+    #[schema(max_length = 200, example = "3 栋 2 单元 1102")]
     pub detail: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct ContactBody {
+    /// At most 50 characters once trimmed.
+    #[schema(min_length = 1, max_length = 50, example = "王女士")]
     pub name: String,
-    /// A mainland China mobile number.
-    #[schema(example = "13812345678")]
+    /// A mainland China mobile number (`1[3-9]` and nine digits), with an
+    /// optional `+86`/`86` prefix; spaces and dashes are ignored.
+    #[schema(
+        max_length = 40,
+        pattern = r"^(\+86|86)?[0-9 -]+$",
+        example = "13812345678"
+    )]
     pub phone: String,
 }
 
@@ -57,7 +62,9 @@ pub struct CreateOrderRequest {
     pub location: Location,
     pub address: AddressBody,
     pub contact: ContactBody,
+    /// At most 500 characters.
     #[serde(default)]
+    #[schema(max_length = 500)]
     pub notes: Option<String>,
     /// A booked time (within 7 days); none means as soon as possible.
     #[serde(default)]
@@ -66,15 +73,20 @@ pub struct CreateOrderRequest {
 
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 pub struct CancelRequest {
+    /// At most 500 characters.
     #[serde(default)]
+    #[schema(max_length = 500)]
     pub reason: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 pub struct RatingRequest {
     /// 1 to 5.
+    #[schema(minimum = 1, maximum = 5)]
     pub stars: u8,
+    /// At most 500 characters.
     #[serde(default)]
+    #[schema(max_length = 500)]
     pub comment: Option<String>,
 }
 
@@ -82,7 +94,7 @@ pub struct RatingRequest {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct OrderView {
     pub id: String,
-    #[schema(example = "pending")]
+    #[schema(value_type = yixin_platform::views::OrderStatusName, example = "pending")]
     pub status: String,
     pub service_code: String,
     pub created_at: DateTime<Utc>,
@@ -108,42 +120,30 @@ pub struct OrderPage {
     pub next_cursor: Option<String>,
 }
 
+/// The nurse on the order as the resident sees them: the phone masked.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[schema(as = ResidentNurse)]
 pub struct NurseView {
     pub id: String,
     pub name: String,
+    #[schema(pattern = r"^1[3-9][0-9]\*{4}[0-9]{4}$", example = "138****5678")]
     pub phone_masked: String,
+    /// While en route.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub location: Option<Location>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
-pub struct TimelineEntry {
-    pub status: String,
-    pub at: DateTime<Utc>,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct RatingView {
+    #[schema(minimum = 1, maximum = 5)]
     pub stars: u8,
     pub comment: Option<String>,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
-pub struct AddressView {
-    pub text: String,
-    pub detail: Option<String>,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
-pub struct ContactView {
-    pub name: String,
-    pub phone: String,
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
 pub struct ListQuery {
     /// 1 to 100, default 20.
+    #[param(minimum = 1, maximum = 100)]
     pub limit: Option<u32>,
     /// `next_cursor` of the previous page.
     pub cursor: Option<String>,
@@ -349,7 +349,7 @@ pub(crate) fn new_order(
     tag = "resident",
     security(("bearer" = [])),
     request_body = CreateOrderRequest,
-    params(("Idempotency-Key" = String, Header, description = "1 to 200 characters, unique per intended order")),
+    params(("Idempotency-Key" = String, Header, min_length = 1, max_length = 200, description = "1 to 200 characters, unique per intended order")),
     responses(
         (status = 201, description = "Created", body = OrderView),
         (status = 200, description = "A replay of an earlier request with this key", body = OrderView),

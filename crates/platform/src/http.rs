@@ -1,5 +1,5 @@
 //! The HTTP server every service runs in: operational endpoints (`/healthz`,
-//! `/readyz`, `/metrics`, `/openapi.json`), request limits, JSON errors for
+//! `/readyz`, `/metrics`, `/openapi.json`, `/asyncapi.json`), request limits, JSON errors for
 //! everything actix would otherwise answer in plain text, request metrics,
 //! and graceful shutdown.
 
@@ -70,11 +70,18 @@ struct ReadyReport {
     checks: std::collections::BTreeMap<&'static str, String>,
 }
 
+/// `/readyz`'s 503: the error body plus each backend and `ok` or why it failed.
+#[derive(Serialize, ToSchema)]
+struct NotReady {
+    error: crate::error::ErrorDetail,
+    checks: std::collections::BTreeMap<&'static str, String>,
+}
+
 /// Ready: every backend (database, queue) answers. 503 otherwise, with the
 /// error body plus which check failed.
 #[utoipa::path(
     tag = "operations",
-    responses((status = 200, body = ReadyReport), (status = 503, body = ErrorBody))
+    responses((status = 200, body = ReadyReport), (status = 503, body = NotReady))
 )]
 #[get("/readyz")]
 async fn readyz(readiness: web::Data<Readiness>) -> HttpResponse {
@@ -99,10 +106,8 @@ async fn readyz(readiness: web::Data<Readiness>) -> HttpResponse {
             checks,
         })
     } else {
-        let mut body = serde_json::to_value(ApiError::Unavailable(failed.join("; ")).body())
-            .unwrap_or_default();
-        body["checks"] = serde_json::to_value(&checks).unwrap_or_default();
-        HttpResponse::ServiceUnavailable().json(body)
+        let ErrorBody { error } = ApiError::Unavailable(failed.join("; ")).body();
+        HttpResponse::ServiceUnavailable().json(NotReady { error, checks })
     }
 }
 
@@ -117,8 +122,83 @@ async fn metrics_text() -> HttpResponse {
         .body(handle.render())
 }
 
+/// This document.
+#[utoipa::path(
+    get,
+    path = "/openapi.json",
+    tag = "operations",
+    responses((status = 200, description = "OpenAPI 3.1", body = Object))
+)]
 async fn openapi_json(doc: web::Data<utoipa::openapi::OpenApi>) -> HttpResponse {
     HttpResponse::Ok().json(doc.get_ref())
+}
+
+/// The AsyncAPI document of the sockets, as served.
+struct AsyncApiDoc(serde_json::Value);
+
+/// The WebSocket frames (`/v1/nurse/ws`, `/v1/orders/{id}/live`,
+/// `/v1/dispatch/live`) as an AsyncAPI 3.0 document.
+#[utoipa::path(
+    get,
+    path = "/asyncapi.json",
+    tag = "operations",
+    responses((status = 200, description = "AsyncAPI 3.0", body = Object))
+)]
+async fn asyncapi_json(doc: web::Data<AsyncApiDoc>) -> HttpResponse {
+    HttpResponse::Ok().json(&doc.0)
+}
+
+/// The hand-written AsyncAPI 3.0 document of the WebSocket frames. Its
+/// frames name the HTTP API's views (`OrderView`, `DispatchOrder`, …) by
+/// `#/components/schemas/…`; [`asyncapi`] copies those in.
+pub const ASYNCAPI_SOURCE: &str = include_str!("../asyncapi.json");
+
+/// The AsyncAPI document `/asyncapi.json` serves: [`ASYNCAPI_SOURCE`] with
+/// copies of the schemas of `openapi` its frames name (and those they name
+/// in turn), so it stands alone and cannot disagree with `/openapi.json`.
+pub fn asyncapi(openapi: &utoipa::openapi::OpenApi) -> serde_json::Result<serde_json::Value> {
+    let mut doc: serde_json::Value = serde_json::from_str(ASYNCAPI_SOURCE)?;
+    let openapi = serde_json::to_value(openapi)?;
+    let available = openapi.pointer("/components/schemas");
+    let Some(schemas) = doc
+        .pointer_mut("/components/schemas")
+        .and_then(serde_json::Value::as_object_mut)
+    else {
+        return Ok(doc);
+    };
+    let mut wanted = Vec::new();
+    for schema in schemas.values() {
+        schema_refs(schema, &mut wanted);
+    }
+    while let Some(name) = wanted.pop() {
+        if schemas.contains_key(&name) {
+            continue;
+        }
+        if let Some(schema) = available.and_then(|a| a.get(&name)) {
+            schema_refs(schema, &mut wanted);
+            schemas.insert(name, schema.clone());
+        }
+    }
+    Ok(doc)
+}
+
+/// Names of the component schemas `value` refers to.
+fn schema_refs(value: &serde_json::Value, out: &mut Vec<String>) {
+    match value {
+        serde_json::Value::Object(map) => {
+            for (key, v) in map {
+                match v
+                    .as_str()
+                    .and_then(|r| r.strip_prefix("#/components/schemas/"))
+                {
+                    Some(name) if key == "$ref" => out.push(name.to_owned()),
+                    _ => schema_refs(v, out),
+                }
+            }
+        }
+        serde_json::Value::Array(items) => items.iter().for_each(|v| schema_refs(v, out)),
+        _ => {}
+    }
 }
 
 async fn not_found(req: HttpRequest) -> Result<HttpResponse, ApiError> {
@@ -163,9 +243,10 @@ async fn observe(
 #[openapi(
     info(
         title = "Yixin",
-        description = "Home-care nursing dispatch: a qualified nurse at the door within 30 minutes.",
+        description = "Home-care nursing dispatch: a qualified nurse at the door within 30 minutes. The WebSocket frames are described by the AsyncAPI document at `/asyncapi.json`.",
         license(name = "Apache-2.0")
     ),
+    paths(openapi_json, asyncapi_json),
     components(schemas(ErrorBody)),
     modifiers(&BearerSecurity),
     tags(
@@ -223,7 +304,110 @@ pub fn openapi(mounts: &[Mount]) -> utoipa::openapi::OpenApi {
         let mount = mount.clone();
         app = app.configure(move |cfg| mount(cfg));
     }
-    app.split_for_parts().1
+    let mut doc = app.split_for_parts().1;
+    utoipa::Modify::modify(&CommonResponses, &mut doc);
+    doc
+}
+
+/// Adds to every operation the answers the platform itself gives, wherever
+/// its annotation left them out: 401 on protected operations (403 depends
+/// on the route's role, so each annotation says it), 400 on those with a query (`invalid_query`), 400, 413
+/// and 422 on those with a JSON body ([`crate::JsonBody`]), 404 on those
+/// with a path parameter (an id that cannot exist names nothing), and 431
+/// everywhere (request headers past the HTTP layer's limit; no body).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CommonResponses;
+
+impl utoipa::Modify for CommonResponses {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::path::ParameterIn;
+        use utoipa::openapi::{RefOr, Required};
+        for (path, item) in openapi.paths.paths.iter_mut() {
+            let with_id = path.contains('{');
+            let operations = [
+                &mut item.get,
+                &mut item.put,
+                &mut item.post,
+                &mut item.delete,
+                &mut item.patch,
+            ];
+            for operation in operations.into_iter().flatten() {
+                let protected = operation.security.as_ref().is_some_and(|s| !s.is_empty());
+                let with_body = operation.request_body.is_some();
+                let with_query = operation
+                    .parameters
+                    .iter()
+                    .flatten()
+                    .any(|p| matches!(p, RefOr::T(p) if p.parameter_in == ParameterIn::Query));
+                let with_required_header = operation.parameters.iter().flatten().any(|p| {
+                    matches!(p, RefOr::T(p)
+                        if p.parameter_in == ParameterIn::Header && p.required == Required::True)
+                });
+                let answers = [
+                    (
+                        protected,
+                        "401",
+                        "No token, or a token expired, forged or malformed",
+                    ),
+                    (
+                        with_body,
+                        "400",
+                        "Not JSON (`malformed_json`, `unsupported_content_type`)",
+                    ),
+                    (with_query, "400", "A bad query parameter (`invalid_query`)"),
+                    (
+                        with_required_header,
+                        "400",
+                        "A required header missing or malformed",
+                    ),
+                    (
+                        with_body,
+                        "413",
+                        "The body is larger than `server.body_limit_bytes`",
+                    ),
+                    (
+                        with_body,
+                        "422",
+                        "A field missing, of the wrong type or out of range; `field` names it",
+                    ),
+                    (
+                        with_id,
+                        "404",
+                        "No such thing (or one the caller may not know exists)",
+                    ),
+                ];
+                let responses = &mut operation.responses.responses;
+                for (applies, status, description) in answers {
+                    if applies {
+                        responses
+                            .entry(status.to_owned())
+                            .or_insert_with(|| error_response(description));
+                    }
+                }
+                responses.entry("431".to_owned()).or_insert_with(|| {
+                    utoipa::openapi::ResponseBuilder::new()
+                        .description("Request headers too large (answered by the HTTP layer, without a body)")
+                        .build()
+                        .into()
+                });
+            }
+        }
+    }
+}
+
+/// A response with the contract's error body.
+fn error_response(description: &str) -> utoipa::openapi::RefOr<utoipa::openapi::Response> {
+    use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
+    ResponseBuilder::new()
+        .description(description)
+        .content(
+            "application/json",
+            ContentBuilder::new()
+                .schema(Some(Ref::from_schema_name("ErrorBody")))
+                .build(),
+        )
+        .build()
+        .into()
 }
 
 /// Starts the server on `listener` (bind port 0 for tests). Signals are left
@@ -238,7 +422,11 @@ pub fn start(
     let addr = listener.local_addr()?;
     let limit = settings.body_limit_bytes;
     let readiness = web::Data::new(readiness);
-    let doc = web::Data::new(openapi(&mounts));
+    let doc = openapi(&mounts);
+    let sockets = web::Data::new(AsyncApiDoc(
+        asyncapi(&doc).map_err(|e| std::io::Error::other(format!("asyncapi.json: {e}")))?,
+    ));
+    let doc = web::Data::new(doc);
     // Touch the recorder before the first request so /metrics is never empty.
     let _ = telemetry::metrics_handle();
     let mut server = HttpServer::new(move || {
@@ -251,6 +439,7 @@ pub fn start(
             .app_data(path_config())
             .app_data(readiness.clone())
             .app_data(doc.clone())
+            .app_data(sockets.clone())
             .service(healthz)
             .service(readyz)
             .service(metrics_text);
@@ -260,6 +449,7 @@ pub fn start(
         }
         app.into_app()
             .route("/openapi.json", web::get().to(openapi_json))
+            .route("/asyncapi.json", web::get().to(asyncapi_json))
             .default_service(web::to(not_found))
             .wrap(middleware::ErrorHandlers::new().default_handler(json_error_body))
             .wrap(middleware::from_fn(observe))
@@ -350,6 +540,43 @@ mod tests {
         let body: serde_json::Value = actix_test::read_body_json(res).await;
         assert_eq!(body["error"]["code"], "unavailable");
         assert_eq!(body["checks"]["database"], "connection refused");
+    }
+
+    #[test]
+    fn asyncapi_copies_the_schemas_its_frames_name() {
+        #[derive(utoipa::OpenApi)]
+        #[openapi(components(schemas(crate::views::Location, ErrorBody)))]
+        struct Doc;
+        let doc = asyncapi(&Doc::openapi()).expect("asyncapi.json parses");
+        assert_eq!(doc["asyncapi"], "3.0.0");
+        let schemas = &doc["components"]["schemas"];
+        // Named by the frames, so copied; not named, so left out.
+        assert_eq!(schemas["Location"]["properties"]["lat"]["maximum"], 90.0);
+        assert!(schemas.get("ErrorBody").is_none());
+        for channel in ["/v1/nurse/ws", "/v1/orders/{id}/live", "/v1/dispatch/live"] {
+            assert!(
+                doc["channels"]
+                    .as_object()
+                    .expect("channels")
+                    .values()
+                    .any(|c| c["address"] == channel),
+                "{channel} missing"
+            );
+        }
+    }
+
+    #[test]
+    fn every_operation_lists_what_the_platform_answers() {
+        let doc = serde_json::to_value(openapi(&[])).expect("document as JSON");
+        let ready = &doc["paths"]["/readyz"]["get"]["responses"];
+        assert_eq!(
+            ready["503"]["content"]["application/json"]["schema"]["$ref"],
+            "#/components/schemas/NotReady"
+        );
+        assert!(ready.get("431").is_some());
+        // Not protected, no body: no 401 or 422 invented.
+        assert!(ready.get("401").is_none());
+        assert!(ready.get("422").is_none());
     }
 
     #[test]

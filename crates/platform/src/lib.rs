@@ -4,6 +4,8 @@
 //! driver ([`ws`]).
 //!
 //! It knows nothing of orders or nurses: services mount themselves on it.
+//! Only the views several services show alike ([`views`]) live here, so the
+//! document has one schema of each.
 
 pub mod config;
 pub mod error;
@@ -13,6 +15,7 @@ pub use error::{ApiError, ErrorBody};
 pub mod extract;
 pub mod http;
 pub mod telemetry;
+pub mod views;
 pub mod ws;
 
 pub use extract::JsonBody;

@@ -34,7 +34,8 @@ fn view(a: &ServiceArea) -> AreaView {
 pub struct AreaRequest {
     /// To replace one of the organisation's areas; a new area when absent.
     pub id: Option<String>,
-    #[schema(example = "双福街道 Shuangfu")]
+    /// At most 100 characters once trimmed.
+    #[schema(min_length = 1, max_length = 100, example = "双福街道 Shuangfu")]
     pub name: String,
     /// GeoJSON Polygon: one closed outer ring of at least 4 `[lng, lat]`
     /// positions, optional holes, no self-intersection.

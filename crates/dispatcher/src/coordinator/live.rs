@@ -118,7 +118,8 @@ fn millis(ms: i64) -> Option<DateTime<Utc>> {
     tag = "coordinator",
     security(("bearer" = [])),
     responses(
-        (status = 101, description = "WebSocket: `hello`, then `order`, `alert`, `offer`, `nurse_location` and `nurse_shift` frames"),
+        (status = 101, description = "WebSocket: `hello`, then `order`, `alert`, `offer`, `nurse_location` and `nurse_shift` frames, as `/asyncapi.json` describes them"),
+        (status = 400, description = "`websocket_required`: not a WebSocket upgrade", body = ErrorBody),
         (status = 401, body = ErrorBody),
         (status = 403, body = ErrorBody),
         (status = 503, description = "Live updates unavailable (the queue is down)", body = ErrorBody),

@@ -24,32 +24,17 @@ pub const DEFAULT_LIMIT: u32 = 100;
 /// Most orders one list answers.
 pub const MAX_LIMIT: u32 = 500;
 /// How often a cancel re-reads an order that moved under it.
+// One schema each, shared with the residents' and nurses' views; the
+// contact is unmasked here because the coordinator phones the resident.
+pub use yixin_platform::views::{AddressView, ContactView, Location, TimelineEntry as Step};
 
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, ToSchema)]
-pub struct Location {
-    pub lat: f64,
-    pub lng: f64,
-}
-
+/// One offer of the order to a nurse, as the coordinator sees it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
-pub struct AddressView {
-    pub text: String,
-    pub detail: Option<String>,
-}
-
-/// The resident's contact, unmasked: the coordinator phones them.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
-pub struct ContactView {
-    pub name: String,
-    pub phone: String,
-}
-
-/// One offer of the order to a nurse.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+#[schema(as = DispatchOffer)]
 pub struct OfferView {
     pub id: String,
     pub nurse_id: String,
-    /// `open`, `accepted`, `declined`, `expired` or `withdrawn`.
+    #[schema(value_type = yixin_platform::views::OfferStatusName)]
     pub status: String,
     pub created_at: DateTime<Utc>,
     pub expires_at: DateTime<Utc>,
@@ -60,21 +45,13 @@ pub struct OfferView {
     pub decline_reason: Option<String>,
 }
 
-/// One step of the order's timeline.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
-pub struct Step {
-    pub status: String,
-    pub at: DateTime<Utc>,
-}
-
 /// An order as the coordinator sees it: the resident's view plus the
 /// address and phone, the offers made, who declined, and the risk of
 /// missing the promise.
 #[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
 pub struct DispatchOrder {
     pub id: String,
-    /// `pending`, `offered`, `assigned`, `en_route`, `arrived`,
-    /// `in_service`, `completed`, `cancelled` or `escalated`.
+    #[schema(value_type = yixin_platform::views::OrderStatusName)]
     pub status: String,
     pub service_code: String,
     pub created_at: DateTime<Utc>,
@@ -229,6 +206,7 @@ pub struct OrdersQuery {
     /// One status or a comma-separated list (e.g. `pending,offered,escalated`); all when absent.
     pub status: Option<String>,
     /// 1 to 500, default 100.
+    #[param(minimum = 1, maximum = 500)]
     pub limit: Option<u32>,
 }
 
@@ -507,9 +485,11 @@ pub async fn assign_order(
 
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = DispatchCancelRequest)]
 pub struct CancelRequest {
     /// Why, e.g. what the resident said on the phone (at most 500 characters).
     #[serde(default)]
+    #[schema(max_length = 500)]
     pub reason: Option<String>,
 }
 
