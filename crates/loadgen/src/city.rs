@@ -927,7 +927,10 @@ mod tests {
             let (name, phone) = simulated_nurse(i);
             assert_eq!(simulated_index(&name, &phone), Some(i), "{name} {phone}");
         }
-        assert_eq!(simulated_nurse(0), ("护士1".to_owned(), "13700000000".to_owned()));
+        assert_eq!(
+            simulated_nurse(0),
+            ("护士1".to_owned(), "13700000000".to_owned())
+        );
         // A person of the same name with another phone is not taken over,
         // nor anyone named otherwise.
         assert_eq!(simulated_index("护士3", "13912345678"), None);
