@@ -2,8 +2,11 @@
 // by playwright-core) against the real platform binary: nurses and orders
 // made through the API show up on the page live, their states change live,
 // a manual assignment and a cancel made in the page take effect (checked
-// through the API), the live feed reconnects by itself after a restart, the
-// language switch sticks, and a screenshot is saved for a person to look at.
+// through the API), open orders are listed by urgency with short ids that
+// tell orders of the same minute apart, skills are named in words, a
+// resident's rating reaches the coordinator, the live feed reconnects by
+// itself after a restart, the language switch sticks, and a screenshot is
+// saved for a person to look at.
 
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -50,6 +53,8 @@ async function onShift(nurse, at) {
 }
 
 let residents = 0;
+/** Order id → the token of the resident who placed it (to rate it). */
+const placedBy = new Map();
 async function placeOrder(at, service = 'infant_jaundice_test', address = '双福街道 福城大道 88 号') {
   residents += 1;
   const resident = await platform.token('resident', `resident-${residents}-${platform.id}`);
@@ -59,11 +64,16 @@ async function placeOrder(at, service = 'infant_jaundice_test', address = '双�
     address: { text: address, detail: `${residents} 栋 1 单元` },
     contact: { name: '王女士', phone: '13812345678' },
   }, { 'idempotency-key': `browser-${platform.id}-${residents}` });
+  placedBy.set(order.id, resident);
   return order.id;
 }
 
 const nurseDot = (id) => `#map circle[data-nurse-id="${id}"]`;
 const listItem = (id) => `#open-orders li[data-order-id="${id}"]`;
+/** The short id the page shows: the last 8 hex digits of the UUID (its random part). */
+const shortOf = (id) => id.replace(/-/g, '').slice(-8);
+/** The order the nurse of `near` works on in the assignment test (en route, later in service). */
+let riding = null;
 
 describe('coordinator dashboard', () => {
   before(async () => {
@@ -155,8 +165,12 @@ describe('coordinator dashboard', () => {
     await page.locator(listItem(order)).click();
     const drawer = page.locator(`#drawer[data-order-id="${order}"]`);
     await drawer.waitFor();
+    // The skill the service needs, in words (the code stays in data-skill).
+    await drawer.locator('.fields .skill-chip[data-skill="neonatal"]', { hasText: '新生儿护理' }).waitFor();
     const rows = drawer.locator('table.candidates tr[data-nurse-id]');
     await rows.first().waitFor();
+    // Each candidate's skills, in words.
+    await drawer.locator(`tr[data-nurse-id="${nurses.far.id}"] .skill-chip[data-skill="wound_care"]`, { hasText: '伤口护理' }).waitFor();
     // Soonest first: the nurse next door, then the one further away.
     const ids = await rows.evaluateAll((trs) => trs.map((tr) => tr.dataset.nurseId));
     assert.equal(ids[0], nurses.near.id);
@@ -183,6 +197,60 @@ describe('coordinator dashboard', () => {
     await page.locator('#drawer [data-status="en_route"]').first().waitFor();
     await page.keyboard.press('Escape');
     await drawer.waitFor({ state: 'detached' });
+    riding = order;
+  });
+
+  test('lists open orders by urgency, each with its own short id', async () => {
+    // Two orders placed within the same second: UUIDv7 ids that share their
+    // leading (time) digits, so the page must not show those.
+    const [a, b] = await Promise.all([
+      placeOrder({ lat: 29.381, lng: 106.301 }, 'infant_jaundice_test', '双福街道 和平路 1 号'),
+      placeOrder({ lat: 29.382, lng: 106.302 }, 'infant_jaundice_test', '双福街道 和平路 2 号'),
+    ]);
+    const idA = page.locator(`${listItem(a)} .short-id`);
+    const idB = page.locator(`${listItem(b)} .short-id`);
+    await idA.waitFor();
+    await idB.waitFor();
+    assert.equal(await idA.textContent(), shortOf(a));
+    assert.equal(await idB.textContent(), shortOf(b));
+    assert.notEqual(await idA.textContent(), await idB.textContent());
+
+    // The nurse on her way arrives and starts: the visit is in service.
+    await platform.ok('POST', `/v1/nurse/orders/${riding}/progress`, nurses.near.token, { step: 'arrived' });
+    await platform.ok('POST', `/v1/nurse/orders/${riding}/progress`, nurses.near.token, { step: 'started' });
+    await page.locator(`${listItem(riding)}[data-status="in_service"]`).waitFor();
+    // Older than the waiting orders (its promise comes first), yet listed
+    // after them: it has a nurse at the door, they have none.
+    const statuses = await page.locator('#open-orders li[data-order-id]').evaluateAll((lis) => lis.map((li) => li.dataset.status));
+    const rank = { escalated: 0, pending: 1, offered: 1, assigned: 2, en_route: 3, arrived: 4, in_service: 5 };
+    const ranks = statuses.map((st) => rank[st]);
+    assert.deepEqual(ranks, [...ranks].sort((x, y) => x - y), `by urgency: ${statuses.join(', ')}`);
+    assert.equal(statuses[statuses.length - 1], 'in_service');
+    assert.ok(statuses.indexOf('pending') < statuses.indexOf('in_service'));
+  });
+
+  test('shows the resident\'s rating to the coordinator', async () => {
+    await platform.ok('POST', `/v1/nurse/orders/${riding}/progress`, nurses.near.token, { step: 'completed' });
+    await page.locator(listItem(riding)).waitFor({ state: 'detached' });
+    await platform.ok('POST', `/v1/orders/${riding}/rating`, placedBy.get(riding), { stars: 4, comment: '护士很专业，准时到达' });
+    const seen = await platform.ok('GET', `/v1/dispatch/orders/${riding}`, coordinator);
+    assert.equal(seen.rating.stars, 4);
+    assert.equal(seen.rating.comment, '护士很专业，准时到达');
+    assert.ok(seen.rating.rated_at, 'when it was rated');
+
+    // In the orders tab, the completed order's detail shows it.
+    await page.locator('#tabs .tab[data-view="orders"]').click();
+    const row = page.locator(`#orders-table tr[data-order-id="${riding}"]`);
+    await row.locator('.short-id', { hasText: shortOf(riding) }).waitFor();
+    await row.click();
+    const rating = page.locator(`#drawer[data-order-id="${riding}"] .rating[data-stars="4"]`);
+    await rating.waitFor();
+    assert.equal(await rating.locator('.stars').textContent(), '★★★★☆');
+    assert.match(await rating.textContent(), /护士很专业，准时到达/);
+    // Today's rating on the KPI strip (refreshed every 15 s).
+    await page.locator('.kpi-rating .kpi-value', { hasText: '4.0' }).waitFor({ timeout: 25000 });
+    await page.keyboard.press('Escape');
+    await page.locator('#tabs .tab[data-view="map"]').click();
   });
 
   test('cancels an order from the page', async () => {
@@ -203,7 +271,7 @@ describe('coordinator dashboard', () => {
     // A little more life on the map: an order far from every free nurse.
     await placeOrder({ lat: 29.425, lng: 106.3 }, 'wound_care', '双福街道 双福大道 200 号');
     await placeOrder({ lat: 29.366, lng: 106.345 }, 'infant_jaundice_test', '双福街道 滨江路 12 号');
-    await page.locator('#open-orders li[data-order-id]').nth(3).waitFor();
+    await page.locator('#open-orders li[data-order-id]').nth(4).waitFor();
     if (await page.locator('#drawer').isVisible()) await page.keyboard.press('Escape');
     await page.locator('#drawer').waitFor({ state: 'hidden' });
     await page.waitForTimeout(1500);
@@ -234,6 +302,8 @@ describe('coordinator dashboard', () => {
   test('manages the roster: add, edit skills, deactivate', async () => {
     await page.fill('#add-nurse input[name="name"]', '赵新');
     await page.fill('#add-nurse input[name="phone"]', '13600002222');
+    // The picker names the skills in words.
+    assert.match(await page.locator('#add-skills label', { has: page.locator('input[value="wound_care"]') }).textContent(), /Wound care/);
     await page.check('#add-skills input[value="wound_care"]');
     await page.click('#add-nurse button[type="submit"]');
     const row = page.locator('#roster-table tr', { hasText: '赵新' });
@@ -246,7 +316,8 @@ describe('coordinator dashboard', () => {
     await row.locator('input[value="catheter"]').check();
     await row.locator('form.skill-edit button[type="submit"]').click();
     await row.locator('form.skill-edit').waitFor({ state: 'detached' });
-    await row.locator('.chip', { hasText: 'catheter' }).waitFor();
+    await row.locator('.skill-chip[data-skill="catheter"]', { hasText: 'Urinary catheter care' }).waitFor();
+    assert.equal(await row.locator('.skill-chip[data-skill="wound_care"]').textContent(), 'Wound care');
     roster = await platform.ok('GET', '/v1/dispatch/nurses', coordinator);
     assert.deepEqual(roster.find((n) => n.id === id).skills, ['catheter', 'wound_care']);
 

@@ -69,9 +69,60 @@ test('urgent open orders first, then the rest newest first', () => {
     { id: 'done-old', status: 'completed', created_at: iso(-60), promised_by: iso(-30) },
     { id: 'later', status: 'pending', created_at: iso(0), promised_by: iso(30) },
     { id: 'done-new', status: 'cancelled', created_at: iso(-10), promised_by: iso(20) },
-    { id: 'sooner', status: 'assigned', created_at: iso(-20), promised_by: iso(10) },
+    { id: 'sooner', status: 'assigned', nurse_id: 'n1', created_at: iso(-20), promised_by: iso(10) },
+  ], NOW);
+  // Waiting for a nurse comes before having one, whatever the promise.
+  assert.deepEqual(list.map((o) => o.id), ['later', 'sooner', 'done-new', 'done-old']);
+});
+
+test('the open list by urgency: escalated and at risk, waiting by promise, then with a nurse by step', () => {
+  const o = (id, status, promisedMin, extra = {}) => ({
+    id, status, created_at: iso(promisedMin - 30), promised_by: iso(promisedMin), nurse_id: null, eta: null, ...extra,
+  });
+  const shuffled = [
+    o('serving', 'in_service', -5, { nurse_id: 'n1' }),
+    o('riding', 'en_route', 20, { nurse_id: 'n2', eta: iso(10) }),
+    o('waiting-late-promise', 'pending', 28),
+    o('escalated', 'escalated', 25),
+    o('waiting-soon', 'offered', 15),
+    o('accepted', 'assigned', 22, { nurse_id: 'n3', eta: iso(12) }),
+    o('at-door', 'arrived', 5, { nurse_id: 'n4' }),
+    o('no-nurse-8-min', 'pending', 8),
+    o('predicted-late', 'en_route', 18, { nurse_id: 'n5', eta: iso(21) }),
+    o('over', 'completed', -40, { nurse_id: 'n6' }),
+  ];
+  const ids = S.sortOrders(shuffled, NOW).map((x) => x.id);
+  assert.deepEqual(ids, [
+    // At risk, earliest promise first: no nurse with 8 minutes left, predicted late, escalated.
+    'no-nurse-8-min', 'predicted-late', 'escalated',
+    // Waiting for a nurse, by time to promise.
+    'waiting-soon', 'waiting-late-promise',
+    // With a nurse, by step: assigned, en route, arrived, in service.
+    'accepted', 'riding', 'at-door', 'serving',
+    'over',
   ]);
-  assert.deepEqual(list.map((o) => o.id), ['sooner', 'later', 'done-new', 'done-old']);
+  assert.ok(ids.indexOf('serving') > ids.indexOf('escalated'), 'in service below escalated');
+  assert.equal(S.urgency(shuffled[3], NOW), 0);
+  assert.equal(S.urgency(shuffled[0], NOW), 5);
+});
+
+test('short ids come from the random tail of the UUID', () => {
+  // Two UUIDv7 of the same millisecond share their first 12 digits.
+  const a = '019ad7a1-2b3c-7d4e-8f10-1a2b3c4d5e6f';
+  const b = '019ad7a1-2b3c-7d4e-9a20-ffeeddccbbaa';
+  assert.equal(S.shortId(a), '3c4d5e6f');
+  assert.equal(S.shortId(b), 'ddccbbaa');
+  assert.notEqual(S.shortId(a), S.shortId(b));
+  assert.equal(S.shortId(null), '');
+});
+
+test('skills in words, stars', () => {
+  const names = new Map([['wound_care', { code: 'wound_care', name_zh: '伤口护理', name_en: 'Wound care' }]]);
+  assert.equal(S.skillName('wound_care', names, 'zh'), '伤口护理');
+  assert.equal(S.skillName('wound_care', names, 'en'), 'Wound care');
+  assert.equal(S.skillName('unknown_skill', names, 'zh'), 'unknown_skill', 'an unnamed code is shown as it is');
+  assert.equal(S.stars(4), '★★★★☆');
+  assert.equal(S.stars(1), '★☆☆☆☆');
 });
 
 test('cells short of nurses, worst first', () => {

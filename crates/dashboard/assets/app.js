@@ -27,6 +27,8 @@ const state = {
   nurses: new Map(),
   services: new Map(),
   skills: [],
+  /** Skill code → {name_zh, name_en}, from the catalogue. */
+  skillNames: new Map(),
   view: 'map',
   selected: null,
   candidates: null,
@@ -74,12 +76,21 @@ function time(iso) {
   return new Date(iso).toLocaleTimeString(lang() === 'zh' ? 'zh-CN' : 'en-GB', { hour12: false });
 }
 
-const short = (id) => (id ? id.slice(0, 8) : '');
+const short = S.shortId;
 
 function serviceName(code) {
   const s = state.services.get(code);
   if (!s) return code;
   return lang() === 'zh' ? s.name_zh : s.name_en;
+}
+
+function skillName(code) {
+  return S.skillName(code, state.skillNames, lang());
+}
+
+/** Skill chips in words, the code kept in `data-skill` (and as the tooltip). */
+function skillChips(codes) {
+  return h('div', { class: 'chips' }, (codes || []).map((s) => h('span', { class: 'chip skill-chip', data: { skill: s }, title: s }, skillName(s))));
 }
 
 function nurseName(id) {
@@ -224,6 +235,10 @@ async function loadAll() {
         state.services.set(s.code, s);
         for (const k of s.required_skills || []) skills.add(k);
       }
+    }
+    for (const k of cat.skills || []) {
+      state.skillNames.set(k.code, k);
+      skills.add(k.code);
     }
     state.skills = [...skills].sort();
   }
@@ -383,7 +398,7 @@ function nursesWithState() {
 }
 
 function openOrders() {
-  return S.sortOrders([...state.orders.values()].filter((o) => S.OPEN.includes(o.status)));
+  return S.sortOrders([...state.orders.values()].filter((o) => S.OPEN.includes(o.status)), Date.now());
 }
 
 function renderAll() {
@@ -435,6 +450,7 @@ function renderKpis() {
     .filter((s) => o.open_orders[s] > 0)
     .map((s) => h('span', { class: `chip status-${s}`, data: { status: s } }, `${t(`status.${s}`)} ${o.open_orders[s]}`)));
   const share = o.today.reached_in_time_share;
+  const rating = o.today.average_rating;
   const shortage = S.shortCells(state.cells.length ? state.cells : o.cells);
   const cells = h('div', { class: 'chips' }, shortage.slice(0, 3).map((c) => h('span', { class: 'chip cell-chip' }, `${c.cell.slice(0, 7)}… ${c.free_nurses}/${c.waiting_orders}`)));
   box.replaceChildren(
@@ -445,6 +461,8 @@ function renderKpis() {
     kpiCard(t('kpi.accept'), minutes(o.today.median_minutes_to_accept), null, 'kpi-accept'),
     kpiCard(t('kpi.arrive'), minutes(o.today.median_minutes_to_arrive), null, 'kpi-arrive'),
     kpiCard(t('kpi.at_risk'), String(o.at_risk.count), null, o.at_risk.count > 0 ? 'kpi-risk alarm' : 'kpi-risk'),
+    kpiCard(t('kpi.rating'), rating === null || rating === undefined ? t('kpi.none') : `${rating.toFixed(1)} ★`,
+      t('kpi.rating_detail', { n: o.today.ratings || 0 }), 'kpi-rating'),
     kpiCard(t('kpi.cells'), shortage.length ? t('kpi.cells_short', { n: shortage.length }) : t('kpi.cells_ok'), cells,
       shortage.length ? 'kpi-cells warn' : 'kpi-cells'),
   );
@@ -478,7 +496,7 @@ function renderOpenList() {
     tabindex: '0',
     on: { click: () => select(o.id), keydown: (e) => { if (e.key === 'Enter') select(o.id); } },
   },
-  h('div', { class: 'line1' }, h('strong', {}, serviceName(o.service_code)), statusBadge(o.status)),
+  h('div', { class: 'line1' }, h('strong', {}, serviceName(o.service_code)), h('span', { class: 'short-id' }, short(o.id)), statusBadge(o.status)),
   h('div', { class: 'line2' }, countdown(o), o.nurse_id ? h('span', { class: 'nurse-name' }, nurseName(o.nurse_id)) : null),
   h('div', { class: 'line3' }, o.address.text))));
 }
@@ -490,10 +508,10 @@ function renderOrdersTable() {
     filterBox.value = state.filter;
     filterBox.dataset.lang = lang();
   }
-  const rows = S.sortOrders([...state.orders.values()].filter((o) => !state.filter || o.status === state.filter));
+  const rows = S.sortOrders([...state.orders.values()].filter((o) => !state.filter || o.status === state.filter), Date.now());
   const body = $('#orders-table tbody');
   if (!rows.length) {
-    body.replaceChildren(h('tr', {}, h('td', { colspan: '7', class: 'empty' }, t('orders.none'))));
+    body.replaceChildren(h('tr', {}, h('td', { colspan: '8', class: 'empty' }, t('orders.none'))));
     return;
   }
   body.replaceChildren(...rows.map((o) => h('tr', {
@@ -501,6 +519,7 @@ function renderOrdersTable() {
     class: state.selected === o.id ? 'selected' : '',
     on: { click: () => select(o.id) },
   },
+  h('td', { class: 'short-id' }, short(o.id)),
   h('td', {}, time(o.created_at)),
   h('td', {}, serviceName(o.service_code)),
   h('td', {}, statusBadge(o.status)),
@@ -528,7 +547,7 @@ function renderRoster(force = false) {
       ? h('form', { class: 'skill-edit', on: { submit: (e) => { e.preventDefault(); saveSkills(n.id, e.target); } } },
         renderSkillPicker(h('fieldset', { class: 'skills' }), n.skills),
         h('button', { type: 'submit', class: 'primary small' }, t('roster.save')))
-      : h('div', { class: 'chips' }, n.skills.map((s) => h('span', { class: 'chip' }, s)));
+      : skillChips(n.skills);
     return h('tr', { data: { nurseId: n.id, state: n.state }, class: n.active ? '' : 'inactive' },
       h('td', {}, n.name),
       h('td', {}, n.phone),
@@ -555,7 +574,7 @@ function renderSkillPicker(box, checked) {
     return box;
   }
   box.replaceChildren(...(legend ? [legend] : []), ...state.skills.map((s) => h('label', { class: 'skill' },
-    h('input', { type: 'checkbox', name: 'skills', value: s, checked: keep.includes(s) }), s)));
+    h('input', { type: 'checkbox', name: 'skills', value: s, checked: keep.includes(s) }), skillName(s))));
   return box;
 }
 
@@ -575,15 +594,14 @@ function select(id) {
   renderDrawer();
   renderOrders();
   const order = state.orders.get(id);
-  if (!order) {
-    api.get(`/v1/dispatch/orders/${encodeURIComponent(id)}`).then((o) => {
-      state.orders.set(o.id, o);
-      renderDrawer();
-      if (S.WAITING.includes(o.status)) loadCandidates(o.id);
-    }).catch((e) => toast(t('error.generic', { message: e.message }), 'error'));
-  } else if (S.WAITING.includes(order.status)) {
-    loadCandidates(id);
-  }
+  if (order && S.WAITING.includes(order.status)) loadCandidates(id);
+  // Read it again even when known: a rating, for one, comes with no live frame.
+  api.get(`/v1/dispatch/orders/${encodeURIComponent(id)}`).then((o) => {
+    state.orders.set(o.id, o);
+    if (state.selected !== o.id) return;
+    renderDrawer();
+    if (!order && S.WAITING.includes(o.status)) loadCandidates(o.id);
+  }).catch((e) => toast(t('error.generic', { message: e.message }), 'error'));
 }
 
 async function loadCandidates(id) {
@@ -639,14 +657,16 @@ function renderDrawer() {
       h('button', { type: 'button', class: 'ghost close', on: { click: closeDrawer }, 'aria-label': t('order.close') }, '×')),
     h('div', { class: 'drawer-count' }, countdown(o)),
     h('div', { class: 'fields' },
-      field('ID', short(o.id)),
+      field('ID', h('span', { class: 'short-id', title: o.id }, short(o.id))),
+      requiredSkills(o.service_code),
       field(t('order.promised_by'), time(o.promised_by)),
       field(t('order.eta'), time(o.eta)),
       field(t('order.nurse'), o.nurse_id ? nurseName(o.nurse_id) : t('kpi.none')),
       field(t('order.address'), [o.address.text, o.address.detail].filter(Boolean).join(' ')),
       field(t('order.contact'), `${o.contact.name} ${o.contact.phone}`),
       o.notes ? field(t('order.notes'), o.notes) : null,
-      o.cancel_reason ? field(t('status.cancelled'), o.cancel_reason) : null),
+      o.cancel_reason ? field(t('status.cancelled'), o.cancel_reason) : null,
+      o.rating ? field(t('order.rating'), ratingView(o.rating)) : null),
     h('h3', {}, t('order.timeline')), timeline,
     h('h3', {}, t('order.offers')), offers,
   ];
@@ -670,6 +690,20 @@ function renderDrawer() {
   drawer.replaceChildren(...sections.filter(Boolean));
 }
 
+/** The skills the order's service requires, in words. */
+function requiredSkills(code) {
+  const s = state.services.get(code);
+  return s && s.required_skills ? field(t('order.skills'), skillChips(s.required_skills)) : null;
+}
+
+/** The resident's rating: stars, comment, when. */
+function ratingView(r) {
+  return h('span', { class: 'rating', data: { stars: String(r.stars) } },
+    h('span', { class: 'stars', title: `${r.stars}/5` }, S.stars(r.stars)),
+    r.comment ? h('span', { class: 'rating-comment' }, ` “${r.comment}”`) : null,
+    r.rated_at ? h('span', { class: 'muted' }, ` · ${time(r.rated_at)}`) : null);
+}
+
 function renderCandidates(o) {
   const box = h('section', { class: 'assign' }, h('h3', {}, t('order.assign'), ' ', h('small', { class: 'muted' }, t('order.assign_hint'))));
   if (state.candidatesError) {
@@ -689,12 +723,12 @@ function renderCandidates(o) {
     data: { nurseId: n.nurse_id, state: n.state },
     class: n.assignable ? '' : 'unavailable',
   },
-  h('td', {}, n.name),
+  h('td', {}, n.name, candidateSkills(n)),
   h('td', {}, h('span', { class: `badge nurse-badge nurse-${n.state}` }, t(`nurse.${n.state}`))),
   h('td', {}, n.eta_min === null ? t('kpi.none') : t('order.eta_min', { n: n.eta_min })),
   h('td', {}, n.distance_m === null ? '' : t('order.km', { n: (n.distance_m / 1000).toFixed(1) })),
   h('td', { class: n.in_time === false ? 'late' : '' }, n.in_time === null ? '' : n.in_time ? t('order.in_time') : t('order.too_late')),
-  h('td', { class: 'muted' }, [n.reason ? t(`reason.${n.reason}`) : '', n.declined ? t('order.declined_before') : '', n.holds_offer ? t('order.holds_offer') : ''].filter(Boolean).join(' · ')),
+  h('td', { class: 'muted' }, [n.reason ? reasonText(n) : '', n.declined ? t('order.declined_before') : '', n.holds_offer ? t('order.holds_offer') : ''].filter(Boolean).join(' · ')),
   h('td', {}, h('button', {
     type: 'button',
     class: 'primary small assign-button',
@@ -702,6 +736,21 @@ function renderCandidates(o) {
     on: { click: (e) => assign(o.id, n, e.target) },
   }, t('order.assign_button'))))))));
   return box;
+}
+
+/** A candidate's skills in words (from the roster), under her name. */
+function candidateSkills(c) {
+  const n = state.nurses.get(c.nurse_id);
+  if (!n || !n.skills) return null;
+  return h('div', { class: 'candidate-skills' }, skillChips(n.skills));
+}
+
+/** Why a candidate cannot be assigned; missing skills named. */
+function reasonText(c) {
+  const base = t(`reason.${c.reason}`);
+  if (c.reason !== 'missing_skills' || !c.missing_skills || !c.missing_skills.length) return base;
+  const zh = lang() === 'zh';
+  return `${base}${zh ? '：' : ': '}${c.missing_skills.map(skillName).join(zh ? '、' : ', ')}`;
 }
 
 async function assign(orderId, nurse, button) {

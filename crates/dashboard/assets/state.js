@@ -113,15 +113,60 @@ export function withOffer(order, frame) {
   return { ...order, offers };
 }
 
-/** Open orders first by urgency (earliest promise), then the rest newest first. */
-export function sortOrders(orders) {
+/**
+ * The short id shown for an order or a nurse: the last 8 hex digits of the
+ * UUID. Ids are UUIDv7, whose first digits are a timestamp (every order of
+ * the same minute would look alike); the tail is random.
+ */
+export function shortId(id) {
+  if (!id) return '';
+  const hex = String(id).replace(/-/g, '');
+  return hex.slice(-8);
+}
+
+/** Orders with a nurse, by how far along they are: the earlier the step, the more a coordinator may still act. */
+const WITH_NURSE = ['assigned', 'en_route', 'arrived', 'in_service'];
+
+/**
+ * How urgent an open order is, lower first: 0 escalated or at risk (late,
+ * predicted late, no nurse and under 10 minutes left), 1 waiting for a
+ * nurse (pending, offered), 2 to 5 with a nurse (assigned, en route,
+ * arrived, in service); 6 for orders that are over.
+ */
+export function urgency(order, now) {
+  if (!OPEN.includes(order.status)) return 6;
+  const risk = orderRisk(order, now);
+  if (order.status === 'escalated' || risk.level === 'risk' || risk.level === 'late') return 0;
+  if (WAITING.includes(order.status)) return 1;
+  return 2 + WITH_NURSE.indexOf(order.status);
+}
+
+/**
+ * Open orders by urgency ([`urgency`]), the earliest promise first within
+ * a rank; then the orders that are over, newest first.
+ */
+export function sortOrders(orders, now) {
+  const rank = new Map(orders.map((o) => [o.id, urgency(o, now)]));
   return [...orders].sort((a, b) => {
-    const ao = OPEN.includes(a.status) ? 0 : 1;
-    const bo = OPEN.includes(b.status) ? 0 : 1;
-    if (ao !== bo) return ao - bo;
-    if (ao === 0) return ms(a.promised_by) - ms(b.promised_by);
-    return ms(b.created_at) - ms(a.created_at);
+    const ra = rank.get(a.id);
+    const rb = rank.get(b.id);
+    if (ra !== rb) return ra - rb;
+    if (ra < 6) return ms(a.promised_by) - ms(b.promised_by) || String(a.id).localeCompare(String(b.id));
+    return ms(b.created_at) - ms(a.created_at) || String(a.id).localeCompare(String(b.id));
   });
+}
+
+/** A skill code in words, from the catalogue's skill names; the code itself when unnamed. */
+export function skillName(code, names, language) {
+  const n = names && names.get(code);
+  if (!n) return code;
+  return (language === 'zh' ? n.name_zh : n.name_en) || code;
+}
+
+/** `★★★★☆`: a rating of 1 to 5 stars. */
+export function stars(n) {
+  const k = Math.max(0, Math.min(5, Math.round(Number(n) || 0)));
+  return '★'.repeat(k) + '☆'.repeat(5 - k);
 }
 
 /** Cells short of nurses (waiting orders above free nurses), worst first. */

@@ -4,15 +4,16 @@
 //! another one is simply not found.
 
 use actix_web::{HttpResponse, get, patch, post, web};
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, TimeDelta, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use yixin_auth::CoordinatorCaller;
-use yixin_domain::{DomainError, Nurse, NurseId, OrgId, PhoneNumber, Skill};
+use yixin_domain::{DomainError, Nurse, NurseId, OrgId, PhoneNumber, ShiftState, Skill};
 use yixin_platform::{ApiError, ErrorBody, JsonBody};
 use yixin_store::StoreError;
 
 use crate::Dispatcher;
+use crate::coordinator::kpi::is_stale;
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -70,6 +71,10 @@ pub struct NurseView {
     pub shift: String,
     /// The latest shared fix, if the nurse is on shift and has sent one.
     pub position: Option<Position>,
+    /// On shift, but no fix or only one older than
+    /// `tracking.stale_after_secs`, as of this answer: the rule the KPIs'
+    /// free count applies (a stale nurse is not free).
+    pub stale: bool,
     /// The order the nurse is working on, if any.
     pub current_order_id: Option<String>,
 }
@@ -83,8 +88,42 @@ fn view(n: &Nurse) -> NurseView {
         active: n.active,
         shift: n.shift.as_str().to_owned(),
         position: None,
+        stale: false,
         current_order_id: None,
     }
+}
+
+/// The views of `nurses` with their latest fixes (positions unavailable:
+/// none, logged) and staleness at this moment.
+async fn views_with_positions(svc: &Dispatcher, nurses: &[Nurse]) -> Vec<NurseView> {
+    let ids: Vec<String> = nurses.iter().map(|n| n.id.to_string()).collect();
+    let positions = match svc.positions.latest(&ids).await {
+        Ok(p) => p,
+        Err(e) => {
+            tracing::warn!(error = %e, "positions unavailable for the roster");
+            vec![None; ids.len()]
+        }
+    };
+    let now = Utc::now();
+    let stale_after = TimeDelta::from_std(svc.stale_after).unwrap_or(TimeDelta::MAX);
+    nurses
+        .iter()
+        .zip(positions)
+        .map(|(n, p)| {
+            let mut v = view(n);
+            let recorded_at = p
+                .as_ref()
+                .and_then(|p| DateTime::from_timestamp_millis(p.recorded_at_unix_ms));
+            v.stale = n.shift == ShiftState::On && is_stale(recorded_at, stale_after, now);
+            v.position = p.map(|p| Position {
+                lat: p.lat,
+                lng: p.lng,
+                accuracy_m: p.accuracy_m,
+                recorded_at,
+            });
+            v
+        })
+        .collect()
 }
 
 fn invalid(e: DomainError, field: &str) -> ApiError {
@@ -185,36 +224,16 @@ pub async fn list_nurses(
 ) -> Result<web::Json<Vec<NurseView>>, ApiError> {
     let org = OrgId::from(caller.0.org.as_str());
     let nurses = svc.store.nurses(&org).await.map_err(store_error)?;
-    let ids: Vec<String> = nurses.iter().map(|n| n.id.to_string()).collect();
-    let positions = match svc.positions.latest(&ids).await {
-        Ok(p) => p,
-        Err(e) => {
-            tracing::warn!(error = %e, "positions unavailable for the roster");
-            vec![None; ids.len()]
-        }
-    };
     let jobs = svc
         .store
         .active_orders_by_nurse(&org)
         .await
         .map_err(store_error)?;
-    Ok(web::Json(
-        nurses
-            .iter()
-            .zip(positions)
-            .map(|(n, p)| {
-                let mut v = view(n);
-                v.position = p.map(|p| Position {
-                    lat: p.lat,
-                    lng: p.lng,
-                    accuracy_m: p.accuracy_m,
-                    recorded_at: DateTime::from_timestamp_millis(p.recorded_at_unix_ms),
-                });
-                v.current_order_id = jobs.get(&n.id).map(|o| o.to_string());
-                v
-            })
-            .collect(),
-    ))
+    let mut views = views_with_positions(&svc, &nurses).await;
+    for (v, n) in views.iter_mut().zip(&nurses) {
+        v.current_order_id = jobs.get(&n.id).map(|o| o.to_string());
+    }
+    Ok(web::Json(views))
 }
 
 /// Changes a nurse's name, phone or skills, or (de)activates them.
@@ -283,5 +302,6 @@ pub async fn change_nurse(
     {
         tracing::warn!(nurse_id = %nurse.id, error = %e, "roster change not announced");
     }
-    Ok(web::Json(view(&nurse)))
+    let mut views = views_with_positions(&svc, std::slice::from_ref(&nurse)).await;
+    Ok(web::Json(views.pop().unwrap_or_else(|| view(&nurse))))
 }

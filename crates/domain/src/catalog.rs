@@ -118,6 +118,22 @@ fn default_true() -> bool {
     true
 }
 
+/// A skill in words, for the people who read skill codes (coordinators).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SkillName {
+    pub code: Skill,
+    pub name_zh: String,
+    pub name_en: String,
+}
+
+/// The seed file's skill names (a separate list: a service names its
+/// skills by code, and the stored catalogue keeps only the codes).
+#[derive(Deserialize)]
+struct SeedSkills {
+    #[serde(default)]
+    skills: Vec<SkillName>,
+}
+
 /// The whole catalogue.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Catalog {
@@ -136,6 +152,18 @@ impl Catalog {
     )]
     pub fn seed() -> Catalog {
         Catalog::from_json(SEED_JSON).expect("embedded seed catalogue is valid")
+    }
+
+    /// The names of the skills the seed's services require, in the seed's
+    /// order (from `seed/catalog.json`, compiled in).
+    #[expect(
+        clippy::expect_used,
+        reason = "the seed file is compiled in; its unit test proves every skill is named"
+    )]
+    pub fn seed_skill_names() -> Vec<SkillName> {
+        serde_json::from_str::<SeedSkills>(SEED_JSON)
+            .expect("embedded seed skill names are valid")
+            .skills
     }
 
     /// Parses a catalogue from JSON and checks it with [`Catalog::validate`].
@@ -250,6 +278,33 @@ mod tests {
             assert!(c.services_in(&cat.code).count() >= 3, "{}", cat.code);
         }
         assert_eq!(Catalog::seed(), c);
+    }
+
+    #[test]
+    fn every_seed_skill_has_a_name_in_both_languages() {
+        let names = Catalog::seed_skill_names();
+        let named: HashSet<&Skill> = names.iter().map(|n| &n.code).collect();
+        assert_eq!(named.len(), names.len(), "no skill named twice");
+        for s in &Catalog::seed().services {
+            for k in &s.required_skills {
+                assert!(named.contains(k), "{} of {} has no name", k, s.code);
+            }
+        }
+        for n in &names {
+            assert!(
+                !n.name_zh.trim().is_empty() && !n.name_en.trim().is_empty(),
+                "{}",
+                n.code
+            );
+            assert!(
+                Catalog::seed()
+                    .services
+                    .iter()
+                    .any(|s| s.required_skills.contains(&n.code)),
+                "{} is named but no service requires it",
+                n.code
+            );
+        }
     }
 
     #[test]

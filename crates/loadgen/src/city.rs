@@ -68,16 +68,38 @@ pub struct CityArgs {
     /// Print the summary as one JSON object.
     #[arg(long)]
     pub json: bool,
+    /// Take over what an earlier run against the organisation left behind:
+    /// its open orders are cancelled (completed where the visit had
+    /// started), and its simulated nurses this run does not use are put
+    /// off shift and deactivated. `yixin serve --demo` does it on every
+    /// start. (The simulated nurses themselves are always reused, found
+    /// by name and phone number, never added twice.)
+    #[arg(long)]
+    pub take_over: bool,
 }
 
+/// Nurses on shift in the demo district.
+pub const DEMO_NURSES: usize = 24;
+
 impl CityArgs {
-    /// A modest live district for `yixin serve --demo` against `url`.
+    /// A live district for `yixin serve --demo` against `url` that looks
+    /// like a real daytime in Shuangfu, ten times faster.
+    ///
+    /// From the simulator's default scenario (`Scenario::shuangfu`): about
+    /// 260 orders a day, 6.4 % of them in an average hour between 08:00 and
+    /// 20:00, so some 16 an hour; a fleet of 45 whose early and late shifts
+    /// put about 20 on at a time, kept near 65 % busy (53 minutes of work an
+    /// order). At `speedup` 10 rides and visits take a tenth of the time, so
+    /// orders come ten times as often: 2.5 a minute for 24 nurses. That
+    /// keeps a dozen orders open (most of them in service), nearly all
+    /// reached within 30 minutes, and now and then one escalated when
+    /// nobody with the skill is free.
     pub fn demo(url: String) -> Self {
         Self {
             url,
             org: "demo".to_owned(),
-            nurses: 40,
-            orders_per_minute: 15.0,
+            nurses: DEMO_NURSES,
+            orders_per_minute: 2.5,
             speedup: 10.0,
             fix_secs: 2.0,
             accept: 0.85,
@@ -86,8 +108,25 @@ impl CityArgs {
             seconds: 10 * 365 * 24 * 3600,
             seed: 1,
             json: false,
+            take_over: true,
         }
     }
+}
+
+/// The name and phone number of simulated nurse `i` (0-based): her stable
+/// identity across runs.
+pub fn simulated_nurse(i: usize) -> (String, String) {
+    (
+        format!("护士{}", i + 1),
+        format!("137{:08}", i % 100_000_000),
+    )
+}
+
+/// Which simulated nurse (0-based) a roster entry is, if it is one.
+fn simulated_index(name: &str, phone: &str) -> Option<usize> {
+    let n: usize = name.strip_prefix("护士")?.parse().ok()?;
+    let i = n.checked_sub(1)?;
+    (simulated_nurse(i) == (name.to_owned(), phone.to_owned())).then_some(i)
 }
 
 /// One xorshift stream per phone: cheap and reproducible.
@@ -186,6 +225,186 @@ pub async fn add_nurse(
         .context("no id for the new nurse")
 }
 
+/// One roster entry as the takeover needs it.
+struct RosterNurse {
+    id: String,
+    on_shift: bool,
+    active: bool,
+    /// Which simulated nurse she is, if one.
+    simulated: Option<usize>,
+    raw: Value,
+}
+
+/// The organisation's roster, read once at the start.
+struct Roster {
+    nurses: Vec<RosterNurse>,
+}
+
+impl Roster {
+    async fn read(http: &reqwest::Client, url: &str, coordinator: &str) -> anyhow::Result<Self> {
+        let list: Value = http
+            .get(format!("{url}/v1/dispatch/nurses"))
+            .bearer_auth(coordinator)
+            .send()
+            .await?
+            .error_for_status()
+            .context("reading the roster (GET /v1/dispatch/nurses)")?
+            .json()
+            .await?;
+        let mut nurses: Vec<RosterNurse> = list
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|n| {
+                let id = n["id"].as_str()?.to_owned();
+                let name = n["name"].as_str().unwrap_or_default();
+                let phone = n["phone"].as_str().unwrap_or_default();
+                Some(RosterNurse {
+                    id,
+                    on_shift: n["shift"] == "on",
+                    active: n["active"].as_bool().unwrap_or(true),
+                    simulated: simulated_index(name, phone),
+                    raw: n.clone(),
+                })
+            })
+            .collect();
+        // Of duplicates (earlier versions added the fleet again on every
+        // start), the active one first, then the oldest id, is reused.
+        nurses.sort_by(|a, b| b.active.cmp(&a.active).then_with(|| a.id.cmp(&b.id)));
+        Ok(Self { nurses })
+    }
+}
+
+/// Makes an existing simulated nurse fit for this run (active, this run's
+/// skills); her id.
+async fn reuse_nurse(
+    http: &reqwest::Client,
+    url: &str,
+    coordinator: &str,
+    nurse: &Value,
+    skills: &[String],
+) -> anyhow::Result<String> {
+    let id = nurse["id"].as_str().context("a roster entry without id")?;
+    let mut has: Vec<&str> = nurse["skills"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .collect();
+    has.sort_unstable();
+    let same_skills = has.iter().copied().eq(skills.iter().map(String::as_str));
+    if !same_skills || nurse["active"] != true {
+        http.patch(format!("{url}/v1/dispatch/nurses/{id}"))
+            .bearer_auth(coordinator)
+            .json(&json!({"skills": skills, "active": true}))
+            .send()
+            .await?
+            .error_for_status()
+            .context("updating a simulated nurse (PATCH /v1/dispatch/nurses/{id})")?;
+    }
+    Ok(id.to_owned())
+}
+
+/// Order statuses that are neither completed nor cancelled.
+const OPEN: &str = "pending,offered,escalated,assigned,en_route,arrived,in_service";
+/// Why the takeover cancels an earlier run's orders.
+pub const TAKEOVER_REASON: &str = "演示重启：上一轮模拟的订单已关闭 (demo restarted: the previous run's simulated order was closed)";
+
+/// Closes out what an earlier run left: every open order of the
+/// organisation is cancelled with [`TAKEOVER_REASON`], or completed by its
+/// nurse if the visit had started (a started visit cannot be cancelled);
+/// then the simulated nurses not in `keep` that are still on shift go off
+/// shift and are deactivated. Orders are closed first because a nurse with
+/// a job cannot go off shift.
+async fn take_over(
+    http: &reqwest::Client,
+    url: &str,
+    coordinator: &str,
+    org: &str,
+    roster: &Roster,
+    keep: &[&str],
+) -> anyhow::Result<()> {
+    let mut closed = 0usize;
+    // A few rounds: an order may move (an offer accepted by a phone of
+    // the dead run's platform state) while it is being closed.
+    for _ in 0..5 {
+        let open: Value = http
+            .get(format!("{url}/v1/dispatch/orders?status={OPEN}&limit=500"))
+            .bearer_auth(coordinator)
+            .send()
+            .await?
+            .error_for_status()
+            .context("listing open orders (GET /v1/dispatch/orders)")?
+            .json()
+            .await?;
+        let open = open.as_array().cloned().unwrap_or_default();
+        if open.is_empty() {
+            break;
+        }
+        for o in &open {
+            let Some(id) = o["id"].as_str() else { continue };
+            let reply = if o["status"] == "in_service" {
+                let Some(nurse) = o["nurse_id"].as_str() else {
+                    continue;
+                };
+                let token = token(http, url, "nurse", nurse, org).await?;
+                http.post(format!("{url}/v1/nurse/orders/{id}/progress"))
+                    .bearer_auth(token)
+                    .json(&json!({"step": "completed"}))
+                    .send()
+                    .await?
+            } else {
+                http.post(format!("{url}/v1/dispatch/orders/{id}/cancel"))
+                    .bearer_auth(coordinator)
+                    .json(&json!({"reason": TAKEOVER_REASON}))
+                    .send()
+                    .await?
+            };
+            if reply.status().is_success() {
+                closed += 1;
+            } else {
+                // Moved meanwhile: the next round sees where it is now.
+                tracing::debug!(order_id = id, status = %reply.status(), "order not closed this round");
+            }
+        }
+    }
+    let mut retired = 0usize;
+    for n in roster
+        .nurses
+        .iter()
+        .filter(|n| n.simulated.is_some() && !keep.contains(&n.id.as_str()))
+    {
+        if n.on_shift {
+            let token = token(http, url, "nurse", &n.id, org).await?;
+            let reply = http
+                .post(format!("{url}/v1/nurse/shift"))
+                .bearer_auth(token)
+                .json(&json!({"state": "off"}))
+                .send()
+                .await?;
+            if !reply.status().is_success() {
+                tracing::warn!(nurse_id = %n.id, status = %reply.status(), "an old simulated nurse stays on shift");
+            }
+        }
+        if n.active {
+            http.patch(format!("{url}/v1/dispatch/nurses/{}", n.id))
+                .bearer_auth(coordinator)
+                .json(&json!({"active": false}))
+                .send()
+                .await?
+                .error_for_status()
+                .context("deactivating an old simulated nurse")?;
+        }
+        retired += 1;
+    }
+    tracing::info!(
+        orders_closed = closed,
+        nurses_retired = retired,
+        "took over from the previous run"
+    );
+    Ok(())
+}
+
 /// A service residents can order: code, minutes, skills.
 #[derive(Debug, Clone)]
 struct Service {
@@ -279,17 +498,29 @@ pub async fn run(args: CityArgs, mut stop: watch::Receiver<bool>) -> anyhow::Res
     .await?;
     let services = Arc::new(catalogue(&http, &url, &coordinator).await?);
 
-    // The roster.
+    // The roster: the simulated nurses already on it are reused.
+    let roster = Roster::read(&http, &url, &coordinator).await?;
+    let mut chosen: HashMap<usize, &Value> = HashMap::new();
+    for n in &roster.nurses {
+        if let Some(i) = n.simulated.filter(|i| *i < args.nurses) {
+            chosen.entry(i).or_insert(&n.raw);
+        }
+    }
     let ids: Vec<anyhow::Result<(usize, String)>> = stream::iter(0..args.nurses)
         .map(|i| {
             let http = http.clone();
             let url = url.clone();
             let coordinator = coordinator.clone();
             let skills = skills_of(i, &services);
+            let existing = chosen.get(&i).copied();
             async move {
-                let name = format!("护士{}", i + 1);
-                let phone = format!("137{:08}", i % 100_000_000);
-                let id = add_nurse(&http, &url, &coordinator, &name, &phone, &skills).await?;
+                let id = match existing {
+                    Some(n) => reuse_nurse(&http, &url, &coordinator, n, &skills).await?,
+                    None => {
+                        let (name, phone) = simulated_nurse(i);
+                        add_nurse(&http, &url, &coordinator, &name, &phone, &skills).await?
+                    }
+                };
                 anyhow::Ok((i, id))
             }
         })
@@ -297,6 +528,10 @@ pub async fn run(args: CityArgs, mut stop: watch::Receiver<bool>) -> anyhow::Res
         .collect()
         .await;
     let ids: Vec<(usize, String)> = ids.into_iter().collect::<anyhow::Result<_>>()?;
+    if args.take_over {
+        let keep: Vec<&str> = ids.iter().map(|(_, id)| id.as_str()).collect();
+        take_over(&http, &url, &coordinator, &args.org, &roster, &keep).await?;
+    }
 
     let timings = Arc::new(Mutex::new(Timings::default()));
     let ws_base = url.replacen("http", "ws", 1);
@@ -679,5 +914,28 @@ impl Phone {
             }
             _ => {}
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_simulated_nurse_is_known_again_by_name_and_phone() {
+        for i in [0, 1, 23, 39, 1234] {
+            let (name, phone) = simulated_nurse(i);
+            assert_eq!(simulated_index(&name, &phone), Some(i), "{name} {phone}");
+        }
+        assert_eq!(
+            simulated_nurse(0),
+            ("护士1".to_owned(), "13700000000".to_owned())
+        );
+        // A person of the same name with another phone is not taken over,
+        // nor anyone named otherwise.
+        assert_eq!(simulated_index("护士3", "13912345678"), None);
+        assert_eq!(simulated_index("护士0", "13799999999"), None);
+        assert_eq!(simulated_index("李护士", "13700000000"), None);
+        assert_eq!(simulated_index("护士x", "13700000000"), None);
     }
 }

@@ -203,9 +203,21 @@ pub struct CatalogService {
     pub required_skills: Vec<String>,
 }
 
+/// A skill code in words.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CatalogSkill {
+    #[schema(example = "wound_care")]
+    pub code: String,
+    #[schema(example = "伤口护理")]
+    pub name_zh: String,
+    pub name_en: String,
+}
+
 #[derive(Debug, Serialize, ToSchema)]
 pub struct CatalogResponse {
     pub categories: Vec<CatalogCategory>,
+    /// The names of the skill codes the services require.
+    pub skills: Vec<CatalogSkill>,
 }
 
 /// The catalogue: categories with their active services, as stored.
@@ -251,5 +263,13 @@ async fn catalog(
             name_en: c.name_en,
         })
         .collect();
-    Ok(web::Json(CatalogResponse { categories }))
+    let skills = Catalog::seed_skill_names()
+        .into_iter()
+        .map(|k| CatalogSkill {
+            code: k.code.as_str().to_owned(),
+            name_zh: k.name_zh,
+            name_en: k.name_en,
+        })
+        .collect();
+    Ok(web::Json(CatalogResponse { categories, skills }))
 }

@@ -218,4 +218,28 @@ impl Store {
             })
             .collect()
     }
+
+    /// The stars of the organisation's ratings recorded at or after
+    /// `since`. A rating is the last change a (completed) order can take, so
+    /// its `updated_at` is when the resident rated it.
+    pub async fn ratings_since(
+        &self,
+        org: &OrgId,
+        since: DateTime<Utc>,
+    ) -> Result<Vec<u8>, StoreError> {
+        let rows: Vec<Option<i16>> = order::Entity::find()
+            .select_only()
+            .column(order::Column::RatingStars)
+            .filter(order::Column::OrgId.eq(org.as_str()))
+            .filter(order::Column::RatingStars.is_not_null())
+            .filter(order::Column::UpdatedAt.gte(ts(since)))
+            .into_tuple()
+            .all(&self.db)
+            .await?;
+        Ok(rows
+            .into_iter()
+            .flatten()
+            .filter_map(|s| u8::try_from(s).ok())
+            .collect())
+    }
 }

@@ -179,6 +179,33 @@ pub async fn seed_demo(store: &Store, settings: &Settings) -> anyhow::Result<()>
     Ok(())
 }
 
+pub use yixin_loadgen::city::{DEMO_NURSES, TAKEOVER_REASON as DEMO_TAKEOVER_REASON};
+
+/// Runs the simulated district of `serve --demo` against the platform at
+/// `addr` until `stop` turns true. Each start takes over from the previous
+/// run: the same simulated nurses (by name and phone) come back on shift,
+/// the orders a dead run left open are cancelled (or completed, where the
+/// visit had started), and simulated nurses this run does not use go off
+/// shift.
+pub async fn run_demo(
+    addr: std::net::SocketAddr,
+    stop: tokio::sync::watch::Receiver<bool>,
+) -> anyhow::Result<()> {
+    let mut addr = addr;
+    if addr.ip().is_unspecified() {
+        addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+    }
+    // Phones reach the platform the way real ones do: over its own port.
+    let city = yixin_loadgen::city::CityArgs::demo(format!("http://{addr}"));
+    tracing::info!(
+        nurses = city.nurses,
+        orders_per_minute = city.orders_per_minute,
+        "demo: simulated district starting"
+    );
+    yixin_loadgen::city::run(city, stop).await?;
+    Ok(())
+}
+
 struct DatabaseReady(Store);
 
 #[async_trait]

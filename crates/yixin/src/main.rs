@@ -63,9 +63,12 @@ struct ServeArgs {
     /// Listen address; overrides `server.addr`.
     #[arg(long)]
     addr: Option<SocketAddr>,
-    /// With `serve`: simulated phones of a live district (40 nurses, an
-    /// order every 4 s) run against this platform, for the dashboard.
-    /// Needs dev login and the demo organisation (the embedded default).
+    /// With `serve`: simulated phones of a live district (24 nurses, an
+    /// order every 24 s, rides and visits ten times faster: a daytime of
+    /// the simulator's Shuangfu scenario) run against this platform, for
+    /// the dashboard. A restart takes the same nurses back and closes what
+    /// the previous run left open. Needs dev login and the demo
+    /// organisation (the embedded default).
     #[arg(long)]
     demo: bool,
 }
@@ -210,20 +213,9 @@ async fn serve(mut settings: Settings, role: Role, args: ServeArgs) -> anyhow::R
         .with_context(|| format!("binding {} (server.addr)", settings.server.addr))?;
     let yixin = Yixin::start(settings, role, listener).await?;
     if args.demo {
-        // Phones reach the platform the way real ones do: over its own port.
-        let mut addr = yixin.addr;
-        if addr.ip().is_unspecified() {
-            addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
-        }
-        let stop = yixin.shutdown_signal();
+        let (addr, stop) = (yixin.addr, yixin.shutdown_signal());
         tokio::spawn(async move {
-            let city = yixin_loadgen::city::CityArgs::demo(format!("http://{addr}"));
-            tracing::info!(
-                nurses = city.nurses,
-                orders_per_minute = city.orders_per_minute,
-                "demo: simulated district starting"
-            );
-            if let Err(e) = yixin_loadgen::city::run(city, stop).await {
+            if let Err(e) = yixin::run_demo(addr, stop).await {
                 tracing::warn!(error = %format!("{e:#}"), "demo: simulated district stopped");
             }
         });

@@ -828,7 +828,7 @@ async fn the_overview_of_a_scripted_day() {
     );
     assert_eq!(
         overview["nurses"],
-        json!({"on_shift": 2, "free": 1, "free_with_position": 1})
+        json!({"on_shift": 2, "free": 1, "free_with_position": 1, "stale": 0})
     );
     let today = &overview["today"];
     assert_eq!(today["orders"], 5, "{today}");
@@ -1110,5 +1110,161 @@ async fn the_coordinator_api_is_described_in_the_openapi_document() {
         .unwrap();
     assert!(params.iter().any(|p| p["name"] == "status"));
     assert!(params.iter().any(|p| p["name"] == "limit"));
+    app.stop().await;
+}
+
+/// The overview's nurse counts and the nurse's roster entry, read together.
+async fn nurse_counts_and_entry(app: &TestApp, coord: &str, id: &str) -> (Value, Value) {
+    let overview = app.get("/v1/dispatch/overview", Some(coord)).await;
+    assert_eq!(overview.status, StatusCode::OK, "{}", overview.text);
+    let roster = app.get("/v1/dispatch/nurses", Some(coord)).await;
+    let me = roster
+        .json
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["id"] == id)
+        .cloned()
+        .unwrap();
+    (overview.json["nurses"].clone(), me)
+}
+
+#[tokio::test]
+async fn a_nurse_without_a_fresh_fix_is_stale_on_the_roster_and_not_free_in_the_kpis() {
+    let app = spawn_with(|s| s.tracking.stale_after_secs = 2).await;
+    let coord = coordinator(&app, "demo").await;
+    let (id, token) = add_nurse(&app, &coord).await;
+    let mut ws = on_shift(&app, &token).await;
+    ws.send_json(&fix(HOME)).await;
+
+    // Both read the same rule at the same moment: free and fresh, then
+    // (no fix for over 2 s) stale and not free.
+    let until = std::time::Instant::now() + WAIT;
+    loop {
+        let (counts, me) = nurse_counts_and_entry(&app, &coord, &id).await;
+        if counts["free"] == 1 {
+            assert_eq!(counts["stale"], 0, "{counts}");
+            assert_eq!(me["stale"], false, "{me}");
+            break;
+        }
+        assert!(std::time::Instant::now() < until, "never free: {counts}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let until = std::time::Instant::now() + WAIT;
+    loop {
+        let (counts, me) = nurse_counts_and_entry(&app, &coord, &id).await;
+        if counts["free"] == 0 {
+            assert_eq!(counts["on_shift"], 1, "{counts}");
+            assert_eq!(counts["stale"], 1, "{counts}");
+            assert_eq!(counts["free_with_position"], 0, "{counts}");
+            assert_eq!(me["stale"], true, "the roster says stale too: {me}");
+            break;
+        }
+        assert!(std::time::Instant::now() < until, "never stale: {counts}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // A new fix makes her free again.
+    ws.send_json(&fix(HOME)).await;
+    let until = std::time::Instant::now() + WAIT;
+    while nurse_counts_and_entry(&app, &coord, &id).await.0["free"] != 1 {
+        assert!(
+            std::time::Instant::now() < until,
+            "not free after a new fix"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    ws.close().await;
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn the_coordinator_sees_the_residents_rating_and_the_days_average() {
+    let local = Utc::now().with_timezone(&FixedOffset::east_opt(8 * 3600).unwrap());
+    if local.time() < NaiveTime::from_hms_opt(0, 45, 0).unwrap() {
+        eprintln!("skipped: too close to local midnight for today's orders");
+        return;
+    }
+    let app = spawn().await;
+    let coord = coordinator(&app, "demo").await;
+    let (nurse, _) = add_nurse(&app, &coord).await;
+    let nurse = NurseId(nurse.parse().unwrap());
+    let resident = app.token("resident", "r-script", "demo").await;
+    let mut rated = Vec::new();
+    for (stars, comment) in [(5, Some("准时，很专业")), (4, None)] {
+        let order = order_placed_ago(&app, "demo", TimeDelta::minutes(40)).await;
+        steps(
+            &app,
+            &order,
+            nurse,
+            &[
+                (OrderStatus::Assigned, 1),
+                (OrderStatus::EnRoute, 2),
+                (OrderStatus::Arrived, 15),
+                (OrderStatus::InService, 16),
+                (OrderStatus::Completed, 35),
+            ],
+        )
+        .await;
+        // Not rated yet: nothing to show.
+        let seen = app
+            .get(&format!("/v1/dispatch/orders/{}", order.id), Some(&coord))
+            .await;
+        assert_eq!(seen.json["rating"], Value::Null, "{}", seen.text);
+        let before = Utc::now();
+        let reply = app
+            .post(
+                &format!("/v1/orders/{}/rating", order.id),
+                Some(&resident),
+                &json!({"stars": stars, "comment": comment}),
+            )
+            .await;
+        assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
+        rated.push((order.id, stars, comment, before));
+    }
+    for (id, stars, comment, before) in &rated {
+        let seen = app
+            .get(&format!("/v1/dispatch/orders/{id}"), Some(&coord))
+            .await;
+        assert_eq!(seen.status, StatusCode::OK, "{}", seen.text);
+        let rating = &seen.json["rating"];
+        assert_eq!(rating["stars"], *stars, "{rating}");
+        assert_eq!(rating["comment"], json!(comment), "{rating}");
+        let at: DateTime<Utc> = rating["rated_at"].as_str().unwrap().parse().unwrap();
+        assert!(
+            at >= *before - TimeDelta::seconds(1),
+            "rated just now: {at}"
+        );
+        // The list carries it too.
+        let list = app
+            .get("/v1/dispatch/orders?status=completed", Some(&coord))
+            .await;
+        let listed = list
+            .json
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|o| o["id"] == id.to_string())
+            .cloned()
+            .unwrap();
+        assert_eq!(listed["rating"]["stars"], *stars);
+    }
+    let overview = app.get("/v1/dispatch/overview", Some(&coord)).await;
+    assert_eq!(overview.json["today"]["ratings"], 2, "{}", overview.text);
+    assert_eq!(
+        overview.json["today"]["average_rating"], 4.5,
+        "{}",
+        overview.text
+    );
+    // Another organisation's coordinator sees none of it.
+    app.running()
+        .backends
+        .store
+        .ensure_organization(&OrgId::from(OTHER_ORG), "Other")
+        .await
+        .unwrap();
+    let other = coordinator(&app, OTHER_ORG).await;
+    let overview = app.get("/v1/dispatch/overview", Some(&other)).await;
+    assert_eq!(overview.json["today"]["ratings"], 0, "{}", overview.text);
+    assert_eq!(overview.json["today"]["average_rating"], Value::Null);
     app.stop().await;
 }

@@ -342,3 +342,173 @@ async fn the_page_is_not_served_where_the_dispatcher_does_not_run() {
         StatusCode::NOT_FOUND
     );
 }
+
+#[tokio::test]
+async fn the_catalogue_names_every_skill_in_both_languages() {
+    let app = spawn_with(|_| {}).await;
+    let token = app.resident_token().await;
+    let reply = app.get("/v1/catalog", Some(&token)).await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
+    let named: std::collections::HashMap<&str, &Value> = reply.json["skills"]
+        .as_array()
+        .expect("the catalogue lists its skills")
+        .iter()
+        .map(|k| (k["code"].as_str().unwrap(), k))
+        .collect();
+    let mut required = 0;
+    for category in reply.json["categories"].as_array().unwrap() {
+        for service in category["services"].as_array().unwrap() {
+            for skill in service["required_skills"].as_array().unwrap() {
+                let code = skill.as_str().unwrap();
+                let name = named
+                    .get(code)
+                    .unwrap_or_else(|| panic!("{code} has no name"));
+                assert!(!name["name_zh"].as_str().unwrap().is_empty(), "{code}");
+                assert!(!name["name_en"].as_str().unwrap().is_empty(), "{code}");
+                required += 1;
+            }
+        }
+    }
+    assert!(required >= 20, "every service requires a skill");
+    assert_eq!(named["wound_care"]["name_zh"], "伤口护理");
+    assert_eq!(named["wound_care"]["name_en"], "Wound care");
+    app.stop().await;
+}
+
+/// The organisation's roster.
+async fn roster(app: &TestApp, coordinator: &str) -> Vec<Value> {
+    let reply = app.get("/v1/dispatch/nurses", Some(coordinator)).await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
+    reply.json.as_array().unwrap().clone()
+}
+
+/// Polls until `done` holds of the roster, or fails after 60 s.
+async fn roster_until(
+    app: &TestApp,
+    coordinator: &str,
+    what: &str,
+    done: impl Fn(&[Value]) -> bool,
+) -> Vec<Value> {
+    let until = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let nurses = roster(app, coordinator).await;
+        if done(&nurses) {
+            return nurses;
+        }
+        assert!(
+            std::time::Instant::now() < until,
+            "timed out waiting for {what}: {nurses:#?}"
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+}
+
+fn on_shift_count(nurses: &[Value]) -> usize {
+    nurses.iter().filter(|n| n["shift"] == "on").count()
+}
+
+#[tokio::test]
+async fn the_demo_restarts_with_its_own_nurses_and_closes_what_the_last_run_left() {
+    // Automatic dispatch on, as `serve --demo` runs.
+    let app = spawn_app_with(AppOptions::default()).await;
+    let coord = coordinator(&app, "demo").await;
+    let addr = app.running().addr;
+    let fleet = yixin::DEMO_NURSES;
+
+    // First start: the demo's nurses join the roster and go on shift.
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let first = tokio::spawn(yixin::run_demo(addr, stopped));
+    roster_until(&app, &coord, "the first run's fleet on shift", |n| {
+        n.len() == fleet && on_shift_count(n) == fleet
+    })
+    .await;
+    // The run dies (its phones with it): they stay on shift, as after a
+    // crash, and an order comes in that nobody will serve.
+    stop.send(true).unwrap();
+    first.await.unwrap().unwrap();
+    let orphan = place(&app, HOME).await;
+    // A simulated nurse of an older, larger fleet, still on shift.
+    let (old, old_token) = {
+        let reply = app
+            .post(
+                "/v1/dispatch/nurses",
+                Some(&coord),
+                &json!({"name": format!("护士{}", fleet + 6), "phone": format!("137{:08}", fleet + 5), "skills": ["rehab"]}),
+            )
+            .await;
+        assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.text);
+        let id = reply.json["id"].as_str().unwrap().to_owned();
+        let token = app.token("nurse", &id, "demo").await;
+        (id, token)
+    };
+    on_shift_at(&app, &old_token, HOME).await;
+    let before: Vec<String> = roster(&app, &coord)
+        .await
+        .iter()
+        .map(|n| n["id"].as_str().unwrap().to_owned())
+        .collect();
+
+    // Second start: the same nurses, not a second fleet.
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let second = tokio::spawn(yixin::run_demo(addr, stopped));
+    let nurses = roster_until(
+        &app,
+        &coord,
+        "the fleet back on shift and the old nurse off",
+        |n| {
+            on_shift_count(n) == fleet
+                && n.iter()
+                    .any(|x| x["id"] == old.as_str() && x["shift"] == "off")
+        },
+    )
+    .await;
+    assert_eq!(
+        nurses.len(),
+        fleet + 1,
+        "{fleet} demo nurses and the old one, not {}",
+        2 * fleet
+    );
+    let mut ids: Vec<&str> = nurses.iter().map(|n| n["id"].as_str().unwrap()).collect();
+    ids.sort_unstable();
+    let mut kept = before.iter().map(String::as_str).collect::<Vec<_>>();
+    kept.sort_unstable();
+    assert_eq!(
+        ids, kept,
+        "every nurse is one the first run had (or the old one)"
+    );
+    let mut phones: Vec<&str> = nurses
+        .iter()
+        .map(|n| n["phone"].as_str().unwrap())
+        .collect();
+    phones.sort_unstable();
+    phones.dedup();
+    assert_eq!(phones.len(), fleet + 1, "one nurse a phone");
+    let retired = nurses.iter().find(|n| n["id"] == old.as_str()).unwrap();
+    assert_eq!(
+        retired["active"], false,
+        "the old fleet's nurse gets no work"
+    );
+
+    // The order the dead run left open is closed, with the reason.
+    let until = std::time::Instant::now() + Duration::from_secs(30);
+    let closed = loop {
+        let reply = app
+            .get(&format!("/v1/dispatch/orders/{orphan}"), Some(&coord))
+            .await;
+        assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
+        if reply.json["status"] == "cancelled" {
+            break reply.json;
+        }
+        assert!(
+            std::time::Instant::now() < until,
+            "still open: {}",
+            reply.json
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    };
+    assert_eq!(closed["cancel_reason"], yixin::DEMO_TAKEOVER_REASON);
+
+    stop.send(true).unwrap();
+    second.await.unwrap().unwrap();
+    app.stop().await;
+}

@@ -18,6 +18,11 @@
 //!   `escalated`, `assigned`, `en_route`) and any of: escalated; already
 //!   past `promised_by`; a predicted arrival after `promised_by`; no nurse
 //!   yet and less than [`AT_RISK_MINUTES`] left.
+//! - **Stale** ([`is_stale`]): a nurse with no fix, or whose latest fix is
+//!   older than `tracking.stale_after_secs`. A stale nurse is not free: the
+//!   roster shows her as stale and the free count leaves her out.
+//! - **Rating today**: the mean stars of the ratings recorded since local
+//!   midnight (one decimal), `None` while there is none.
 
 use std::collections::BTreeMap;
 
@@ -37,6 +42,17 @@ pub const CELL_RESOLUTION: h3o::Resolution = h3o::Resolution::Seven;
 /// Whole minutes from `now` to `promised_by`, rounded down (negative once late).
 pub fn minutes_left(promised_by: DateTime<Utc>, now: DateTime<Utc>) -> i64 {
     (promised_by - now).num_seconds().div_euclid(60)
+}
+
+/// Whether a nurse's latest fix (`None`: never sent) is too old to count on
+/// at `now`: the one staleness rule of the roster and the free count (the
+/// candidate index ages fixes by the same limit).
+pub fn is_stale(
+    last_fix: Option<DateTime<Utc>>,
+    stale_after: TimeDelta,
+    now: DateTime<Utc>,
+) -> bool {
+    last_fix.is_none_or(|at| now - at > stale_after)
 }
 
 /// Whether the nurse has not reached the door yet.
@@ -105,10 +121,20 @@ pub struct DayKpis {
     pub median_minutes_to_accept: Option<f64>,
     /// Median minutes from creation to the nurse's arrival (one decimal).
     pub median_minutes_to_arrive: Option<f64>,
+    /// Ratings recorded today.
+    pub ratings: u32,
+    /// Their mean stars, 1 to 5 (one decimal); `null` while there is none.
+    pub average_rating: Option<f64>,
 }
 
-/// The KPIs of `orders` (today's, from the local midnight) at `now`.
-pub fn day_kpis(orders: &[DayOrder], since: DateTime<Utc>, now: DateTime<Utc>) -> DayKpis {
+/// The KPIs of `orders` (today's, from the local midnight) and of the
+/// `ratings` (stars) recorded since then, at `now`.
+pub fn day_kpis(
+    orders: &[DayOrder],
+    ratings: &[u8],
+    since: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> DayKpis {
     let mut k = DayKpis {
         since,
         orders: 0,
@@ -118,7 +144,13 @@ pub fn day_kpis(orders: &[DayOrder], since: DateTime<Utc>, now: DateTime<Utc>) -
         reached_in_time_share: None,
         median_minutes_to_accept: None,
         median_minutes_to_arrive: None,
+        ratings: u32::try_from(ratings.len()).unwrap_or(u32::MAX),
+        average_rating: None,
     };
+    if !ratings.is_empty() {
+        let sum: f64 = ratings.iter().map(|s| f64::from(*s)).sum();
+        k.average_rating = Some(tenth(sum / ratings.len() as f64));
+    }
     let mut to_accept = Vec::new();
     let mut to_arrive = Vec::new();
     for o in orders.iter().filter(|o| o.created_at >= since) {
@@ -327,7 +359,7 @@ mod tests {
             // Yesterday (23:00 in Shanghai): not today's.
             day_order("2026-03-09T15:00:00Z", Completed, Some(1), Some(10)),
         ];
-        let k = day_kpis(&orders, since, now);
+        let k = day_kpis(&orders, &[], since, now);
         assert_eq!(k.since, t("2026-03-09T16:00:00Z"));
         assert_eq!(k.orders, 6);
         assert_eq!(k.cancelled, 1);
@@ -345,6 +377,7 @@ mod tests {
         let now = t("2026-03-10T04:00:00Z");
         let k = day_kpis(
             &[],
+            &[],
             yixin_domain::OrgTimeZone::default().start_of_day(now),
             now,
         );
@@ -352,6 +385,7 @@ mod tests {
         assert_eq!(k.reached_in_time_share, None);
         assert_eq!(k.median_minutes_to_accept, None);
         assert_eq!(k.median_minutes_to_arrive, None);
+        assert_eq!((k.ratings, k.average_rating), (0, None));
         // Orders not yet due leave the share undefined, not zero.
         let fresh = [day_order(
             "2026-03-10T03:55:00Z",
@@ -362,6 +396,7 @@ mod tests {
         assert_eq!(
             day_kpis(
                 &fresh,
+                &[],
                 yixin_domain::OrgTimeZone::default().start_of_day(now),
                 now
             )
@@ -371,12 +406,41 @@ mod tests {
     }
 
     #[test]
+    fn the_day_s_rating_is_the_mean_of_its_stars() {
+        let now = t("2026-03-10T04:00:00Z");
+        let since = yixin_domain::OrgTimeZone::default().start_of_day(now);
+        let k = day_kpis(&[], &[5, 4, 4], since, now);
+        assert_eq!(k.ratings, 3);
+        // 13 / 3 = 4.333…, shown to a tenth.
+        assert_eq!(k.average_rating, Some(4.3));
+        assert_eq!(day_kpis(&[], &[1], since, now).average_rating, Some(1.0));
+    }
+
+    #[test]
+    fn staleness() {
+        let now = t("2026-03-10T08:00:00Z");
+        let limit = TimeDelta::seconds(60);
+        assert!(is_stale(None, limit, now), "never sent a fix");
+        assert!(!is_stale(Some(now), limit, now));
+        assert!(
+            !is_stale(Some(now - TimeDelta::seconds(60)), limit, now),
+            "exactly at the limit: still fresh"
+        );
+        assert!(is_stale(
+            Some(now - TimeDelta::milliseconds(60_001)),
+            limit,
+            now
+        ));
+    }
+
+    #[test]
     fn medians_are_shown_to_a_tenth() {
         let now = t("2026-03-10T04:00:00Z");
         let mut o = day_order("2026-03-10T01:00:00Z", OrderStatus::Completed, None, None);
         o.first_assigned_at = Some(o.created_at + TimeDelta::seconds(100)); // 1.666… min
         let k = day_kpis(
             &[o],
+            &[],
             yixin_domain::OrgTimeZone::default().start_of_day(now),
             now,
         );

@@ -45,6 +45,17 @@ pub struct OfferView {
     pub decline_reason: Option<String>,
 }
 
+/// The resident's rating of a completed order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct OrderRating {
+    /// 1 to 5.
+    pub stars: u8,
+    pub comment: Option<String>,
+    /// When the resident rated: the order's last update (nothing else
+    /// changes a completed order).
+    pub rated_at: DateTime<Utc>,
+}
+
 /// An order as the coordinator sees it: the resident's view plus the
 /// address and phone, the offers made, who declined, and the risk of
 /// missing the promise.
@@ -78,6 +89,8 @@ pub struct DispatchOrder {
     /// Nurses who declined the order, in the order they did.
     pub declined_by: Vec<String>,
     pub timeline: Vec<Step>,
+    /// The resident's rating, once given.
+    pub rating: Option<OrderRating>,
 }
 
 /// The coordinator's view of `order` at `now`, from its offers and timeline.
@@ -146,6 +159,11 @@ pub fn detail(
                 at: e.at,
             })
             .collect(),
+        rating: order.rating.as_ref().map(|r| OrderRating {
+            stars: r.stars,
+            comment: r.comment.clone(),
+            rated_at: order.updated_at,
+        }),
     }
 }
 

@@ -4,7 +4,7 @@
 //! [`super::kpi`].
 
 use actix_web::{get, web};
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, TimeDelta, Utc};
 use serde::Serialize;
 use utoipa::ToSchema;
 use yixin_auth::CoordinatorCaller;
@@ -47,10 +47,16 @@ pub struct OpenOrders {
 pub struct NurseCounts {
     /// Active and on shift.
     pub on_shift: u32,
-    /// On shift with no active job and no open offer.
+    /// On shift with no active job and no open offer, and a fix within
+    /// `tracking.stale_after_secs` (what the roster calls free).
     pub free: u32,
-    /// Of the free ones, those whose latest position is known.
+    /// Of the free ones, those whose latest position is known (all of
+    /// them: a free nurse has a fresh fix).
     pub free_with_position: u32,
+    /// On shift with no job and no open offer, but no fix or only one
+    /// older than `tracking.stale_after_secs` (the roster's stale): not
+    /// counted as free.
+    pub stale: u32,
 }
 
 /// Orders at risk of missing the promise (see `DispatchOrder.at_risk`).
@@ -95,14 +101,18 @@ fn open_orders(counts: &std::collections::HashMap<OrderStatus, u64>) -> OpenOrde
 pub struct FreeNurses {
     /// Active and on shift.
     pub on_shift: usize,
-    /// Of them, with no active job and no open offer.
+    /// Of them, with no active job, no open offer and a fresh fix
+    /// ([`kpi::is_stale`]).
     pub free: usize,
-    /// The latest positions of the free nurses that have one.
+    /// With no job and no offer, but stale.
+    pub stale: usize,
+    /// The latest positions of the free nurses.
     pub positions: Vec<GeoPoint>,
 }
 
 /// Who of the organisation is on shift and free, and where the free ones
-/// are (positions unavailable: none, logged).
+/// are. A nurse without a fresh fix is not free (the roster's rule); with
+/// the positions unavailable (logged), nobody is.
 pub async fn free_nurses(svc: &Dispatcher, org: &OrgId) -> Result<FreeNurses, ApiError> {
     let err = |e| store_error(e, "nurse");
     let nurses = svc.store.nurses(org).await.map_err(err)?;
@@ -112,27 +122,35 @@ pub async fn free_nurses(svc: &Dispatcher, org: &OrgId) -> Result<FreeNurses, Ap
         .map(|n| n.id)
         .collect();
     let engaged = svc.store.engaged_nurses(&working).await.map_err(err)?;
-    let free: Vec<NurseId> = working
+    let idle: Vec<NurseId> = working
         .iter()
         .filter(|n| !engaged.contains(n))
         .copied()
         .collect();
-    let ids: Vec<String> = free.iter().map(|n| n.to_string()).collect();
-    let positions: Vec<GeoPoint> = match svc.positions.latest(&ids).await {
-        Ok(found) => found
-            .into_iter()
-            .flatten()
-            .filter(|p| p.org_id == org.as_str())
-            .filter_map(|p| GeoPoint::new(p.lat, p.lng).ok())
-            .collect(),
+    let ids: Vec<String> = idle.iter().map(|n| n.to_string()).collect();
+    let found = match svc.positions.latest(&ids).await {
+        Ok(found) => found,
         Err(e) => {
             tracing::warn!(error = %e, "positions unavailable for the overview");
-            Vec::new()
+            vec![None; ids.len()]
         }
     };
+    let now = Utc::now();
+    let stale_after = TimeDelta::from_std(svc.stale_after).unwrap_or(TimeDelta::MAX);
+    let positions: Vec<GeoPoint> = found
+        .into_iter()
+        .flatten()
+        .filter(|p| p.org_id == org.as_str())
+        .filter(|p| {
+            let at = DateTime::from_timestamp_millis(p.recorded_at_unix_ms);
+            !kpi::is_stale(at, stale_after, now)
+        })
+        .filter_map(|p| GeoPoint::new(p.lat, p.lng).ok())
+        .collect();
     Ok(FreeNurses {
         on_shift: working.len(),
-        free: free.len(),
+        free: positions.len(),
+        stale: idle.len().saturating_sub(positions.len()),
         positions,
     })
 }
@@ -149,6 +167,7 @@ pub async fn overview(svc: &Dispatcher, org: &OrgId) -> Result<Overview, ApiErro
         .map_err(err)?;
     let since = yixin_domain::OrgTimeZone::default().start_of_day(now);
     let today = svc.store.day_orders(org, since).await.map_err(err)?;
+    let ratings = svc.store.ratings_since(org, since).await.map_err(err)?;
 
     let mut risky: Vec<_> = open
         .iter()
@@ -168,8 +187,9 @@ pub async fn overview(svc: &Dispatcher, org: &OrgId) -> Result<Overview, ApiErro
             on_shift: u32::try_from(fleet.on_shift).unwrap_or(u32::MAX),
             free: u32::try_from(fleet.free).unwrap_or(u32::MAX),
             free_with_position: u32::try_from(fleet.positions.len()).unwrap_or(u32::MAX),
+            stale: u32::try_from(fleet.stale).unwrap_or(u32::MAX),
         },
-        today: kpi::day_kpis(&today, since, now),
+        today: kpi::day_kpis(&today, &ratings, since, now),
         at_risk: AtRisk {
             count: u32::try_from(risky.len()).unwrap_or(u32::MAX),
             order_ids: risky.iter().map(|o| o.id.to_string()).collect(),
@@ -179,7 +199,8 @@ pub async fn overview(svc: &Dispatcher, org: &OrgId) -> Result<Overview, ApiErro
 }
 
 /// Live KPIs of the caller's organisation: open orders by status, nurses on
-/// shift and free, today's share reached within 30 minutes, median minutes
+/// shift and free (a nurse without a fix in `tracking.stale_after_secs` is
+/// stale, not free), today's share reached within 30 minutes, median minutes
 /// to accept and to arrive, orders at risk, supply against demand per H3
 /// cell.
 ///
@@ -189,7 +210,7 @@ pub async fn overview(svc: &Dispatcher, org: &OrgId) -> Result<Overview, ApiErro
 /// are reached or past `promised_by`. Medians: created → first `assigned`,
 /// created → `arrived`, over today's orders that got there. At risk: not
 /// reached yet and escalated, late, predicted late, or without a nurse with
-/// under 10 minutes left.
+/// under 10 minutes left. Rating: the mean stars of today's ratings.
 #[utoipa::path(
     tag = "coordinator",
     security(("bearer" = [])),
