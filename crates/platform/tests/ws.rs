@@ -17,6 +17,8 @@ use yixin_platform::ApiError;
 use yixin_platform::ws::{self, WsHandler, WsLimits, WsResult, WsStop};
 
 type Client = WebSocketStream<MaybeTlsStream<tokio::net::TcpStream>>;
+/// The feed prepared for the next socket, if any.
+type Feeds = web::Data<std::sync::Mutex<Option<mpsc::UnboundedReceiver<String>>>>;
 
 const WAIT: Duration = Duration::from_secs(5);
 
@@ -61,7 +63,7 @@ impl WsHandler for Echo {
 /// the report of how sockets ended, and the stop signal.
 struct Harness {
     addr: std::net::SocketAddr,
-    push: web::Data<std::sync::Mutex<Option<mpsc::UnboundedReceiver<String>>>>,
+    push: Feeds,
     ended: mpsc::UnboundedReceiver<(Instant, Option<u16>)>,
     stop: watch::Sender<bool>,
 }
@@ -76,7 +78,7 @@ async fn socket(
     req: HttpRequest,
     payload: web::Payload,
     state: web::Data<State>,
-    push: web::Data<std::sync::Mutex<Option<mpsc::UnboundedReceiver<String>>>>,
+    push: Feeds,
 ) -> Result<HttpResponse, ApiError> {
     // A socket without a prepared feed gets one that never sends.
     let prepared = push.lock().unwrap().take();
