@@ -5,6 +5,8 @@
 
 use std::fmt;
 
+use chrono::{DateTime, TimeDelta, Utc};
+
 use yixin_domain::Skill;
 
 /// What is known of one nurse for one order, as the rule needs it.
@@ -37,6 +39,14 @@ pub enum Ineligible {
 }
 
 impl Ineligible {
+    /// Whether this reason also refuses a coordinator's manual assignment:
+    /// every reason but `stale`. Automatic dispatch never offers work to a
+    /// nurse whose position it does not know, but a coordinator may know
+    /// where she is (she called in) and send her all the same.
+    pub fn refuses_manual_assignment(self) -> bool {
+        !matches!(self, Self::Stale)
+    }
+
     /// As spelled in the API (`reason`).
     pub fn as_str(self) -> &'static str {
         match self {
@@ -53,6 +63,17 @@ impl fmt::Display for Ineligible {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
     }
+}
+
+/// Whether a nurse's latest fix (`None`: never sent) is too old to count on
+/// at `now`: the one staleness rule (the fleet's index, the roster, the
+/// free count and manual assignment's candidates all ask it).
+pub fn is_stale(
+    last_fix: Option<DateTime<Utc>>,
+    stale_after: TimeDelta,
+    now: DateTime<Utc>,
+) -> bool {
+    last_fix.is_none_or(|at| now - at > stale_after)
 }
 
 /// Whether `skills` hold every one of `required`.
@@ -82,6 +103,29 @@ mod tests {
     #![allow(clippy::unwrap_used)]
 
     use super::*;
+
+    #[test]
+    fn a_fix_older_than_the_limit_or_none_is_stale() {
+        let now = Utc::now();
+        let limit = TimeDelta::seconds(60);
+        assert!(is_stale(None, limit, now));
+        assert!(!is_stale(Some(now - TimeDelta::seconds(60)), limit, now));
+        assert!(is_stale(Some(now - TimeDelta::seconds(61)), limit, now));
+        assert!(!is_stale(Some(now + TimeDelta::seconds(5)), limit, now));
+    }
+
+    #[test]
+    fn only_staleness_leaves_a_manual_assignment_to_the_coordinator() {
+        for why in [
+            Ineligible::OffShift,
+            Ineligible::MissingSkills,
+            Ineligible::Busy,
+            Ineligible::OfferedElsewhere,
+        ] {
+            assert!(why.refuses_manual_assignment(), "{why}");
+        }
+        assert!(!Ineligible::Stale.refuses_manual_assignment());
+    }
 
     #[test]
     fn the_first_reason_that_applies_is_the_answer() {

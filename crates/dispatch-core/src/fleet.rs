@@ -333,9 +333,7 @@ impl Fleet {
         for (id, state) in &mut self.nurses {
             let mut touched = false;
             if state.fresh
-                && state
-                    .last_fix
-                    .is_none_or(|f| now - f.at > self.rules.stale_after)
+                && crate::is_stale(state.last_fix.map(|f| f.at), self.rules.stale_after, now)
             {
                 state.fresh = false;
                 swept.stale.push(*id);

@@ -21,7 +21,7 @@ pub mod scoring;
 pub mod settings;
 
 pub use decision::{Command, Decisions, EngineConfig, MAX_RETRY_MISSES, OrderFacts, Search};
-pub use eligibility::{Ineligible, NurseFacts, covers, eligibility};
+pub use eligibility::{Ineligible, NurseFacts, covers, eligibility, is_stale};
 pub use eta::{
     AreaEtaSettings, Eta, EtaError, EtaEstimator, EtaSettings, StraightLineConfig, StraightLineEta,
 };

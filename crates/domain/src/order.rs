@@ -18,13 +18,13 @@ pub const ADDRESS_MAX_CHARS: usize = 200;
 /// Longest contact name, in characters.
 pub const CONTACT_NAME_MAX_CHARS: usize = 50;
 /// Longest free-text notes on an order, in characters.
-pub const NOTES_MAX_CHARS: usize = 1000;
+pub const NOTES_MAX_CHARS: usize = 500;
 /// Longest cancellation reason, in characters.
 pub const REASON_MAX_CHARS: usize = 500;
 /// Longest rating comment, in characters.
 pub const COMMENT_MAX_CHARS: usize = 500;
-/// How far ahead a visit can be booked.
-pub const MAX_BOOKING_AHEAD_DAYS: i64 = 30;
+/// How far ahead a visit can be booked (the one booking horizon).
+pub const MAX_BOOKING_AHEAD_DAYS: i64 = 7;
 
 /// Where an order is in its life. The allowed steps:
 ///
@@ -325,7 +325,7 @@ impl NewOrder {
             }
             if at > now + TimeDelta::days(MAX_BOOKING_AHEAD_DAYS) {
                 return Err(DomainError::InvalidSchedule {
-                    reason: "visits can be booked at most 30 days ahead",
+                    reason: "visits can be booked at most 7 days ahead",
                 });
             }
         }
@@ -749,10 +749,14 @@ mod tests {
             (e.code(), e.field()),
             ("invalid_schedule", Some("scheduled_for"))
         );
-        assert!(new_order(Some(t(31 * 24 * 60))).validate(now).is_err());
+        assert!(
+            new_order(Some(t((MAX_BOOKING_AHEAD_DAYS * 24 + 1) * 60)))
+                .validate(now)
+                .is_err()
+        );
 
         let mut n = new_order(None);
-        n.notes = Some("x".repeat(1001));
+        n.notes = Some("x".repeat(NOTES_MAX_CHARS + 1));
         assert_eq!(n.validate(now).unwrap_err().field(), Some("notes"));
         let mut n = new_order(None);
         n.address.text = "  ".into();

@@ -1,7 +1,7 @@
 //! `/v1/orders`: placing, reading, listing, cancelling and rating orders.
 
 use actix_web::{HttpRequest, HttpResponse, get, http::StatusCode, post, web};
-use chrono::{DateTime, SubsecRound, TimeDelta, Utc};
+use chrono::{DateTime, SubsecRound, Utc};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use utoipa::{IntoParams, ToSchema};
@@ -18,10 +18,6 @@ use crate::{
     errors::{domain_error, domain_error_at, store_error},
 };
 
-/// Longest notes on an order accepted here (the domain allows more).
-pub const NOTES_MAX_CHARS: usize = 500;
-/// How far ahead a visit can be booked through this API.
-pub const MAX_BOOKING_AHEAD_DAYS: i64 = 7;
 /// Longest `Idempotency-Key`.
 pub const IDEMPOTENCY_KEY_MAX_CHARS: usize = 200;
 
@@ -299,32 +295,6 @@ pub(crate) fn new_order(
         .map(str::trim)
         .filter(|n| !n.is_empty())
         .map(str::to_owned);
-    if notes
-        .as_ref()
-        .is_some_and(|n| n.chars().count() > NOTES_MAX_CHARS)
-    {
-        return Err(ApiError::invalid_field(
-            "notes",
-            "too_long",
-            format!("notes must be at most {NOTES_MAX_CHARS} characters"),
-        ));
-    }
-    if let Some(at) = body.scheduled_for {
-        if at > now + TimeDelta::days(MAX_BOOKING_AHEAD_DAYS) {
-            return Err(ApiError::invalid_field(
-                "scheduled_for",
-                "invalid_schedule",
-                format!("visits can be booked at most {MAX_BOOKING_AHEAD_DAYS} days ahead"),
-            ));
-        }
-        if at <= now - TimeDelta::minutes(1) {
-            return Err(ApiError::invalid_field(
-                "scheduled_for",
-                "invalid_schedule",
-                "the booked time is in the past",
-            ));
-        }
-    }
     let new = NewOrder {
         org_id: OrgId::from(caller.org.as_str()),
         resident_id: ResidentId::from(caller.sub.as_str()),

@@ -6,7 +6,10 @@
 //! Whether a nurse is `assignable` is the dispatch core's candidate rule
 //! ([`yixin_dispatch_core::eligibility`]), the one automatic dispatch
 //! applies: active and on shift, the skills, no job, no offer of another
-//! order open, a fresh fix. The assignment itself decides atomically.
+//! order open, a fresh fix — except that a stale position does not refuse
+//! a manual assignment (`Ineligible::refuses_manual_assignment`): the state
+//! says `stale` and the coordinator decides. The assignment itself decides
+//! atomically.
 
 use std::collections::{HashMap, HashSet};
 
@@ -95,7 +98,7 @@ pub fn candidate(
     let location_at = f
         .position
         .and_then(|p| DateTime::from_timestamp_millis(p.recorded_at_unix_ms));
-    let fresh = location_at.is_some_and(|at| now - at <= stale_after);
+    let fresh = !yixin_dispatch_core::is_stale(location_at, stale_after, now);
     let on = f.nurse.active && f.nurse.shift == ShiftState::On;
     let state = if !on {
         "off_shift"
@@ -117,6 +120,7 @@ pub fn candidate(
         fresh,
     })
     .err()
+    .filter(|why| why.refuses_manual_assignment())
     .map(|why| why.as_str());
     let arrives_at = f
         .eta
@@ -387,16 +391,12 @@ mod tests {
         );
         assert_eq!((v.eta_min, v.in_time), (Some(31), Some(false)));
 
-        // The shared candidate rule: a stale nurse is not assignable.
         let v = candidate(&facts(&a, Some(&old), Some(60)), &req, promised, stale, now);
-        assert_eq!(
-            (v.state.as_str(), v.assignable, v.reason.as_deref()),
-            ("stale", false, Some("stale"))
-        );
+        assert_eq!((v.state.as_str(), v.assignable), ("stale", true));
         let v = candidate(&facts(&a, None, None), &req, promised, stale, now);
         assert_eq!(
-            (v.state.as_str(), v.eta_min, v.in_time, v.reason.as_deref()),
-            ("stale", None, None, Some("stale"))
+            (v.state.as_str(), v.eta_min, v.in_time),
+            ("stale", None, None)
         );
 
         let mut f = facts(&a, Some(&fresh), Some(60));
@@ -474,8 +474,6 @@ mod tests {
         ];
         rank(&mut list);
         let names: Vec<_> = list.iter().map(|c| c.name.as_str()).collect();
-        // Nobody knows where `nowhere` is: not assignable (stale), and with
-        // no arrival she ranks after `off`.
-        assert_eq!(names, ["near", "far", "off", "nowhere"]);
+        assert_eq!(names, ["near", "far", "nowhere", "off"]);
     }
 }

@@ -44,16 +44,9 @@ pub fn minutes_left(promised_by: DateTime<Utc>, now: DateTime<Utc>) -> i64 {
     (promised_by - now).num_seconds().div_euclid(60)
 }
 
-/// Whether a nurse's latest fix (`None`: never sent) is too old to count on
-/// at `now`: the one staleness rule of the roster and the free count (the
-/// candidate index ages fixes by the same limit).
-pub fn is_stale(
-    last_fix: Option<DateTime<Utc>>,
-    stale_after: TimeDelta,
-    now: DateTime<Utc>,
-) -> bool {
-    last_fix.is_none_or(|at| now - at > stale_after)
-}
+/// The one staleness rule (the dispatch core's): the roster, the free
+/// count, the candidate list and the candidate index all ask it.
+pub use yixin_dispatch_core::is_stale;
 
 /// Whether the nurse has not reached the door yet.
 pub fn awaiting_arrival(status: OrderStatus) -> bool {
