@@ -132,6 +132,23 @@ impl OrderStatus {
     /// on it, and an accepted offer or a manual assignment may claim it.
     pub const NEEDS_NURSE: [OrderStatus; 3] = [Self::Pending, Self::Offered, Self::Escalated];
 
+    /// Statuses of an open order: neither completed nor cancelled.
+    pub const OPEN: [OrderStatus; 7] = [
+        Self::Pending,
+        Self::Offered,
+        Self::Escalated,
+        Self::Assigned,
+        Self::EnRoute,
+        Self::Arrived,
+        Self::InService,
+    ];
+
+    /// Whether the nurse has yet to reach the door: waiting, offered,
+    /// escalated, assigned or en route (what "late" and "at risk" apply to).
+    pub fn awaits_arrival(self) -> bool {
+        self.needs_nurse() || matches!(self, Self::Assigned | Self::EnRoute)
+    }
+
     /// Whether the order still needs a nurse (see [`Self::NEEDS_NURSE`]).
     pub fn needs_nurse(self) -> bool {
         Self::NEEDS_NURSE.contains(&self)
@@ -474,11 +491,7 @@ impl Order {
     /// Whether the nurse should be at the door by now and is not (the order is
     /// still waiting, offered, assigned or en route).
     pub fn is_late(&self, now: DateTime<Utc>) -> bool {
-        use OrderStatus::*;
-        matches!(
-            self.status,
-            Pending | Offered | Escalated | Assigned | EnRoute
-        ) && now > self.promised_by
+        self.status.awaits_arrival() && now > self.promised_by
     }
 }
 
@@ -549,6 +562,22 @@ mod tests {
             notes: None,
             scheduled_for,
         }
+    }
+
+    #[test]
+    fn status_sets_agree_with_each_other() {
+        for s in OrderStatus::ALL {
+            assert_eq!(OrderStatus::OPEN.contains(&s), !s.is_terminal(), "{s}");
+            if s.needs_nurse() {
+                assert!(s.awaits_arrival() && OrderStatus::OPEN.contains(&s), "{s}");
+            }
+            assert_eq!(
+                s.awaits_arrival(),
+                s.needs_nurse() || matches!(s, OrderStatus::Assigned | OrderStatus::EnRoute),
+                "{s}"
+            );
+        }
+        assert!(!OrderStatus::Arrived.awaits_arrival());
     }
 
     #[test]

@@ -48,12 +48,6 @@ pub fn minutes_left(promised_by: DateTime<Utc>, now: DateTime<Utc>) -> i64 {
 /// count, the candidate list and the candidate index all ask it.
 pub use yixin_dispatch_core::is_stale;
 
-/// Whether the nurse has not reached the door yet.
-pub fn awaiting_arrival(status: OrderStatus) -> bool {
-    use OrderStatus::*;
-    matches!(status, Pending | Offered | Escalated | Assigned | EnRoute)
-}
-
 /// The at-risk rule (see the module documentation).
 pub fn is_at_risk(
     status: OrderStatus,
@@ -62,7 +56,7 @@ pub fn is_at_risk(
     has_nurse: bool,
     now: DateTime<Utc>,
 ) -> bool {
-    if !awaiting_arrival(status) {
+    if !status.awaits_arrival() {
         return false;
     }
     status == OrderStatus::Escalated

@@ -124,7 +124,9 @@ pub fn detail(
         scheduled_for: order.scheduled_for,
         cancel_reason: order.cancel_reason.clone(),
         updated_at: order.updated_at,
-        minutes_left: kpi::awaiting_arrival(order.status)
+        minutes_left: order
+            .status
+            .awaits_arrival()
             .then(|| kpi::minutes_left(order.promised_by, now)),
         at_risk: kpi::is_at_risk(
             order.status,

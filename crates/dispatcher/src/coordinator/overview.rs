@@ -15,16 +15,8 @@ use super::kpi::{self, CellBalance, DayKpis};
 use super::{org_of, store_error};
 use crate::Dispatcher;
 
-/// Statuses of orders that are neither completed nor cancelled.
-pub const OPEN: [OrderStatus; 7] = [
-    OrderStatus::Pending,
-    OrderStatus::Offered,
-    OrderStatus::Assigned,
-    OrderStatus::EnRoute,
-    OrderStatus::Arrived,
-    OrderStatus::InService,
-    OrderStatus::Escalated,
-];
+/// Statuses of orders that are neither completed nor cancelled (domain's).
+pub const OPEN: [OrderStatus; 7] = OrderStatus::OPEN;
 
 /// Most open orders the overview looks at for risk and cells.
 const MAX_OPEN: u64 = 10_000;
