@@ -10,7 +10,7 @@ use crate::convert::{self, ts};
 use crate::entity::{offer, order};
 use crate::error::StoreError;
 use crate::orders::transition_in;
-use crate::store::{Store, rollback};
+use crate::store::{Store, finish};
 use crate::types::{NewOutboxMessage, OrderTransition};
 
 /// Why an offer was withdrawn when its order was cancelled (the offer's
@@ -108,17 +108,6 @@ impl Store {
             })
         }
         .await;
-        match result {
-            Ok(done) => {
-                txn.commit()
-                    .await
-                    .map_err(|e| StoreError::from_constraint(e, "order"))?;
-                Ok(done)
-            }
-            Err(e) => {
-                rollback(txn).await;
-                Err(e)
-            }
-        }
+        finish(txn, result, "order").await
     }
 }

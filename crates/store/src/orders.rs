@@ -13,7 +13,7 @@ use yixin_domain::{Order, OrderId, OrderStatus, OrgId, Rating, ResidentId, Timel
 use crate::convert::{self, ts};
 use crate::entity::{idempotency_key, order, order_event, outbox};
 use crate::error::{StoreError, is_unique_violation};
-use crate::store::{Store, rollback};
+use crate::store::{Store, finish, rollback};
 use crate::types::{
     CreateOrderOutcome, IdempotencyRecord, NewOutboxMessage, OrderCursor, OrderTransition,
 };
@@ -424,18 +424,8 @@ impl Store {
         version: Option<i32>,
     ) -> Result<Order, StoreError> {
         let txn = self.begin_write().await?;
-        match transition_in(&txn, &change, version).await {
-            Ok(order) => {
-                txn.commit()
-                    .await
-                    .map_err(|e| StoreError::from_constraint(e, "order"))?;
-                Ok(order)
-            }
-            Err(e) => {
-                rollback(txn).await;
-                Err(e)
-            }
-        }
+        let result = transition_in(&txn, &change, version).await;
+        finish(txn, result, "order").await
     }
 
     /// Records the resident's rating, only if the order is completed and not

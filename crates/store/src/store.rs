@@ -119,6 +119,27 @@ impl Store {
     }
 }
 
+/// Ends a write transaction with its body's result: commits on success (a
+/// constraint the commit trips is mapped as `what`'s), rolls back on failure.
+pub(crate) async fn finish<T>(
+    txn: DatabaseTransaction,
+    result: Result<T, StoreError>,
+    what: &str,
+) -> Result<T, StoreError> {
+    match result {
+        Ok(done) => {
+            txn.commit()
+                .await
+                .map_err(|e| StoreError::from_constraint(e, what))?;
+            Ok(done)
+        }
+        Err(e) => {
+            rollback(txn).await;
+            Err(e)
+        }
+    }
+}
+
 /// Rolls back, keeping the original error if the rollback fails too.
 pub(crate) async fn rollback(txn: DatabaseTransaction) {
     if let Err(e) = txn.rollback().await {

@@ -14,7 +14,7 @@ use crate::convert::{self, ts};
 use crate::entity::{nurse, offer, order};
 use crate::error::StoreError;
 use crate::orders::{insert_outbox, transition_in};
-use crate::store::{Store, rollback};
+use crate::store::{Store, finish, rollback};
 use crate::types::{NewOutboxMessage, OrderTransition};
 
 /// Statuses an order can be claimed from by an accepted offer or a manual
@@ -140,18 +140,7 @@ impl Store {
             Ok(order)
         }
         .await;
-        match result {
-            Ok(order) => {
-                txn.commit()
-                    .await
-                    .map_err(|e| StoreError::from_constraint(e, "offer"))?;
-                Ok(order)
-            }
-            Err(e) => {
-                rollback(txn).await;
-                Err(e)
-            }
-        }
+        finish(txn, result, "offer").await
     }
 
     /// [`Store::make_offer`] on PostgreSQL: the order is read, its event
@@ -641,18 +630,7 @@ impl Store {
             Ok((order, withdrawn))
         }
         .await;
-        match result {
-            Ok(done) => {
-                txn.commit()
-                    .await
-                    .map_err(|e| StoreError::from_constraint(e, "order"))?;
-                Ok(done)
-            }
-            Err(e) => {
-                rollback(txn).await;
-                Err(e)
-            }
-        }
+        finish(txn, result, "order").await
     }
 
     /// Records the nurse's shift state. `NotFound` if there is no such nurse
