@@ -620,11 +620,7 @@ pub async fn cancel_order(
             &cancelled.withdrawn,
             now,
         );
-        for b in broadcasts {
-            if let Err(e) = svc.queue.broadcast(&b.channel, &b.payload).await {
-                tracing::warn!(channel = %b.channel, error = %e, "cancellation not broadcast");
-            }
-        }
+        yixin_queue::send_all(svc.queue.as_ref(), broadcasts, "cancellation").await;
     }
     tracing::info!(order_id = %cancelled.order.id, "order cancelled by the resident");
     Ok(web::Json(view(&svc, &cancelled.order).await?))

@@ -220,3 +220,23 @@ fn ceil_millis(duration: Duration) -> u64 {
     let millis = nanos.div_ceil(1_000_000);
     u64::try_from(millis).unwrap_or(u64::MAX)
 }
+
+/// Sends one contract-built pub/sub message (see `yixin_contracts::Broadcast`).
+pub async fn send(queue: &dyn Queue, b: &yixin_contracts::Broadcast) -> Result<(), QueueError> {
+    queue.broadcast(&b.channel, &b.payload).await
+}
+
+/// Sends each message, best effort like all pub/sub: a failure is logged
+/// (`what` names the occasion) and the rest still go; the change they
+/// report is already committed and listeners catch up on reconnect.
+pub async fn send_all(
+    queue: &dyn Queue,
+    broadcasts: impl IntoIterator<Item = yixin_contracts::Broadcast>,
+    what: &str,
+) {
+    for b in broadcasts {
+        if let Err(e) = send(queue, &b).await {
+            tracing::warn!(channel = %b.channel, error = %e, "{what} not broadcast");
+        }
+    }
+}

@@ -477,7 +477,7 @@ pub async fn assign_order(
     let queue = svc.queue.as_ref();
     if let Some(offer) = withdrawn.filter(|o| o.status == OfferStatus::Withdrawn) {
         let push = offer_closed_to_nurse(&offer, OfferClosedReason::Taken, now);
-        if let Err(e) = queue.broadcast(&push.channel, &push.payload).await {
+        if let Err(e) = yixin_queue::send(queue, &push).await {
             tracing::warn!(offer_id = %offer.id, error = %e, "withdrawn offer not pushed");
         }
         publish(
@@ -570,11 +570,9 @@ pub async fn cancel_order(
             e => store_error(e, "order"),
         })?;
     if let Some(event) = &event {
-        for b in cancellation_broadcasts(&cancelled.order, event, &cancelled.withdrawn, now) {
-            if let Err(e) = svc.queue.broadcast(&b.channel, &b.payload).await {
-                tracing::warn!(channel = %b.channel, error = %e, "cancellation not broadcast");
-            }
-        }
+        let broadcasts =
+            cancellation_broadcasts(&cancelled.order, event, &cancelled.withdrawn, now);
+        yixin_queue::send_all(svc.queue.as_ref(), broadcasts, "cancellation").await;
     }
     tracing::info!(
         order_id = %cancelled.order.id,

@@ -62,7 +62,7 @@ impl Engine {
         {
             Ok(closed) => {
                 let push = offer_closed_to_nurse(&closed, OfferClosedReason::Expired, now);
-                let _ = self.queue.broadcast(&push.channel, &push.payload).await;
+                let _ = yixin_queue::send(self.queue.as_ref(), &push).await;
                 self.fleet
                     .write()
                     .unwrap_or_else(|p| p.into_inner())

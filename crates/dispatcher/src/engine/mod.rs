@@ -420,7 +420,7 @@ impl Engine {
             .unwrap_or_else(|p| p.into_inner())
             .set_offer(offer.nurse_id, Some((offer.id, offer.expires_at)));
         let push = offer_to_nurse(&offer, &placed);
-        if let Err(e) = self.queue.broadcast(&push.channel, &push.payload).await {
+        if let Err(e) = yixin_queue::send(self.queue.as_ref(), &push).await {
             // The phone also finds it on (re)connect and through `GET /v1/nurse/offers`.
             tracing::warn!(offer_id = %offer.id, error = %e, "offer not pushed");
         }
