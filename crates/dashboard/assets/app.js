@@ -674,7 +674,9 @@ function renderDrawer() {
   if (S.CANCELLABLE.includes(o.status)) {
     sections.push(h('form', {
       class: 'cancel-form',
-      on: { submit: (e) => { e.preventDefault(); cancelOrder(o.id, e.target.reason.value); } },
+      // The reason from the state: a re-render (a live update, the detail read
+      // again) may replace the field between typing and submitting.
+      on: { submit: (e) => { e.preventDefault(); cancelOrder(o.id, state.cancelReason); } },
     },
     h('h3', {}, t('order.cancel')),
     // Kept in the state: a live update re-renders the drawer while typing.
