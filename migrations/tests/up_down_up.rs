@@ -9,7 +9,7 @@ mod up_down_up {
     };
     use yixin_migration::{Migrator, MigratorTrait};
 
-    const TABLES: [&str; 11] = [
+    const TABLES: [&str; 12] = [
         "organizations",
         "service_categories",
         "services",
@@ -21,6 +21,7 @@ mod up_down_up {
         "idempotency_keys",
         "outbox",
         "nurse_locations",
+        "visit_records",
     ];
 
     async fn table_names(db: &DatabaseConnection) -> Vec<String> {

@@ -127,6 +127,7 @@ pub fn offer_made(offer: &Offer, order: &Order) -> NewOutboxMessage {
                 distance_m: offer.distance_m,
                 area: coarse_area(order.location),
                 service_code: order.service_code.clone(),
+                flags: order.clinical.flags.clone(),
             }),
             offer.created_at,
         ),

@@ -8,6 +8,7 @@ import { LiveFeed } from './live.js';
 import { MapView } from './map.js';
 import { lang, setLang, t, translateStatic } from './i18n.js';
 import * as S from './state.js';
+import { ReviewQueue, w as reviewWord } from './reviews.js';
 
 const TOKEN_KEY = 'yixin.dashboard.token';
 const OPEN_QUERY = `/v1/dispatch/orders?status=${S.OPEN.join(',')}&limit=500`;
@@ -43,6 +44,7 @@ const api = new Api(() => state.token, () => {
 });
 let live = null;
 let map = null;
+let reviews = null;
 const timers = [];
 
 // ---------------------------------------------------------------- DOM helpers
@@ -190,6 +192,12 @@ async function signIn(token) {
   }
   $('#attribution').textContent = state.config.tile_url ? state.config.tile_attribution : '';
   renderLegend();
+  reviews = new ReviewQueue($('#view-reviews'), api, {
+    serviceName,
+    toast,
+    onCount: (n) => { $('#tab-reviews').textContent = n ? `${reviewWord('tab')} (${n})` : reviewWord('tab'); },
+  });
+  reviews.refresh();
   setView(state.view);
   await loadAll();
   live = new LiveFeed(() => state.token, onFrame, onConnection);
@@ -329,6 +337,7 @@ function onFrame(frame) {
     case 'order': {
       const { type, ...order } = frame;
       state.orders.set(order.id, order);
+      if (reviews) reviews.onOrder(order);
       renderOrders();
       if (state.selected === order.id) {
         renderDrawer();
@@ -408,6 +417,7 @@ function renderAll() {
   renderOrders();
   renderRoster();
   renderDrawer();
+  if (reviews) reviews.render();
   const dev = $('#dev-signin');
   dev.textContent = t('signin.dev', { org: state.config.dev_org });
   const conn = $('#conn');
@@ -827,7 +837,8 @@ async function setActive(nurse, active) {
 function setView(view) {
   state.view = view;
   for (const b of document.querySelectorAll('#tabs .tab')) b.classList.toggle('active', b.dataset.view === view);
-  for (const v of ['map', 'orders', 'roster']) $(`#view-${v}`).hidden = v !== view;
+  for (const v of ['map', 'orders', 'roster', 'reviews']) $(`#view-${v}`).hidden = v !== view;
+  if (view === 'reviews' && reviews) reviews.refresh();
   if (view === 'map' && map) map.schedule();
 }
 
@@ -839,6 +850,7 @@ function tick() {
     if (o) paintCountdown(span, o, now);
   }
   if (map && state.view === 'map') map.schedule();
+  if (reviews && state.view === 'reviews') reviews.tick(now);
 }
 
 async function boot() {

@@ -57,6 +57,7 @@ const ASSETS: &[Asset] = &[
     asset!("map.js", JS),
     asset!("i18n.js", JS),
     asset!("state.js", JS),
+    asset!("reviews.js", JS),
     asset!("style.css", CSS),
     asset!("favicon.svg", SVG),
 ];

@@ -629,5 +629,11 @@ mod tests {
             Some(HashSet::from([nurse(1), nurse(2)]))
         );
         assert_eq!(Decisions::needing_nurse(OrderStatus::Assigned, &[]), None);
+        // Screening holds an order back until a coordinator approves it.
+        assert_eq!(
+            Decisions::needing_nurse(OrderStatus::AwaitingReview, &[]),
+            None
+        );
+        assert_eq!(Decisions::needing_nurse(OrderStatus::Rejected, &[]), None);
     }
 }

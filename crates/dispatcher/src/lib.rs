@@ -77,6 +77,10 @@ impl Dispatcher {
             cfg.service(coordinator::orders::get_order);
             cfg.service(coordinator::orders::assign_order);
             cfg.service(coordinator::orders::cancel_order);
+            cfg.service(coordinator::reviews::list_reviews);
+            cfg.service(coordinator::reviews::approve_order);
+            cfg.service(coordinator::reviews::reject_order);
+            cfg.service(coordinator::records::export_records);
             cfg.service(coordinator::candidates::list_candidates);
             cfg.service(coordinator::cells::list_cells);
             cfg.service(coordinator::overview::get_overview);

@@ -6,6 +6,7 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
+use crate::clinical::ServiceClinical;
 use crate::error::DomainError;
 
 /// The longest skill code accepted.
@@ -112,6 +113,10 @@ pub struct Service {
     /// Inactive services stay in the catalogue (old orders refer to them) but cannot be ordered.
     #[serde(default = "default_true")]
     pub active: bool,
+    /// Screening, doctor's order, intake questions, consent text and the
+    /// visit-record form (their JSON keys sit beside the others').
+    #[serde(flatten)]
+    pub clinical: ServiceClinical,
 }
 
 fn default_true() -> bool {
@@ -209,6 +214,7 @@ impl Catalog {
             if s.duration_min == 0 || s.price_cents == 0 {
                 return bad(format!("service {:?} has a zero duration or price", s.code));
             }
+            s.clinical.validate(&s.code).or_else(bad)?;
         }
         Ok(())
     }
@@ -277,6 +283,38 @@ mod tests {
         for cat in &c.categories {
             assert!(c.services_in(&cat.code).count() >= 3, "{}", cat.code);
         }
+        for s in &c.services {
+            let k = &s.clinical;
+            assert!(k.consent.is_some(), "{} has a consent text", s.code);
+            assert!(
+                k.intake.iter().filter(|q| q.red_flag).count() >= 5,
+                "{}",
+                s.code
+            );
+            for vital in [
+                "temperature_c",
+                "bp_systolic",
+                "bp_diastolic",
+                "pulse",
+                "spo2",
+            ] {
+                let f = k.record_template.iter().find(|f| f.code == vital);
+                assert!(
+                    f.is_some_and(|f| f.min.is_some() && f.max.is_some()),
+                    "{vital} of {}",
+                    s.code
+                );
+            }
+            assert!(
+                k.record_template.len() > 5,
+                "{} has its own record fields",
+                s.code
+            );
+            assert!(!k.requires_doctor_order || k.requires_review, "{}", s.code);
+        }
+        // Most tests order the jaundice test: it dispatches at once.
+        let jaundice = &c.service("infant_jaundice_test").unwrap().clinical;
+        assert!(!jaundice.requires_review && !jaundice.requires_doctor_order);
         assert_eq!(Catalog::seed(), c);
     }
 

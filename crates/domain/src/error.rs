@@ -115,6 +115,55 @@ pub enum DomainError {
     /// The catalogue data is inconsistent (duplicate codes, unknown category...).
     #[error("invalid catalogue: {reason}")]
     InvalidCatalog { reason: String },
+
+    /// A value of the wrong type, with control characters, too long or not one of the choices.
+    #[error("{field}: {reason}")]
+    InvalidValue { field: String, reason: String },
+
+    /// A field (intake answer, record value) the service does not have.
+    #[error("{field} is not a field of this service")]
+    UnknownField { field: String },
+
+    /// A number outside its plausible range.
+    #[error("{field} is outside its plausible range{}", range_text(*min, *max))]
+    OutOfRange {
+        field: String,
+        min: Option<f64>,
+        max: Option<f64>,
+    },
+
+    /// A required field (named at run time, e.g. `values.pulse`) is missing.
+    #[error("{field} is required")]
+    MissingField { field: String },
+
+    /// A red-flag intake answer: an emergency, never a home visit.
+    #[error("{}", crate::clinical::EMERGENCY_MESSAGE)]
+    EmergencyCall120 { field: String },
+
+    /// Consent was not given (`consent_version` at ordering, `consent_by` at `started`).
+    #[error("consent is required: {field}")]
+    ConsentRequired { field: &'static str },
+
+    /// The accepted consent is not the service's current version.
+    #[error("the consent text has changed; accept version {current}")]
+    ConsentOutdated { current: String },
+
+    /// The service needs a doctor's order reference.
+    #[error("this service needs a doctor's order: give its reference in doctor_order_ref")]
+    DoctorOrderRequired,
+
+    /// `completed` before the visit record was submitted.
+    #[error("submit the visit record first; missing: {}", missing.join(", "))]
+    RecordRequired { missing: Vec<String> },
+}
+
+fn range_text(min: Option<f64>, max: Option<f64>) -> String {
+    match (min, max) {
+        (Some(a), Some(b)) => format!(" ({a} to {b})"),
+        (Some(a), None) => format!(" (at least {a})"),
+        (None, Some(b)) => format!(" (at most {b})"),
+        (None, None) => String::new(),
+    }
 }
 
 fn join_skills(skills: &[crate::catalog::Skill]) -> String {
@@ -151,12 +200,32 @@ impl DomainError {
             Self::OutsideServiceArea => "outside_service_area",
             Self::MissingSkills { .. } => "missing_skills",
             Self::InvalidCatalog { .. } => "invalid_catalog",
+            Self::InvalidValue { .. } => "invalid_value",
+            Self::UnknownField { .. } => "unknown_field",
+            Self::OutOfRange { .. } => "out_of_range",
+            Self::MissingField { .. } => "required",
+            Self::EmergencyCall120 { .. } => "emergency_call_120",
+            Self::ConsentRequired { .. } => "consent_required",
+            Self::ConsentOutdated { .. } => "consent_outdated",
+            Self::DoctorOrderRequired => "doctor_order_required",
+            Self::RecordRequired { .. } => "record_required",
         }
     }
 
     /// The input field to blame, when there is one (API field names, snake_case).
-    pub fn field(&self) -> Option<&'static str> {
+    pub fn field(&self) -> Option<&str> {
         match self {
+            Self::InvalidValue { field, .. }
+            | Self::UnknownField { field }
+            | Self::OutOfRange { field, .. }
+            | Self::MissingField { field }
+            | Self::EmergencyCall120 { field } => Some(field),
+            Self::ConsentRequired { field } => Some(field),
+            Self::ConsentOutdated { .. } => Some("consent_version"),
+            Self::DoctorOrderRequired => Some("doctor_order_ref"),
+            Self::RecordRequired { missing } => {
+                missing.first().map(String::as_str).or(Some("values"))
+            }
             Self::InvalidCoordinate { field, .. }
             | Self::InvalidRating { field, .. }
             | Self::Required { field }

@@ -16,6 +16,7 @@
 
 pub mod area;
 pub mod catalog;
+pub mod clinical;
 pub mod error;
 pub mod geo;
 pub mod ids;
@@ -27,6 +28,10 @@ pub mod phone;
 
 pub use crate::area::{GeoJsonPolygon, SHUANGFU_DEMO_AREA_ID, ServiceArea};
 pub use crate::catalog::{Catalog, Category, Service, Skill};
+pub use crate::clinical::{
+    Admission, ConsentText, FieldType, IntakeQuestion, OrderClinical, RecordField, ServiceClinical,
+    VisitRecord,
+};
 pub use crate::error::DomainError;
 pub use crate::geo::GeoPoint;
 pub use crate::ids::{AreaId, NurseId, OfferId, OrderId, OrgId, ResidentId};

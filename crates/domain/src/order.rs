@@ -6,6 +6,7 @@ use std::str::FromStr;
 use chrono::{DateTime, TimeDelta, Utc};
 use serde::{Deserialize, Serialize};
 
+use crate::clinical::{Admission, OrderClinical};
 use crate::error::DomainError;
 use crate::geo::GeoPoint;
 use crate::ids::{NurseId, OrderId, OrgId, ResidentId};
@@ -29,6 +30,7 @@ pub const MAX_BOOKING_AHEAD_DAYS: i64 = 7;
 /// Where an order is in its life. The allowed steps:
 ///
 /// ```text
+/// awaiting_review -> pending (approved) | rejected | cancelled      (screening)
 /// pending    -> offered | assigned (manual) | escalated | cancelled
 /// offered    -> assigned (accept) | pending (decline / expiry: next candidate) | escalated | cancelled
 /// escalated  -> offered | assigned | cancelled        (no nurse within 30 min; still dispatchable)
@@ -36,7 +38,7 @@ pub const MAX_BOOKING_AHEAD_DAYS: i64 = 7;
 /// en_route   -> arrived | cancelled
 /// arrived    -> in_service | cancelled
 /// in_service -> completed
-/// completed, cancelled: terminal
+/// completed, cancelled, rejected: terminal
 /// ```
 /// See [`OrderStatus::can_transition_to`] for the exact table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -60,11 +62,15 @@ pub enum OrderStatus {
     Cancelled,
     /// No nurse can arrive within the promise; still dispatched, with an alert.
     Escalated,
+    /// Waiting for a coordinator's screening; not dispatched until approved.
+    AwaitingReview,
+    /// Screening refused the visit (the reason is on the order).
+    Rejected,
 }
 
 impl OrderStatus {
     /// Every status, in life-cycle order (`escalated` last).
-    pub const ALL: [OrderStatus; 9] = [
+    pub const ALL: [OrderStatus; 11] = [
         Self::Pending,
         Self::Offered,
         Self::Assigned,
@@ -74,6 +80,8 @@ impl OrderStatus {
         Self::Completed,
         Self::Cancelled,
         Self::Escalated,
+        Self::AwaitingReview,
+        Self::Rejected,
     ];
 
     /// The snake_case name used in JSON and the database.
@@ -88,6 +96,8 @@ impl OrderStatus {
             Self::Completed => "completed",
             Self::Cancelled => "cancelled",
             Self::Escalated => "escalated",
+            Self::AwaitingReview => "awaiting_review",
+            Self::Rejected => "rejected",
         }
     }
 
@@ -96,7 +106,8 @@ impl OrderStatus {
         use OrderStatus::*;
         matches!(
             (self, next),
-            (Pending, Offered | Assigned | Escalated | Cancelled)
+            (AwaitingReview, Pending | Rejected | Cancelled)
+                | (Pending, Offered | Assigned | Escalated | Cancelled)
                 | (Offered, Assigned | Pending | Escalated | Cancelled)
                 | (Escalated, Offered | Assigned | Cancelled)
                 | (Assigned, EnRoute | Pending | Cancelled)
@@ -118,9 +129,9 @@ impl OrderStatus {
         }
     }
 
-    /// Completed or cancelled: nothing more can happen.
+    /// Completed, cancelled or rejected: nothing more can happen.
     pub fn is_terminal(self) -> bool {
-        matches!(self, Self::Completed | Self::Cancelled)
+        matches!(self, Self::Completed | Self::Cancelled | Self::Rejected)
     }
 
     /// The order can still be called off: true until the visit starts (`in_service`).
@@ -132,8 +143,9 @@ impl OrderStatus {
     /// on it, and an accepted offer or a manual assignment may claim it.
     pub const NEEDS_NURSE: [OrderStatus; 3] = [Self::Pending, Self::Offered, Self::Escalated];
 
-    /// Statuses of an open order: neither completed nor cancelled.
-    pub const OPEN: [OrderStatus; 7] = [
+    /// Statuses of an open order: neither completed, cancelled nor rejected.
+    pub const OPEN: [OrderStatus; 8] = [
+        Self::AwaitingReview,
         Self::Pending,
         Self::Offered,
         Self::Escalated,
@@ -373,6 +385,9 @@ pub struct Order {
     pub cancel_reason: Option<String>,
     pub rating: Option<Rating>,
     pub updated_at: DateTime<Utc>,
+    /// Intake answers, their flags, consent, doctor's order, screening outcome.
+    #[serde(default)]
+    pub clinical: OrderClinical,
 }
 
 /// One step in an order's timeline, as shown to the resident.
@@ -392,11 +407,7 @@ impl Order {
     /// an order for now, so the promise is never tighter than 30 minutes.
     /// Call [`NewOrder::validate`] first.
     pub fn place(new: NewOrder, now: DateTime<Utc>) -> Order {
-        let asap = now + TimeDelta::minutes(PROMISE_MINUTES);
-        let promised_by = match new.scheduled_for {
-            Some(at) if at > asap => at,
-            _ => asap,
-        };
+        let promised_by = promise(new.scheduled_for, now);
         Order {
             id: OrderId::new(),
             org_id: new.org_id,
@@ -415,7 +426,44 @@ impl Order {
             cancel_reason: None,
             rating: None,
             updated_at: now,
+            clinical: OrderClinical::default(),
         }
+    }
+
+    /// Attaches the admitted intake (see [`crate::ServiceClinical::admit`]);
+    /// an order that needs screening starts `awaiting_review` instead of
+    /// `pending`. Call right after [`Order::place`].
+    pub fn admit(&mut self, admission: Admission) {
+        self.clinical = admission.clinical;
+        if admission.needs_review {
+            self.status = OrderStatus::AwaitingReview;
+        }
+    }
+
+    /// Screening approved the order at `at`: it becomes `pending` (the
+    /// dispatcher takes it) and the 30-minute promise starts now.
+    pub fn approve(&mut self, at: DateTime<Utc>) -> Result<TimelineEvent, DomainError> {
+        if self.status != OrderStatus::AwaitingReview {
+            return Err(DomainError::IllegalTransition {
+                from: self.status,
+                to: OrderStatus::Pending,
+            });
+        }
+        let ev = self.transition(OrderStatus::Pending, at)?;
+        self.promised_by = promise(self.scheduled_for, at);
+        Ok(ev)
+    }
+
+    /// Screening refused the order at `at`, for `reason` (shown to the resident).
+    pub fn reject(
+        &mut self,
+        reason: &str,
+        at: DateTime<Utc>,
+    ) -> Result<TimelineEvent, DomainError> {
+        let reason = crate::clinical::check_review_reason(reason)?;
+        let ev = self.transition(OrderStatus::Rejected, at)?;
+        self.clinical.review_reason = Some(reason);
+        Ok(ev)
     }
 
     /// Moves the order to `next` at `at`, keeping `updated_at`; going back to
@@ -495,6 +543,16 @@ impl Order {
     }
 }
 
+/// When the nurse must be at the door for an order (or approval) at `now`:
+/// `now` + [`PROMISE_MINUTES`], or a later booked time.
+pub fn promise(scheduled_for: Option<DateTime<Utc>>, now: DateTime<Utc>) -> DateTime<Utc> {
+    let asap = now + TimeDelta::minutes(PROMISE_MINUTES);
+    match scheduled_for {
+        Some(at) if at > asap => at,
+        _ => asap,
+    }
+}
+
 /// Trims; refuses blank or longer than `max` characters.
 fn required_text(field: &'static str, s: &str, max: usize) -> Result<String, DomainError> {
     let t = s.trim();
@@ -528,23 +586,35 @@ mod tests {
     use proptest::prelude::*;
 
     /// The statuses in the order of the rows and columns of [`EXPECTED`].
-    const STATES: [OrderStatus; 9] = [
-        Pending, Offered, Assigned, EnRoute, Arrived, InService, Completed, Cancelled, Escalated,
+    const STATES: [OrderStatus; 11] = [
+        Pending,
+        Offered,
+        Assigned,
+        EnRoute,
+        Arrived,
+        InService,
+        Completed,
+        Cancelled,
+        Escalated,
+        AwaitingReview,
+        Rejected,
     ];
 
     /// Written out by hand from the rules, not derived from the code: 1 = allowed.
     #[rustfmt::skip]
-    const EXPECTED: [[u8; 9]; 9] = [
-        //               pend off asg enr arr ins cmp cnc esc
-        /* pending    */ [0,   1,  1,  0,  0,  0,  0,  1,  1],
-        /* offered    */ [1,   0,  1,  0,  0,  0,  0,  1,  1],
-        /* assigned   */ [1,   0,  0,  1,  0,  0,  0,  1,  0],
-        /* en_route   */ [0,   0,  0,  0,  1,  0,  0,  1,  0],
-        /* arrived    */ [0,   0,  0,  0,  0,  1,  0,  1,  0],
-        /* in_service */ [0,   0,  0,  0,  0,  0,  1,  0,  0],
-        /* completed  */ [0,   0,  0,  0,  0,  0,  0,  0,  0],
-        /* cancelled  */ [0,   0,  0,  0,  0,  0,  0,  0,  0],
-        /* escalated  */ [0,   1,  1,  0,  0,  0,  0,  1,  0],
+    const EXPECTED: [[u8; 11]; 11] = [
+        //               pend off asg enr arr ins cmp cnc esc rev rej
+        /* pending    */ [0,   1,  1,  0,  0,  0,  0,  1,  1,  0,  0],
+        /* offered    */ [1,   0,  1,  0,  0,  0,  0,  1,  1,  0,  0],
+        /* assigned   */ [1,   0,  0,  1,  0,  0,  0,  1,  0,  0,  0],
+        /* en_route   */ [0,   0,  0,  0,  1,  0,  0,  1,  0,  0,  0],
+        /* arrived    */ [0,   0,  0,  0,  0,  1,  0,  1,  0,  0,  0],
+        /* in_service */ [0,   0,  0,  0,  0,  0,  1,  0,  0,  0,  0],
+        /* completed  */ [0,   0,  0,  0,  0,  0,  0,  0,  0,  0,  0],
+        /* cancelled  */ [0,   0,  0,  0,  0,  0,  0,  0,  0,  0,  0],
+        /* escalated  */ [0,   1,  1,  0,  0,  0,  0,  1,  0,  0,  0],
+        /* awaiting   */ [1,   0,  0,  0,  0,  0,  0,  1,  0,  0,  1],
+        /* rejected   */ [0,   0,  0,  0,  0,  0,  0,  0,  0,  0,  0],
     ];
 
     fn t(min: i64) -> DateTime<Utc> {
@@ -562,6 +632,41 @@ mod tests {
             notes: None,
             scheduled_for,
         }
+    }
+
+    #[test]
+    fn screening_approval_starts_the_promise_and_rejection_keeps_the_reason() {
+        let mut o = Order::place(new_order(None), t(0));
+        o.admit(Admission {
+            clinical: OrderClinical::default(),
+            needs_review: true,
+        });
+        assert_eq!(o.status, AwaitingReview);
+        assert!(!o.status.needs_nurse() && !o.status.is_dispatchable());
+        let mut approved = o.clone();
+        approved.approve(t(45)).unwrap();
+        assert_eq!(approved.status, Pending);
+        assert_eq!(approved.promised_by, t(75), "the clock starts at approval");
+        assert!(approved.approve(t(46)).is_err(), "approved once");
+        let mut rejected = o.clone();
+        assert_eq!(
+            rejected.reject("  ", t(5)).unwrap_err().field(),
+            Some("reason")
+        );
+        rejected.reject("请先到医院就诊", t(5)).unwrap();
+        assert_eq!(rejected.status, Rejected);
+        assert_eq!(
+            rejected.clinical.review_reason.as_deref(),
+            Some("请先到医院就诊")
+        );
+        assert!(rejected.status.is_terminal());
+        let mut plain = Order::place(new_order(None), t(0));
+        plain.admit(Admission {
+            clinical: OrderClinical::default(),
+            needs_review: false,
+        });
+        assert_eq!(plain.status, Pending);
+        assert!(plain.approve(t(1)).is_err());
     }
 
     #[test]
@@ -611,10 +716,16 @@ mod tests {
 
     #[test]
     fn status_predicates_match_the_rules() {
-        //                    pend   off    asg    enr    arr    ins    cmp    cnc    esc
-        let terminal = [false, false, false, false, false, false, true, true, false];
-        let cancellable = [true, true, true, true, true, false, false, false, true];
-        let dispatchable = [true, false, false, false, false, false, false, false, true];
+        //                    pend   off    asg    enr    arr    ins    cmp    cnc    esc    rev    rej
+        let terminal = [
+            false, false, false, false, false, false, true, true, false, false, true,
+        ];
+        let cancellable = [
+            true, true, true, true, true, false, false, false, true, true, false,
+        ];
+        let dispatchable = [
+            true, false, false, false, false, false, false, false, true, false, false,
+        ];
         for (i, s) in STATES.into_iter().enumerate() {
             assert_eq!(s.is_terminal(), terminal[i], "{s}");
             assert_eq!(s.is_cancellable(), cancellable[i], "{s}");
@@ -634,8 +745,10 @@ mod tests {
             "completed",
             "cancelled",
             "escalated",
+            "awaiting_review",
+            "rejected",
         ];
-        assert_eq!(OrderStatus::ALL.len(), 9);
+        assert_eq!(OrderStatus::ALL.len(), 11);
         for (s, name) in STATES.into_iter().zip(names) {
             assert!(OrderStatus::ALL.contains(&s));
             assert_eq!(s.as_str(), name);
@@ -917,7 +1030,7 @@ mod tests {
 
         #[test]
         fn terminal_states_refuse_every_step(
-            from in prop::sample::select(vec![Completed, Cancelled]),
+            from in prop::sample::select(vec![Completed, Cancelled, Rejected]),
             to in arb_status(),
         ) {
             prop_assert!(!from.can_transition_to(to));

@@ -35,6 +35,9 @@ pub enum TrackingError {
     StepOutOfOrder { step: &'static str, current: String },
     #[error("go off shift after the current job is completed")]
     ShiftOffWithJob,
+    /// A clinical rule refused the step or the record (consent, record, a bad value).
+    #[error("{0}")]
+    Clinical(yixin_domain::DomainError),
     #[error("temporarily unavailable: {0}")]
     Unavailable(String),
     #[error("internal error")]
@@ -61,6 +64,7 @@ impl TrackingError {
             Self::JobNotFound => "job_not_found",
             Self::StepOutOfOrder { .. } => "step_out_of_order",
             Self::ShiftOffWithJob => "active_job",
+            Self::Clinical(e) => e.code(),
             Self::Unavailable(_) => "unavailable",
             Self::Internal(_) => "internal",
         }
@@ -72,6 +76,7 @@ impl TrackingError {
             Self::InvalidFix { field, .. } => Some(field.clone()),
             Self::TooManyFixes { .. } => Some("fixes".into()),
             Self::InvalidId { what, .. } => Some((*what).into()),
+            Self::Clinical(e) => e.field().map(str::to_owned),
             _ => None,
         }
     }
@@ -98,7 +103,8 @@ impl From<TrackingError> for ApiError {
             },
             TrackingError::InvalidFix { .. }
             | TrackingError::TooManyFixes { .. }
-            | TrackingError::InvalidId { .. } => ApiError::Unprocessable {
+            | TrackingError::InvalidId { .. }
+            | TrackingError::Clinical(_) => ApiError::Unprocessable {
                 code: code.into(),
                 message: e.to_string(),
                 field,

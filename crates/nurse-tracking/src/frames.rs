@@ -123,6 +123,9 @@ pub enum ClientFrame {
     Progress {
         order_id: String,
         step: Step,
+        /// With `started`: who consented on site (the patient or a family member).
+        #[serde(default)]
+        consent_by: Option<String>,
     },
 }
 
@@ -171,6 +174,10 @@ pub struct OfferView {
     /// An H3 cell (resolution 7, about 5 km²) around the order.
     pub area: String,
     pub expires_at: DateTime<Utc>,
+    /// Risk flags of the intake answers (question codes, e.g.
+    /// `anticoagulants`, `infectious_disease`): what to know before accepting.
+    #[serde(default)]
+    pub flags: Vec<String>,
 }
 
 /// The address, contact and exact place: only for the nurse who won the job.
@@ -186,6 +193,16 @@ pub struct AssignedView {
     pub location: Location,
     pub notes: Option<String>,
     pub promised_by: DateTime<Utc>,
+    /// Risk flags of the intake answers.
+    #[serde(default)]
+    pub flags: Vec<String>,
+    /// The intake answers by question code.
+    #[serde(default)]
+    #[schema(value_type = Object)]
+    pub answers: std::collections::BTreeMap<String, serde_json::Value>,
+    /// The doctor's order the visit is based on, where the service needs one.
+    #[serde(default)]
+    pub doctor_order_ref: Option<String>,
 }
 
 /// What the server sends to a phone.

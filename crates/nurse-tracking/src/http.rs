@@ -1,6 +1,6 @@
 //! The HTTP equivalents of the socket, for phones on weak connections.
 
-use actix_web::{get, post, web};
+use actix_web::{HttpResponse, get, post, web};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use yixin_auth::NurseCaller;
@@ -49,6 +49,11 @@ pub struct DeclinedView {
 #[serde(deny_unknown_fields)]
 pub struct ProgressRequest {
     pub step: Step,
+    /// Required with `started`: who consented on site (the patient's or a
+    /// family member's name); 422 `consent_required` without it.
+    #[serde(default)]
+    #[schema(max_length = 50, example = "王女士")]
+    pub consent_by: Option<String>,
 }
 
 async fn nurse(svc: &NurseTracking, caller: &NurseCaller) -> Result<NurseCtx, ApiError> {
@@ -212,6 +217,7 @@ pub async fn decline_offer(
         (status = 403, body = ErrorBody),
         (status = 404, body = ErrorBody),
         (status = 409, body = ErrorBody),
+        (status = 422, description = "`consent_required` (started without `consent_by`) or `record_required` (completed before the visit record)", body = ErrorBody),
     )
 )]
 #[post("/v1/nurse/orders/{id}/progress")]
@@ -226,9 +232,10 @@ pub async fn post_progress(
         .parse()
         .map(OrderId)
         .map_err(|_| ApiError::from(TrackingError::JobNotFound))?;
+    let body = body.into_inner();
     Ok(web::Json(
         svc.tracker
-            .progress(&ctx, order, body.into_inner().step)
+            .progress(&ctx, order, body.step, body.consent_by)
             .await?,
     ))
 }
@@ -248,4 +255,75 @@ pub async fn get_jobs(
     Ok(web::Json(
         svc.tracker.current_job(&ctx).await?.into_iter().collect(),
     ))
+}
+
+/// `POST /v1/nurse/orders/{id}/record` body: the visit record.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RecordRequest {
+    /// Values by field code of the service's `record_template` (see the
+    /// catalogue): each of its type and plausible range; every required
+    /// field present; no other field.
+    #[schema(value_type = Object, example = json!({"temperature_c": 36.8, "bp_systolic": 120, "bp_diastolic": 80, "pulse": 72, "spo2": 98, "bilirubin_mg_dl": 8.5}))]
+    pub values: std::collections::BTreeMap<String, serde_json::Value>,
+    /// Free notes, at most 2000 characters, no control characters.
+    #[serde(default)]
+    #[schema(max_length = 2000)]
+    pub notes: Option<String>,
+}
+
+/// One submitted version of a visit record.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RecordView {
+    pub order_id: String,
+    /// 1 for the first submission; an amendment is the next version.
+    pub version: u32,
+    pub submitted_at: chrono::DateTime<chrono::Utc>,
+    #[schema(value_type = Object)]
+    pub values: std::collections::BTreeMap<String, serde_json::Value>,
+    pub notes: Option<String>,
+}
+
+/// Submits the visit record of the nurse's own job (in service), or an
+/// amendment (a new version: a submitted record is never changed).
+/// `completed` is refused with 422 `record_required` until one exists.
+#[utoipa::path(
+    tag = "nurse",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "Order id")),
+    request_body = RecordRequest,
+    responses(
+        (status = 201, description = "The version written", body = RecordView),
+        (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody),
+        (status = 404, description = "Not the nurse's job", body = ErrorBody),
+        (status = 409, description = "The visit has not started", body = ErrorBody),
+        (status = 422, description = "A value out of range, of the wrong type, unknown or missing; notes too long or with NUL; `field` names it", body = ErrorBody),
+    )
+)]
+#[post("/v1/nurse/orders/{id}/record")]
+pub async fn post_record(
+    caller: NurseCaller,
+    svc: web::Data<NurseTracking>,
+    id: web::Path<String>,
+    body: JsonBody<RecordRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let ctx = nurse(&svc, &caller).await?;
+    let order = id
+        .parse()
+        .map(OrderId)
+        .map_err(|_| ApiError::from(TrackingError::JobNotFound))?;
+    let body = body.into_inner();
+    let saved = svc
+        .tracker
+        .submit_record(&ctx, order, &body.values, body.notes.as_deref())
+        .await?;
+    Ok(HttpResponse::Created().json(RecordView {
+        order_id: saved.order_id.to_string(),
+        version: saved.version,
+        submitted_at: saved.submitted_at,
+        values: saved.values,
+        notes: saved.notes,
+    }))
 }

@@ -90,6 +90,7 @@ impl NurseTracking {
             cfg.service(http::accept_offer);
             cfg.service(http::decline_offer);
             cfg.service(http::post_progress);
+            cfg.service(http::post_record);
             cfg.service(http::get_jobs);
         })
     }

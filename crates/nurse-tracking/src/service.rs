@@ -13,7 +13,7 @@ use yixin_contracts::Event;
 use yixin_contracts::pb;
 use yixin_domain::{
     NurseId, Offer, OfferClosedReason, OfferId, OfferStatus, Order, OrderId, OrderStatus, OrgId,
-    ShiftState,
+    ShiftState, VisitRecord,
 };
 use yixin_platform::config::TrackingSettings;
 use yixin_queue::{PositionBoard, PositionRecord, Queue};
@@ -485,11 +485,16 @@ impl Tracker {
 
     /// A visit step of the nurse's own job, in order. Repeating the step
     /// the job is already at answers the job as it is.
+    ///
+    /// Clinical rules: `started` needs `consent_by` (who consented on
+    /// site; 422 `consent_required`), `completed` needs a submitted visit
+    /// record (422 `record_required`, naming the required fields).
     pub async fn progress(
         &self,
         ctx: &NurseCtx,
         order_id: OrderId,
         step: Step,
+        consent_by: Option<String>,
     ) -> Result<AssignedView, TrackingError> {
         let (from, to) = step.transition();
         let order = self.own_job(ctx, order_id).await?;
@@ -506,6 +511,16 @@ impl Tracker {
         let mut next = order.clone();
         next.status = to;
         let mut change = yixin_store::OrderTransition::new(order_id, vec![from], to, now);
+        match step {
+            Step::Started => {
+                let name = yixin_domain::clinical::check_consent_by(consent_by.as_deref())
+                    .map_err(TrackingError::Clinical)?;
+                next.clinical.consent_by = Some(name);
+                change.clinical = Some(next.clinical.clone());
+            }
+            Step::Completed => self.check_record_submitted(&order).await?,
+            Step::EnRoute | Step::Arrived => {}
+        }
         change.outbox = Some(status_changed(&next, from, now));
         let done = match self.store.transition_order(change).await {
             Ok(done) => done,
@@ -521,6 +536,78 @@ impl Tracker {
         self.fleet_write().set_job(ctx.id, job);
         tracing::info!(order_id = %done.id, nurse_id = %ctx.id, status = %done.status, "visit step");
         Ok(assigned_view(&done))
+    }
+
+    /// `record_required` (naming the form's required fields) unless the
+    /// order has a submitted visit record.
+    async fn check_record_submitted(&self, order: &Order) -> Result<(), TrackingError> {
+        let submitted = self
+            .store
+            .latest_visit_record(order.id)
+            .await
+            .map_err(TrackingError::store)?;
+        if submitted.is_some() {
+            return Ok(());
+        }
+        let catalog = self.store.catalog().await.map_err(TrackingError::store)?;
+        let mut missing = catalog
+            .service(&order.service_code)
+            .map(|s| s.clinical.required_record_fields())
+            .unwrap_or_default();
+        if missing.is_empty() {
+            missing.push("values".to_owned());
+        }
+        Err(TrackingError::Clinical(
+            yixin_domain::DomainError::RecordRequired { missing },
+        ))
+    }
+
+    /// Submits a version of the visit record of the nurse's own job (in
+    /// service, or completed: then it is an amendment). Checked against the
+    /// service's form; the first submission is version 1, each later one
+    /// the next version. Nothing submitted is ever changed.
+    pub async fn submit_record(
+        &self,
+        ctx: &NurseCtx,
+        order_id: OrderId,
+        values: &std::collections::BTreeMap<String, serde_json::Value>,
+        notes: Option<&str>,
+    ) -> Result<VisitRecord, TrackingError> {
+        let order = self.own_job(ctx, order_id).await?;
+        if !matches!(
+            order.status,
+            OrderStatus::InService | OrderStatus::Completed
+        ) {
+            return Err(TrackingError::StepOutOfOrder {
+                step: "record",
+                current: order.status.as_str().to_owned(),
+            });
+        }
+        let catalog = self.store.catalog().await.map_err(TrackingError::store)?;
+        let service = catalog.service(&order.service_code).ok_or_else(|| {
+            TrackingError::Internal(anyhow::anyhow!("order of an unknown service"))
+        })?;
+        let (values, notes) = service
+            .clinical
+            .check_record(values, notes)
+            .map_err(TrackingError::Clinical)?;
+        let record = VisitRecord {
+            order_id,
+            version: 0,
+            org_id: order.org_id.clone(),
+            nurse_id: ctx.id,
+            service_code: order.service_code.clone(),
+            values,
+            notes,
+            submitted_at: Utc::now(),
+        };
+        let saved = self
+            .store
+            .append_visit_record(record)
+            .await
+            .map_err(TrackingError::store)?;
+        tracing::info!(order_id = %order_id, nurse_id = %ctx.id, version = saved.version, "visit record submitted");
+        Ok(saved)
     }
 
     async fn own_job(&self, ctx: &NurseCtx, order_id: OrderId) -> Result<Order, TrackingError> {
@@ -584,6 +671,7 @@ pub fn offer_view(offer: &Offer, order: &Order) -> OfferView {
         eta_min: offer.eta_min,
         area: coarse_area(order.location),
         expires_at: offer.expires_at,
+        flags: order.clinical.flags.clone(),
     }
 }
 
@@ -604,5 +692,8 @@ pub fn assigned_view(order: &Order) -> AssignedView {
         location: order.location.into(),
         notes: order.notes.clone(),
         promised_by: order.promised_by,
+        flags: order.clinical.flags.clone(),
+        answers: order.clinical.answers.clone(),
+        doctor_order_ref: order.clinical.doctor_order_ref.clone(),
     }
 }

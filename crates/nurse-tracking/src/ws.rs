@@ -353,7 +353,11 @@ impl Connection {
                     Err(e) => send(session, &ServerFrame::error(&e)).await,
                 }
             }
-            ClientFrame::Progress { order_id, step } => {
+            ClientFrame::Progress {
+                order_id,
+                step,
+                consent_by,
+            } => {
                 let Ok(id) = order_id.parse().map(OrderId) else {
                     let e = TrackingError::InvalidId {
                         what: "order_id",
@@ -361,7 +365,7 @@ impl Connection {
                     };
                     return send(session, &ServerFrame::error(&e)).await;
                 };
-                match tracker.progress(&ctx, id, step).await {
+                match tracker.progress(&ctx, id, step, consent_by).await {
                     Ok(job) => {
                         if job.status == OrderStatus::Completed {
                             self.job = None;
@@ -434,6 +438,7 @@ impl Connection {
                     eta_min: e.eta_min,
                     area: e.area,
                     expires_at,
+                    flags: e.flags,
                 };
                 self.hold_offer(session, view).await
             }

@@ -5,6 +5,7 @@
 //! Writes orders only through the store (order, timeline and outbox in one
 //! transaction); never talks to nurses or decides dispatch.
 
+pub mod clinical;
 pub mod errors;
 pub mod limiter;
 pub mod live;
@@ -146,6 +147,7 @@ impl OrderIntake {
             cfg.service(orders::list_orders);
             cfg.service(live::live);
             cfg.service(orders::get_order);
+            cfg.service(clinical::get_record);
             cfg.service(orders::cancel_order);
             cfg.service(orders::rate_order);
         })
@@ -201,6 +203,10 @@ pub struct CatalogService {
     pub price_cents: u32,
     /// Skills a nurse must hold to be offered this service.
     pub required_skills: Vec<String>,
+    /// Screening, doctor's order, intake questions, consent text and the
+    /// visit-record form.
+    #[serde(flatten)]
+    pub clinical: clinical::ServiceClinicalView,
 }
 
 /// A skill code in words.
@@ -256,6 +262,7 @@ async fn catalog(
                         .iter()
                         .map(|k| k.as_str().to_owned())
                         .collect(),
+                    clinical: s.into(),
                 })
                 .collect(),
             code: c.code,

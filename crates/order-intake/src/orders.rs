@@ -4,11 +4,14 @@ use actix_web::{HttpRequest, HttpResponse, get, http::StatusCode, post, web};
 use chrono::{DateTime, SubsecRound, Utc};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 use yixin_auth::ResidentCaller;
+
 use yixin_domain::{
-    Address, Contact, GeoPoint, NewOrder, Order, OrderId, OrgId, Rating, ResidentId, ServiceArea,
+    Address, Admission, Contact, GeoPoint, NewOrder, Order, OrderId, OrgId, Rating, ResidentId,
+    ServiceArea,
 };
 use yixin_platform::{ApiError, ErrorBody, JsonBody};
 use yixin_store::{CreateOrderOutcome, IdempotencyRecord, OrderCursor};
@@ -65,6 +68,22 @@ pub struct CreateOrderRequest {
     /// A booked time (within 7 days); none means as soon as possible.
     #[serde(default)]
     pub scheduled_for: Option<DateTime<Utc>>,
+    /// Answers to the service's intake questions, by question code (see the
+    /// catalogue's `intake`); unanswered counts as "no". A red-flag answer
+    /// is 422 `emergency_call_120`: call 120 now.
+    #[serde(default)]
+    #[schema(value_type = Object, example = json!({"bedridden": false, "allergies": ""}))]
+    pub answers: BTreeMap<String, serde_json::Value>,
+    /// The version of the service's consent text the resident accepted:
+    /// 422 `consent_required` without it, `consent_outdated` if not current.
+    #[serde(default)]
+    #[schema(example = "2026-11-30")]
+    pub consent_version: Option<String>,
+    /// The doctor's order reference, required by services that need one
+    /// (`requires_doctor_order`); at most 64 characters.
+    #[serde(default)]
+    #[schema(max_length = 64)]
+    pub doctor_order_ref: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize, ToSchema)]
@@ -106,6 +125,16 @@ pub struct OrderView {
     pub scheduled_for: Option<DateTime<Utc>>,
     pub cancel_reason: Option<String>,
     pub rating: Option<RatingView>,
+    /// Risk flags the intake answers raised (question codes).
+    #[serde(default)]
+    pub flags: Vec<String>,
+    /// Why screening rejected the order.
+    #[serde(default)]
+    pub review_reason: Option<String>,
+    /// While screening decides or after it rejected: what to tell the
+    /// resident (the 30-minute promise counts from approval).
+    #[serde(default)]
+    pub notice: Option<crate::clinical::NoticeView>,
 }
 
 /// A page of the caller's orders, newest first.
@@ -234,6 +263,9 @@ fn view_of(order: &Order, timeline: Vec<TimelineEntry>, nurse: Option<NurseView>
             stars: r.stars,
             comment: r.comment.clone(),
         }),
+        flags: order.clinical.flags.clone(),
+        review_reason: order.clinical.review_reason.clone(),
+        notice: crate::clinical::notice(order),
     }
 }
 
@@ -350,12 +382,16 @@ pub async fn create_order(
     // booked time now past, or the caller now rate limited), so when the
     // checks refuse it, an earlier use of the key decides. The store finds
     // earlier uses itself on the way in, so the common case makes one trip.
-    let (new, required_skills) = match admit(&svc, &caller, &scope, &body, now).await {
+    let (new, required_skills, admission) = match admit(&svc, &caller, &scope, &body, now).await {
         Ok(admitted) => admitted,
         Err(refusal) => return earlier_use_or(&svc, &caller, &scope, &key, &hash, refusal).await,
     };
 
-    let order = Order::place(new, now);
+    let mut order = Order::place(new, now);
+    // Screening: `awaiting_review` instead of `pending`. Its `OrderCreated`
+    // still goes out (the dashboard shows the new order); the dispatcher
+    // reads the order and leaves it until a coordinator approves it.
+    order.admit(admission);
     let outbox = yixin_contracts::order_created(&order, required_skills);
     let record = IdempotencyRecord {
         scope,
@@ -389,26 +425,36 @@ pub async fn create_order(
 
 /// The rate limit, the checks that need no backend, the service and the
 /// service area: everything that refuses a new order before it is written.
-/// Returns the order to place and the skills its service requires.
+/// Returns the order to place, the skills its service requires and the
+/// admitted intake. A red-flag answer is refused before anything else is
+/// looked at: an emergency is sent to 120 whatever else is wrong.
 async fn admit(
     svc: &OrderIntake,
     caller: &ResidentCaller,
     scope: &str,
     body: &CreateOrderRequest,
     now: DateTime<Utc>,
-) -> Result<(NewOrder, Vec<String>), ApiError> {
+) -> Result<(NewOrder, Vec<String>, Admission), ApiError> {
     svc.limiter
         .check(scope)
         .map_err(|retry_after_secs| ApiError::RateLimited { retry_after_secs })?;
-    let new = new_order(caller, body, now)?;
     let catalog = svc
         .reference
         .catalog(&svc.store)
         .await
         .map_err(store_error)?;
     let service = catalog
-        .orderable_service(&new.service_code)
+        .orderable_service(body.service_code.trim())
         .map_err(domain_error)?;
+    let admission = service
+        .clinical
+        .admit(
+            &body.answers,
+            body.consent_version.as_deref(),
+            body.doctor_order_ref.as_deref(),
+        )
+        .map_err(domain_error)?;
+    let new = new_order(caller, body, now)?;
     let required_skills = service
         .required_skills
         .iter()
@@ -420,7 +466,7 @@ async fn admit(
         .await
         .map_err(store_error)?;
     ServiceArea::covering(areas.iter(), &new.location).map_err(domain_error)?;
-    Ok((new, required_skills))
+    Ok((new, required_skills, admission))
 }
 
 /// For a request [`admit`] refused: the replay (or 409) if the key was used
@@ -694,6 +740,7 @@ mod tests {
             "location": {"lat": 29.39, "lng": 106.32},
             "address": {"text": "福城大道 88 号", "detail": "1102"},
             "contact": {"name": "王", "phone": phone},
+            "consent_version": "2026-11-30",
         })
     }
 

@@ -79,6 +79,7 @@ mod tests {
                 distance_m: 3_400,
                 area: "8840a6e4c9fffff".into(),
                 service_code: "wound_care".into(),
+                flags: vec!["anticoagulants".into()],
             }),
             Event::OfferAnswered(OfferAnswered {
                 offer_id: "offer-1".into(),

@@ -9,12 +9,12 @@ use sea_orm::prelude::Json;
 use yixin_domain::{
     Address, AreaId, Category, Contact, GeoJsonPolygon, GeoPoint, Nurse, NurseId, Offer, OfferId,
     OfferStatus, Order, OrderId, OrderStatus, OrgId, PhoneNumber, Rating, ResidentId, Service,
-    ServiceArea, ShiftState, Skill, TimelineEvent,
+    ServiceArea, ShiftState, Skill, TimelineEvent, VisitRecord,
 };
 
 use crate::entity::{
     idempotency_key, nurse, nurse_location, offer, order, order_event, outbox, service,
-    service_area, service_category,
+    service_area, service_category, visit_record,
 };
 use crate::error::StoreError;
 use crate::types::{IdempotencyRecord, LocationFix, OutboxMessage};
@@ -69,9 +69,26 @@ pub(crate) fn category(m: service_category::Model) -> Category {
     }
 }
 
+/// A serialisable value as JSON (the clinical columns); `null` if it cannot be.
+pub(crate) fn to_json<T: serde::Serialize>(value: &T) -> Json {
+    serde_json::to_value(value).unwrap_or(Json::Null)
+}
+
+fn from_json<T: serde::de::DeserializeOwned + Default>(
+    table: &str,
+    key: &str,
+    json: Option<Json>,
+) -> Result<T, StoreError> {
+    match json {
+        None | Some(Json::Null) => Ok(T::default()),
+        Some(v) => serde_json::from_value(v).map_err(|e| corrupt(table, key, e)),
+    }
+}
+
 pub(crate) fn service(m: service::Model) -> Result<Service, StoreError> {
     const T: &str = "services";
     Ok(Service {
+        clinical: from_json(T, &m.code, m.clinical)?,
         required_skills: skills_from_json(T, &m.code, &m.required_skills)?,
         duration_min: u32_from(T, &m.code, "duration_min", m.duration_min)?,
         price_cents: u32_from(T, &m.code, "price_cents", m.price_cents)?,
@@ -125,6 +142,7 @@ pub(crate) fn order(m: order::Model) -> Result<Order, StoreError> {
         }
     };
     Ok(Order {
+        clinical: from_json(T, &key, m.clinical)?,
         id: OrderId(m.id),
         org_id: OrgId(m.org_id),
         resident_id: ResidentId(m.resident_id),
@@ -142,6 +160,21 @@ pub(crate) fn order(m: order::Model) -> Result<Order, StoreError> {
         cancel_reason: m.cancel_reason,
         rating,
         updated_at: m.updated_at,
+    })
+}
+
+pub(crate) fn visit_record(m: visit_record::Model) -> Result<VisitRecord, StoreError> {
+    const T: &str = "visit_records";
+    let key = format!("{} v{}", m.order_id, m.version);
+    Ok(VisitRecord {
+        values: serde_json::from_value(m.field_values).map_err(|e| corrupt(T, &key, e))?,
+        version: u32::try_from(m.version).map_err(|_| corrupt(T, &key, "version"))?,
+        order_id: OrderId(m.order_id),
+        org_id: OrgId(m.org_id),
+        nurse_id: NurseId(m.nurse_id),
+        service_code: m.service_code,
+        notes: m.notes,
+        submitted_at: m.submitted_at,
     })
 }
 

@@ -29,6 +29,7 @@ mod error;
 mod offers;
 mod orders;
 mod outbox;
+mod records;
 mod roster;
 mod store;
 mod tracking;

@@ -31,9 +31,9 @@ macro_rules! create_order_ctes {
             "o AS (INSERT INTO orders (id, org_id, resident_id, service_code, status, lat, lng, \
              address_text, address_detail, contact_name, contact_phone, notes, scheduled_for, \
              created_at, promised_by, nurse_id, eta, cancel_reason, rating_stars, \
-             rating_comment, updated_at, version) \
+             rating_comment, updated_at, version, clinical) \
              SELECT $4, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, \
-             $20, $21, $22, $23, $24, $25, 0 ",
+             $20, $21, $22, $23, $24, $25, 0, $28 ",
             $source,
             " RETURNING id), \
              e AS (INSERT INTO order_events (order_id, status, at) SELECT id, $9, $18 FROM o), \
@@ -144,6 +144,7 @@ fn order_row(o: &Order) -> order::ActiveModel {
         rating_comment: Set(o.rating.as_ref().and_then(|r| r.comment.clone())),
         updated_at: Set(ts(o.updated_at)),
         version: Set(0),
+        clinical: Set(Some(convert::to_json(&o.clinical))),
     }
 }
 
@@ -207,7 +208,7 @@ impl Store {
         outbox: NewOutboxMessage,
         idempotency: Option<IdempotencyRecord>,
     ) -> Result<CreateOrderOutcome, StoreError> {
-        let mut values = Vec::with_capacity(27);
+        let mut values = Vec::with_capacity(28);
         match &idempotency {
             Some(r) => values.extend([
                 r.scope.clone().into(),
@@ -247,6 +248,7 @@ impl Store {
             ts(o.updated_at).into(),
             outbox.topic.into(),
             outbox.payload.into(),
+            convert::to_json(&o.clinical).into(),
         ]);
 
         let Some(request) = idempotency else {
@@ -590,6 +592,15 @@ pub(crate) async fn transition_in(
     }
     if let Some(eta) = change.eta {
         update = update.col_expr(order::Column::Eta, Expr::value(eta.map(ts)));
+    }
+    if let Some(promised_by) = change.promised_by {
+        update = update.col_expr(order::Column::PromisedBy, Expr::value(ts(promised_by)));
+    }
+    if let Some(clinical) = &change.clinical {
+        update = update.col_expr(
+            order::Column::Clinical,
+            Expr::value(Some(convert::to_json(clinical))),
+        );
     }
     if let Some(reason) = &change.cancel_reason {
         update = update.col_expr(order::Column::CancelReason, Expr::value(reason.clone()));

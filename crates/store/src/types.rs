@@ -1,7 +1,7 @@
 //! Values that cross the store's API besides the domain types.
 
 use chrono::{DateTime, Utc};
-use yixin_domain::{GeoPoint, NurseId, Order, OrderId, OrderStatus};
+use yixin_domain::{GeoPoint, NurseId, Order, OrderClinical, OrderId, OrderStatus};
 
 /// An event to publish, written in the same transaction as the change it
 /// reports (the shape is the contracts crate's).
@@ -85,6 +85,11 @@ pub struct OrderTransition {
     pub cancel_reason: Option<String>,
     /// An event to publish with the change, in the same transaction.
     pub outbox: Option<NewOutboxMessage>,
+    /// `Some` sets the promise (screening approval restarts the clock); `None` leaves it.
+    pub promised_by: Option<DateTime<Utc>>,
+    /// `Some` replaces the order's clinical part (consent on site, a
+    /// screening's reason); `None` leaves it.
+    pub clinical: Option<OrderClinical>,
 }
 
 impl OrderTransition {
@@ -99,6 +104,8 @@ impl OrderTransition {
             eta: None,
             cancel_reason: None,
             outbox: None,
+            promised_by: None,
+            clinical: None,
         }
     }
 }

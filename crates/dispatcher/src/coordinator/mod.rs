@@ -12,7 +12,9 @@
 //! `POST /v1/dispatch/orders/{id}/cancel`, `GET /v1/dispatch/overview`,
 //! `GET /v1/dispatch/live`, `GET /v1/dispatch/orders/{id}/candidates`
 //! (nurses by ETA, for manual assignment), `GET /v1/dispatch/cells` (the
-//! H3 cells the dashboard's map draws, with supply and demand).
+//! H3 cells the dashboard's map draws, with supply and demand),
+//! `GET /v1/dispatch/reviews`, `POST /v1/dispatch/orders/{id}/approve` and
+//! `…/reject` (screening), `GET /v1/dispatch/records` (visit-record export).
 
 use yixin_contracts::dispatch_channel;
 use yixin_domain::{DomainError, OrderId, OrgId};
@@ -27,6 +29,8 @@ pub mod kpi;
 pub mod live;
 pub mod orders;
 pub mod overview;
+pub mod records;
+pub mod reviews;
 
 /// Broadcasts an event (an encoded protobuf `Envelope`) on the
 /// organisation's dispatch channel, which every coordinator's live feed of

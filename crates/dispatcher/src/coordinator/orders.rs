@@ -91,6 +91,28 @@ pub struct DispatchOrder {
     pub timeline: Vec<Step>,
     /// The resident's rating, once given.
     pub rating: Option<OrderRating>,
+    /// What the resident put on the order for the clinical side.
+    pub clinical: ClinicalView,
+}
+
+/// Intake answers, their risk flags, consent and the screening outcome.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+#[schema(as = DispatchClinical)]
+pub struct ClinicalView {
+    /// Answers by intake question code.
+    #[schema(value_type = Object)]
+    pub answers: std::collections::BTreeMap<String, serde_json::Value>,
+    /// Codes of the risk questions answered yes (or non-blank).
+    pub flags: Vec<String>,
+    /// The consent version the resident accepted when ordering.
+    pub consent_version: Option<String>,
+    pub doctor_order_ref: Option<String>,
+    /// Who consented on site, once the visit started.
+    pub consent_by: Option<String>,
+    /// Why screening rejected the order.
+    pub review_reason: Option<String>,
+    /// The coordinator who approved or rejected it.
+    pub reviewed_by: Option<String>,
 }
 
 /// The coordinator's view of `order` at `now`, from its offers and timeline.
@@ -166,6 +188,15 @@ pub fn detail(
             comment: r.comment.clone(),
             rated_at: order.updated_at,
         }),
+        clinical: ClinicalView {
+            answers: order.clinical.answers.clone(),
+            flags: order.clinical.flags.clone(),
+            consent_version: order.clinical.consent_version.clone(),
+            doctor_order_ref: order.clinical.doctor_order_ref.clone(),
+            consent_by: order.clinical.consent_by.clone(),
+            review_reason: order.clinical.review_reason.clone(),
+            reviewed_by: order.clinical.reviewed_by.clone(),
+        },
     }
 }
 

@@ -16,7 +16,7 @@ use super::{org_of, store_error};
 use crate::Dispatcher;
 
 /// Statuses of orders that are neither completed nor cancelled (domain's).
-pub const OPEN: [OrderStatus; 7] = OrderStatus::OPEN;
+pub const OPEN: [OrderStatus; 8] = OrderStatus::OPEN;
 
 /// Most open orders the overview looks at for risk and cells.
 const MAX_OPEN: u64 = 10_000;
@@ -31,6 +31,8 @@ pub struct OpenOrders {
     pub arrived: u64,
     pub in_service: u64,
     pub escalated: u64,
+    /// Waiting for a coordinator's screening.
+    pub awaiting_review: u64,
     pub total: u64,
 }
 
@@ -85,6 +87,7 @@ fn open_orders(counts: &std::collections::HashMap<OrderStatus, u64>) -> OpenOrde
         arrived: n(OrderStatus::Arrived),
         in_service: n(OrderStatus::InService),
         escalated: n(OrderStatus::Escalated),
+        awaiting_review: n(OrderStatus::AwaitingReview),
         total: OPEN.iter().map(|s| n(*s)).sum(),
     }
 }

@@ -12,3 +12,4 @@ pub mod outbox;
 pub mod service;
 pub mod service_area;
 pub mod service_category;
+pub mod visit_record;

@@ -42,6 +42,9 @@ pub struct Model {
     pub updated_at: DateTimeUtc,
     /// Optimistic concurrency: bumped by every update.
     pub version: i32,
+    /// JSON object: `OrderClinical` (answers, flags, consent…); null before it existed.
+    #[sea_orm(column_type = "JsonBinary", nullable)]
+    pub clinical: Option<Json>,
     #[sea_orm(belongs_to, from = "service_code", to = "code")]
     pub service: BelongsTo<super::service::Entity>,
     #[sea_orm(belongs_to, from = "nurse_id", to = "id")]
