@@ -5,8 +5,9 @@
 // through the API), open orders are listed by urgency with short ids that
 // tell orders of the same minute apart, skills are named in words, a
 // resident's rating reaches the coordinator, the live feed reconnects by
-// itself after a restart, the language switch sticks, and a screenshot is
-// saved for a person to look at.
+// itself after a restart, screening approves and rejects from the review
+// tab, the language switch sticks, and screenshots are saved for a person
+// to look at.
 
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -55,7 +56,9 @@ async function onShift(nurse, at) {
 let residents = 0;
 /** Order id → the token of the resident who placed it (to rate it). */
 const placedBy = new Map();
-async function placeOrder(at, service = 'infant_jaundice_test', address = '双福街道 福城大道 88 号') {
+/** The seed catalogue's consent version: every order accepts it. */
+const CONSENT_VERSION = '2026-11-30';
+async function placeOrder(at, service = 'infant_jaundice_test', address = '双福街道 福城大道 88 号', extra = {}) {
   residents += 1;
   const resident = await platform.token('resident', `resident-${residents}-${platform.id}`);
   const order = await platform.ok('POST', '/v1/orders', resident, {
@@ -63,6 +66,8 @@ async function placeOrder(at, service = 'infant_jaundice_test', address = '双�
     location: at,
     address: { text: address, detail: `${residents} 栋 1 单元` },
     contact: { name: '王女士', phone: '13812345678' },
+    consent_version: CONSENT_VERSION,
+    ...extra,
   }, { 'idempotency-key': `browser-${platform.id}-${residents}` });
   placedBy.set(order.id, resident);
   return order.id;
@@ -217,7 +222,7 @@ describe('coordinator dashboard', () => {
 
     // The nurse on her way arrives and starts: the visit is in service.
     await platform.ok('POST', `/v1/nurse/orders/${riding}/progress`, nurses.near.token, { step: 'arrived' });
-    await platform.ok('POST', `/v1/nurse/orders/${riding}/progress`, nurses.near.token, { step: 'started' });
+    await platform.ok('POST', `/v1/nurse/orders/${riding}/progress`, nurses.near.token, { step: 'started', consent_by: '王女士' });
     await page.locator(`${listItem(riding)}[data-status="in_service"]`).waitFor();
     // Older than the waiting orders (its promise comes first), yet listed
     // after them: it has a nurse at the door, they have none.
@@ -230,6 +235,10 @@ describe('coordinator dashboard', () => {
   });
 
   test('shows the resident\'s rating to the coordinator', async () => {
+    await platform.ok('POST', `/v1/nurse/orders/${riding}/record`, nurses.near.token, {
+      values: { temperature_c: 36.8, pulse: 128, spo2: 98, bilirubin_mg_dl: 9.2 },
+      notes: '皮肤轻度黄染，两天后复测',
+    });
     await platform.ok('POST', `/v1/nurse/orders/${riding}/progress`, nurses.near.token, { step: 'completed' });
     await page.locator(listItem(riding)).waitFor({ state: 'detached' });
     await platform.ok('POST', `/v1/orders/${riding}/rating`, placedBy.get(riding), { stars: 4, comment: '护士很专业，准时到达' });
@@ -286,6 +295,45 @@ describe('coordinator dashboard', () => {
     // …and what happens afterwards shows up live.
     const order = await placeOrder({ lat: 29.4, lng: 106.31 });
     await page.locator(listItem(order)).waitFor();
+  });
+
+  test('screens orders in the review tab: approve and reject with a reason', async () => {
+    // Always screened (pressure-ulcer care), and screened for its answers.
+    const ulcer = await placeOrder(HOME, 'pressure_ulcer_care');
+    const risky = await placeOrder(HOME, 'infant_jaundice_test', '双福街道 南北大道 9 号', {
+      answers: { anticoagulants: true, allergies: '青霉素' },
+    });
+    await page.locator('#tabs .tab[data-view="reviews"]').click();
+    const card = (id) => page.locator(`.review-card[data-order-id="${id}"]`);
+    await card(ulcer).waitFor();
+    await card(risky).waitFor();
+    await page.locator('#tab-reviews', { hasText: '审核 (2)' }).waitFor();
+    assert.match(await card(risky).locator('.review-flags').textContent(), /服用抗凝药.*过敏史/);
+    assert.match(await card(risky).locator('.review-answers').textContent(), /青霉素/);
+    assert.match(await card(ulcer).locator('.review-waiting').textContent(), /已等待 \d+ 分钟/);
+    // The buttons are big enough to hit.
+    const box = await card(ulcer).locator('.review-approve').boundingBox();
+    assert.ok(box.height >= 48, `approve button ${box.height}px high`);
+    mkdirSync(ARTIFACTS, { recursive: true });
+    await page.screenshot({ path: join(ARTIFACTS, 'dashboard-reviews.png') });
+
+    await card(ulcer).locator('.review-approve').click();
+    await card(ulcer).waitFor({ state: 'detached' });
+    const approved = await platform.ok('GET', `/v1/dispatch/orders/${ulcer}`, coordinator);
+    assert.notEqual(approved.status, 'awaiting_review');
+    assert.equal(approved.clinical.reviewed_by, 'browser-test');
+
+    // No reason, no rejection.
+    await card(risky).locator('.review-reject').click();
+    await page.locator('.toast', { hasText: '请填写拒绝原因' }).waitFor();
+    await card(risky).locator('.review-reason').fill('正在服用抗凝药，请先咨询主治医生');
+    await card(risky).locator('.review-reject').click();
+    await card(risky).waitFor({ state: 'detached' });
+    const rejected = await platform.ok('GET', `/v1/orders/${risky}`, placedBy.get(risky));
+    assert.equal(rejected.status, 'rejected');
+    assert.equal(rejected.review_reason, '正在服用抗凝药，请先咨询主治医生');
+    await page.locator('.review-empty').waitFor();
+    await page.locator('#tabs .tab[data-view="map"]').click();
   });
 
   test('switches to English and keeps the choice and the session', async () => {

@@ -49,6 +49,37 @@ impl Backend {
     }
 }
 
+/// The consent version of every service in the seed catalogue: what an
+/// order must carry as `consent_version`.
+pub const CONSENT_VERSION: &str = "2026-11-30";
+
+/// Who consents on site in the tests (`consent_by` of the `started` step).
+pub const CONSENT_BY: &str = "王女士";
+
+/// A complete, plausible visit record of an infant jaundice test (the body
+/// of `POST /v1/nurse/orders/{id}/record`).
+pub fn jaundice_record() -> Value {
+    serde_json::json!({
+        "values": {
+            "temperature_c": 36.8,
+            "pulse": 128,
+            "spo2": 98,
+            "bilirubin_mg_dl": 9.2,
+            "materials_used": "经皮黄疸仪一次性保护帽 1 个"
+        },
+        "notes": "皮肤轻度黄染，建议继续母乳喂养，两天后复测。"
+    })
+}
+
+/// A `progress` frame of the nurse socket; `started` carries [`CONSENT_BY`].
+pub fn progress_frame(order_id: &str, step: &str) -> Value {
+    let mut frame = serde_json::json!({"type": "progress", "order_id": order_id, "step": step});
+    if step == "started" {
+        frame["consent_by"] = Value::from(CONSENT_BY);
+    }
+    frame
+}
+
 /// The Redis the tests use.
 pub fn test_redis_url() -> String {
     std::env::var("TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned())
@@ -281,20 +312,53 @@ impl TestApp {
     }
 
     /// The resident of `token` orders an infant jaundice test (skill
-    /// `neonatal`) at `at`, with a fresh idempotency key; the reply as is.
+    /// `neonatal`) at `at`, with a fresh idempotency key and the current
+    /// consent; the reply as is.
     pub async fn order_jaundice_test(&self, token: &str, at: (f64, f64)) -> Reply {
+        self.order_service(token, "infant_jaundice_test", at, serde_json::json!({}))
+            .await
+    }
+
+    /// The resident of `token` orders `service_code` at `at` with the
+    /// current consent, a fresh idempotency key, and `extra`'s fields
+    /// (e.g. `answers`, `doctor_order_ref`) set over the defaults.
+    pub async fn order_service(
+        &self,
+        token: &str,
+        service_code: &str,
+        at: (f64, f64),
+        extra: Value,
+    ) -> Reply {
+        let mut body = serde_json::json!({
+            "service_code": service_code,
+            "location": {"lat": at.0, "lng": at.1},
+            "address": {"text": "双福街道 福城大道 88 号", "detail": "3 栋 2 单元 1102"},
+            "contact": {"name": "王女士", "phone": "13812345678"},
+            "consent_version": CONSENT_VERSION,
+        });
+        if let (Some(body), Value::Object(extra)) = (body.as_object_mut(), extra) {
+            for (k, v) in extra {
+                body.insert(k, v);
+            }
+        }
         let request = self
             .http
             .post(self.url("/v1/orders"))
             .bearer_auth(token)
             .header("Idempotency-Key", uuid::Uuid::new_v4().to_string())
-            .json(&serde_json::json!({
-                "service_code": "infant_jaundice_test",
-                "location": {"lat": at.0, "lng": at.1},
-                "address": {"text": "双福街道 福城大道 88 号", "detail": "3 栋 2 单元 1102"},
-                "contact": {"name": "王女士", "phone": "13812345678"},
-            }));
+            .json(&body);
         self.send(request).await
+    }
+
+    /// The nurse of `token` submits [`jaundice_record`] for `order_id`
+    /// (over HTTP); the reply as is.
+    pub async fn submit_jaundice_record(&self, token: &str, order_id: &str) -> Reply {
+        self.post(
+            &format!("/v1/nurse/orders/{order_id}/record"),
+            Some(token),
+            &jaundice_record(),
+        )
+        .await
     }
 
     /// Opens a WebSocket with the token as `?token=`.

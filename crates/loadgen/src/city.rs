@@ -306,7 +306,7 @@ async fn reuse_nurse(
 }
 
 /// Order statuses that are neither completed nor cancelled.
-const OPEN: &str = "pending,offered,escalated,assigned,en_route,arrived,in_service";
+const OPEN: &str = "awaiting_review,pending,offered,escalated,assigned,en_route,arrived,in_service";
 /// Why the takeover cancels an earlier run's orders.
 pub const TAKEOVER_REASON: &str = "演示重启：上一轮模拟的订单已关闭 (demo restarted: the previous run's simulated order was closed)";
 
@@ -323,6 +323,7 @@ async fn take_over(
     org: &str,
     roster: &Roster,
     keep: &[&str],
+    services: &[Service],
 ) -> anyhow::Result<()> {
     let mut closed = 0usize;
     // A few rounds: an order may move (an offer accepted by a phone of
@@ -348,6 +349,18 @@ async fn take_over(
                     continue;
                 };
                 let token = token(http, url, "nurse", nurse, org).await?;
+                // The visit record first (else 422 `record_required`); one
+                // may already exist (then this is an amendment).
+                let template = services
+                    .iter()
+                    .find(|s| Some(s.code.as_str()) == o["service_code"].as_str())
+                    .map(|s| s.record.clone())
+                    .unwrap_or_else(|| json!({"values": {}}));
+                http.post(format!("{url}/v1/nurse/orders/{id}/record"))
+                    .bearer_auth(&token)
+                    .json(&template)
+                    .send()
+                    .await?;
                 http.post(format!("{url}/v1/nurse/orders/{id}/progress"))
                     .bearer_auth(token)
                     .json(&json!({"step": "completed"}))
@@ -405,13 +418,44 @@ async fn take_over(
     Ok(())
 }
 
-/// A service residents can order: code, minutes, skills.
+/// A service residents can order: code, minutes, skills, the consent
+/// version an order accepts, whether a coordinator screens its orders, and
+/// a plausible visit record of it.
 #[derive(Debug, Clone)]
 struct Service {
     code: String,
     category: String,
     minutes: f64,
     skills: Vec<String>,
+    consent: String,
+    screened: bool,
+    record: Value,
+}
+
+/// A plausible visit record for a record form (`record_template` of the
+/// catalogue): the middle of each number's range, the first choice, yes,
+/// and a word for text.
+fn sample_record(template: &Value) -> Value {
+    let mut values = serde_json::Map::new();
+    for f in template.as_array().into_iter().flatten() {
+        let Some(code) = f["code"].as_str() else {
+            continue;
+        };
+        let value = match f["type"].as_str() {
+            Some("number") => {
+                let (lo, hi) = (
+                    f["min"].as_f64().unwrap_or(0.0),
+                    f["max"].as_f64().unwrap_or(1.0),
+                );
+                json!(((lo + hi) / 2.0).round())
+            }
+            Some("choice") => f["choices"][0].clone(),
+            Some("bool") => json!(true),
+            _ => json!("ok"),
+        };
+        values.insert(code.to_owned(), value);
+    }
+    json!({"values": values, "notes": "simulated visit"})
 }
 
 async fn catalogue(http: &reqwest::Client, url: &str, token: &str) -> anyhow::Result<Vec<Service>> {
@@ -440,6 +484,13 @@ async fn catalogue(http: &reqwest::Client, url: &str, token: &str) -> anyhow::Re
                             .collect()
                     })
                     .unwrap_or_default(),
+                consent: s["consent"]["version"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned(),
+                screened: s["requires_review"].as_bool().unwrap_or(false)
+                    || s["requires_doctor_order"].as_bool().unwrap_or(false),
+                record: sample_record(&s["record_template"]),
             });
         }
     };
@@ -530,7 +581,16 @@ pub async fn run(args: CityArgs, mut stop: watch::Receiver<bool>) -> anyhow::Res
     let ids: Vec<(usize, String)> = ids.into_iter().collect::<anyhow::Result<_>>()?;
     if args.take_over {
         let keep: Vec<&str> = ids.iter().map(|(_, id)| id.as_str()).collect();
-        take_over(&http, &url, &coordinator, &args.org, &roster, &keep).await?;
+        take_over(
+            &http,
+            &url,
+            &coordinator,
+            &args.org,
+            &roster,
+            &keep,
+            &services,
+        )
+        .await?;
     }
 
     let timings = Arc::new(Mutex::new(Timings::default()));
@@ -540,6 +600,9 @@ pub async fn run(args: CityArgs, mut stop: watch::Receiver<bool>) -> anyhow::Res
         let token = token(&http, &url, "nurse", &id, &args.org).await?;
         let phone = Phone {
             url: format!("{ws_base}/v1/nurse/ws?token={token}"),
+            http: http.clone(),
+            base: url.clone(),
+            token: token.clone(),
             rng: Rng::new(args.seed.wrapping_mul(1_000_003).wrapping_add(i as u64)),
             args: args.clone(),
             services: services.clone(),
@@ -583,7 +646,15 @@ pub async fn run(args: CityArgs, mut stop: watch::Receiver<bool>) -> anyhow::Res
         if *stop.borrow() {
             break;
         }
-        let service = &services[(rng.unit() * services.len() as f64) as usize % services.len()];
+        // Services a coordinator screens first are left out: the simulated
+        // residents order what dispatches at once.
+        let orderable: Vec<&Service> = services.iter().filter(|s| !s.screened).collect();
+        let Some(service) = orderable
+            .get((rng.unit() * orderable.len() as f64) as usize % orderable.len().max(1))
+            .copied()
+        else {
+            bail!("the catalogue lists no service that dispatches without screening");
+        };
         let (lat, lng) = rng.point();
         let body = json!({
             "service_code": service.code,
@@ -591,6 +662,7 @@ pub async fn run(args: CityArgs, mut stop: watch::Receiver<bool>) -> anyhow::Res
             "address": {"text": "重庆市江津区双福街道", "detail": format!("{} 栋 {} 号", n % 40 + 1, n % 300 + 1)},
             "contact": {"name": "王女士", "phone": "13812345678"},
             "notes": "simulated resident",
+            "consent_version": service.consent,
         });
         let http = http.clone();
         let url = url.clone();
@@ -734,10 +806,15 @@ struct Job {
     /// `Some(end)` once the visit started.
     visit_until: Option<Instant>,
     minutes: f64,
+    service_code: String,
 }
 
 struct Phone {
     url: String,
+    http: reqwest::Client,
+    /// The platform's HTTP base (the visit record goes over HTTP).
+    base: String,
+    token: String,
     rng: Rng,
     args: CityArgs,
     services: Arc<Vec<Service>>,
@@ -827,6 +904,21 @@ impl Phone {
                                 }
                             }
                             Some(until) if until <= now => {
+                                // The visit record before `completed` (else 422 `record_required`).
+                                let record = self
+                                    .services
+                                    .iter()
+                                    .find(|s| s.code == j.service_code)
+                                    .map(|s| s.record.clone())
+                                    .unwrap_or_else(|| json!({"values": {}}));
+                                self.http
+                                    .post(format!("{}/v1/nurse/orders/{}/record", self.base, j.order_id))
+                                    .bearer_auth(&self.token)
+                                    .json(&record)
+                                    .send()
+                                    .await?
+                                    .error_for_status()
+                                    .context("POST /v1/nurse/orders/{id}/record")?;
                                 steps.push("completed");
                                 lock(&self.timings).completed += 1;
                             }
@@ -839,7 +931,10 @@ impl Phone {
                     }
                     if let Some(j) = job.as_ref() {
                         for step in &steps {
-                            let frame = json!({"type":"progress","order_id": j.order_id,"step": step});
+                            let mut frame = json!({"type":"progress","order_id": j.order_id,"step": step});
+                            if *step == "started" {
+                                frame["consent_by"] = json!("王女士");
+                            }
                             tx.send(Message::text(frame.to_string())).await?;
                         }
                     }
@@ -904,6 +999,7 @@ impl Phone {
                         target: (lat, lng),
                         visit_until: None,
                         minutes,
+                        service_code: v["service_code"].as_str().unwrap_or_default().to_owned(),
                     });
                 }
             }

@@ -183,6 +183,8 @@ pub async fn run(args: DispatchArgs) -> anyhow::Result<()> {
                     "location": {"lat": lat, "lng": lng},
                     "address": {"text": "双福街道 福城大道 88 号"},
                     "contact": {"name": "王女士", "phone": "13812345678"},
+                    // The seed catalogue's consent version (an order must accept it).
+                    "consent_version": "2026-11-30",
                 }))
                 .send()
                 .await?

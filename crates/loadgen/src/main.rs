@@ -343,6 +343,11 @@ fn order_body(worker: usize, n: u64) -> serde_json::Value {
         "address": {"text": "重庆市江津区双福街道", "detail": format!("{} 栋 {} 号", worker % 40 + 1, n % 300 + 1)},
         "contact": {"name": "王女士", "phone": "13800138000"},
         "notes": "load test",
+        // The seed catalogue's consent version, and a doctor's order for the
+        // services that need one (catheter replacement; those orders then
+        // wait for screening, which this benchmark of placing does not mind).
+        "consent_version": "2026-11-30",
+        "doctor_order_ref": format!("RX-LOAD-{worker}-{n}"),
     })
 }
 

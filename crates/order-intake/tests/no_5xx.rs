@@ -25,6 +25,8 @@ fn valid_body() -> Value {
         "contact": {"name": "王", "phone": "13812345678"},
         "notes": "n",
         "scheduled_for": null,
+        "consent_version": "2026-11-30",
+        "answers": {"bedridden": false, "allergies": ""},
     })
 }
 
@@ -73,6 +75,11 @@ const PATHS: &[&[&str]] = &[
     &["contact", "phone"],
     &["notes"],
     &["scheduled_for"],
+    &["consent_version"],
+    &["answers"],
+    &["answers", "bedridden"],
+    &["answers", "allergies"],
+    &["doctor_order_ref"],
 ];
 
 /// A valid body with one field replaced (or removed when `value` is None).

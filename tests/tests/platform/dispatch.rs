@@ -274,7 +274,13 @@ async fn a_dispatcher_killed_with_an_offer_out_still_gets_the_order_done() {
         .await;
     ws.expect_type("assigned", WAIT).await;
     for step in ["en_route", "arrived", "started", "completed"] {
-        ws.send_json(&json!({"type":"progress","order_id": order.to_string(),"step": step}))
+        if step == "completed" {
+            let reply = second
+                .submit_jaundice_record(&token, &order.to_string())
+                .await;
+            assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.text);
+        }
+        ws.send_json(&yixin_e2e::progress_frame(&order.to_string(), step))
             .await;
         ws.expect_type("ack", WAIT).await;
     }

@@ -605,14 +605,24 @@ async fn steps_follow_the_state_machine_only_for_the_nurses_own_job() {
         [29.3905, 29.391].iter().any(|l| (lat - l).abs() < 1e-9),
         "{position}"
     );
-    for (s, status) in [
-        ("arrived", "arrived"),
-        ("started", "in_service"),
-        ("completed", "completed"),
-    ] {
-        ws.send_json(&step(s)).await;
-        assert_eq!(ws.expect_type("ack", WAIT).await["status"], status);
-    }
+    ws.send_json(&step("arrived")).await;
+    assert_eq!(ws.expect_type("ack", WAIT).await["status"], "arrived");
+    // Consent on site first: `started` without who consented is refused.
+    ws.send_json(&step("started")).await;
+    let error = ws.expect_type("error", WAIT).await;
+    assert_eq!(error["code"], "consent_required");
+    assert_eq!(error["field"], "consent_by");
+    ws.send_json(&yixin_e2e::progress_frame(&order.to_string(), "started"))
+        .await;
+    assert_eq!(ws.expect_type("ack", WAIT).await["status"], "in_service");
+    // No visit record, no completion.
+    ws.send_json(&step("completed")).await;
+    let error = ws.expect_type("error", WAIT).await;
+    assert_eq!(error["code"], "record_required");
+    let reply = app.submit_jaundice_record(&token, &order.to_string()).await;
+    assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.text);
+    ws.send_json(&step("completed")).await;
+    assert_eq!(ws.expect_type("ack", WAIT).await["status"], "completed");
     let seen = app
         .get(&format!("/v1/orders/{order}"), Some(&resident))
         .await;

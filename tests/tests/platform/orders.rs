@@ -20,6 +20,7 @@ fn order_body() -> Value {
         "address": {"text": "双福街道 福城大道 88 号", "detail": "3 栋 2 单元 1102"},
         "contact": {"name": "王女士", "phone": "13812345678"},
         "notes": "请敲门",
+        "consent_version": yixin_e2e::CONSENT_VERSION,
     })
 }
 
