@@ -193,7 +193,7 @@ pub struct RecordItemView {
     pub code: String,
     pub label_zh: String,
     pub label_en: String,
-    #[schema(value_type = Object)]
+    /// A number, text, yes/no or a choice, as the form's field says.
     pub value: serde_json::Value,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub unit: Option<String>,

@@ -203,10 +203,16 @@ pub struct CatalogService {
     pub price_cents: u32,
     /// Skills a nurse must hold to be offered this service.
     pub required_skills: Vec<String>,
-    /// Screening, doctor's order, intake questions, consent text and the
-    /// visit-record form.
-    #[serde(flatten)]
-    pub clinical: clinical::ServiceClinicalView,
+    /// Every order waits for a coordinator's screening (`awaiting_review`).
+    pub requires_review: bool,
+    /// The order must carry `doctor_order_ref`.
+    pub requires_doctor_order: bool,
+    /// Questions asked when ordering (answers go in the order's `answers`).
+    pub intake: Vec<clinical::IntakeQuestionView>,
+    /// The consent text; the order carries its `version` as `consent_version`.
+    pub consent: Option<clinical::ConsentView>,
+    /// The visit-record form the nurse fills in.
+    pub record_template: Vec<clinical::RecordFieldView>,
 }
 
 /// A skill code in words.
@@ -251,7 +257,8 @@ async fn catalog(
                 .services
                 .iter()
                 .filter(|s| s.active && s.category_code == c.code)
-                .map(|s| CatalogService {
+                .map(|s| (s, clinical::ServiceClinicalView::from(s)))
+                .map(|(s, clinical)| CatalogService {
                     code: s.code.clone(),
                     name_zh: s.name_zh.clone(),
                     name_en: s.name_en.clone(),
@@ -262,7 +269,11 @@ async fn catalog(
                         .iter()
                         .map(|k| k.as_str().to_owned())
                         .collect(),
-                    clinical: s.into(),
+                    requires_review: clinical.requires_review,
+                    requires_doctor_order: clinical.requires_doctor_order,
+                    intake: clinical.intake,
+                    consent: clinical.consent,
+                    record_template: clinical.record_template,
                 })
                 .collect(),
             code: c.code,

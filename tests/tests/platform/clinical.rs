@@ -67,7 +67,6 @@ fn order_id(reply: &Value) -> OrderId {
 #[tokio::test]
 async fn every_red_flag_is_sent_to_120_not_queued() {
     let app = spawn_app().await;
-    let resident = app.resident_token().await;
     for flag in [
         "chest_pain",
         "stroke_signs",
@@ -75,6 +74,8 @@ async fn every_red_flag_is_sent_to_120_not_queued() {
         "heavy_bleeding",
         "unconscious",
     ] {
+        // A resident each: refused orders count against the rate limit too.
+        let resident = app.resident_token().await;
         let reply = app
             .order_service(
                 &resident,
@@ -103,6 +104,7 @@ async fn every_red_flag_is_sent_to_120_not_queued() {
         assert_eq!(no_consent.error_code(), "emergency_call_120");
     }
     // "No" to every red flag is an ordinary order.
+    let resident = app.resident_token().await;
     let reply = app
         .order_service(
             &resident,
