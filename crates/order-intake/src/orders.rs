@@ -65,6 +65,9 @@ pub struct CreateOrderRequest {
     /// A booked time (within 7 days); none means as soon as possible.
     #[serde(default)]
     pub scheduled_for: Option<DateTime<Utc>>,
+    /// Who the visit is for: the `id` of one of `GET /v1/me/patients`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub patient_id: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize, ToSchema)]
@@ -106,6 +109,27 @@ pub struct OrderView {
     pub scheduled_for: Option<DateTime<Utc>>,
     pub cancel_reason: Option<String>,
     pub rating: Option<RatingView>,
+    /// Who the visit is for, when the order names a household member.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub patient: Option<PatientRef>,
+}
+
+/// The household member an order is for.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct PatientRef {
+    pub id: String,
+    pub name: String,
+    pub relation: String,
+}
+
+impl From<yixin_store::HouseholdMember> for PatientRef {
+    fn from(p: yixin_store::HouseholdMember) -> Self {
+        Self {
+            id: p.id.to_string(),
+            name: p.name,
+            relation: p.relation,
+        }
+    }
 }
 
 /// A page of the caller's orders, newest first.
@@ -201,11 +225,40 @@ pub(crate) async fn view(svc: &OrderIntake, order: &Order) -> Result<OrderView, 
             }),
         None => None,
     };
-    Ok(view_of(order, timeline, nurse))
+    // While en route the resident sees where the nurse is.
+    let nurse = match (nurse, &svc.positions) {
+        (Some(mut n), Some(board)) if order.status == yixin_domain::OrderStatus::EnRoute => {
+            match board.latest(std::slice::from_ref(&n.id)).await {
+                Ok(found) => {
+                    n.location = found.into_iter().flatten().next().map(|p| Location {
+                        lat: p.lat,
+                        lng: p.lng,
+                    });
+                }
+                Err(e) => {
+                    tracing::debug!(order_id = %order.id, error = %e, "nurse position not read")
+                }
+            }
+            Some(n)
+        }
+        (nurse, _) => nurse,
+    };
+    let patient = svc
+        .store
+        .order_patient(order.id.0)
+        .await
+        .map_err(store_error)?
+        .map(PatientRef::from);
+    Ok(view_of(order, timeline, nurse, patient))
 }
 
 /// The order as its owner sees it, from what the caller already holds.
-fn view_of(order: &Order, timeline: Vec<TimelineEntry>, nurse: Option<NurseView>) -> OrderView {
+fn view_of(
+    order: &Order,
+    timeline: Vec<TimelineEntry>,
+    nurse: Option<NurseView>,
+    patient: Option<PatientRef>,
+) -> OrderView {
     OrderView {
         id: order.id.to_string(),
         status: order.status.as_str().to_owned(),
@@ -234,6 +287,7 @@ fn view_of(order: &Order, timeline: Vec<TimelineEntry>, nurse: Option<NurseView>
             stars: r.stars,
             comment: r.comment.clone(),
         }),
+        patient,
     }
 }
 
@@ -350,7 +404,7 @@ pub async fn create_order(
     // booked time now past, or the caller now rate limited), so when the
     // checks refuse it, an earlier use of the key decides. The store finds
     // earlier uses itself on the way in, so the common case makes one trip.
-    let (new, required_skills) = match admit(&svc, &caller, &scope, &body, now).await {
+    let (new, required_skills, patient) = match admit(&svc, &caller, &scope, &body, now).await {
         Ok(admitted) => admitted,
         Err(refusal) => return earlier_use_or(&svc, &caller, &scope, &key, &hash, refusal).await,
     };
@@ -371,6 +425,13 @@ pub async fn create_order(
         .map_err(store_error)?
     {
         CreateOrderOutcome::Created => {
+            // After the order's commit: an order without its patient link is
+            // still an order; a failed link is logged, not a failed order.
+            if let Some(p) = &patient
+                && let Err(e) = svc.store.link_order_patient(order.id.0, p.id).await
+            {
+                tracing::warn!(order_id = %order.id, error = %e, "patient not linked to the order");
+            }
             tracing::debug!(order_id = %order.id, service = %order.service_code, "order placed");
             // Committed: the relay publishes `OrderCreated` now, not at its next poll.
             svc.config.relay.wake.notify_one();
@@ -381,7 +442,8 @@ pub async fn create_order(
                 status: order.status.as_str().to_owned(),
                 at: order.created_at,
             }];
-            Ok(HttpResponse::Created().json(view_of(&order, timeline, None)))
+            let patient = patient.map(PatientRef::from);
+            Ok(HttpResponse::Created().json(view_of(&order, timeline, None, patient)))
         }
         CreateOrderOutcome::Replayed(id) => replay(&svc, &caller, id).await,
     }
@@ -389,14 +451,15 @@ pub async fn create_order(
 
 /// The rate limit, the checks that need no backend, the service and the
 /// service area: everything that refuses a new order before it is written.
-/// Returns the order to place and the skills its service requires.
+/// Returns the order to place, the skills its service requires and the
+/// household member it is for.
 async fn admit(
     svc: &OrderIntake,
     caller: &ResidentCaller,
     scope: &str,
     body: &CreateOrderRequest,
     now: DateTime<Utc>,
-) -> Result<(NewOrder, Vec<String>), ApiError> {
+) -> Result<(NewOrder, Vec<String>, Option<yixin_store::HouseholdMember>), ApiError> {
     svc.limiter
         .check(scope)
         .map_err(|retry_after_secs| ApiError::RateLimited { retry_after_secs })?;
@@ -420,7 +483,27 @@ async fn admit(
         .await
         .map_err(store_error)?;
     ServiceArea::covering(areas.iter(), &new.location).map_err(domain_error)?;
-    Ok((new, required_skills))
+    let patient = match body.patient_id.as_deref() {
+        None => None,
+        Some(raw) => {
+            let unknown = || {
+                ApiError::invalid_field(
+                    "patient_id",
+                    "unknown_patient",
+                    "not one of your household (GET /v1/me/patients)",
+                )
+            };
+            let id = Uuid::parse_str(raw.trim()).map_err(|_| unknown())?;
+            Some(
+                svc.store
+                    .household_member(&caller.org, &caller.sub, id)
+                    .await
+                    .map_err(store_error)?
+                    .ok_or_else(unknown)?,
+            )
+        }
+    };
+    Ok((new, required_skills, patient))
 }
 
 /// For a request [`admit`] refused: the replay (or 409) if the key was used

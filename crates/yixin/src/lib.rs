@@ -288,7 +288,9 @@ fn mounts(
     order_intake: yixin_order_intake::OrderIntake,
     tracking: yixin_nurse_tracking::NurseTracking,
     dispatch_eta: Option<Arc<dyn yixin_dispatcher::EtaEstimator>>,
+    engine: Option<Arc<yixin_dispatcher::engine::Engine>>,
     signin: Mount,
+    resident_app: yixin_resident_app::AppConfig,
     shutdown: tokio::sync::watch::Receiver<bool>,
 ) -> Vec<Mount> {
     let auth = actix_web::web::Data::from(backends.auth.clone());
@@ -310,6 +312,8 @@ fn mounts(
     mounts.push(signin);
     if role.runs_order_intake() {
         mounts.push(order_intake.mount());
+        // The residents' phone app, served where their API is.
+        mounts.push(yixin_resident_app::mount(resident_app));
     }
     if role.runs_dispatcher() {
         let mut dispatcher = yixin_dispatcher::Dispatcher::new(
@@ -320,6 +324,9 @@ fn mounts(
         .with_stale_after(Duration::from_secs(settings.tracking.stale_after_secs));
         if let Some(eta) = dispatch_eta {
             dispatcher = dispatcher.with_eta(eta);
+        }
+        if let Some(engine) = engine {
+            dispatcher = dispatcher.with_engine(engine);
         }
         mounts.push(dispatcher.mount(shutdown));
         // The coordinators' web page, served where their API is.
@@ -367,7 +374,19 @@ impl Yixin {
             .with(Arc::new(DatabaseReady(backends.store.clone())))
             .with(Arc::new(QueueReady(backends.queue.clone())));
         let (shutdown, _) = tokio::sync::watch::channel(false);
-        let intake = order_intake(&settings, &backends, shutdown.subscribe());
+        // The dispatcher's ETA model, as configured: the engine's, the
+        // coordinators' candidate list's, and the resident's live arrival.
+        let areas = backends
+            .store
+            .all_service_areas()
+            .await
+            .context("reading service areas for the ETA overrides")?;
+        let (engine_config, eta) =
+            yixin_dispatcher::engine::engine_config(&settings.dispatch, &areas)
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+        let intake = order_intake(&settings, &backends, shutdown.subscribe())
+            .with_eta(eta.clone())
+            .with_positions(backends.positions.clone());
         let tracking = yixin_nurse_tracking::NurseTracking::new(
             backends.store.clone(),
             backends.queue.clone(),
@@ -385,14 +404,9 @@ impl Yixin {
         // The engine's ETA estimator also ranks the coordinators' manual
         // candidates, automatic dispatch on or off.
         let mut dispatch_eta = None;
+        let mut dispatch_engine = None;
         if role.runs_dispatcher() {
-            let areas = backends
-                .store
-                .all_service_areas()
-                .await
-                .context("reading service areas for the ETA overrides")?;
-            let (config, eta) = yixin_dispatcher::engine::engine_config(&settings.dispatch, &areas)
-                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            let config = engine_config;
             dispatch_eta = Some(eta.clone());
             if settings.dispatch.auto {
                 // The dispatcher's own candidate index, kept from the fleet feed
@@ -408,6 +422,7 @@ impl Yixin {
                     fleet,
                 );
                 workers.extend(engine.spawn(shutdown.subscribe()));
+                dispatch_engine = Some(engine);
             }
         }
         let server = http::start(
@@ -421,7 +436,16 @@ impl Yixin {
                 intake,
                 tracking.clone(),
                 dispatch_eta,
+                dispatch_engine,
                 signin,
+                yixin_resident_app::AppConfig::from_settings(
+                    &settings,
+                    areas
+                        .iter()
+                        .filter(|a| a.org_id.as_str() == settings.demo.org_id)
+                        .filter_map(|a| a.to_geojson().coordinates.into_iter().next())
+                        .collect(),
+                ),
                 shutdown.subscribe(),
             ),
         )
