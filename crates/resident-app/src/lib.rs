@@ -306,7 +306,12 @@ mod tests {
         for path in ["/app/", "/app/app.js", "/app/app.css", "/app/config.json"] {
             let res = get(path).await;
             assert_eq!(res.status(), StatusCode::OK, "{path}");
-            let csp = res.headers()["content-security-policy"].to_str().unwrap();
+            let csp = res
+                .headers()
+                .get("content-security-policy")
+                .unwrap()
+                .to_str()
+                .unwrap();
             assert!(csp.contains("script-src 'self';"), "{csp}");
             assert!(
                 csp.contains("img-src 'self' data: https://*.tiles.example.org;"),
@@ -317,7 +322,10 @@ mod tests {
                 "{csp}"
             );
             assert!(!csp.contains("unsafe"), "{csp}");
-            assert_eq!(res.headers()["x-content-type-options"], "nosniff");
+            assert_eq!(
+                res.headers().get("x-content-type-options").unwrap(),
+                "nosniff"
+            );
         }
         assert_eq!(get("/app/nope.js").await.status(), StatusCode::NOT_FOUND);
         assert_eq!(get("/app").await.status(), StatusCode::PERMANENT_REDIRECT);
