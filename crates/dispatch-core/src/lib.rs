@@ -17,6 +17,7 @@ pub mod eligibility;
 pub mod eta;
 pub mod fleet;
 pub mod matching;
+pub mod quote;
 pub mod scoring;
 pub mod settings;
 
@@ -30,5 +31,6 @@ pub use matching::{
     BatchCost, CandidateLists, MatchingPolicy, PolicyKind, WaitingOrder, assign_batch,
     assign_greedy, best_candidate,
 };
+pub use quote::{Quote, QuoteReason, next_bookable, quote};
 pub use scoring::{Candidate, ScoringWeights, rank};
 pub use settings::InvalidSettings;

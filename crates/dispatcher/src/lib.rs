@@ -19,6 +19,7 @@ use yixin_queue::{PositionBoard, Queue};
 use yixin_store::Store;
 
 pub mod coordinator;
+pub mod quotes;
 pub mod roster;
 
 /// What the service needs, built once by the binary.
@@ -33,6 +34,10 @@ pub struct Dispatcher {
     pub eta: Arc<dyn EtaEstimator>,
     /// A nurse whose latest fix is older than this is shown as stale.
     pub stale_after: std::time::Duration,
+    /// The engine whose fleet and rules answer quotes (none when automatic
+    /// dispatch is off: quotes are then 503).
+    pub engine: Option<Arc<engine::Engine>>,
+    pub(crate) areas: Arc<quotes::AreaCache>,
 }
 
 impl Dispatcher {
@@ -45,12 +50,20 @@ impl Dispatcher {
             stale_after: std::time::Duration::from_secs(
                 yixin_platform::config::TrackingSettings::default().stale_after_secs,
             ),
+            engine: None,
+            areas: Arc::default(),
         }
     }
 
     /// The ETA estimator the candidate list uses (the engine's, as configured).
     pub fn with_eta(mut self, eta: Arc<dyn EtaEstimator>) -> Self {
         self.eta = eta;
+        self
+    }
+
+    /// The engine that answers quotes.
+    pub fn with_engine(mut self, engine: Arc<engine::Engine>) -> Self {
+        self.engine = Some(engine);
         self
     }
 
@@ -85,6 +98,7 @@ impl Dispatcher {
             cfg.service(coordinator::cells::list_cells);
             cfg.service(coordinator::overview::get_overview);
             cfg.service(coordinator::live::live);
+            cfg.service(quotes::create_quote);
         })
     }
 }

@@ -7,7 +7,9 @@
 
 pub mod clinical;
 pub mod errors;
-pub mod limiter;
+pub mod household;
+// The limiter moved to the platform (sign-in uses it too); the old path stays.
+pub use yixin_platform::limiter;
 pub mod live;
 pub mod orders;
 pub mod relay;
@@ -59,6 +61,11 @@ pub struct OrderIntake {
     limiter: Arc<RateLimiter>,
     reference: Arc<ReferenceCache>,
     shutdown: watch::Receiver<bool>,
+    /// The dispatcher's ETA model: the en-route nurse's arrival is
+    /// recomputed from each new fix with it.
+    pub eta: Arc<dyn yixin_dispatch_core::EtaEstimator>,
+    /// Latest nurse positions (the en-route nurse's, on the order view).
+    pub positions: Option<Arc<dyn yixin_queue::PositionBoard>>,
 }
 
 /// Catalogue and service areas, read on every order but changed rarely:
@@ -134,7 +141,21 @@ impl OrderIntake {
             limiter,
             reference: Arc::new(ReferenceCache::new()),
             shutdown,
+            eta: Arc::new(yixin_dispatch_core::StraightLineEta::default()),
+            positions: None,
         }
+    }
+
+    /// The ETA model of the dispatcher (as configured).
+    pub fn with_eta(mut self, eta: Arc<dyn yixin_dispatch_core::EtaEstimator>) -> Self {
+        self.eta = eta;
+        self
+    }
+
+    /// Where the en-route nurse's latest position is read.
+    pub fn with_positions(mut self, positions: Arc<dyn yixin_queue::PositionBoard>) -> Self {
+        self.positions = Some(positions);
+        self
     }
 
     /// The routes and app data of this service.
@@ -150,6 +171,14 @@ impl OrderIntake {
             cfg.service(clinical::get_record);
             cfg.service(orders::cancel_order);
             cfg.service(orders::rate_order);
+            cfg.service(household::list_addresses);
+            cfg.service(household::add_address);
+            cfg.service(household::change_address);
+            cfg.service(household::delete_address);
+            cfg.service(household::list_patients);
+            cfg.service(household::add_patient);
+            cfg.service(household::change_patient);
+            cfg.service(household::delete_patient);
         })
     }
 

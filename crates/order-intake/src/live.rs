@@ -7,7 +7,8 @@
 //!   notification the order is read again and sent if it differs.
 //! - `{"type":"nurse_location","location","eta"}`: while the nurse is en
 //!   route, nurse-tracking publishes their position on the same channel (at
-//!   most every 2 s); `eta` is the event's, else the order's prediction.
+//!   most every 2 s); `eta` is recomputed from each fix with the
+//!   dispatcher's ETA model (else the event's, else the order's prediction).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -19,7 +20,8 @@ use futures_util::StreamExt;
 use serde::Serialize;
 use yixin_auth::{ResidentCaller, authenticate};
 use yixin_contracts::order_channel;
-use yixin_domain::Order;
+use yixin_dispatch_core::EtaEstimator as _;
+use yixin_domain::{GeoPoint, Order};
 use yixin_platform::ws::{self, WsHandler, WsLimits, WsResult, WsStop};
 use yixin_platform::{ApiError, ErrorBody};
 use yixin_queue::Subscription;
@@ -120,10 +122,25 @@ impl WsHandler for OrderFeed {
     async fn on_event(&mut self, session: &mut Session, payload: Vec<u8>) -> WsResult {
         let order_id = self.order.id;
         if let Some(position) = nurse_position(&payload, order_id) {
-            let eta = match position.1 {
-                Some(eta) => Some(eta),
-                None => self.last.as_ref().and_then(|l| l.eta),
+            // Recomputed from this fix with the dispatcher's ETA model;
+            // else the event's, else the order's prediction.
+            let recomputed = match GeoPoint::new(position.0.lat, position.0.lng) {
+                Ok(from) => match self.svc.eta.etas(&[from], self.order.location).await {
+                    Ok(etas) => etas
+                        .first()
+                        .copied()
+                        .flatten()
+                        .map(|e| Utc::now() + chrono::TimeDelta::seconds(i64::from(e.seconds))),
+                    Err(e) => {
+                        tracing::debug!(%order_id, error = %e, "live ETA not recomputed");
+                        None
+                    }
+                },
+                Err(_) => None,
             };
+            let eta = recomputed
+                .or(position.1)
+                .or_else(|| self.last.as_ref().and_then(|l| l.eta));
             let frame = LiveFrame::NurseLocation {
                 location: position.0,
                 eta,

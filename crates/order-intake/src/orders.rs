@@ -84,6 +84,9 @@ pub struct CreateOrderRequest {
     #[serde(default)]
     #[schema(max_length = 64)]
     pub doctor_order_ref: Option<String>,
+    /// Who the visit is for: the `id` of one of `GET /v1/me/patients`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub patient_id: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize, ToSchema)]
@@ -135,6 +138,27 @@ pub struct OrderView {
     /// resident (the 30-minute promise counts from approval).
     #[serde(default)]
     pub notice: Option<crate::clinical::NoticeView>,
+    /// Who the visit is for, when the order names a household member.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub patient: Option<PatientRef>,
+}
+
+/// The household member an order is for.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct PatientRef {
+    pub id: String,
+    pub name: String,
+    pub relation: String,
+}
+
+impl From<yixin_store::HouseholdMember> for PatientRef {
+    fn from(p: yixin_store::HouseholdMember) -> Self {
+        Self {
+            id: p.id.to_string(),
+            name: p.name,
+            relation: p.relation,
+        }
+    }
 }
 
 /// A page of the caller's orders, newest first.
@@ -230,11 +254,40 @@ pub(crate) async fn view(svc: &OrderIntake, order: &Order) -> Result<OrderView, 
             }),
         None => None,
     };
-    Ok(view_of(order, timeline, nurse))
+    // While en route the resident sees where the nurse is.
+    let nurse = match (nurse, &svc.positions) {
+        (Some(mut n), Some(board)) if order.status == yixin_domain::OrderStatus::EnRoute => {
+            match board.latest(std::slice::from_ref(&n.id)).await {
+                Ok(found) => {
+                    n.location = found.into_iter().flatten().next().map(|p| Location {
+                        lat: p.lat,
+                        lng: p.lng,
+                    });
+                }
+                Err(e) => {
+                    tracing::debug!(order_id = %order.id, error = %e, "nurse position not read")
+                }
+            }
+            Some(n)
+        }
+        (nurse, _) => nurse,
+    };
+    let patient = svc
+        .store
+        .order_patient(order.id.0)
+        .await
+        .map_err(store_error)?
+        .map(PatientRef::from);
+    Ok(view_of(order, timeline, nurse, patient))
 }
 
 /// The order as its owner sees it, from what the caller already holds.
-fn view_of(order: &Order, timeline: Vec<TimelineEntry>, nurse: Option<NurseView>) -> OrderView {
+fn view_of(
+    order: &Order,
+    timeline: Vec<TimelineEntry>,
+    nurse: Option<NurseView>,
+    patient: Option<PatientRef>,
+) -> OrderView {
     OrderView {
         id: order.id.to_string(),
         status: order.status.as_str().to_owned(),
@@ -266,6 +319,7 @@ fn view_of(order: &Order, timeline: Vec<TimelineEntry>, nurse: Option<NurseView>
         flags: order.clinical.flags.clone(),
         review_reason: order.clinical.review_reason.clone(),
         notice: crate::clinical::notice(order),
+        patient,
     }
 }
 
@@ -382,7 +436,8 @@ pub async fn create_order(
     // booked time now past, or the caller now rate limited), so when the
     // checks refuse it, an earlier use of the key decides. The store finds
     // earlier uses itself on the way in, so the common case makes one trip.
-    let (new, required_skills, admission) = match admit(&svc, &caller, &scope, &body, now).await {
+    let (new, required_skills, admission, patient) =
+        match admit(&svc, &caller, &scope, &body, now).await {
         Ok(admitted) => admitted,
         Err(refusal) => return earlier_use_or(&svc, &caller, &scope, &key, &hash, refusal).await,
     };
@@ -407,6 +462,13 @@ pub async fn create_order(
         .map_err(store_error)?
     {
         CreateOrderOutcome::Created => {
+            // After the order's commit: an order without its patient link is
+            // still an order; a failed link is logged, not a failed order.
+            if let Some(p) = &patient
+                && let Err(e) = svc.store.link_order_patient(order.id.0, p.id).await
+            {
+                tracing::warn!(order_id = %order.id, error = %e, "patient not linked to the order");
+            }
             tracing::debug!(order_id = %order.id, service = %order.service_code, "order placed");
             // Committed: the relay publishes `OrderCreated` now, not at its next poll.
             svc.config.relay.wake.notify_one();
@@ -417,7 +479,8 @@ pub async fn create_order(
                 status: order.status.as_str().to_owned(),
                 at: order.created_at,
             }];
-            Ok(HttpResponse::Created().json(view_of(&order, timeline, None)))
+            let patient = patient.map(PatientRef::from);
+            Ok(HttpResponse::Created().json(view_of(&order, timeline, None, patient)))
         }
         CreateOrderOutcome::Replayed(id) => replay(&svc, &caller, id).await,
     }
@@ -426,15 +489,24 @@ pub async fn create_order(
 /// The rate limit, the checks that need no backend, the service and the
 /// service area: everything that refuses a new order before it is written.
 /// Returns the order to place, the skills its service requires and the
-/// admitted intake. A red-flag answer is refused before anything else is
-/// looked at: an emergency is sent to 120 whatever else is wrong.
+/// admitted intake and the household member it is for. A red-flag answer is
+/// refused before anything else is looked at: an emergency is sent to 120
+/// whatever else is wrong.
 async fn admit(
     svc: &OrderIntake,
     caller: &ResidentCaller,
     scope: &str,
     body: &CreateOrderRequest,
     now: DateTime<Utc>,
-) -> Result<(NewOrder, Vec<String>, Admission), ApiError> {
+) -> Result<
+    (
+        NewOrder,
+        Vec<String>,
+        Admission,
+        Option<yixin_store::HouseholdMember>,
+    ),
+    ApiError,
+> {
     svc.limiter
         .check(scope)
         .map_err(|retry_after_secs| ApiError::RateLimited { retry_after_secs })?;
@@ -466,7 +538,27 @@ async fn admit(
         .await
         .map_err(store_error)?;
     ServiceArea::covering(areas.iter(), &new.location).map_err(domain_error)?;
-    Ok((new, required_skills, admission))
+    let patient = match body.patient_id.as_deref() {
+        None => None,
+        Some(raw) => {
+            let unknown = || {
+                ApiError::invalid_field(
+                    "patient_id",
+                    "unknown_patient",
+                    "not one of your household (GET /v1/me/patients)",
+                )
+            };
+            let id = Uuid::parse_str(raw.trim()).map_err(|_| unknown())?;
+            Some(
+                svc.store
+                    .household_member(&caller.org, &caller.sub, id)
+                    .await
+                    .map_err(store_error)?
+                    .ok_or_else(unknown)?,
+            )
+        }
+    };
+    Ok((new, required_skills, admission, patient))
 }
 
 /// For a request [`admit`] refused: the replay (or 409) if the key was used

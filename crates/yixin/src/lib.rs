@@ -128,8 +128,40 @@ pub fn authenticator(settings: &Settings) -> anyhow::Result<Authenticator> {
     Authenticator::from_settings(&auth).context("configuring token verification (auth.*)")
 }
 
+/// The key of the sign-in codes' HMAC: `signin.code_secret`; else the
+/// embedded default keeps a random one in its data directory; else one is
+/// derived from the HS256 token secret; else start-up fails.
+pub fn code_key(settings: &Settings) -> anyhow::Result<Vec<u8>> {
+    if let Some(secret) = &settings.signin.code_secret {
+        return Ok(secret.expose_secret().as_bytes().to_vec());
+    }
+    if settings.is_embedded() {
+        return Ok(
+            secret_file(&settings.database.data_dir, "sign-in-code-secret")?
+                .expose_secret()
+                .as_bytes()
+                .to_vec(),
+        );
+    }
+    match &settings.auth.jwt_secret {
+        Some(jwt) => Ok(yixin_signin::rules::hmac_sha256(
+            jwt.expose_secret().as_bytes(),
+            b"yixin sign-in code key",
+        )
+        .to_vec()),
+        None => anyhow::bail!(
+            "configuration key `signin.code_secret` is required when tokens are not HS256"
+        ),
+    }
+}
+
 fn embedded_secret(data_dir: &Path) -> anyhow::Result<SecretString> {
-    let path = data_dir.join("dev-jwt-secret");
+    secret_file(data_dir, "dev-jwt-secret")
+}
+
+/// A random secret kept in `data_dir/name` (created on first use, private).
+fn secret_file(data_dir: &Path, name: &str) -> anyhow::Result<SecretString> {
+    let path = data_dir.join(name);
     if let Ok(existing) = std::fs::read_to_string(&path) {
         let existing = existing.trim();
         if existing.len() >= 32 {
@@ -144,7 +176,7 @@ fn embedded_secret(data_dir: &Path) -> anyhow::Result<SecretString> {
         uuid::Uuid::new_v4().simple()
     );
     write_private(&path, &secret)
-        .with_context(|| format!("writing the embedded token secret {}", path.display()))?;
+        .with_context(|| format!("writing the embedded secret {}", path.display()))?;
     Ok(SecretString::from(secret))
 }
 
@@ -256,6 +288,9 @@ fn mounts(
     order_intake: yixin_order_intake::OrderIntake,
     tracking: yixin_nurse_tracking::NurseTracking,
     dispatch_eta: Option<Arc<dyn yixin_dispatcher::EtaEstimator>>,
+    engine: Option<Arc<yixin_dispatcher::engine::Engine>>,
+    signin: Mount,
+    resident_app: yixin_resident_app::AppConfig,
     shutdown: tokio::sync::watch::Receiver<bool>,
 ) -> Vec<Mount> {
     let auth = actix_web::web::Data::from(backends.auth.clone());
@@ -273,8 +308,12 @@ fn mounts(
             );
         }
     }
+    // Phone sign-in, for residents and nurses alike, wherever the platform runs.
+    mounts.push(signin);
     if role.runs_order_intake() {
         mounts.push(order_intake.mount());
+        // The residents' phone app, served where their API is.
+        mounts.push(yixin_resident_app::mount(resident_app));
     }
     if role.runs_dispatcher() {
         let mut dispatcher = yixin_dispatcher::Dispatcher::new(
@@ -285,6 +324,9 @@ fn mounts(
         .with_stale_after(Duration::from_secs(settings.tracking.stale_after_secs));
         if let Some(eta) = dispatch_eta {
             dispatcher = dispatcher.with_eta(eta);
+        }
+        if let Some(engine) = engine {
+            dispatcher = dispatcher.with_engine(engine);
         }
         mounts.push(dispatcher.mount(shutdown));
         // The coordinators' web page, served where their API is.
@@ -321,11 +363,30 @@ impl Yixin {
         if settings.demo_enabled() {
             seed_demo(&backends.store, &settings).await?;
         }
+        let signin = yixin_signin::Signin::from_settings(
+            &settings.signin,
+            backends.store.clone(),
+            backends.auth.clone(),
+            &code_key(&settings)?,
+        )?
+        .mount();
         let readiness = Readiness::new()
             .with(Arc::new(DatabaseReady(backends.store.clone())))
             .with(Arc::new(QueueReady(backends.queue.clone())));
         let (shutdown, _) = tokio::sync::watch::channel(false);
-        let intake = order_intake(&settings, &backends, shutdown.subscribe());
+        // The dispatcher's ETA model, as configured: the engine's, the
+        // coordinators' candidate list's, and the resident's live arrival.
+        let areas = backends
+            .store
+            .all_service_areas()
+            .await
+            .context("reading service areas for the ETA overrides")?;
+        let (engine_config, eta) =
+            yixin_dispatcher::engine::engine_config(&settings.dispatch, &areas)
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+        let intake = order_intake(&settings, &backends, shutdown.subscribe())
+            .with_eta(eta.clone())
+            .with_positions(backends.positions.clone());
         let tracking = yixin_nurse_tracking::NurseTracking::new(
             backends.store.clone(),
             backends.queue.clone(),
@@ -343,14 +404,9 @@ impl Yixin {
         // The engine's ETA estimator also ranks the coordinators' manual
         // candidates, automatic dispatch on or off.
         let mut dispatch_eta = None;
+        let mut dispatch_engine = None;
         if role.runs_dispatcher() {
-            let areas = backends
-                .store
-                .all_service_areas()
-                .await
-                .context("reading service areas for the ETA overrides")?;
-            let (config, eta) = yixin_dispatcher::engine::engine_config(&settings.dispatch, &areas)
-                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            let config = engine_config;
             dispatch_eta = Some(eta.clone());
             if settings.dispatch.auto {
                 // The dispatcher's own candidate index, kept from the fleet feed
@@ -366,6 +422,7 @@ impl Yixin {
                     fleet,
                 );
                 workers.extend(engine.spawn(shutdown.subscribe()));
+                dispatch_engine = Some(engine);
             }
         }
         let server = http::start(
@@ -379,6 +436,16 @@ impl Yixin {
                 intake,
                 tracking.clone(),
                 dispatch_eta,
+                dispatch_engine,
+                signin,
+                yixin_resident_app::AppConfig::from_settings(
+                    &settings,
+                    areas
+                        .iter()
+                        .filter(|a| a.org_id.as_str() == settings.demo.org_id)
+                        .filter_map(|a| a.to_geojson().coordinates.into_iter().next())
+                        .collect(),
+                ),
                 shutdown.subscribe(),
             ),
         )

@@ -11,4 +11,6 @@ mod dispatch;
 mod nurses;
 mod operations;
 mod orders;
+mod resident;
 mod roster;
+mod signin;

@@ -314,16 +314,7 @@ impl Engine {
             .map(|s| s.required_skills.clone())
             .unwrap_or_default();
         let search = self.decide(|d| d.search(order.status));
-        let near = {
-            let fleet = self.fleet.read().unwrap_or_else(|p| p.into_inner());
-            fleet.candidates(
-                order.location,
-                search.nearest,
-                search.radius_m,
-                &required,
-                excluded,
-            )
-        };
+        let near = self.nearby(order.location, &required, search, excluded);
         if near.is_empty() {
             return Ok(Vec::new());
         }
@@ -335,16 +326,41 @@ impl Engine {
             .filter(|n| !standing.get(&n.key).is_some_and(|s| s.engaged))
             .take(search.keep)
             .collect();
+        Ok(self.with_etas(&near, order.location, &standing).await)
+    }
+
+    /// The fleet's free candidates around `at` (the core's candidate rule).
+    fn nearby(
+        &self,
+        at: GeoPoint,
+        required: &[yixin_domain::Skill],
+        search: yixin_dispatch_core::Search,
+        excluded: &HashSet<NurseId>,
+    ) -> Vec<yixin_geo::Neighbour<NurseId>> {
+        let fleet = self.fleet.read().unwrap_or_else(|p| p.into_inner());
+        fleet.candidates(at, search.nearest, search.radius_m, required, excluded)
+    }
+
+    /// Candidates with their ETAs to `to` (the configured estimator) and
+    /// their standing of today (absent: none known).
+    async fn with_etas(
+        &self,
+        near: &[yixin_geo::Neighbour<NurseId>],
+        to: GeoPoint,
+        standing: &HashMap<NurseId, yixin_store::NurseStanding>,
+    ) -> Vec<Candidate> {
+        if near.is_empty() {
+            return Vec::new();
+        }
         let from: Vec<GeoPoint> = near.iter().map(|n| n.point).collect();
-        let etas = match self.eta.etas(&from, order.location).await {
+        let etas = match self.eta.etas(&from, to).await {
             Ok(e) => e,
             Err(e) => {
-                tracing::warn!(order_id = %order.id, error = %e, "no ETA for the candidates");
-                return Ok(Vec::new());
+                tracing::warn!(error = %e, "no ETA for the candidates");
+                return Vec::new();
             }
         };
-        Ok(near
-            .iter()
+        near.iter()
             .zip(etas)
             .filter_map(|(n, eta)| {
                 let eta = eta?;
@@ -360,7 +376,48 @@ impl Engine {
                     free_at: None,
                 })
             })
-            .collect())
+            .collect()
+    }
+
+    /// A quote for `service_code` at `at`: the candidates the engine would
+    /// consider now (normal and escalated radius, its ETA), judged by the
+    /// core's [`quote`](yixin_dispatch_core::quote). Nothing is written, and
+    /// the database is asked only for the (cached) catalogue: the
+    /// acceptance history that breaks ties within the ETA band is left out.
+    /// `None` for an unknown service.
+    pub async fn quote(
+        &self,
+        service_code: &str,
+        at: GeoPoint,
+        scheduled_for: Option<DateTime<Utc>>,
+        now: DateTime<Utc>,
+    ) -> Result<Option<(u32, yixin_dispatch_core::Quote)>, StoreError> {
+        let catalog = self.catalog().await?;
+        let Some(service) = catalog.service(service_code).filter(|s| s.active) else {
+            return Ok(None);
+        };
+        let required = service.required_skills.clone();
+        let price = service.price_cents;
+        let none = HashSet::new();
+        let (normal, escalated) = self.decide(|d| {
+            (
+                d.search(OrderStatus::Pending),
+                d.search(OrderStatus::Escalated),
+            )
+        });
+        let standing = HashMap::new();
+        let near = self.nearby(at, &required, normal, &none);
+        let near: Vec<_> = near.into_iter().take(normal.keep).collect();
+        let near = self.with_etas(&near, at, &standing).await;
+        let wide = if near.is_empty() {
+            let wide = self.nearby(at, &required, escalated, &none);
+            let wide: Vec<_> = wide.into_iter().take(escalated.keep).collect();
+            self.with_etas(&wide, at, &standing).await
+        } else {
+            Vec::new()
+        };
+        let quote = yixin_dispatch_core::quote(&self.config, &near, &wide, scheduled_for, now);
+        Ok(Some((price, quote)))
     }
 
     /// Carries out an `Offer` command: recorded with the order's move to
