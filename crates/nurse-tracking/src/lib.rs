@@ -91,6 +91,8 @@ impl NurseTracking {
             cfg.service(http::decline_offer);
             cfg.service(http::post_progress);
             cfg.service(http::get_jobs);
+            cfg.service(http::get_jobs_today);
+            cfg.service(http::get_me);
         })
     }
 

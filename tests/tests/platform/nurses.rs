@@ -83,7 +83,7 @@ async fn offer(app: &TestApp, order: OrderId, nurse: NurseId, ttl: TimeDelta) ->
         .unwrap();
     store.insert_offer(&offer).await.unwrap();
     let placed = store.get_order(order).await.unwrap().unwrap();
-    let push = yixin_contracts::offer_to_nurse(&offer, &placed);
+    let push = yixin_contracts::offer_to_nurse(&offer, &placed, &Default::default());
     app.running()
         .backends
         .queue
