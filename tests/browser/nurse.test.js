@@ -248,7 +248,7 @@ describe('nurse app', () => {
     orderId = order.id;
     await page.locator('#offer').waitFor({ state: 'visible', timeout: 30000 });
     const catalog = await platform.ok('GET', '/v1/catalog', resident);
-    const svc = catalog.services.find((s) => s.code === 'wound_care');
+    const svc = catalog.categories.flatMap((c) => c.services).find((s) => s.code === 'wound_care');
     assert.equal(await page.locator('#offer-service').textContent(), svc.name_zh, 'the service in words');
     const place = await page.locator('#offer-place').textContent();
     assert.match(place, /双福/, 'the area name');

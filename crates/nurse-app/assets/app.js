@@ -69,9 +69,16 @@ function message(err) {
   return err && err.message ? err.message : String(err);
 }
 
+/** The catalogue's services, whichever way they are grouped. */
+function services() {
+  const c = state.catalog;
+  if (!c) return [];
+  if (Array.isArray(c.services)) return c.services;
+  return (c.categories || []).flatMap((cat) => cat.services || []);
+}
+
 function service(code) {
-  const list = state.catalog ? state.catalog.services : [];
-  return list.find((s) => s.code === code) || null;
+  return services().find((s) => s.code === code) || null;
 }
 
 function serviceName(code, names) {

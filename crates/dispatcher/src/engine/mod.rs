@@ -69,6 +69,9 @@ enum Placed {
     NurseTaken,
 }
 
+/// An organisation's service areas and when they were read.
+type CachedAreas = (Instant, Arc<Vec<ServiceArea>>);
+
 /// The dispatch engine of one instance: the I/O shell around the core's
 /// [`Decisions`].
 pub struct Engine {
@@ -83,7 +86,7 @@ pub struct Engine {
     wake: Notify,
     catalog: RwLock<Option<(Instant, Arc<Catalog>)>>,
     /// Each organisation's service areas (an offer names the one it is in).
-    areas: RwLock<HashMap<OrgId, (Instant, Arc<Vec<ServiceArea>>)>>,
+    areas: RwLock<HashMap<OrgId, CachedAreas>>,
     consumer: String,
 }
 
