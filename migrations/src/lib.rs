@@ -18,6 +18,7 @@ mod m20261123_000004_create_offers;
 mod m20261123_000005_create_idempotency_keys_and_outbox;
 mod m20261123_000006_create_nurse_locations;
 mod m20261123_000007_index_unpublished_outbox;
+mod m20261130_100001_create_residents_and_otp_codes;
 mod m20261130_200001_add_nurse_external_id;
 
 /// Every migration of the schema, oldest first.
@@ -34,6 +35,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261123_000005_create_idempotency_keys_and_outbox::Migration),
             Box::new(m20261123_000006_create_nurse_locations::Migration),
             Box::new(m20261123_000007_index_unpublished_outbox::Migration),
+            Box::new(m20261130_100001_create_residents_and_otp_codes::Migration),
             Box::new(m20261130_200001_add_nurse_external_id::Migration),
         ]
     }

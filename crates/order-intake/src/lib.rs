@@ -6,7 +6,8 @@
 //! transaction); never talks to nurses or decides dispatch.
 
 pub mod errors;
-pub mod limiter;
+// The limiter moved to the platform (sign-in uses it too); the old path stays.
+pub use yixin_platform::limiter;
 pub mod live;
 pub mod orders;
 pub mod relay;

@@ -28,6 +28,7 @@ pub struct Settings {
     pub tracking: TrackingSettings,
     pub dispatch: DispatchSettings,
     pub dashboard: DashboardSettings,
+    pub signin: SigninSettings,
 }
 
 /// The coordinator dashboard (`/dashboard`).
@@ -67,6 +68,103 @@ impl DashboardSettings {
             .any(|c| c.is_whitespace() || c.is_control() || matches!(c, ';' | ',' | '\'' | '"'))
         {
             return Err(key_err("must not contain spaces, quotes, `;` or `,`"));
+        }
+        Ok(())
+    }
+}
+
+/// Sign-in by phone and one-time SMS code (`POST /v1/auth/otp`, `…/verify`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SigninSettings {
+    /// Key of the codes' HMAC (at least 32 bytes). Unset: the embedded
+    /// default keeps a random one in its data directory; elsewhere a key is
+    /// derived from `auth.jwt_secret`, and without either the platform
+    /// refuses to start.
+    pub code_secret: Option<SecretString>,
+    /// How codes are sent: `log` (written to the server log only; the
+    /// embedded default) or `webhook` (an HMAC-signed POST to `webhook_url`).
+    pub sender: String,
+    /// The SMS gateway's endpoint for `webhook`.
+    pub webhook_url: Option<String>,
+    /// Key of the `X-Yixin-Signature` HMAC of webhook posts (at least 32 bytes).
+    pub webhook_secret: Option<SecretString>,
+    pub webhook_timeout_ms: u64,
+    /// The gateway's template id sent with each code.
+    pub template: String,
+    /// A code's lifetime.
+    pub code_ttl_secs: u64,
+    /// Wrong codes tried before the code is void.
+    pub max_attempts: u32,
+    /// A phone waits this long between two codes.
+    pub resend_after_secs: u64,
+    /// Codes one phone may request per hour (per instance).
+    pub per_phone_per_hour: u32,
+    /// Codes one client address may request per hour (per instance).
+    pub per_address_per_hour: u32,
+}
+
+impl Default for SigninSettings {
+    fn default() -> Self {
+        Self {
+            code_secret: None,
+            sender: "log".to_owned(),
+            webhook_url: None,
+            webhook_secret: None,
+            webhook_timeout_ms: 5_000,
+            template: "SMS_LOGIN_CODE".to_owned(),
+            code_ttl_secs: 300,
+            max_attempts: 5,
+            resend_after_secs: 60,
+            per_phone_per_hour: 5,
+            per_address_per_hour: 30,
+        }
+    }
+}
+
+impl SigninSettings {
+    /// The sender is known, a webhook has its URL and secret, keys are long enough.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        use secrecy::ExposeSecret;
+        let key_err = |key: &str, message: &str| ConfigError::Key {
+            key: format!("signin.{key}"),
+            message: message.to_owned(),
+        };
+        match self.sender.as_str() {
+            "log" => {}
+            "webhook" => {
+                let url = self.webhook_url.as_deref().unwrap_or("").trim();
+                if !(url.starts_with("https://") || url.starts_with("http://")) {
+                    return Err(key_err(
+                        "webhook_url",
+                        "required for sender = webhook; must start with https:// or http://",
+                    ));
+                }
+                if self
+                    .webhook_secret
+                    .as_ref()
+                    .is_none_or(|s| s.expose_secret().len() < 32)
+                {
+                    return Err(key_err(
+                        "webhook_secret",
+                        "required for sender = webhook; at least 32 bytes",
+                    ));
+                }
+            }
+            _ => return Err(key_err("sender", "must be `log` or `webhook`")),
+        }
+        if self
+            .code_secret
+            .as_ref()
+            .is_some_and(|s| s.expose_secret().len() < 32)
+        {
+            return Err(key_err("code_secret", "at least 32 bytes"));
+        }
+        if self.code_ttl_secs == 0 || self.max_attempts == 0 {
+            return Err(key_err(
+                "code_ttl_secs",
+                "code_ttl_secs and max_attempts must be positive",
+            ));
         }
         Ok(())
     }
@@ -483,6 +581,7 @@ impl Settings {
             return Err(key_err("demo.org_id", "must not be empty"));
         }
         self.dashboard.validate()?;
+        self.signin.validate()?;
         for (key, url) in [
             ("database.url", &self.database.url),
             ("redis.url", &self.redis.url),

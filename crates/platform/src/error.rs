@@ -31,6 +31,12 @@ pub enum ApiError {
     /// 403: a valid token whose role or owner may not do this.
     #[error("{0}")]
     Forbidden(String),
+    /// 401 with its own code (e.g. `invalid_code` of a sign-in code).
+    #[error("{message}")]
+    UnauthorizedAs { code: ErrorCode, message: String },
+    /// 403 with its own code (e.g. `not_on_roster`).
+    #[error("{message}")]
+    ForbiddenAs { code: ErrorCode, message: String },
     /// 404: no such thing, or one the caller may not know exists.
     #[error("{0}")]
     NotFound(String),
@@ -128,7 +134,9 @@ impl ApiError {
         match self {
             Self::BadRequest { code, .. }
             | Self::Conflict { code, .. }
-            | Self::Unprocessable { code, .. } => code,
+            | Self::Unprocessable { code, .. }
+            | Self::UnauthorizedAs { code, .. }
+            | Self::ForbiddenAs { code, .. } => code,
             Self::Unauthorized(_) => "unauthorized",
             Self::Forbidden(_) => "forbidden",
             Self::NotFound(_) => "not_found",
@@ -162,8 +170,8 @@ impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
         match self {
             Self::BadRequest { .. } => StatusCode::BAD_REQUEST,
-            Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
-            Self::Forbidden(_) => StatusCode::FORBIDDEN,
+            Self::Unauthorized(_) | Self::UnauthorizedAs { .. } => StatusCode::UNAUTHORIZED,
+            Self::Forbidden(_) | Self::ForbiddenAs { .. } => StatusCode::FORBIDDEN,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::Conflict { .. } => StatusCode::CONFLICT,
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
@@ -184,7 +192,7 @@ impl ResponseError for ApiError {
         if let Self::RateLimited { retry_after_secs } = self {
             response.insert_header(("Retry-After", retry_after_secs.to_string()));
         }
-        if matches!(self, Self::Unauthorized(_)) {
+        if matches!(self, Self::Unauthorized(_) | Self::UnauthorizedAs { .. }) {
             response.insert_header(("WWW-Authenticate", "Bearer"));
         }
         response.json(self.body())

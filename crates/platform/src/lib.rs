@@ -14,6 +14,7 @@ pub use config::Settings;
 pub use error::{ApiError, ErrorBody};
 pub mod extract;
 pub mod http;
+pub mod limiter;
 pub mod telemetry;
 pub mod views;
 pub mod ws;

@@ -30,6 +30,7 @@ mod offers;
 mod orders;
 mod outbox;
 mod roster;
+mod signin;
 mod store;
 mod tracking;
 mod types;
@@ -43,6 +44,7 @@ mod tests;
 pub use crate::cancel::{CANCELLED_OFFER_REASON, Cancelled};
 pub use crate::dispatch::DayOrder;
 pub use crate::error::StoreError;
+pub use crate::signin::StoredCode;
 pub use crate::store::Store;
 pub use crate::tracking::{ClaimLost, ClaimOutcome, NurseStanding};
 pub use crate::types::{

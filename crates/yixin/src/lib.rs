@@ -128,8 +128,40 @@ pub fn authenticator(settings: &Settings) -> anyhow::Result<Authenticator> {
     Authenticator::from_settings(&auth).context("configuring token verification (auth.*)")
 }
 
+/// The key of the sign-in codes' HMAC: `signin.code_secret`; else the
+/// embedded default keeps a random one in its data directory; else one is
+/// derived from the HS256 token secret; else start-up fails.
+pub fn code_key(settings: &Settings) -> anyhow::Result<Vec<u8>> {
+    if let Some(secret) = &settings.signin.code_secret {
+        return Ok(secret.expose_secret().as_bytes().to_vec());
+    }
+    if settings.is_embedded() {
+        return Ok(
+            secret_file(&settings.database.data_dir, "sign-in-code-secret")?
+                .expose_secret()
+                .as_bytes()
+                .to_vec(),
+        );
+    }
+    match &settings.auth.jwt_secret {
+        Some(jwt) => Ok(yixin_signin::rules::hmac_sha256(
+            jwt.expose_secret().as_bytes(),
+            b"yixin sign-in code key",
+        )
+        .to_vec()),
+        None => anyhow::bail!(
+            "configuration key `signin.code_secret` is required when tokens are not HS256"
+        ),
+    }
+}
+
 fn embedded_secret(data_dir: &Path) -> anyhow::Result<SecretString> {
-    let path = data_dir.join("dev-jwt-secret");
+    secret_file(data_dir, "dev-jwt-secret")
+}
+
+/// A random secret kept in `data_dir/name` (created on first use, private).
+fn secret_file(data_dir: &Path, name: &str) -> anyhow::Result<SecretString> {
+    let path = data_dir.join(name);
     if let Ok(existing) = std::fs::read_to_string(&path) {
         let existing = existing.trim();
         if existing.len() >= 32 {
@@ -144,7 +176,7 @@ fn embedded_secret(data_dir: &Path) -> anyhow::Result<SecretString> {
         uuid::Uuid::new_v4().simple()
     );
     write_private(&path, &secret)
-        .with_context(|| format!("writing the embedded token secret {}", path.display()))?;
+        .with_context(|| format!("writing the embedded secret {}", path.display()))?;
     Ok(SecretString::from(secret))
 }
 
@@ -256,6 +288,7 @@ fn mounts(
     order_intake: yixin_order_intake::OrderIntake,
     tracking: yixin_nurse_tracking::NurseTracking,
     dispatch_eta: Option<Arc<dyn yixin_dispatcher::EtaEstimator>>,
+    signin: Mount,
     shutdown: tokio::sync::watch::Receiver<bool>,
 ) -> Vec<Mount> {
     let auth = actix_web::web::Data::from(backends.auth.clone());
@@ -273,6 +306,8 @@ fn mounts(
             );
         }
     }
+    // Phone sign-in, for residents and nurses alike, wherever the platform runs.
+    mounts.push(signin);
     if role.runs_order_intake() {
         mounts.push(order_intake.mount());
     }
@@ -325,6 +360,13 @@ impl Yixin {
         if settings.demo_enabled() {
             seed_demo(&backends.store, &settings).await?;
         }
+        let signin = yixin_signin::Signin::from_settings(
+            &settings.signin,
+            backends.store.clone(),
+            backends.auth.clone(),
+            &code_key(&settings)?,
+        )?
+        .mount();
         let readiness = Readiness::new()
             .with(Arc::new(DatabaseReady(backends.store.clone())))
             .with(Arc::new(QueueReady(backends.queue.clone())));
@@ -383,6 +425,7 @@ impl Yixin {
                 intake,
                 tracking.clone(),
                 dispatch_eta,
+                signin,
                 shutdown.subscribe(),
             ),
         )

@@ -11,3 +11,4 @@ mod nurses;
 mod operations;
 mod orders;
 mod roster;
+mod signin;
