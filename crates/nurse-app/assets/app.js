@@ -131,7 +131,8 @@ async function sendCode(ev) {
     $('signin-info').textContent = t('signin.code_sent', { phone, min });
     $('code').focus();
   } catch (err) {
-    if (err.status === 404) signinError(t('signin.no_otp'));
+    if (err.status === 404 && err.code !== 'not_on_roster') signinError(t('signin.no_otp'));
+    else if (err.code === 'not_on_roster') signinError(t('signin.not_nurse', { message: message(err) }));
     else signinError(t('signin.failed', { message: message(err) }));
   }
 }
@@ -148,7 +149,8 @@ async function verifyCode(ev) {
     });
     await signIn(res.token);
   } catch (err) {
-    signinError(t('signin.failed', { message: message(err) }));
+    if (err.code === 'not_on_roster') signinError(t('signin.not_nurse', { message: message(err) }));
+    else signinError(t('signin.failed', { message: message(err) }));
   }
 }
 
