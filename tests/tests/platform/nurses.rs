@@ -919,17 +919,17 @@ async fn a_nurse_token_may_name_the_nurse_by_the_rosters_external_id() {
         .post(
             "/v1/dispatch/nurses",
             Some(&coordinator),
-            &add("周护士", " idp|417 "),
+            &add("周护士", " idp:417 "),
         )
         .await;
     assert_eq!(added.status, StatusCode::CREATED, "{}", added.text);
-    assert_eq!(added.json["external_id"], "idp|417", "trimmed");
+    assert_eq!(added.json["external_id"], "idp:417", "trimmed");
     let id = added.json["id"].as_str().unwrap().to_owned();
     let again = app
         .post(
             "/v1/dispatch/nurses",
             Some(&coordinator),
-            &add("吴护士", "idp|417"),
+            &add("吴护士", "idp:417"),
         )
         .await;
     assert_eq!(again.status, StatusCode::CONFLICT, "{}", again.text);
@@ -945,7 +945,7 @@ async fn a_nurse_token_may_name_the_nurse_by_the_rosters_external_id() {
     assert_eq!(bad.json["error"]["field"], "external_id");
 
     // The identity provider's subject acts as the roster nurse: HTTP and socket.
-    let token = app.token("nurse", "idp|417", &org).await;
+    let token = app.token("nurse", "idp:417", &org).await;
     let me = app.get("/v1/nurse/me", Some(&token)).await;
     assert_eq!(me.status, StatusCode::OK, "{}", me.text);
     assert_eq!(me.json["id"], id.as_str());
@@ -963,14 +963,14 @@ async fn a_nurse_token_may_name_the_nurse_by_the_rosters_external_id() {
         .unwrap()
         .clone();
     assert_eq!(entry["shift"], "on");
-    assert_eq!(entry["external_id"], "idp|417");
+    assert_eq!(entry["external_id"], "idp:417");
     let today = app.get("/v1/nurse/jobs/today", Some(&token)).await;
     assert_eq!(today.status, StatusCode::OK, "{}", today.text);
     assert_eq!(today.json, json!([]));
     ws.close().await;
 
     // Another organisation's token with the same subject is nobody.
-    let elsewhere = app.token("nurse", "idp|417", "other-org").await;
+    let elsewhere = app.token("nurse", "idp:417", "other-org").await;
     let me = app.get("/v1/nurse/me", Some(&elsewhere)).await;
     assert_eq!(me.status, StatusCode::FORBIDDEN, "{}", me.text);
     // Removed from the roster entry: the subject no longer signs in.
