@@ -3,7 +3,8 @@
 
 use chrono::{DateTime, Utc};
 use yixin_domain::{
-    GeoPoint, NurseId, Offer, OfferClosedReason, OfferId, Order, OrderId, OrderStatus,
+    Catalog, GeoPoint, NurseId, Offer, OfferClosedReason, OfferId, Order, OrderId, OrderStatus,
+    ServiceArea,
 };
 use yixin_proto::events::v1 as pb;
 use yixin_proto::{Envelope, Event, Message};
@@ -45,6 +46,31 @@ pub fn coarse_area(point: GeoPoint) -> String {
     h3o::LatLng::new(point.lat(), point.lng())
         .map(|ll| ll.to_cell(h3o::Resolution::Seven).to_string())
         .unwrap_or_default()
+}
+
+/// What an offer tells its nurse beyond the offer itself: the service in
+/// words and a coarse place (the service area's name, never the address).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OfferDetails {
+    pub service_name_zh: String,
+    pub service_name_en: String,
+    /// The name of the service area the order is in; empty if none.
+    pub place: String,
+}
+
+/// The [`OfferDetails`] of `order`, from the catalogue and the
+/// organisation's service areas (the first area containing the order).
+pub fn offer_details(catalog: &Catalog, areas: &[ServiceArea], order: &Order) -> OfferDetails {
+    let service = catalog.service(&order.service_code);
+    OfferDetails {
+        service_name_zh: service.map(|s| s.name_zh.clone()).unwrap_or_default(),
+        service_name_en: service.map(|s| s.name_en.clone()).unwrap_or_default(),
+        place: areas
+            .iter()
+            .find(|a| a.org_id == order.org_id && a.contains(&order.location))
+            .map(|a| a.name.clone())
+            .unwrap_or_default(),
+    }
 }
 
 /// `OrderCreated` for the orders stream: what the dispatcher needs to find
@@ -114,7 +140,7 @@ pub fn offer_answered(
 
 /// `OfferMade` of an offer of `order`, for the offers stream (the same
 /// payload goes to the nurse's phone and the coordinators' feed).
-pub fn offer_made(offer: &Offer, order: &Order) -> NewOutboxMessage {
+pub fn offer_made(offer: &Offer, order: &Order, details: &OfferDetails) -> NewOutboxMessage {
     NewOutboxMessage {
         topic: OFFERS_STREAM.to_owned(),
         payload: envelope(
@@ -127,6 +153,9 @@ pub fn offer_made(offer: &Offer, order: &Order) -> NewOutboxMessage {
                 distance_m: offer.distance_m,
                 area: coarse_area(order.location),
                 service_code: order.service_code.clone(),
+                service_name_zh: details.service_name_zh.clone(),
+                service_name_en: details.service_name_en.clone(),
+                place: details.place.clone(),
                 flags: order.clinical.flags.clone(),
             }),
             offer.created_at,
@@ -152,10 +181,10 @@ pub fn offer_closed(offer: &Offer, reason: OfferClosedReason, at: DateTime<Utc>)
 }
 
 /// The offer, pushed to its nurse's phone.
-pub fn offer_to_nurse(offer: &Offer, order: &Order) -> Broadcast {
+pub fn offer_to_nurse(offer: &Offer, order: &Order, details: &OfferDetails) -> Broadcast {
     Broadcast {
         channel: nurse_channel(offer.nurse_id),
-        payload: offer_made(offer, order).payload,
+        payload: offer_made(offer, order, details).payload,
     }
 }
 
@@ -287,6 +316,50 @@ mod tests {
             assert_eq!(e.offer_id, offer.id.to_string());
             assert_eq!(e.reason, pb::offer_closed::Reason::Cancelled as i32);
         }
+    }
+
+    #[test]
+    fn offer_details_name_the_service_and_the_area_not_the_address() {
+        let org = yixin_domain::OrgId::from("demo");
+        let order = Order::place(
+            yixin_domain::NewOrder {
+                org_id: org.clone(),
+                resident_id: yixin_domain::ResidentId::from("r1"),
+                service_code: "wound_care".into(),
+                location: GeoPoint::new(29.39, 106.32).unwrap(),
+                address: yixin_domain::Address::new("福城大道 1 号", None).unwrap(),
+                contact: yixin_domain::Contact::new("王", "13812345678").unwrap(),
+                notes: None,
+                scheduled_for: None,
+            },
+            Utc::now(),
+        );
+        let catalog = Catalog::seed();
+        let service = catalog.service("wound_care").unwrap();
+        let area = ServiceArea::shuangfu_demo(org);
+        assert!(area.contains(&order.location));
+        let d = offer_details(&catalog, std::slice::from_ref(&area), &order);
+        assert_eq!(d.service_name_zh, service.name_zh);
+        assert_eq!(d.service_name_en, service.name_en);
+        assert_eq!(d.place, area.name);
+        // Another organisation's area is not named; no area: no place.
+        let other = ServiceArea::shuangfu_demo(yixin_domain::OrgId::from("other"));
+        assert_eq!(offer_details(&catalog, &[other], &order).place, "");
+        let offer = Offer::new(
+            order.id,
+            NurseId::new(),
+            Utc::now(),
+            chrono::TimeDelta::seconds(30),
+            5,
+            900,
+        );
+        let made = offer_made(&offer, &order, &d);
+        let Some(Event::OfferMade(e)) = decode_envelope(&made.payload).unwrap().event else {
+            panic!("not offer_made");
+        };
+        assert_eq!(e.place, area.name);
+        assert_eq!(e.service_name_zh, service.name_zh);
+        assert!(!e.place.contains("福城大道"));
     }
 
     #[test]

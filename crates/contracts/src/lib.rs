@@ -15,8 +15,9 @@ pub mod events;
 pub mod names;
 
 pub use events::{
-    Broadcast, NewOutboxMessage, cancellation_broadcasts, coarse_area, envelope, offer_answered,
-    offer_closed, offer_closed_to_nurse, offer_made, offer_to_nurse, order_created, status_changed,
+    Broadcast, NewOutboxMessage, OfferDetails, cancellation_broadcasts, coarse_area, envelope,
+    offer_answered, offer_closed, offer_closed_to_nurse, offer_details, offer_made, offer_to_nurse,
+    order_created, status_changed,
 };
 pub use names::*;
 pub use yixin_proto::events::v1 as pb;

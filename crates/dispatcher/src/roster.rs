@@ -32,6 +32,11 @@ pub struct NewNurseRequest {
     /// Skill codes, as the catalogue's services require them.
     #[schema(example = json!(["wound_care"]))]
     pub skills: Vec<String>,
+    /// The nurse's subject at the organisation's identity provider: a nurse
+    /// token whose `sub` is this acts as this nurse. Unique in the org.
+    #[serde(default)]
+    #[schema(min_length = 1, max_length = 128, example = "hr-000417")]
+    pub external_id: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize, ToSchema)]
@@ -44,6 +49,9 @@ pub struct NurseChange {
     pub skills: Option<Vec<String>>,
     /// `false` deactivates: the nurse stays on record but gets no work.
     pub active: Option<bool>,
+    /// Sets the identity provider's subject; an empty string removes it.
+    #[schema(max_length = 128)]
+    pub external_id: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -66,6 +74,8 @@ pub struct NurseView {
     #[schema(pattern = r"^1[3-9][0-9]{9}$", example = "13900001111")]
     pub phone: String,
     pub skills: Vec<String>,
+    /// The identity provider's subject for this nurse, if set.
+    pub external_id: Option<String>,
     pub active: bool,
     /// `on` or `off`.
     pub shift: String,
@@ -85,6 +95,7 @@ fn view(n: &Nurse) -> NurseView {
         name: n.name.clone(),
         phone: n.phone.as_str().to_owned(),
         skills: n.skills.iter().map(|s| s.as_str().to_owned()).collect(),
+        external_id: n.external_id.clone(),
         active: n.active,
         shift: n.shift.as_str().to_owned(),
         position: None,
@@ -137,6 +148,10 @@ fn invalid(e: DomainError, field: &str) -> ApiError {
 fn store_error(e: StoreError) -> ApiError {
     match e {
         StoreError::NotFound => ApiError::not_found("no such nurse"),
+        StoreError::Conflict(m) if m.contains("external_id") => ApiError::conflict(
+            "external_id_taken",
+            "another nurse of the organisation has this external_id",
+        ),
         StoreError::Conflict(m) => ApiError::conflict("conflict", m),
         other => ApiError::internal(other),
     }
@@ -189,6 +204,7 @@ async fn own_nurse(svc: &Dispatcher, org: &OrgId, id: &str) -> Result<Nurse, Api
         (status = 400, body = ErrorBody),
         (status = 401, body = ErrorBody),
         (status = 403, body = ErrorBody),
+        (status = 409, description = "`external_id_taken`", body = ErrorBody),
         (status = 422, body = ErrorBody),
     )
 )]
@@ -202,10 +218,14 @@ pub async fn add_nurse(
     let org = OrgId::from(caller.0.org.as_str());
     let phone = PhoneNumber::new(&body.phone).map_err(|e| invalid(e, "phone"))?;
     let skills = skills(&svc, &body.skills).await?;
-    let nurse = Nurse::new(org, &body.name, phone, skills, Utc::now()).map_err(|e| {
+    let mut nurse = Nurse::new(org, &body.name, phone, skills, Utc::now()).map_err(|e| {
         let field = e.field().unwrap_or("name").to_owned();
         invalid(e, &field)
     })?;
+    if let Some(raw) = &body.external_id {
+        nurse.external_id =
+            Some(yixin_domain::external_id(raw).map_err(|e| invalid(e, "external_id"))?);
+    }
     svc.store.insert_nurse(&nurse).await.map_err(store_error)?;
     tracing::info!(nurse_id = %nurse.id, org = %nurse.org_id, "nurse added to the roster");
     Ok(HttpResponse::Created().json(view(&nurse)))
@@ -247,6 +267,7 @@ pub async fn list_nurses(
         (status = 401, body = ErrorBody),
         (status = 403, body = ErrorBody),
         (status = 404, body = ErrorBody),
+        (status = 409, description = "`external_id_taken`", body = ErrorBody),
         (status = 422, body = ErrorBody),
     )
 )]
@@ -289,6 +310,13 @@ pub async fn change_nurse(
     }
     if let Some(active) = change.active {
         nurse.active = active;
+    }
+    if let Some(raw) = &change.external_id {
+        nurse.external_id = if raw.trim().is_empty() {
+            None
+        } else {
+            Some(yixin_domain::external_id(raw).map_err(|e| invalid(e, "external_id"))?)
+        };
     }
     svc.store.update_nurse(&nurse).await.map_err(store_error)?;
     // Every instance holding the nurse's phone or roster entry reloads it.

@@ -36,7 +36,7 @@ pub use crate::error::DomainError;
 pub use crate::geo::GeoPoint;
 pub use crate::ids::{AreaId, NurseId, OfferId, OrderId, OrgId, ResidentId};
 pub use crate::local_time::OrgTimeZone;
-pub use crate::nurse::{Nurse, ShiftState};
+pub use crate::nurse::{Nurse, ShiftState, external_id};
 pub use crate::offer::{DEFAULT_OFFER_TTL_SECS, Offer, OfferClosedReason, OfferStatus};
 pub use crate::order::{
     Address, Contact, NewOrder, Order, OrderStatus, PROMISE_MINUTES, Rating, TimelineEvent,

@@ -13,6 +13,34 @@ use crate::phone::PhoneNumber;
 
 /// Longest nurse name, in characters.
 pub const NURSE_NAME_MAX_CHARS: usize = 50;
+/// Longest external id (an identity provider's subject), in characters.
+pub const EXTERNAL_ID_MAX_CHARS: usize = 128;
+
+/// An identity provider's own subject for a roster nurse, checked: trimmed,
+/// 1 to [`EXTERNAL_ID_MAX_CHARS`] characters, no whitespace or control
+/// characters inside (it is compared exactly with a token's `sub`).
+pub fn external_id(raw: &str) -> Result<String, DomainError> {
+    let id = raw.trim();
+    if id.is_empty() {
+        return Err(DomainError::Required {
+            field: "external_id",
+        });
+    }
+    if id.chars().count() > EXTERNAL_ID_MAX_CHARS {
+        return Err(DomainError::TooLong {
+            field: "external_id",
+            max: EXTERNAL_ID_MAX_CHARS,
+        });
+    }
+    if id.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        // No spaces or control characters: it is compared exactly with a token's `sub`.
+        return Err(DomainError::InvalidId {
+            field: "external_id",
+            value: id.chars().take(32).collect(),
+        });
+    }
+    Ok(id.to_owned())
+}
 
 /// Whether a nurse is working (and so may receive offers).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
@@ -63,6 +91,10 @@ pub struct Nurse {
     pub phone: PhoneNumber,
     /// Sorted and without duplicates when built with [`Nurse::new`].
     pub skills: Vec<Skill>,
+    /// The identity provider's subject for this nurse, if the organisation
+    /// signs nurses in with its own tokens (unique within the organisation).
+    #[serde(default)]
+    pub external_id: Option<String>,
     /// Inactive nurses stay on record but never receive work.
     pub active: bool,
     pub shift: ShiftState,
@@ -101,6 +133,7 @@ impl Nurse {
             name: name.to_owned(),
             phone,
             skills,
+            external_id: None,
             active: true,
             shift: ShiftState::Off,
             created_at: now,
@@ -178,6 +211,18 @@ mod tests {
         assert_eq!((e.code(), e.field()), ("required", Some("skills")));
         let e = Nurse::new(org, &"a".repeat(51), phone, skills(&["picc"]), now).unwrap_err();
         assert_eq!(e.code(), "too_long");
+    }
+
+    #[test]
+    fn external_ids_are_trimmed_and_checked() {
+        assert_eq!(external_id(" idp|42 ").unwrap(), "idp|42");
+        assert_eq!(external_id("  ").unwrap_err().code(), "required");
+        assert_eq!(
+            external_id(&"x".repeat(129)).unwrap_err().field(),
+            Some("external_id")
+        );
+        assert!(external_id("a b").is_err());
+        assert!(external_id("a\u{7}").is_err());
     }
 
     #[test]

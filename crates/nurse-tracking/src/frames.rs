@@ -162,6 +162,31 @@ impl ClientFrame {
 // One schema each, shared with the residents' and coordinators' views.
 pub use yixin_platform::views::{AddressView, ContactView, Location};
 
+/// A service in words, as a phone shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct ServiceName {
+    #[schema(example = "wound_care")]
+    pub code: String,
+    /// The catalogue's Chinese name (the code if the service is unknown).
+    #[schema(example = "普通伤口护理")]
+    pub name_zh: String,
+    #[schema(example = "Wound care")]
+    pub name_en: String,
+}
+
+impl ServiceName {
+    /// The names as an offer event carries them; a name missing from the
+    /// event (an older producer, an unknown service) falls back to the code.
+    pub fn new(code: String, name_zh: String, name_en: String) -> Self {
+        let or_code = |name: String| if name.is_empty() { code.clone() } else { name };
+        Self {
+            name_zh: or_code(name_zh),
+            name_en: or_code(name_en),
+            code,
+        }
+    }
+}
+
 /// An offer as the nurse sees it: a coarse area, never the address.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[schema(as = NurseOffer)]
@@ -169,10 +194,17 @@ pub struct OfferView {
     pub offer_id: String,
     pub order_id: String,
     pub service_code: String,
+    /// The service in words.
+    pub service: ServiceName,
     pub distance_m: u32,
     pub eta_min: u32,
-    /// An H3 cell (resolution 7, about 5 km²) around the order.
+    /// An H3 cell (resolution 7, about 5 km²) around the order (for
+    /// machines; a phone shows `place`).
     pub area: String,
+    /// The name of the service area the order is in (never the address,
+    /// never a cell id); null when the order is in no named area.
+    #[schema(example = "双福街道 Shuangfu")]
+    pub place: Option<String>,
     pub expires_at: DateTime<Utc>,
     /// Risk flags of the intake answers (question codes, e.g.
     /// `anticoagulants`, `infectious_disease`): what to know before accepting.

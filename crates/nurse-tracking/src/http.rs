@@ -9,7 +9,7 @@ use yixin_platform::{ApiError, ErrorBody, JsonBody};
 
 use crate::NurseTracking;
 use crate::errors::TrackingError;
-use crate::frames::{AssignedView, FixIn, OfferView, ShiftIn, Step};
+use crate::frames::{AssignedView, FixIn, OfferView, ServiceName, ShiftIn, Step};
 use crate::service::{IngestReport, NurseCtx};
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -325,5 +325,106 @@ pub async fn post_record(
         submitted_at: saved.submitted_at,
         values: saved.values,
         notes: saved.notes,
+    }))
+}
+
+/// One of the nurse's jobs of the day, as the phone lists them.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct NurseDayJob {
+    pub order_id: String,
+    pub service: ServiceName,
+    #[schema(value_type = yixin_platform::views::OrderStatusName, example = "completed")]
+    pub status: yixin_domain::OrderStatus,
+    /// The street address (the nurse worked or works this job).
+    pub address: String,
+    pub created_at: chrono::DateTime<chrono::Utc>,
+    pub promised_by: chrono::DateTime<chrono::Utc>,
+}
+
+/// Most jobs listed for one day.
+const DAY_JOBS_MAX: u64 = 100;
+
+/// The nurse's jobs of today (the organisation's day), newest first: the
+/// current one and those finished or cancelled today.
+#[utoipa::path(
+    tag = "nurse",
+    security(("bearer" = [])),
+    responses((status = 200, body = [NurseDayJob]), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody))
+)]
+#[get("/v1/nurse/jobs/today")]
+pub async fn get_jobs_today(
+    caller: NurseCaller,
+    svc: web::Data<NurseTracking>,
+) -> Result<web::Json<Vec<NurseDayJob>>, ApiError> {
+    let ctx = nurse(&svc, &caller).await?;
+    let store = &svc.tracker.store;
+    let since = yixin_domain::OrgTimeZone::default().start_of_day(chrono::Utc::now());
+    let (orders, catalog) = tokio::join!(
+        store.orders_for_nurse_since(ctx.id, since, DAY_JOBS_MAX),
+        store.catalog()
+    );
+    let orders = orders.map_err(TrackingError::store)?;
+    let catalog = catalog.map_err(TrackingError::store)?;
+    Ok(web::Json(
+        orders
+            .into_iter()
+            .map(|o| {
+                let service = catalog.service(&o.service_code);
+                NurseDayJob {
+                    order_id: o.id.to_string(),
+                    service: ServiceName::new(
+                        o.service_code.clone(),
+                        service.map(|s| s.name_zh.clone()).unwrap_or_default(),
+                        service.map(|s| s.name_en.clone()).unwrap_or_default(),
+                    ),
+                    status: o.status,
+                    address: o.address.text.clone(),
+                    created_at: o.created_at,
+                    promised_by: o.promised_by,
+                }
+            })
+            .collect(),
+    ))
+}
+
+/// The signed-in nurse as the roster has them.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct NurseMe {
+    /// The roster id (also when the token named the nurse by `external_id`).
+    pub id: String,
+    pub name: String,
+    pub org: String,
+    pub shift: ShiftIn,
+    pub skills: Vec<String>,
+}
+
+/// Who the token's nurse is on the roster: name, shift state, skills.
+#[utoipa::path(
+    tag = "nurse",
+    security(("bearer" = [])),
+    responses((status = 200, body = NurseMe), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody))
+)]
+#[get("/v1/nurse/me")]
+pub async fn get_me(
+    caller: NurseCaller,
+    svc: web::Data<NurseTracking>,
+) -> Result<web::Json<NurseMe>, ApiError> {
+    let ctx = nurse(&svc, &caller).await?;
+    let n = svc
+        .tracker
+        .store
+        .get_nurse(ctx.id)
+        .await
+        .map_err(TrackingError::store)?
+        .ok_or(TrackingError::NotOnRoster)?;
+    Ok(web::Json(NurseMe {
+        id: n.id.to_string(),
+        name: n.name,
+        org: n.org_id.as_str().to_owned(),
+        shift: match n.shift {
+            ShiftState::On => ShiftIn::On,
+            ShiftState::Off => ShiftIn::Off,
+        },
+        skills: n.skills.iter().map(|s| s.as_str().to_owned()).collect(),
     }))
 }

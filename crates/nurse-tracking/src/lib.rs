@@ -92,6 +92,8 @@ impl NurseTracking {
             cfg.service(http::post_progress);
             cfg.service(http::post_record);
             cfg.service(http::get_jobs);
+            cfg.service(http::get_jobs_today);
+            cfg.service(http::get_me);
         })
     }
 

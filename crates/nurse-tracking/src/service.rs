@@ -21,9 +21,10 @@ use yixin_store::{ClaimLost, ClaimOutcome, LocationFix, Store, StoreError};
 
 use crate::errors::TrackingError;
 use crate::fleet::{Fix, FixOutcome, Fleet};
-use crate::frames::{AddressView, AssignedView, ContactView, FixIn, OfferView, Step};
+use crate::frames::{AddressView, AssignedView, ContactView, FixIn, OfferView, ServiceName, Step};
 use yixin_contracts::{
-    FLEET_CHANNEL, NURSES_STREAM, coarse_area, envelope, offer_answered, status_changed,
+    FLEET_CHANNEL, NURSES_STREAM, OfferDetails, coarse_area, envelope, offer_answered,
+    offer_details, status_changed,
 };
 
 /// The authenticated nurse, checked against the roster.
@@ -80,12 +81,16 @@ impl Tracker {
 
     /// Checks the token's nurse against the roster (cached in the fleet once
     /// seen) and loads their job and live offer the first time.
+    ///
+    /// The token's `sub` is the roster id, or the nurse's `external_id` (the
+    /// organisation's identity provider's own subject): this is the one
+    /// place a token becomes a nurse, for the socket and HTTP alike.
     pub async fn resolve(&self, claims: &Claims) -> Result<NurseCtx, TrackingError> {
-        let id: NurseId = uuid::Uuid::parse_str(&claims.sub)
-            .map(NurseId)
-            .map_err(|_| TrackingError::NotOnRoster)?;
         let org = OrgId::from(claims.org.as_str());
-        if let Some(state) = self.fleet_read().get(&id) {
+        let parsed = uuid::Uuid::parse_str(&claims.sub).map(NurseId).ok();
+        if let Some(id) = parsed
+            && let Some(state) = self.fleet_read().get(&id)
+        {
             if state.org != org {
                 return Err(TrackingError::NotOnRoster);
             }
@@ -94,13 +99,32 @@ impl Tracker {
             }
             return Ok(NurseCtx { id, org });
         }
-        let nurse = self
-            .store
-            .get_nurse(id)
-            .await
-            .map_err(TrackingError::store)?
-            .filter(|n| n.org_id == org)
-            .ok_or(TrackingError::NotOnRoster)?;
+        let by_id = match parsed {
+            Some(id) => self
+                .store
+                .get_nurse(id)
+                .await
+                .map_err(TrackingError::store)?
+                .filter(|n| n.org_id == org),
+            None => None,
+        };
+        let nurse = match by_id {
+            Some(nurse) => nurse,
+            None => self
+                .store
+                .nurse_by_external_id(&org, &claims.sub)
+                .await
+                .map_err(TrackingError::store)?
+                .ok_or(TrackingError::NotOnRoster)?,
+        };
+        let id = nurse.id;
+        if let Some(state) = self.fleet_read().get(&id) {
+            // Known by its roster id already: the fleet's state is current.
+            if !state.active {
+                return Err(TrackingError::Deactivated);
+            }
+            return Ok(NurseCtx { id, org });
+        }
         if !nurse.active {
             return Err(TrackingError::Deactivated);
         }
@@ -636,7 +660,19 @@ impl Tracker {
             .map_err(TrackingError::store)?;
         self.fleet_write()
             .set_offer(ctx.id, Some((offer.id, offer.expires_at)));
-        Ok(order.map(|o| offer_view(&offer, &o)))
+        let Some(order) = order else {
+            return Ok(None);
+        };
+        let (catalog, areas) = tokio::join!(
+            self.store.catalog(),
+            self.store.service_areas(&order.org_id)
+        );
+        let details = offer_details(
+            &catalog.map_err(TrackingError::store)?,
+            &areas.map_err(TrackingError::store)?,
+            &order,
+        );
+        Ok(Some(offer_view(&offer, &order, &details)))
     }
 
     /// The nurse's current job, with what they need to get there.
@@ -662,11 +698,17 @@ fn step_name(step: Step) -> &'static str {
 }
 
 /// The offer as its nurse sees it.
-pub fn offer_view(offer: &Offer, order: &Order) -> OfferView {
+pub fn offer_view(offer: &Offer, order: &Order, details: &OfferDetails) -> OfferView {
     OfferView {
         offer_id: offer.id.to_string(),
         order_id: order.id.to_string(),
         service_code: order.service_code.clone(),
+        service: ServiceName::new(
+            order.service_code.clone(),
+            details.service_name_zh.clone(),
+            details.service_name_en.clone(),
+        ),
+        place: (!details.place.is_empty()).then(|| details.place.clone()),
         distance_m: offer.distance_m,
         eta_min: offer.eta_min,
         area: coarse_area(order.location),

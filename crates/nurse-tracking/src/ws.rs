@@ -29,7 +29,7 @@ use yixin_queue::Subscription;
 
 use crate::NurseTracking;
 use crate::errors::TrackingError;
-use crate::frames::{ClientFrame, FixIn, OfferView, ServerFrame, ShiftIn};
+use crate::frames::{ClientFrame, FixIn, OfferView, ServerFrame, ServiceName, ShiftIn};
 use crate::notify::for_nurse;
 use crate::service::{NurseCtx, Tracker};
 use yixin_contracts::{connection_channel, nurse_channel, order_channel};
@@ -433,10 +433,16 @@ impl Connection {
                 let view = OfferView {
                     offer_id: e.offer_id,
                     order_id: e.order_id,
+                    service: ServiceName::new(
+                        e.service_code.clone(),
+                        e.service_name_zh,
+                        e.service_name_en,
+                    ),
                     service_code: e.service_code,
                     distance_m: e.distance_m,
                     eta_min: e.eta_min,
                     area: e.area,
+                    place: (!e.place.is_empty()).then_some(e.place),
                     expires_at,
                     flags: e.flags,
                 };

@@ -121,6 +121,7 @@ pub(crate) fn nurse(m: nurse::Model) -> Result<Nurse, StoreError> {
         name: name.to_owned(),
         phone: PhoneNumber::new(&m.phone).map_err(|e| corrupt(T, &key, e))?,
         skills: skills_from_json(T, &key, &m.skills)?,
+        external_id: m.external_id,
         active: m.active,
         shift: m
             .shift_state

@@ -8,7 +8,9 @@ use sea_orm::{
     QuerySelect, Statement, Value,
 };
 use uuid::Uuid;
-use yixin_domain::{Order, OrderId, OrderStatus, OrgId, Rating, ResidentId, TimelineEvent};
+use yixin_domain::{
+    NurseId, Order, OrderId, OrderStatus, OrgId, Rating, ResidentId, TimelineEvent,
+};
 
 use crate::convert::{self, ts};
 use crate::entity::{idempotency_key, order, order_event, outbox};
@@ -375,6 +377,27 @@ impl Store {
             );
         }
         query
+            .order_by_desc(order::Column::CreatedAt)
+            .order_by_desc(order::Column::Id)
+            .limit(limit)
+            .all(&self.db)
+            .await?
+            .into_iter()
+            .map(convert::order)
+            .collect()
+    }
+
+    /// The orders `nurse` has worked on (or is working on) that changed at
+    /// or after `since`, newest first, at most `limit`: a nurse's day.
+    pub async fn orders_for_nurse_since(
+        &self,
+        nurse: NurseId,
+        since: DateTime<Utc>,
+        limit: u64,
+    ) -> Result<Vec<Order>, StoreError> {
+        order::Entity::find()
+            .filter(order::Column::NurseId.eq(nurse.0))
+            .filter(order::Column::UpdatedAt.gte(ts(since)))
             .order_by_desc(order::Column::CreatedAt)
             .order_by_desc(order::Column::Id)
             .limit(limit)

@@ -86,6 +86,7 @@ impl Store {
             skills: Set(convert::skills_to_json(&nurse.skills)),
             active: Set(nurse.active),
             shift_state: Set(nurse.shift.as_str().to_owned()),
+            external_id: Set(nurse.external_id.clone()),
             created_at: Set(ts(nurse.created_at)),
             updated_at: Set(ts(Utc::now())),
         })
@@ -98,6 +99,21 @@ impl Store {
     /// One nurse, if it exists.
     pub async fn get_nurse(&self, id: NurseId) -> Result<Option<Nurse>, StoreError> {
         nurse::Entity::find_by_id(id.0)
+            .one(&self.db)
+            .await?
+            .map(convert::nurse)
+            .transpose()
+    }
+
+    /// The nurse of `org` whose identity provider subject is `external_id`.
+    pub async fn nurse_by_external_id(
+        &self,
+        org: &OrgId,
+        external_id: &str,
+    ) -> Result<Option<Nurse>, StoreError> {
+        nurse::Entity::find()
+            .filter(nurse::Column::OrgId.eq(org.as_str()))
+            .filter(nurse::Column::ExternalId.eq(external_id))
             .one(&self.db)
             .await?
             .map(convert::nurse)
@@ -131,8 +147,9 @@ impl Store {
             .collect()
     }
 
-    /// Saves name, phone, skills, active and shift; the organisation and
-    /// `created_at` never change. `NotFound` if there is no such nurse.
+    /// Saves name, phone, skills, external id, active and shift; the
+    /// organisation and `created_at` never change. `NotFound` if there is no
+    /// such nurse; an external id another nurse of the org has: `Conflict`.
     pub async fn update_nurse(&self, nurse: &Nurse) -> Result<(), StoreError> {
         let res = nurse::Entity::update_many()
             .col_expr(nurse::Column::Name, Expr::value(nurse.name.clone()))
@@ -142,12 +159,17 @@ impl Store {
                 Expr::value(convert::skills_to_json(&nurse.skills)),
             )
             .col_expr(nurse::Column::Active, Expr::value(nurse.active))
+            .col_expr(
+                nurse::Column::ExternalId,
+                Expr::value(nurse.external_id.clone()),
+            )
             .col_expr(nurse::Column::ShiftState, Expr::value(nurse.shift.as_str()))
             .col_expr(nurse::Column::UpdatedAt, Expr::value(ts(Utc::now())))
             .filter(nurse::Column::Id.eq(nurse.id.0))
             .filter(nurse::Column::OrgId.eq(nurse.org_id.as_str()))
             .exec(&self.db)
-            .await?;
+            .await
+            .map_err(|e| StoreError::from_constraint(e, "nurse"))?;
         if res.rows_affected == 0 {
             return Err(StoreError::NotFound);
         }

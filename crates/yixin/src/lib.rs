@@ -336,6 +336,10 @@ fn mounts(
     }
     if role.runs_nurse_tracking() {
         mounts.push(tracking.mount());
+        // The nurses' phone web app, served where their socket is.
+        mounts.push(yixin_nurse_app::mount(
+            yixin_nurse_app::NurseAppConfig::from_settings(settings),
+        ));
     }
     mounts
 }

@@ -109,7 +109,7 @@ async fn offer(app: &TestApp, order: OrderId, nurse: &str) -> Offer {
         .make_offer(&offer, |_, _| None, Vec::new())
         .await
         .unwrap();
-    let push = yixin_contracts::offer_to_nurse(&offer, &placed);
+    let push = yixin_contracts::offer_to_nurse(&offer, &placed, &Default::default());
     app.running()
         .backends
         .queue

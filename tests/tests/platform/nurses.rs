@@ -83,7 +83,12 @@ async fn offer(app: &TestApp, order: OrderId, nurse: NurseId, ttl: TimeDelta) ->
         .unwrap();
     store.insert_offer(&offer).await.unwrap();
     let placed = store.get_order(order).await.unwrap().unwrap();
-    let push = yixin_contracts::offer_to_nurse(&offer, &placed);
+    let details = yixin_contracts::offer_details(
+        &store.catalog().await.unwrap(),
+        &store.service_areas(&placed.org_id).await.unwrap(),
+        &placed,
+    );
+    let push = yixin_contracts::offer_to_nurse(&offer, &placed, &details);
     app.running()
         .backends
         .queue
@@ -342,6 +347,16 @@ async fn an_offer_shows_no_address_and_the_winner_gets_it() {
     );
     let area: h3o::CellIndex = frame["area"].as_str().unwrap().parse().unwrap();
     assert_eq!(area.resolution(), h3o::Resolution::Seven);
+    // The service in words and the area's name, for people.
+    let catalog = app.running().backends.store.catalog().await.unwrap();
+    let service = catalog.service("infant_jaundice_test").unwrap();
+    assert_eq!(frame["service"]["code"], "infant_jaundice_test");
+    assert_eq!(frame["service"]["name_zh"], service.name_zh.as_str());
+    assert_eq!(frame["service"]["name_en"], service.name_en.as_str());
+    assert_eq!(frame["place"], "双福街道 Shuangfu");
+    let listed = app.get("/v1/nurse/offers", Some(&token)).await;
+    assert_eq!(listed.json[0]["service"], frame["service"]);
+    assert_eq!(listed.json[0]["place"], frame["place"]);
     // While it is live the nurse is not a candidate for anything else.
     assert!(candidates(&app, HERE).is_empty());
 
@@ -901,5 +916,117 @@ async fn junk_from_a_phone_never_breaks_the_socket_or_touches_another_nurse() {
         .send_json(&json!({"type":"accept","offer_id": victims_offer.id.to_string()}))
         .await;
     victim_ws.expect_type("assigned", WAIT).await;
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_nurse_token_may_name_the_nurse_by_the_rosters_external_id() {
+    let app = spawn().await;
+    let org = app.settings.demo.org_id.clone();
+    let coordinator = app.token("coordinator", "c-ext", &org).await;
+    let add = |name: &'static str, external: &'static str| json!({"name": name, "phone": "13900002222", "skills": ["wound_care"], "external_id": external});
+    let added = app
+        .post(
+            "/v1/dispatch/nurses",
+            Some(&coordinator),
+            &add("周护士", " idp:417 "),
+        )
+        .await;
+    assert_eq!(added.status, StatusCode::CREATED, "{}", added.text);
+    assert_eq!(added.json["external_id"], "idp:417", "trimmed");
+    let id = added.json["id"].as_str().unwrap().to_owned();
+    let again = app
+        .post(
+            "/v1/dispatch/nurses",
+            Some(&coordinator),
+            &add("吴护士", "idp:417"),
+        )
+        .await;
+    assert_eq!(again.status, StatusCode::CONFLICT, "{}", again.text);
+    assert_eq!(again.json["error"]["code"], "external_id_taken");
+    let bad = app
+        .post(
+            "/v1/dispatch/nurses",
+            Some(&coordinator),
+            &add("吴护士", "a b"),
+        )
+        .await;
+    assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", bad.text);
+    assert_eq!(bad.json["error"]["field"], "external_id");
+
+    // The identity provider's subject acts as the roster nurse: HTTP and socket.
+    let token = app.token("nurse", "idp:417", &org).await;
+    let me = app.get("/v1/nurse/me", Some(&token)).await;
+    assert_eq!(me.status, StatusCode::OK, "{}", me.text);
+    assert_eq!(me.json["id"], id.as_str());
+    assert_eq!(me.json["name"], "周护士");
+    assert_eq!(me.json["shift"], "off");
+    let mut ws = on_shift(&app, &token).await;
+    ws.send_json(&fix(29.391, 106.321, 0)).await;
+    let roster = app.get("/v1/dispatch/nurses", Some(&coordinator)).await;
+    let entry = roster
+        .json
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["id"] == id.as_str())
+        .unwrap()
+        .clone();
+    assert_eq!(entry["shift"], "on");
+    assert_eq!(entry["external_id"], "idp:417");
+    let today = app.get("/v1/nurse/jobs/today", Some(&token)).await;
+    assert_eq!(today.status, StatusCode::OK, "{}", today.text);
+    assert_eq!(today.json, json!([]));
+    ws.close().await;
+
+    // Another organisation's token with the same subject is nobody.
+    let elsewhere = app.token("nurse", "idp:417", "other-org").await;
+    let me = app.get("/v1/nurse/me", Some(&elsewhere)).await;
+    assert_eq!(me.status, StatusCode::FORBIDDEN, "{}", me.text);
+    // Removed from the roster entry: the subject no longer signs in.
+    let cleared = app
+        .send(
+            app.http
+                .patch(format!("{}/v1/dispatch/nurses/{id}", app.base_url))
+                .bearer_auth(&coordinator)
+                .json(&json!({"external_id": ""})),
+        )
+        .await;
+    assert_eq!(cleared.status, StatusCode::OK, "{}", cleared.text);
+    assert_eq!(cleared.json["external_id"], Value::Null);
+    let me = app.get("/v1/nurse/me", Some(&token)).await;
+    assert_eq!(me.status, StatusCode::FORBIDDEN, "{}", me.text);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn todays_jobs_list_the_nurses_work_with_the_service_in_words() {
+    let app = spawn().await;
+    let (nurse, token) = rostered_nurse(&app).await;
+    let mut ws = on_shift(&app, &token).await;
+    ws.send_json(&fix(29.391, 106.321, 0)).await;
+    let (order, _) = place_order(&app).await;
+    let made = offer(&app, order, nurse.id, TimeDelta::seconds(30)).await;
+    let accepted = app
+        .post(
+            &format!("/v1/nurse/offers/{}/accept", made.id),
+            Some(&token),
+            &json!({}),
+        )
+        .await;
+    assert_eq!(accepted.status, StatusCode::OK, "{}", accepted.text);
+    let today = app.get("/v1/nurse/jobs/today", Some(&token)).await;
+    assert_eq!(today.status, StatusCode::OK, "{}", today.text);
+    let jobs = today.json.as_array().unwrap();
+    assert_eq!(jobs.len(), 1, "{}", today.text);
+    assert_eq!(jobs[0]["order_id"], order.to_string());
+    assert_eq!(jobs[0]["status"], "assigned");
+    assert_eq!(jobs[0]["service"]["code"], "infant_jaundice_test");
+    assert_ne!(jobs[0]["service"]["name_zh"], "infant_jaundice_test");
+    // Another nurse's day does not show it.
+    let (_, other) = rostered_nurse(&app).await;
+    let theirs = app.get("/v1/nurse/jobs/today", Some(&other)).await;
+    assert_eq!(theirs.json, json!([]));
+    ws.close().await;
     app.stop().await;
 }

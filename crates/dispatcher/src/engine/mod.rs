@@ -32,11 +32,13 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 use tokio::sync::{Notify, watch};
 use yixin_contracts::{
-    OFFERS_STREAM, ORDERS_STREAM, dispatch_channel, offer_made, offer_to_nurse, status_changed,
+    OFFERS_STREAM, ORDERS_STREAM, OfferDetails, dispatch_channel, offer_details, offer_made,
+    offer_to_nurse, status_changed,
 };
 use yixin_dispatch_core::{Command, Decisions, Fleet, OrderFacts};
 use yixin_domain::{
-    Catalog, GeoPoint, NurseId, Offer, OfferStatus, Order, OrderId, OrderStatus, OrgTimeZone,
+    Catalog, GeoPoint, NurseId, Offer, OfferStatus, Order, OrderId, OrderStatus, OrgId,
+    OrgTimeZone, ServiceArea,
 };
 use yixin_queue::Queue;
 use yixin_store::{Store, StoreError};
@@ -67,6 +69,9 @@ enum Placed {
     NurseTaken,
 }
 
+/// An organisation's service areas and when they were read.
+type CachedAreas = (Instant, Arc<Vec<ServiceArea>>);
+
 /// The dispatch engine of one instance: the I/O shell around the core's
 /// [`Decisions`].
 pub struct Engine {
@@ -80,6 +85,8 @@ pub struct Engine {
     decisions: Mutex<Decisions>,
     wake: Notify,
     catalog: RwLock<Option<(Instant, Arc<Catalog>)>>,
+    /// Each organisation's service areas (an offer names the one it is in).
+    areas: RwLock<HashMap<OrgId, CachedAreas>>,
     consumer: String,
 }
 
@@ -100,6 +107,7 @@ impl Engine {
             fleet,
             wake: Notify::new(),
             catalog: RwLock::new(None),
+            areas: RwLock::new(HashMap::new()),
             consumer: format!("dispatcher-{}", uuid::Uuid::new_v4().simple()),
         })
     }
@@ -135,6 +143,27 @@ impl Engine {
             *guard = Some((Instant::now(), fresh.clone()));
         }
         Ok(fresh)
+    }
+
+    async fn areas(&self, org: &OrgId) -> Result<Arc<Vec<ServiceArea>>, StoreError> {
+        if let Ok(guard) = self.areas.read()
+            && let Some((at, a)) = guard.get(org)
+            && at.elapsed() < Duration::from_secs(30)
+        {
+            return Ok(a.clone());
+        }
+        let fresh = Arc::new(self.store.service_areas(org).await?);
+        if let Ok(mut guard) = self.areas.write() {
+            guard.insert(org.clone(), (Instant::now(), fresh.clone()));
+        }
+        Ok(fresh)
+    }
+
+    /// The service in words and the area's name, for the nurse's phone.
+    async fn offer_details(&self, order: &Order) -> Result<OfferDetails, StoreError> {
+        let catalog = self.catalog().await?;
+        let areas = self.areas(&order.org_id).await?;
+        Ok(offer_details(&catalog, &areas, order))
     }
 
     // ----- dispatching -----
@@ -447,7 +476,8 @@ impl Engine {
             distance_m,
         );
         offer.expires_at = expires_at;
-        let made = offer_made(&offer, order);
+        let details = self.offer_details(order).await?;
+        let made = offer_made(&offer, order, &details);
         let result = self
             .store
             .make_offer(
@@ -476,7 +506,7 @@ impl Engine {
             .write()
             .unwrap_or_else(|p| p.into_inner())
             .set_offer(offer.nurse_id, Some((offer.id, offer.expires_at)));
-        let push = offer_to_nurse(&offer, &placed);
+        let push = offer_to_nurse(&offer, &placed, &details);
         if let Err(e) = yixin_queue::send(self.queue.as_ref(), &push).await {
             // The phone also finds it on (re)connect and through `GET /v1/nurse/offers`.
             tracing::warn!(offer_id = %offer.id, error = %e, "offer not pushed");

@@ -21,6 +21,9 @@ pub struct Model {
     /// `off` | `on`
     #[sea_orm(column_type = "Text")]
     pub shift_state: String,
+    /// The identity provider's subject for the nurse (unique per org).
+    #[sea_orm(column_type = "Text", nullable)]
+    pub external_id: Option<String>,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
     #[sea_orm(belongs_to, from = "org_id", to = "id")]
