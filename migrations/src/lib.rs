@@ -18,6 +18,7 @@ mod m20261123_000004_create_offers;
 mod m20261123_000005_create_idempotency_keys_and_outbox;
 mod m20261123_000006_create_nurse_locations;
 mod m20261123_000007_index_unpublished_outbox;
+mod m20261130_300001_create_credentials_and_audit;
 
 /// Every migration of the schema, oldest first.
 pub struct Migrator;
@@ -33,6 +34,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261123_000005_create_idempotency_keys_and_outbox::Migration),
             Box::new(m20261123_000006_create_nurse_locations::Migration),
             Box::new(m20261123_000007_index_unpublished_outbox::Migration),
+            Box::new(m20261130_300001_create_credentials_and_audit::Migration),
         ]
     }
 }

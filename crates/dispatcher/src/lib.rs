@@ -19,6 +19,7 @@ use yixin_queue::{PositionBoard, Queue};
 use yixin_store::Store;
 
 pub mod coordinator;
+pub mod credentials;
 pub mod roster;
 
 /// What the service needs, built once by the binary.
@@ -81,6 +82,12 @@ impl Dispatcher {
             cfg.service(coordinator::cells::list_cells);
             cfg.service(coordinator::overview::get_overview);
             cfg.service(coordinator::live::live);
+            cfg.service(credentials::get_credentials);
+            cfg.service(credentials::put_credentials);
+            cfg.service(credentials::verify_credentials);
+            cfg.service(credentials::reject_credentials);
+            cfg.service(credentials::expiring_certificates);
+            cfg.service(credentials::audit_trail);
         })
     }
 }

@@ -115,6 +115,15 @@ pub enum DomainError {
     /// The catalogue data is inconsistent (duplicate codes, unknown category...).
     #[error("invalid catalogue: {reason}")]
     InvalidCatalog { reason: String },
+
+    /// A field named by its path (e.g. `certificates[1].expires_on`) that a
+    /// rule refused; `code` says which rule (`required`, `too_long`, …).
+    #[error("{field}: {reason}")]
+    InvalidField {
+        field: String,
+        code: &'static str,
+        reason: String,
+    },
 }
 
 fn join_skills(skills: &[crate::catalog::Skill]) -> String {
@@ -151,6 +160,7 @@ impl DomainError {
             Self::OutsideServiceArea => "outside_service_area",
             Self::MissingSkills { .. } => "missing_skills",
             Self::InvalidCatalog { .. } => "invalid_catalog",
+            Self::InvalidField { code, .. } => code,
         }
     }
 
@@ -177,7 +187,17 @@ impl DomainError {
             | Self::OfferExpired { .. }
             | Self::OfferNotOpen { .. }
             | Self::OfferStillLive { .. }
-            | Self::InvalidCatalog { .. } => None,
+            | Self::InvalidCatalog { .. }
+            | Self::InvalidField { .. } => None,
+        }
+    }
+
+    /// The field to blame as a path: [`DomainError::field`], or the path
+    /// of an `InvalidField` (`certificates[1].expires_on`).
+    pub fn field_path(&self) -> Option<String> {
+        match self {
+            Self::InvalidField { field, .. } => Some(field.clone()),
+            other => other.field().map(str::to_owned),
         }
     }
 }

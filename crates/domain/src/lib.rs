@@ -16,6 +16,7 @@
 
 pub mod area;
 pub mod catalog;
+pub mod credentials;
 pub mod error;
 pub mod geo;
 pub mod ids;
@@ -27,6 +28,9 @@ pub mod phone;
 
 pub use crate::area::{GeoJsonPolygon, SHUANGFU_DEMO_AREA_ID, ServiceArea};
 pub use crate::catalog::{Catalog, Category, Service, Skill};
+pub use crate::credentials::{
+    Certificate, Credentials, CredentialsInput, Requirements, Title, Verification,
+};
 pub use crate::error::DomainError;
 pub use crate::geo::GeoPoint;
 pub use crate::ids::{AreaId, NurseId, OfferId, OrderId, OrgId, ResidentId};

@@ -588,6 +588,35 @@ pub fn offer_view(offer: &Offer, order: &Order) -> OfferView {
 }
 
 /// The job as its nurse sees it (address and contact included).
+impl Tracker {
+    /// Records in the audit trail that the nurse was shown a patient's
+    /// address and phone (`via`: `ws`, `http_accept`, `http_jobs`,
+    /// `http_progress`); a failure is logged, never the nurse's problem.
+    pub async fn audit_read(
+        &self,
+        ctx: &NurseCtx,
+        sub: &str,
+        order_id: &str,
+        from: Option<String>,
+        via: &str,
+    ) {
+        let entry = yixin_store::AuditEntry {
+            org: ctx.org.clone(),
+            actor_sub: sub.to_owned(),
+            actor_role: "nurse".to_owned(),
+            action: "read_address".to_owned(),
+            subject_kind: "order".to_owned(),
+            subject_id: order_id.to_owned(),
+            client_addr: from,
+            detail: Some(format!("nurse {} via {via}", ctx.id)),
+            at: Utc::now(),
+        };
+        if let Err(e) = self.store.audit(&entry).await {
+            tracing::error!(nurse_id = %ctx.id, order_id, error = %e, "address read not audited");
+        }
+    }
+}
+
 pub fn assigned_view(order: &Order) -> AssignedView {
     AssignedView {
         order_id: order.id.to_string(),

@@ -447,17 +447,18 @@ impl Store {
         Ok(standing)
     }
 
-    /// Every active nurse on shift, of every organisation (to warm a
-    /// dispatcher's fleet at start).
+    /// Every active nurse on shift, of every organisation, with credentials
+    /// (to warm a dispatcher's fleet at start).
     pub async fn working_nurses(&self) -> Result<Vec<yixin_domain::Nurse>, StoreError> {
-        nurse::Entity::find()
+        let nurses = nurse::Entity::find()
             .filter(nurse::Column::Active.eq(true))
             .filter(nurse::Column::ShiftState.eq(ShiftState::On.as_str()))
             .all(&self.db)
             .await?
             .into_iter()
             .map(convert::nurse)
-            .collect()
+            .collect::<Result<Vec<_>, _>>()?;
+        self.with_credentials(nurses).await
     }
 
     /// Every organisation's service areas.

@@ -8,7 +8,9 @@
 //! - Candidates come from this instance's [`Fleet`], kept from the fleet
 //!   feed every nurse-tracking instance publishes (positions, shifts) and
 //!   roster changes ([`fleet_feed`]): the core's candidate rule (on shift,
-//!   fresh fix, present, no job or offer, skills covering the service), not
+//!   fresh fix, present, no job or offer, skills covering the service, and
+//!   credentials passing the gate: verified, in date, years, title,
+//!   certificates — read from the fleet, never the database), not
 //!   among those who declined or let this order's offer lapse; then those
 //!   holding an offer or a job (asked of the database) are dropped.
 //! - ETA by the configured [`EtaEstimator`]. What to do then is decided by
@@ -16,6 +18,8 @@
 //!   search radius, greedy or batch, escalation, offer deadlines, expiry);
 //!   this module is its I/O shell: it feeds it what it read and carries out
 //!   its commands.
+//! - The offer records which credentials qualified the nurse
+//!   (`qualified_by`).
 //! - An offer is recorded with the order's move to `offered` in one
 //!   transaction (one open offer per order and per nurse, enforced by the
 //!   database), then pushed to the nurse's phone. Lapsed offers are expired
@@ -34,7 +38,9 @@ use tokio::sync::{Notify, watch};
 use yixin_contracts::{
     OFFERS_STREAM, ORDERS_STREAM, dispatch_channel, offer_made, offer_to_nurse, status_changed,
 };
-use yixin_dispatch_core::{Command, Decisions, Fleet, OrderFacts};
+use yixin_dispatch_core::{
+    Command, Decisions, Fleet, Need, OrderFacts, qualification, visit_day, visit_time,
+};
 use yixin_domain::{
     Catalog, GeoPoint, NurseId, Offer, OfferStatus, Order, OrderId, OrderStatus, OrgTimeZone,
 };
@@ -302,17 +308,43 @@ impl Engine {
         Ok(Decisions::needing_nurse(order.status, &offers).map(|excluded| (order, excluded)))
     }
 
+    /// What the order's service asks of a nurse (skills; credentials on the
+    /// visit's day); a service that left the catalogue asks no skill and
+    /// the default requirements.
+    async fn need(&self, order: &Order) -> Result<Need, StoreError> {
+        let catalog = self.catalog().await?;
+        let at = visit_time(order.scheduled_for, Utc::now());
+        Ok(match catalog.service(&order.service_code) {
+            Some(s) => Need::of(s, at),
+            None => Need {
+                skills: Vec::new(),
+                requirements: Default::default(),
+                day: visit_day(at),
+            },
+        })
+    }
+
+    /// The credentials that qualify `nurse` for the order, as the fleet has
+    /// them: what the offer records.
+    async fn qualified_by(
+        &self,
+        order: &Order,
+        nurse: NurseId,
+    ) -> Result<Option<yixin_domain::credentials::Qualification>, StoreError> {
+        let need = self.need(order).await?;
+        let fleet = self.fleet.read().unwrap_or_else(|p| p.into_inner());
+        Ok(fleet
+            .get(&nurse)
+            .and_then(|n| qualification(n.credentials.as_ref(), &need.requirements, need.day).ok()))
+    }
+
     /// Free candidates for an order, scored inputs ready.
     async fn candidates(
         &self,
         order: &Order,
         excluded: &HashSet<NurseId>,
     ) -> Result<Vec<Candidate>, StoreError> {
-        let catalog = self.catalog().await?;
-        let required = catalog
-            .service(&order.service_code)
-            .map(|s| s.required_skills.clone())
-            .unwrap_or_default();
+        let need = self.need(order).await?;
         let search = self.decide(|d| d.search(order.status));
         let near = {
             let fleet = self.fleet.read().unwrap_or_else(|p| p.into_inner());
@@ -320,7 +352,7 @@ impl Engine {
                 order.location,
                 search.nearest,
                 search.radius_m,
-                &required,
+                &need,
                 excluded,
             )
         };
@@ -390,6 +422,7 @@ impl Engine {
             distance_m,
         );
         offer.expires_at = expires_at;
+        offer.qualified_by = self.qualified_by(order, nurse).await?;
         let made = offer_made(&offer, order);
         let result = self
             .store

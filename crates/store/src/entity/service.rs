@@ -20,6 +20,9 @@ pub struct Model {
     #[sea_orm(column_type = "JsonBinary")]
     pub required_skills: Json,
     pub active: bool,
+    /// JSON `Requirements` (null: the defaults).
+    #[sea_orm(column_type = "JsonBinary", nullable)]
+    pub requirements: Option<Json>,
     #[sea_orm(belongs_to, from = "category_code", to = "code")]
     pub category: BelongsTo<super::service_category::Entity>,
 }
