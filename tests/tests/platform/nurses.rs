@@ -47,6 +47,10 @@ async fn rostered_nurse(app: &TestApp) -> (Nurse, String) {
         }
     }
     store.insert_nurse(&nurse).await.unwrap();
+    store
+        .put_credentials(&nurse, &yixin_e2e::qualified_credentials())
+        .await
+        .unwrap();
     let token = app
         .token("nurse", &nurse.id.to_string(), &app.settings.demo.org_id)
         .await;
