@@ -28,12 +28,16 @@ pub const REJECT_REASON_MAX_CHARS: usize = 500;
 pub const DEFAULT_MIN_YEARS: u32 = 5;
 
 /// A nurse's professional title, lowest first (the order is the ranking).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+/// The default is the pilot rules' minimum: 护师.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default, Serialize, Deserialize,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Title {
     /// 护士
     Nurse,
     /// 护师
+    #[default]
     SeniorNurse,
     /// 主管护师
     SupervisorNurse,
@@ -72,13 +76,6 @@ impl Title {
             Self::AssociateChiefNurse => "副主任护师",
             Self::ChiefNurse => "主任护师",
         }
-    }
-}
-
-impl Default for Title {
-    /// The pilot rules' minimum: 护师.
-    fn default() -> Self {
-        Self::SeniorNurse
     }
 }
 

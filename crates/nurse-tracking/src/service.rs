@@ -96,7 +96,7 @@ impl Tracker {
         }
         let nurse = self
             .store
-            .get_nurse(id)
+            .get_nurse_with_credentials(id)
             .await
             .map_err(TrackingError::store)?
             .filter(|n| n.org_id == org)

@@ -128,7 +128,13 @@ fn candidates(app: &TestApp, at: (f64, f64)) -> Vec<NurseId> {
             GeoPoint::new(at.0, at.1).unwrap(),
             10,
             10_000.0,
-            &[],
+            // No skill; the gate as the pilot rules set it (the nurses here
+            // have verified, qualifying credentials).
+            &yixin_dispatch_core::Need {
+                skills: Vec::new(),
+                requirements: Default::default(),
+                day: yixin_dispatch_core::visit_day(Utc::now()),
+            },
             &Default::default(),
         )
         .into_iter()

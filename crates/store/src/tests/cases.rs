@@ -147,6 +147,8 @@ pub async fn migrate_is_idempotent_and_seeds_the_catalogue(store: Store) {
         price_cents: sea_orm::Set(100),
         required_skills: sea_orm::Set(serde_json::json!(["wound_care"])),
         active: sea_orm::Set(true),
+        // Null: the pilot rules' defaults.
+        requirements: sea_orm::Set(None),
     })
     .exec_without_returning(db)
     .await
