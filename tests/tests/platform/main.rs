@@ -5,6 +5,7 @@
 
 mod auth;
 mod coordinator;
+mod credentials;
 mod dashboard;
 mod dispatch;
 mod nurses;
