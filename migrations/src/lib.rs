@@ -21,6 +21,7 @@ mod m20261123_000007_index_unpublished_outbox;
 mod m20261130_100001_create_residents_and_otp_codes;
 mod m20261130_100002_create_household;
 mod m20261130_200001_add_nurse_external_id;
+mod m20261130_300001_create_credentials_and_audit;
 mod m20261130_400001_clinical_intake_and_visit_records;
 
 /// Every migration of the schema, oldest first.
@@ -40,6 +41,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261130_100001_create_residents_and_otp_codes::Migration),
             Box::new(m20261130_100002_create_household::Migration),
             Box::new(m20261130_200001_add_nurse_external_id::Migration),
+            Box::new(m20261130_300001_create_credentials_and_audit::Migration),
             Box::new(m20261130_400001_clinical_intake_and_visit_records::Migration),
         ]
     }

@@ -36,8 +36,19 @@ let coordinator;
 const nurses = {};
 const consoleErrors = [];
 
+/** Verified credentials that meet every service's requirements (without, the dispatch gate offers her nothing). */
+async function qualify(id) {
+  const certificates = ['picc', 'wound_stoma', 'maternal_infant', 'rehab', 'oral_care']
+    .map((code) => ({ code, number: `B-${code}`, issued_on: '2020-01-01', expires_on: null }));
+  await platform.ok('PUT', `/v1/dispatch/nurses/${id}/credentials`, coordinator, {
+    licence_no: '201211000002', first_registered_on: '2012-03-01', title: 'supervisor_nurse', certificates,
+  });
+  await platform.ok('POST', `/v1/dispatch/nurses/${id}/credentials/verify`, coordinator, {});
+}
+
 async function addNurse(key, name, skills) {
   const n = await platform.ok('POST', '/v1/dispatch/nurses', coordinator, { name, phone: '13700001111', skills });
+  await qualify(n.id);
   nurses[key] = { id: n.id, name, token: await platform.token('nurse', n.id) };
   return nurses[key];
 }
@@ -375,6 +386,48 @@ describe('coordinator dashboard', () => {
     await page.locator(`#roster-table tr[data-nurse-id="${id}"] button.activate`).waitFor();
     roster = await platform.ok('GET', '/v1/dispatch/nurses', coordinator);
     assert.equal(roster.find((n) => n.id === id).active, false);
+  });
+
+  test('enters and verifies credentials, lists expiring certificates and the audit trail', async () => {
+    const fresh = await platform.ok('POST', '/v1/dispatch/nurses', coordinator, { name: '钱资质', phone: '13600003333', skills: ['picc'] });
+    await page.locator('#tabs .tab[data-view="roster"]').click();
+    const row = page.locator(`#roster-table tr[data-nurse-id="${fresh.id}"]`);
+    await row.waitFor();
+    await row.locator('button.credentials.cred-none').click();
+    const card = page.locator('#credentials');
+    await card.locator('[data-verification="none"]').waitFor();
+    await card.locator('input[name="licence_no"]').fill('202011000777');
+    await card.locator('input[name="first_registered_on"]').fill('2014-09-01');
+    await card.locator('select[name="title"]').selectOption('supervisor_nurse');
+    await card.locator('button.add-cert').click();
+    const cert = card.locator('.cert-row').first();
+    await cert.locator('select').selectOption('picc');
+    await cert.locator('input').nth(0).fill('PICC-2024-0777');
+    await cert.locator('input[type="date"]').nth(0).fill('2024-01-10');
+    const soon = new Date(Date.now() + 10 * 86400000).toISOString().slice(0, 10);
+    await cert.locator('input[type="date"]').nth(1).fill(soon);
+    await card.locator('button.save-cred').click();
+    await card.locator('[data-verification="pending"]').waitFor();
+    let saved = await platform.ok('GET', `/v1/dispatch/nurses/${fresh.id}/credentials`, coordinator);
+    assert.equal(saved.verification, 'pending');
+    assert.equal(saved.certificates[0].number, 'PICC-2024-0777');
+
+    await card.locator('button.verify-cred').click();
+    await card.locator('[data-verification="verified"]').waitFor();
+    saved = await platform.ok('GET', `/v1/dispatch/nurses/${fresh.id}/credentials`, coordinator);
+    assert.equal(saved.verification, 'verified');
+    assert.equal(saved.reviewed_by, 'browser-test');
+
+    // The certificate expiring in 10 days is listed; the audit trail has the change and the verification.
+    await page.locator(`#expiring li[data-nurse-id="${fresh.id}"][data-cert="picc"]`).waitFor();
+    await page.locator(`#audit li[data-action="credentials_verified"][data-subject="${fresh.id}"]`).waitFor();
+    await page.locator(`#audit li[data-action="credentials_changed"][data-subject="${fresh.id}"]`).waitFor();
+    mkdirSync(ARTIFACTS, { recursive: true });
+    await page.screenshot({ path: join(ARTIFACTS, 'governance.png'), fullPage: true });
+    await page.setViewportSize({ width: 360, height: 740 });
+    await page.waitForTimeout(300);
+    await page.screenshot({ path: join(ARTIFACTS, 'governance-phone.png'), fullPage: true });
+    await page.setViewportSize({ width: 1440, height: 900 });
   });
 
   test('signs out and refuses a token that is not a coordinator\'s', async () => {

@@ -30,6 +30,43 @@ use crate::contract::Contract;
 
 pub use reqwest::StatusCode;
 
+/// Credentials (as `PUT /v1/dispatch/nurses/{id}/credentials` takes them)
+/// that meet every service's requirements: registered in 2012, 主管护师,
+/// every certificate kind, none expiring.
+pub fn qualifying_credentials() -> Value {
+    let certificates: Vec<Value> = [
+        "picc",
+        "wound_stoma",
+        "maternal_infant",
+        "rehab",
+        "oral_care",
+    ]
+    .iter()
+    .map(|code| {
+        serde_json::json!({"code": code, "number": format!("T-{code}"),
+                               "issued_on": "2020-01-01", "expires_on": null})
+    })
+    .collect();
+    serde_json::json!({
+        "licence_no": "201211000001",
+        "first_registered_on": "2012-03-01",
+        "title": "supervisor_nurse",
+        "certificates": certificates,
+    })
+}
+
+/// The same credentials as [`qualifying_credentials`], verified, for nurses
+/// a test inserts through the store.
+pub fn qualified_credentials() -> yixin_domain::Credentials {
+    let input: yixin_domain::CredentialsInput =
+        serde_json::from_value(qualifying_credentials()).expect("credentials input");
+    let mut c = yixin_domain::Credentials::entered(input, "test", chrono::Utc::now());
+    c.verification = yixin_domain::Verification::Verified;
+    c.reviewed_by = Some("test".into());
+    c.reviewed_at = Some(chrono::Utc::now());
+    c
+}
+
 /// Which backends a test run uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
@@ -286,6 +323,46 @@ impl TestApp {
             request = request.bearer_auth(token);
         }
         self.send(request).await
+    }
+
+    /// `PUT` with a JSON body.
+    pub async fn put(&self, path: &str, token: Option<&str>, body: &impl Serialize) -> Reply {
+        let mut request = self.http.put(self.url(path)).json(body);
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        self.send(request).await
+    }
+
+    /// Adds a nurse (`POST /v1/dispatch/nurses` with `body`) and gives her
+    /// verified credentials that meet every service's requirements
+    /// ([`qualifying_credentials`]): the one way tests make a nurse the
+    /// dispatch gate lets through. Her id.
+    pub async fn qualified_nurse(&self, coordinator: &str, body: &Value) -> String {
+        let reply = self
+            .post("/v1/dispatch/nurses", Some(coordinator), body)
+            .await;
+        assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.text);
+        let id = reply.json["id"].as_str().expect("nurse id").to_owned();
+        self.qualify(coordinator, &id).await;
+        id
+    }
+
+    /// Enters [`qualifying_credentials`] for the nurse and verifies them.
+    pub async fn qualify(&self, coordinator: &str, nurse_id: &str) {
+        let path = format!("/v1/dispatch/nurses/{nurse_id}/credentials");
+        let reply = self
+            .put(&path, Some(coordinator), &qualifying_credentials())
+            .await;
+        assert_eq!(reply.status, StatusCode::OK, "credentials: {}", reply.text);
+        let reply = self
+            .post(
+                &format!("{path}/verify"),
+                Some(coordinator),
+                &serde_json::json!({}),
+            )
+            .await;
+        assert_eq!(reply.status, StatusCode::OK, "verify: {}", reply.text);
     }
 
     /// A token from the dev login (`POST /v1/auth/dev-token`).

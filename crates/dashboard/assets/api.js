@@ -62,6 +62,10 @@ export class Api {
   patch(path, body = {}) {
     return this.request('PATCH', path, body);
   }
+
+  put(path, body = {}) {
+    return this.request('PUT', path, body);
+  }
 }
 
 /** The claims of a JWT, unverified (the server verifies; this is for display). */

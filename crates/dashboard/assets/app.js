@@ -8,6 +8,7 @@ import { LiveFeed } from './live.js';
 import { MapView } from './map.js';
 import { lang, setLang, t, translateStatic } from './i18n.js';
 import * as S from './state.js';
+import { Governance } from './governance.js';
 import { ReviewQueue, w as reviewWord } from './reviews.js';
 
 const TOKEN_KEY = 'yixin.dashboard.token';
@@ -44,6 +45,9 @@ const api = new Api(() => state.token, () => {
 });
 let live = null;
 let map = null;
+/** Credentials, expiring certificates and the audit trail (governance.js). */
+let governance = null;
+/** The screening queue (reviews.js). */
 let reviews = null;
 const timers = [];
 
@@ -567,6 +571,7 @@ function renderRoster(force = false) {
       h('td', {}, n.current_order_id ? h('a', { href: '#', on: { click: (e) => { e.preventDefault(); select(n.current_order_id); } } }, short(n.current_order_id)) : t('kpi.none')),
       h('td', { class: 'actions' },
         editing ? null : h('button', { type: 'button', class: 'small edit-skills', on: { click: () => { state.editingSkills = n.id; renderRoster(true); } } }, t('roster.edit_skills')),
+        h('button', { type: 'button', class: `small credentials cred-${n.verification || 'none'}`, on: { click: () => setView('governance', n.id) } }, t('roster.credentials')),
         h('button', {
           type: 'button',
           class: `small ${n.active ? 'danger deactivate' : 'activate'}`,
@@ -834,12 +839,25 @@ async function setActive(nurse, active) {
 
 // ---------------------------------------------------------------- views and the clock
 
-function setView(view) {
+function setView(view, nurseId) {
   state.view = view;
   for (const b of document.querySelectorAll('#tabs .tab')) b.classList.toggle('active', b.dataset.view === view);
-  for (const v of ['map', 'orders', 'roster', 'reviews']) $(`#view-${v}`).hidden = v !== view;
+  for (const v of ['map', 'orders', 'roster', 'reviews', 'governance']) $(`#view-${v}`).hidden = v !== view;
   if (view === 'reviews' && reviews) reviews.refresh();
   if (view === 'map' && map) map.schedule();
+  if (view === 'governance') {
+    governance ??= new Governance({
+      api,
+      root: $('#view-governance'),
+      nurses: () => [...state.nurses.values()],
+      toast,
+      onChange: async () => {
+        await refreshRoster();
+        renderRoster();
+      },
+    });
+    governance.show(nurseId);
+  }
 }
 
 /** Each second: countdowns in place (no re-render, so clicks are never lost), and the map. */

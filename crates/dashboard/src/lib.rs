@@ -57,8 +57,10 @@ const ASSETS: &[Asset] = &[
     asset!("map.js", JS),
     asset!("i18n.js", JS),
     asset!("state.js", JS),
+    asset!("governance.js", JS),
     asset!("reviews.js", JS),
     asset!("style.css", CSS),
+    asset!("governance.css", CSS),
     asset!("favicon.svg", SVG),
 ];
 /// Where the page is in [`ASSETS`].

@@ -1,7 +1,8 @@
 //! The one candidate rule: whether a nurse can take an order now, and if
 //! not, why. Automatic dispatch (the [`crate::Fleet`]'s candidate search)
 //! and manual assignment (the coordinator's candidate list) both ask
-//! [`eligibility`], so they cannot disagree.
+//! [`eligibility`], so they cannot disagree. The credentials gate
+//! ([`crate::qualification`]) is one of its facts.
 
 use std::fmt;
 
@@ -17,6 +18,9 @@ pub struct NurseFacts {
     /// Holds every skill the order's service requires ([`covers`]; the
     /// simulator compares bit sets).
     pub skilled: bool,
+    /// Credentials verified, in date on the visit's day and meeting the
+    /// service's requirements ([`crate::qualification`]).
+    pub qualified: bool,
     /// Working on an order (assigned, en route, at the door, in service).
     pub has_job: bool,
     /// Holds a live offer of another order.
@@ -32,6 +36,8 @@ pub struct NurseFacts {
 pub enum Ineligible {
     OffShift,
     MissingSkills,
+    /// The credentials do not meet the service's requirements (the gate).
+    NotQualified,
     Busy,
     OfferedElsewhere,
     /// No fix, an old one, or the phone is gone: we do not know where she is.
@@ -52,6 +58,7 @@ impl Ineligible {
         match self {
             Self::OffShift => "off_shift",
             Self::MissingSkills => "missing_skills",
+            Self::NotQualified => "not_qualified",
             Self::Busy => "busy",
             Self::OfferedElsewhere => "offered_elsewhere",
             Self::Stale => "stale",
@@ -87,6 +94,8 @@ pub fn eligibility(nurse: &NurseFacts) -> Result<(), Ineligible> {
         Err(Ineligible::OffShift)
     } else if !nurse.skilled {
         Err(Ineligible::MissingSkills)
+    } else if !nurse.qualified {
+        Err(Ineligible::NotQualified)
     } else if nurse.has_job {
         Err(Ineligible::Busy)
     } else if nurse.offered_elsewhere {
@@ -119,6 +128,7 @@ mod tests {
         for why in [
             Ineligible::OffShift,
             Ineligible::MissingSkills,
+            Ineligible::NotQualified,
             Ineligible::Busy,
             Ineligible::OfferedElsewhere,
         ] {
@@ -136,6 +146,7 @@ mod tests {
         let free = NurseFacts {
             on_shift: true,
             skilled: true,
+            qualified: true,
             has_job: false,
             offered_elsewhere: false,
             fresh: true,
@@ -182,6 +193,14 @@ mod tests {
                 Ineligible::OffShift,
             ),
         ];
+        assert_eq!(
+            eligibility(&NurseFacts {
+                qualified: false,
+                has_job: true,
+                ..free
+            }),
+            Err(Ineligible::NotQualified)
+        );
         for (facts, why) in cases {
             assert_eq!(eligibility(&facts), Err(why), "{facts:?}");
         }

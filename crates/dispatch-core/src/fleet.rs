@@ -17,6 +17,7 @@ use yixin_domain::{
 use yixin_geo::{GeoIndex, IndexConfig, Neighbour};
 
 use crate::eligibility::{NurseFacts, covers, eligibility};
+use crate::qualification::Need;
 
 /// Availability bits kept in the index entry's tag, so a search filters
 /// without a second lookup for the common cases.
@@ -29,11 +30,13 @@ pub mod tag {
     /// All of these set and none of `BUSY | OFFERED`: free to take work.
     pub const AVAILABLE: u64 = ON_SHIFT | FRESH | PRESENT;
 
-    /// The candidate rule's facts a tag holds; `skilled` from the record.
-    pub fn facts(t: u64, skilled: bool) -> super::NurseFacts {
+    /// The candidate rule's facts a tag holds; `skilled` and `qualified`
+    /// from the record.
+    pub fn facts(t: u64, skilled: bool, qualified: bool) -> super::NurseFacts {
         super::NurseFacts {
             on_shift: t & ON_SHIFT != 0,
             skilled,
+            qualified,
             has_job: t & BUSY != 0,
             offered_elsewhere: t & OFFERED != 0,
             // A fix is only worth something while the phone is there.
@@ -57,6 +60,9 @@ pub struct NurseState {
     pub org: OrgId,
     pub name: String,
     pub skills: Vec<Skill>,
+    /// Credentials as the roster has them (the gate reads them here, so a
+    /// candidate search never waits on the database).
+    pub credentials: Option<yixin_domain::Credentials>,
     pub active: bool,
     pub shift: ShiftState,
     pub last_fix: Option<Fix>,
@@ -78,6 +84,7 @@ impl NurseState {
             org: nurse.org_id.clone(),
             name: nurse.name.clone(),
             skills: nurse.skills.clone(),
+            credentials: nurse.credentials.clone(),
             active: nurse.active,
             shift: nurse.shift,
             last_fix: None,
@@ -110,15 +117,20 @@ impl NurseState {
         t
     }
 
-    /// The candidate rule's facts about this nurse for an order requiring
-    /// `required`.
-    pub fn facts(&self, required: &[Skill]) -> NurseFacts {
-        tag::facts(self.tag(), covers(&self.skills, required))
+    /// The candidate rule's facts about this nurse for an order needing `need`.
+    pub fn facts(&self, need: &Need) -> NurseFacts {
+        let skilled = covers(&self.skills, &need.skills);
+        tag::facts(
+            self.tag(),
+            skilled,
+            skilled && need.met_by(self.credentials.as_ref()),
+        )
     }
 
-    /// Free to take work now, whatever the skills (see the module doc).
+    /// Free to take work now, whatever the skills and credentials (see the
+    /// module doc).
     pub fn is_available(&self) -> bool {
-        eligibility(&self.facts(&[])).is_ok()
+        eligibility(&tag::facts(self.tag(), true, true)).is_ok()
     }
 }
 
@@ -205,6 +217,7 @@ impl Fleet {
         state.org = nurse.org_id.clone();
         state.name = nurse.name.clone();
         state.skills = nurse.skills.clone();
+        state.credentials = nurse.credentials.clone();
         state.active = nurse.active;
         state.shift = nurse.shift;
         self.retag(nurse.id);
@@ -363,24 +376,28 @@ impl Fleet {
         swept
     }
 
-    /// The `k` nearest nurses free to take an order at `at` needing
-    /// `required` skills, within `radius_m`, skipping `excluded` (e.g. those
-    /// who declined it). Nearest first, exact distances.
+    /// The `k` nearest nurses free to take an order at `at` needing `need`
+    /// (skills, and credentials that pass the gate on the visit's day),
+    /// within `radius_m`, skipping `excluded` (e.g. those who declined it).
+    /// Nearest first, exact distances.
     pub fn candidates(
         &self,
         at: GeoPoint,
         k: usize,
         radius_m: f64,
-        required: &[Skill],
+        need: &Need,
         excluded: &HashSet<NurseId>,
     ) -> Vec<Neighbour<NurseId>> {
         self.index.nearest(at, k, radius_m, |id, t| {
             // The tag alone rules most nurses out without a lookup; the
-            // skills then need the nurse's record.
-            eligibility(&tag::facts(t, true)).is_ok()
+            // skills and credentials then need the nurse's record (in
+            // memory: the gate costs no database read).
+            eligibility(&tag::facts(t, true, true)).is_ok()
                 && !excluded.contains(id)
                 && self.nurses.get(id).is_some_and(|n| {
-                    eligibility(&tag::facts(t, covers(&n.skills, required))).is_ok()
+                    let skilled = covers(&n.skills, &need.skills);
+                    let qualified = skilled && need.met_by(n.credentials.as_ref());
+                    eligibility(&tag::facts(t, skilled, qualified)).is_ok()
                 })
         })
     }
@@ -411,7 +428,38 @@ mod tests {
         )
         .unwrap();
         n.shift = ShiftState::On;
+        n.credentials = Some(qualified());
         n
+    }
+
+    /// Verified, 10 years, 主管护师, a PICC certificate valid through 2030.
+    fn qualified() -> yixin_domain::Credentials {
+        let day = |y, m, d| chrono::NaiveDate::from_ymd_opt(y, m, d).unwrap();
+        let mut c = yixin_domain::Credentials::entered(
+            yixin_domain::CredentialsInput {
+                licence_no: "110".into(),
+                first_registered_on: day(2015, 1, 1),
+                title: yixin_domain::Title::SupervisorNurse,
+                certificates: vec![yixin_domain::Certificate {
+                    code: "picc".into(),
+                    number: "P-1".into(),
+                    issued_on: day(2020, 1, 1),
+                    expires_on: Some(day(2030, 1, 1)),
+                }],
+            },
+            "coordinator",
+            t(0),
+        );
+        c.verification = yixin_domain::Verification::Verified;
+        c
+    }
+
+    fn need(skills: &[Skill]) -> Need {
+        Need {
+            skills: skills.to_vec(),
+            requirements: yixin_domain::Requirements::default(),
+            day: crate::visit_day(t(0)),
+        }
     }
 
     fn fix(lat: f64, lng: f64, s: i64) -> Fix {
@@ -445,7 +493,7 @@ mod tests {
             here(),
             5,
             5_000.0,
-            &[Skill::new("wound_care").unwrap()],
+            &need(&[Skill::new("wound_care").unwrap()]),
             &HashSet::new(),
         );
         assert_eq!(found.len(), 1);
@@ -509,7 +557,7 @@ mod tests {
         let mut f = fleet_with(&n);
         f.apply_fix(n.id, fix(29.30, 106.25, 0));
         let find = |f: &Fleet, skills: &[Skill], ex: &HashSet<NurseId>| {
-            f.candidates(here(), 5, 5_000.0, skills, ex).len()
+            f.candidates(here(), 5, 5_000.0, &need(skills), ex).len()
         };
         assert_eq!(
             find(&f, &[Skill::new("catheter").unwrap()], &HashSet::new()),
@@ -529,6 +577,37 @@ mod tests {
     }
 
     #[test]
+    fn the_gate_keeps_unverified_junior_and_expired_nurses_out() {
+        let wanted = [Skill::new("wound_care").unwrap()];
+        let mut picc = need(&wanted);
+        picc.requirements.certificates = vec!["picc".into()];
+        let find = |n: &Nurse, need: &Need| {
+            let mut f = fleet_with(n);
+            f.apply_fix(n.id, fix(29.30, 106.25, 0));
+            f.candidates(here(), 5, 5_000.0, need, &HashSet::new())
+                .len()
+        };
+        let mut n = nurse(&["wound_care"]);
+        assert_eq!(find(&n, &picc), 1);
+        // Expired on the visit's day.
+        let mut late = picc.clone();
+        late.day = chrono::NaiveDate::from_ymd_opt(2030, 1, 2).unwrap();
+        assert_eq!(find(&n, &late), 0);
+        // Unverified.
+        n.credentials.as_mut().unwrap().verification = yixin_domain::Verification::Pending;
+        assert_eq!(find(&n, &picc), 0);
+        // Three years of practice.
+        let mut n = nurse(&["wound_care"]);
+        n.credentials.as_mut().unwrap().first_registered_on =
+            picc.day - chrono::TimeDelta::days(3 * 366);
+        assert_eq!(find(&n, &picc), 0);
+        // None at all.
+        let mut n = nurse(&["wound_care"]);
+        n.credentials = None;
+        assert_eq!(find(&n, &picc), 0);
+    }
+
+    #[test]
     fn a_stale_fix_is_not_a_candidate_until_a_new_one_comes() {
         let n = nurse(&["wound_care"]);
         let wanted = [Skill::new("wound_care").unwrap()];
@@ -537,13 +616,13 @@ mod tests {
         assert!(f.sweep(t(60)).stale.is_empty());
         assert_eq!(f.sweep(t(61)).stale, vec![n.id]);
         assert_eq!(
-            f.candidates(here(), 5, 5_000.0, &wanted, &HashSet::new())
+            f.candidates(here(), 5, 5_000.0, &need(&wanted), &HashSet::new())
                 .len(),
             0
         );
         f.apply_fix(n.id, fix(29.30, 106.25, 62));
         assert_eq!(
-            f.candidates(here(), 5, 5_000.0, &wanted, &HashSet::new())
+            f.candidates(here(), 5, 5_000.0, &need(&wanted), &HashSet::new())
                 .len(),
             1
         );
@@ -557,7 +636,7 @@ mod tests {
         f.apply_fix(n.id, fix(29.30, 106.25, 0));
         f.disconnected(n.id, 1, t(10));
         assert_eq!(
-            f.candidates(here(), 5, 5_000.0, &wanted, &HashSet::new())
+            f.candidates(here(), 5, 5_000.0, &need(&wanted), &HashSet::new())
                 .len(),
             1
         );
@@ -565,7 +644,7 @@ mod tests {
         let swept = f.sweep(t(131));
         assert_eq!(swept.gone, vec![n.id]);
         assert_eq!(
-            f.candidates(here(), 5, 5_000.0, &wanted, &HashSet::new())
+            f.candidates(here(), 5, 5_000.0, &need(&wanted), &HashSet::new())
                 .len(),
             0
         );
@@ -579,18 +658,18 @@ mod tests {
         f.register(&n);
         f.apply_fix(n.id, fix(29.30, 106.25, 0));
         assert!(
-            f.candidates(here(), 5, 5_000.0, &wanted, &HashSet::new())
+            f.candidates(here(), 5, 5_000.0, &need(&wanted), &HashSet::new())
                 .is_empty()
         );
         f.seen(n.id, t(0));
         assert_eq!(
-            f.candidates(here(), 5, 5_000.0, &wanted, &HashSet::new())
+            f.candidates(here(), 5, 5_000.0, &need(&wanted), &HashSet::new())
                 .len(),
             1
         );
         f.sweep(t(121));
         assert!(
-            f.candidates(here(), 5, 5_000.0, &wanted, &HashSet::new())
+            f.candidates(here(), 5, 5_000.0, &need(&wanted), &HashSet::new())
                 .is_empty()
         );
     }

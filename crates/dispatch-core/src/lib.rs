@@ -4,6 +4,8 @@
 //!
 //! - [`fleet`]: the nurses an instance knows, their positions and presence.
 //! - [`eligibility`]: the one candidate rule (automatic and manual).
+//! - [`qualification`]: the credentials gate (verified, in date, years,
+//!   title, certificates), one of the candidate rule's facts.
 //! - [`eta`]: the `EtaEstimator` port and the straight-line model.
 //! - [`scoring`], [`matching`]: ranking, greedy choice, the batch assignment.
 //! - [`decision`]: the engine's decisions as a state machine (events and the
@@ -18,6 +20,7 @@ pub mod eta;
 pub mod fleet;
 pub mod matching;
 pub mod quote;
+pub mod qualification;
 pub mod scoring;
 pub mod settings;
 
@@ -32,5 +35,8 @@ pub use matching::{
     assign_greedy, best_candidate,
 };
 pub use quote::{Quote, QuoteReason, next_bookable, quote};
+pub use qualification::{
+    Need, Shortfall, explain, qualification, qualifies, visit_day, visit_time,
+};
 pub use scoring::{Candidate, ScoringWeights, rank};
 pub use settings::InvalidSettings;

@@ -20,6 +20,7 @@ use yixin_store::Store;
 
 pub mod coordinator;
 pub mod quotes;
+pub mod credentials;
 pub mod roster;
 
 /// What the service needs, built once by the binary.
@@ -99,6 +100,12 @@ impl Dispatcher {
             cfg.service(coordinator::overview::get_overview);
             cfg.service(coordinator::live::live);
             cfg.service(quotes::create_quote);
+            cfg.service(credentials::get_credentials);
+            cfg.service(credentials::put_credentials);
+            cfg.service(credentials::verify_credentials);
+            cfg.service(credentials::reject_credentials);
+            cfg.service(credentials::expiring_certificates);
+            cfg.service(credentials::audit_trail);
         })
     }
 }

@@ -87,6 +87,10 @@ pub struct NurseView {
     pub stale: bool,
     /// The order the nurse is working on, if any.
     pub current_order_id: Option<String>,
+    /// The credentials' review: `pending`, `verified` or `rejected`; none
+    /// when no credentials are entered (she is offered no work until they
+    /// are entered and verified).
+    pub verification: Option<String>,
 }
 
 fn view(n: &Nurse) -> NurseView {
@@ -101,6 +105,10 @@ fn view(n: &Nurse) -> NurseView {
         position: None,
         stale: false,
         current_order_id: None,
+        verification: n
+            .credentials
+            .as_ref()
+            .map(|c| c.verification.as_str().to_owned()),
     }
 }
 

@@ -110,6 +110,10 @@ pub struct Service {
     pub price_cents: u32,
     /// Every one of these must be held by the nurse who does the visit.
     pub required_skills: Vec<Skill>,
+    /// What the nurse's credentials must show (practice years, title,
+    /// certificates); the pilot rules' minimum when the data says nothing.
+    #[serde(default)]
+    pub requirements: crate::credentials::Requirements,
     /// Inactive services stay in the catalogue (old orders refer to them) but cannot be ordered.
     #[serde(default = "default_true")]
     pub active: bool,
@@ -210,6 +214,17 @@ impl Catalog {
             }
             if s.required_skills.is_empty() {
                 return bad(format!("service {:?} requires no skill", s.code));
+            }
+            if let Some(c) = s
+                .requirements
+                .certificates
+                .iter()
+                .find(|c| !crate::credentials::is_certificate_kind(c))
+            {
+                return bad(format!(
+                    "service {:?} requires unknown certificate {c:?}",
+                    s.code
+                ));
             }
             if s.duration_min == 0 || s.price_cents == 0 {
                 return bad(format!("service {:?} has a zero duration or price", s.code));
@@ -383,6 +398,24 @@ mod tests {
     }
 
     #[test]
+    fn seed_requirements_follow_the_pilot_rules() {
+        let c = Catalog::seed();
+        for s in &c.services {
+            assert!(s.requirements.min_years >= 5, "{}", s.code);
+            assert!(
+                s.requirements.min_title >= crate::credentials::Title::SeniorNurse,
+                "{}",
+                s.code
+            );
+        }
+        let certs = |code: &str| c.service(code).unwrap().requirements.certificates.clone();
+        assert_eq!(certs("picc_maintenance"), ["picc"]);
+        assert_eq!(certs("stoma_care"), ["wound_stoma"]);
+        assert_eq!(certs("newborn_care"), ["maternal_infant"]);
+        assert!(certs("cervical_package").is_empty());
+    }
+
+    #[test]
     fn inconsistent_catalogues_are_refused() {
         let mut c = Catalog::seed();
         c.services[1].code = c.services[0].code.clone();
@@ -398,6 +431,10 @@ mod tests {
 
         let mut c = Catalog::seed();
         c.services[0].price_cents = 0;
+        assert!(c.validate().is_err());
+
+        let mut c = Catalog::seed();
+        c.services[0].requirements.certificates = vec!["nope".into()];
         assert!(c.validate().is_err());
 
         assert!(Catalog::from_json("{").is_err());

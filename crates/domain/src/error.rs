@@ -116,6 +116,14 @@ pub enum DomainError {
     #[error("invalid catalogue: {reason}")]
     InvalidCatalog { reason: String },
 
+    /// A field named by its path (e.g. `certificates[1].expires_on`) that a
+    /// rule refused; `code` says which rule (`required`, `too_long`, …).
+    #[error("{field}: {reason}")]
+    InvalidField {
+        field: String,
+        code: &'static str,
+        reason: String,
+    },
     /// A value of the wrong type, with control characters, too long or not one of the choices.
     #[error("{field}: {reason}")]
     InvalidValue { field: String, reason: String },
@@ -200,6 +208,7 @@ impl DomainError {
             Self::OutsideServiceArea => "outside_service_area",
             Self::MissingSkills { .. } => "missing_skills",
             Self::InvalidCatalog { .. } => "invalid_catalog",
+            Self::InvalidField { code, .. } => code,
             Self::InvalidValue { .. } => "invalid_value",
             Self::UnknownField { .. } => "unknown_field",
             Self::OutOfRange { .. } => "out_of_range",
@@ -246,7 +255,17 @@ impl DomainError {
             | Self::OfferExpired { .. }
             | Self::OfferNotOpen { .. }
             | Self::OfferStillLive { .. }
-            | Self::InvalidCatalog { .. } => None,
+            | Self::InvalidCatalog { .. }
+            | Self::InvalidField { .. } => None,
+        }
+    }
+
+    /// The field to blame as a path: [`DomainError::field`], or the path
+    /// of an `InvalidField` (`certificates[1].expires_on`).
+    pub fn field_path(&self) -> Option<String> {
+        match self {
+            Self::InvalidField { field, .. } => Some(field.clone()),
+            other => other.field().map(str::to_owned),
         }
     }
 }

@@ -17,6 +17,7 @@
 pub mod area;
 pub mod catalog;
 pub mod clinical;
+pub mod credentials;
 pub mod error;
 pub mod geo;
 pub mod ids;
@@ -31,6 +32,9 @@ pub use crate::catalog::{Catalog, Category, Service, Skill};
 pub use crate::clinical::{
     Admission, ConsentText, FieldType, IntakeQuestion, OrderClinical, RecordField, ServiceClinical,
     VisitRecord,
+};
+pub use crate::credentials::{
+    Certificate, Credentials, CredentialsInput, Requirements, Title, Verification,
 };
 pub use crate::error::DomainError;
 pub use crate::geo::GeoPoint;

@@ -7,6 +7,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::catalog::Skill;
+use crate::credentials::Credentials;
 use crate::error::DomainError;
 use crate::ids::{NurseId, OrgId};
 use crate::phone::PhoneNumber;
@@ -99,6 +100,10 @@ pub struct Nurse {
     pub active: bool,
     pub shift: ShiftState,
     pub created_at: DateTime<Utc>,
+    /// Licence, title, certificates and their review; `None` until a
+    /// coordinator enters them (such a nurse is never offered work).
+    #[serde(default)]
+    pub credentials: Option<Credentials>,
 }
 
 impl Nurse {
@@ -137,6 +142,7 @@ impl Nurse {
             active: true,
             shift: ShiftState::Off,
             created_at: now,
+            credentials: None,
         })
     }
 

@@ -135,6 +135,10 @@ pub struct Offer {
     /// or is withdrawn, so it is the moment the offer closed.
     pub answered_at: Option<DateTime<Utc>>,
     pub decline_reason: Option<String>,
+    /// The credentials that qualified the nurse for this order's service
+    /// when the offer was made (the dispatch gate's answer).
+    #[serde(default)]
+    pub qualified_by: Option<crate::credentials::Qualification>,
 }
 
 impl Offer {
@@ -158,6 +162,7 @@ impl Offer {
             distance_m,
             answered_at: None,
             decline_reason: None,
+            qualified_by: None,
         }
     }
 

@@ -219,10 +219,55 @@ pub async fn add_nurse(
         .context("adding a nurse (POST /v1/dispatch/nurses)")?
         .json()
         .await?;
-    reply["id"]
+    let id = reply["id"]
         .as_str()
         .map(str::to_owned)
-        .context("no id for the new nurse")
+        .context("no id for the new nurse")?;
+    qualify_nurse(http, url, coordinator, &id).await?;
+    Ok(id)
+}
+
+/// Enters credentials that meet every service's requirements (registered
+/// in 2015, 主管护师, every certificate kind, none expiring) and verifies
+/// them: without, the dispatch gate offers the nurse no work.
+pub async fn qualify_nurse(
+    http: &reqwest::Client,
+    url: &str,
+    coordinator: &str,
+    id: &str,
+) -> anyhow::Result<()> {
+    let certificates: Vec<Value> = [
+        "picc",
+        "wound_stoma",
+        "maternal_infant",
+        "rehab",
+        "oral_care",
+    ]
+    .iter()
+    .map(|code| {
+        json!({"code": code, "number": format!("SIM-{code}-{}", &id[..id.len().min(8)]),
+                   "issued_on": "2020-01-01", "expires_on": null})
+    })
+    .collect();
+    http.put(format!("{url}/v1/dispatch/nurses/{id}/credentials"))
+        .bearer_auth(coordinator)
+        .json(&json!({
+            "licence_no": format!("SIM{}", &id[..id.len().min(12)]),
+            "first_registered_on": "2015-01-01",
+            "title": "supervisor_nurse",
+            "certificates": certificates,
+        }))
+        .send()
+        .await?
+        .error_for_status()
+        .context("entering credentials (PUT /v1/dispatch/nurses/{id}/credentials)")?;
+    http.post(format!("{url}/v1/dispatch/nurses/{id}/credentials/verify"))
+        .bearer_auth(coordinator)
+        .send()
+        .await?
+        .error_for_status()
+        .context("verifying credentials (POST /v1/dispatch/nurses/{id}/credentials/verify)")?;
+    Ok(())
 }
 
 /// One roster entry as the takeover needs it.
@@ -301,6 +346,9 @@ async fn reuse_nurse(
             .await?
             .error_for_status()
             .context("updating a simulated nurse (PATCH /v1/dispatch/nurses/{id})")?;
+    }
+    if nurse["verification"] != "verified" {
+        qualify_nurse(http, url, coordinator, id).await?;
     }
     Ok(id.to_owned())
 }

@@ -1,10 +1,11 @@
 //! The HTTP equivalents of the socket, for phones on weak connections.
 
-use actix_web::{HttpResponse, get, post, web};
+use actix_web::{HttpRequest, HttpResponse, get, post, web};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use yixin_auth::NurseCaller;
 use yixin_domain::{OfferId, OrderId, ShiftState};
+use yixin_platform::http::client_addr;
 use yixin_platform::{ApiError, ErrorBody, JsonBody};
 
 use crate::NurseTracking;
@@ -168,10 +169,21 @@ pub async fn get_offers(
 pub async fn accept_offer(
     caller: NurseCaller,
     svc: web::Data<NurseTracking>,
+    req: HttpRequest,
     id: web::Path<String>,
 ) -> Result<web::Json<AssignedView>, ApiError> {
     let ctx = nurse(&svc, &caller).await?;
-    Ok(web::Json(svc.tracker.accept(&ctx, offer_id(&id)?).await?))
+    let job = svc.tracker.accept(&ctx, offer_id(&id)?).await?;
+    svc.tracker
+        .audit_read(
+            &ctx,
+            &caller.0.sub,
+            &job.order_id,
+            client_addr(&req),
+            "http_accept",
+        )
+        .await;
+    Ok(web::Json(job))
 }
 
 /// Declines an offer before its deadline.
@@ -224,6 +236,7 @@ pub async fn decline_offer(
 pub async fn post_progress(
     caller: NurseCaller,
     svc: web::Data<NurseTracking>,
+    req: HttpRequest,
     id: web::Path<String>,
     body: JsonBody<ProgressRequest>,
 ) -> Result<web::Json<AssignedView>, ApiError> {
@@ -233,11 +246,20 @@ pub async fn post_progress(
         .map(OrderId)
         .map_err(|_| ApiError::from(TrackingError::JobNotFound))?;
     let body = body.into_inner();
-    Ok(web::Json(
-        svc.tracker
-            .progress(&ctx, order, body.step, body.consent_by)
-            .await?,
-    ))
+    let job = svc
+        .tracker
+        .progress(&ctx, order, body.step, body.consent_by)
+        .await?;
+    svc.tracker
+        .audit_read(
+            &ctx,
+            &caller.0.sub,
+            &job.order_id,
+            client_addr(&req),
+            "http_progress",
+        )
+        .await;
+    Ok(web::Json(job))
 }
 
 /// The nurse's current job (zero or one), with address and contact.
@@ -250,11 +272,22 @@ pub async fn post_progress(
 pub async fn get_jobs(
     caller: NurseCaller,
     svc: web::Data<NurseTracking>,
+    req: HttpRequest,
 ) -> Result<web::Json<Vec<AssignedView>>, ApiError> {
     let ctx = nurse(&svc, &caller).await?;
-    Ok(web::Json(
-        svc.tracker.current_job(&ctx).await?.into_iter().collect(),
-    ))
+    let jobs: Vec<AssignedView> = svc.tracker.current_job(&ctx).await?.into_iter().collect();
+    for job in &jobs {
+        svc.tracker
+            .audit_read(
+                &ctx,
+                &caller.0.sub,
+                &job.order_id,
+                client_addr(&req),
+                "http_jobs",
+            )
+            .await;
+    }
+    Ok(web::Json(jobs))
 }
 
 /// `POST /v1/nurse/orders/{id}/record` body: the visit record.

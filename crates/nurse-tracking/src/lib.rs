@@ -148,7 +148,8 @@ async fn roster_watch(tracker: Arc<Tracker>, mut shutdown: watch::Receiver<bool>
         if tracker.fleet_read().get(&id).is_none() {
             continue; // not held here
         }
-        match tracker.store.get_nurse(id).await {
+        // With credentials: this fleet answers candidate searches too.
+        match tracker.store.get_nurse_with_credentials(id).await {
             Ok(Some(nurse)) => {
                 tracker.fleet_write().register(&nurse);
                 if !nurse.active

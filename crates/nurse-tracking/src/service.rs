@@ -102,7 +102,7 @@ impl Tracker {
         let by_id = match parsed {
             Some(id) => self
                 .store
-                .get_nurse(id)
+                .get_nurse_with_credentials(id)
                 .await
                 .map_err(TrackingError::store)?
                 .filter(|n| n.org_id == org),
@@ -110,12 +110,20 @@ impl Tracker {
         };
         let nurse = match by_id {
             Some(nurse) => nurse,
-            None => self
-                .store
-                .nurse_by_external_id(&org, &claims.sub)
-                .await
-                .map_err(TrackingError::store)?
-                .ok_or(TrackingError::NotOnRoster)?,
+            None => {
+                let known = self
+                    .store
+                    .nurse_by_external_id(&org, &claims.sub)
+                    .await
+                    .map_err(TrackingError::store)?
+                    .ok_or(TrackingError::NotOnRoster)?;
+                // With the credentials the fleet's gate needs.
+                self.store
+                    .get_nurse_with_credentials(known.id)
+                    .await
+                    .map_err(TrackingError::store)?
+                    .ok_or(TrackingError::NotOnRoster)?
+            }
         };
         let id = nurse.id;
         if let Some(state) = self.fleet_read().get(&id) {
@@ -718,6 +726,35 @@ pub fn offer_view(offer: &Offer, order: &Order, details: &OfferDetails) -> Offer
 }
 
 /// The job as its nurse sees it (address and contact included).
+impl Tracker {
+    /// Records in the audit trail that the nurse was shown a patient's
+    /// address and phone (`via`: `ws`, `http_accept`, `http_jobs`,
+    /// `http_progress`); a failure is logged, never the nurse's problem.
+    pub async fn audit_read(
+        &self,
+        ctx: &NurseCtx,
+        sub: &str,
+        order_id: &str,
+        from: Option<String>,
+        via: &str,
+    ) {
+        let entry = yixin_store::AuditEntry {
+            org: ctx.org.clone(),
+            actor_sub: sub.to_owned(),
+            actor_role: "nurse".to_owned(),
+            action: "read_address".to_owned(),
+            subject_kind: "order".to_owned(),
+            subject_id: order_id.to_owned(),
+            client_addr: from,
+            detail: Some(format!("nurse {} via {via}", ctx.id)),
+            at: Utc::now(),
+        };
+        if let Err(e) = self.store.audit(&entry).await {
+            tracing::error!(nurse_id = %ctx.id, order_id, error = %e, "address read not audited");
+        }
+    }
+}
+
 pub fn assigned_view(order: &Order) -> AssignedView {
     AssignedView {
         order_id: order.id.to_string(),

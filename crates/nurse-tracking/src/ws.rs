@@ -101,6 +101,8 @@ pub async fn nurse_ws(
         id,
         tracker,
         ctx,
+        sub: claims.sub.clone(),
+        from: yixin_platform::http::client_addr(&req),
         offer: None,
         offer_watch: None,
         job: None,
@@ -129,6 +131,9 @@ struct Connection {
     ctx: NurseCtx,
     id: u64,
     token: String,
+    /// The caller's `sub` and address, for the audit trail.
+    sub: String,
+    from: Option<String>,
     offer: Option<HeldOffer>,
     offer_watch: Option<Subscription>,
     job: Option<OrderId>,
@@ -256,6 +261,13 @@ impl WsHandler for Connection {
 }
 
 impl Connection {
+    /// The audit row for an `assigned` frame (address and phone shown).
+    async fn audit_read(&self, order_id: &str) {
+        self.tracker
+            .audit_read(&self.ctx, &self.sub, order_id, self.from.clone(), "ws")
+            .await;
+    }
+
     /// A phone that (re)connects gets its live offer and current job again.
     async fn greet(&mut self, session: &mut Session) -> WsResult {
         match self.tracker.current_job(&self.ctx).await {
@@ -263,6 +275,7 @@ impl Connection {
                 if let Ok(id) = job.order_id.parse().map(OrderId) {
                     self.watch_job(id).await;
                 }
+                self.audit_read(&job.order_id).await;
                 send(session, &ServerFrame::Assigned(job)).await?;
             }
             Ok(None) => {}
@@ -328,6 +341,7 @@ impl Connection {
                         if let Ok(order) = job.order_id.parse().map(OrderId) {
                             self.watch_job(order).await;
                         }
+                        self.audit_read(&job.order_id).await;
                         send(session, &ServerFrame::Assigned(job)).await
                     }
                     Err(TrackingError::OfferClosed(reason)) => {
@@ -458,6 +472,7 @@ impl Connection {
                         if let Ok(id) = job.order_id.parse().map(OrderId) {
                             self.watch_job(id).await;
                         }
+                        self.audit_read(&job.order_id).await;
                         send(session, &ServerFrame::Assigned(job)).await
                     }
                     Ok(_) => Ok(()),

@@ -506,6 +506,30 @@ fn json_error_body<B: MessageBody + 'static>(
     ))
 }
 
+/// Where a request came from, for the audit trail: the peer's address,
+/// and the `X-Forwarded-For` chain (cut to 200 characters) when a proxy
+/// set one — as the client claims it, so kept apart from the peer.
+pub fn client_addr(req: &actix_web::HttpRequest) -> Option<String> {
+    let peer = req.peer_addr().map(|a| a.ip().to_string());
+    let forwarded = req
+        .headers()
+        .get("x-forwarded-for")
+        .and_then(|v| v.to_str().ok())
+        .map(|s| {
+            s.chars()
+                .filter(|c| !c.is_control())
+                .take(200)
+                .collect::<String>()
+        })
+        .filter(|s| !s.trim().is_empty());
+    match (peer, forwarded) {
+        (Some(p), Some(f)) => Some(format!("{p} (for {f})")),
+        (Some(p), None) => Some(p),
+        (None, Some(f)) => Some(format!("(for {f})")),
+        (None, None) => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

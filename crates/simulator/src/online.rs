@@ -390,6 +390,10 @@ impl Sim<'_> {
                     && eligibility(&NurseFacts {
                         on_shift: s.on_shift && s.phase != Phase::Off,
                         skilled: self.inst.qualified(*n, o),
+                        // The simulated roster is verified and meets every
+                        // service's credential requirements (the gate itself
+                        // is the dispatch core's, tested there).
+                        qualified: true,
                         has_job: s.phase == Phase::Busy,
                         offered_elsewhere: s.phase == Phase::Offered,
                         // Simulated phones always report.

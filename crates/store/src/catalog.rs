@@ -47,6 +47,7 @@ pub(crate) async fn seed(db: &impl ConnectionTrait) -> Result<(), StoreError> {
         price_cents: Set(i64::from(s.price_cents)),
         required_skills: Set(convert::skills_to_json(&s.required_skills)),
         active: Set(s.active),
+        requirements: Set(serde_json::to_value(&s.requirements).ok()),
         clinical: Set(Some(convert::to_json(&s.clinical))),
     });
     service::Entity::insert_many(services)
@@ -60,6 +61,7 @@ pub(crate) async fn seed(db: &impl ConnectionTrait) -> Result<(), StoreError> {
                     service::Column::PriceCents,
                     service::Column::RequiredSkills,
                     service::Column::Active,
+                    service::Column::Requirements,
                     service::Column::Clinical,
                 ])
                 .to_owned(),

@@ -7,14 +7,14 @@ use std::fmt::Display;
 use chrono::{DateTime, SubsecRound, Utc};
 use sea_orm::prelude::Json;
 use yixin_domain::{
-    Address, AreaId, Category, Contact, GeoJsonPolygon, GeoPoint, Nurse, NurseId, Offer, OfferId,
-    OfferStatus, Order, OrderId, OrderStatus, OrgId, PhoneNumber, Rating, ResidentId, Service,
-    ServiceArea, ShiftState, Skill, TimelineEvent, VisitRecord,
+    Address, AreaId, Category, Contact, Credentials, GeoJsonPolygon, GeoPoint, Nurse, NurseId,
+    Offer, OfferId, OfferStatus, Order, OrderId, OrderStatus, OrgId, PhoneNumber, Rating,
+    ResidentId, Service, ServiceArea, ShiftState, Skill, TimelineEvent, Verification, VisitRecord,
 };
 
 use crate::entity::{
-    idempotency_key, nurse, nurse_location, offer, order, order_event, outbox, service,
-    service_area, service_category, visit_record,
+    idempotency_key, nurse, nurse_credentials, nurse_location, offer, order, order_event, outbox,
+    service, service_area, service_category, visit_record,
 };
 use crate::error::StoreError;
 use crate::types::{IdempotencyRecord, LocationFix, OutboxMessage};
@@ -90,6 +90,10 @@ pub(crate) fn service(m: service::Model) -> Result<Service, StoreError> {
     Ok(Service {
         clinical: from_json(T, &m.code, m.clinical)?,
         required_skills: skills_from_json(T, &m.code, &m.required_skills)?,
+        requirements: match m.requirements {
+            None => Default::default(),
+            Some(j) => serde_json::from_value(j).map_err(|e| corrupt(T, &m.code, e))?,
+        },
         duration_min: u32_from(T, &m.code, "duration_min", m.duration_min)?,
         price_cents: u32_from(T, &m.code, "price_cents", m.price_cents)?,
         code: m.code,
@@ -128,6 +132,27 @@ pub(crate) fn nurse(m: nurse::Model) -> Result<Nurse, StoreError> {
             .parse::<ShiftState>()
             .map_err(|e| corrupt(T, &key, e))?,
         created_at: m.created_at,
+        credentials: None,
+    })
+}
+
+pub(crate) fn credentials(m: nurse_credentials::Model) -> Result<Credentials, StoreError> {
+    const T: &str = "nurse_credentials";
+    let key = m.nurse_id.to_string();
+    Ok(Credentials {
+        licence_no: m.licence_no,
+        first_registered_on: m.first_registered_on,
+        title: m.title.parse().map_err(|e| corrupt(T, &key, e))?,
+        certificates: serde_json::from_value(m.certificates).map_err(|e| corrupt(T, &key, e))?,
+        verification: m
+            .verification
+            .parse::<Verification>()
+            .map_err(|e| corrupt(T, &key, e))?,
+        reviewed_by: m.reviewed_by,
+        reviewed_at: m.reviewed_at,
+        reject_reason: m.reject_reason,
+        updated_by: m.updated_by,
+        updated_at: m.updated_at,
     })
 }
 
@@ -207,6 +232,11 @@ pub(crate) fn offer(m: offer::Model) -> Result<Offer, StoreError> {
         distance_m: u32_from(T, &key, "distance_m", m.distance_m)?,
         answered_at: m.answered_at,
         decline_reason: m.decline_reason,
+        qualified_by: m
+            .qualified_by
+            .map(serde_json::from_value)
+            .transpose()
+            .map_err(|e| corrupt(T, &key, e))?,
     })
 }
 

@@ -24,6 +24,7 @@ pub mod entity;
 mod cancel;
 mod catalog;
 mod convert;
+mod credentials;
 mod dispatch;
 mod error;
 mod household;
@@ -44,6 +45,7 @@ pub mod testing;
 mod tests;
 
 pub use crate::cancel::{CANCELLED_OFFER_REASON, Cancelled};
+pub use crate::credentials::{AuditEntry, AuditQuery, AuditRecord, is_verified};
 pub use crate::dispatch::DayOrder;
 pub use crate::error::StoreError;
 pub use crate::household::{HouseholdMember, SavedAddress};

@@ -124,6 +124,10 @@ pub(crate) async fn insert_offer_in(
         distance_m: Set(i64::from(offer.distance_m)),
         answered_at: Set(offer.answered_at.map(ts)),
         decline_reason: Set(offer.decline_reason.clone()),
+        qualified_by: Set(offer
+            .qualified_by
+            .as_ref()
+            .and_then(|q| serde_json::to_value(q).ok())),
     })
     .exec_without_returning(db)
     .await

@@ -96,7 +96,8 @@ impl Store {
         Ok(())
     }
 
-    /// One nurse, if it exists.
+    /// One nurse, if it exists (without credentials: see
+    /// [`Store::get_nurse_with_credentials`]).
     pub async fn get_nurse(&self, id: NurseId) -> Result<Option<Nurse>, StoreError> {
         nurse::Entity::find_by_id(id.0)
             .one(&self.db)
@@ -120,23 +121,26 @@ impl Store {
             .transpose()
     }
 
-    /// The nurses of `ids` that exist, in no particular order.
+    /// The nurses of `ids` that exist, with their credentials, in no
+    /// particular order.
     pub async fn get_nurses(&self, ids: &[NurseId]) -> Result<Vec<Nurse>, StoreError> {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
-        nurse::Entity::find()
+        let nurses = nurse::Entity::find()
             .filter(nurse::Column::Id.is_in(ids.iter().map(|n| n.0)))
             .all(&self.db)
             .await?
             .into_iter()
             .map(convert::nurse)
-            .collect()
+            .collect::<Result<Vec<_>, _>>()?;
+        self.with_credentials(nurses).await
     }
 
-    /// The organisation's roster, in the order nurses were added.
+    /// The organisation's roster, in the order nurses were added, with
+    /// their credentials.
     pub async fn nurses(&self, org: &OrgId) -> Result<Vec<Nurse>, StoreError> {
-        nurse::Entity::find()
+        let nurses = nurse::Entity::find()
             .filter(nurse::Column::OrgId.eq(org.as_str()))
             .order_by_asc(nurse::Column::CreatedAt)
             .order_by_asc(nurse::Column::Id)
@@ -144,7 +148,8 @@ impl Store {
             .await?
             .into_iter()
             .map(convert::nurse)
-            .collect()
+            .collect::<Result<Vec<_>, _>>()?;
+        self.with_credentials(nurses).await
     }
 
     /// Saves name, phone, skills, external id, active and shift; the

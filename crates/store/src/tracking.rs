@@ -186,6 +186,13 @@ impl Store {
             ts(offer.expires_at).into(),
             i64::from(offer.eta_min).into(),
             i64::from(offer.distance_m).into(),
+            // JSON text, cast to jsonb in the statement; null when none.
+            Value::String(
+                offer
+                    .qualified_by
+                    .as_ref()
+                    .and_then(|q| serde_json::to_string(q).ok()),
+            ),
         ];
         let row = self
             .one_row(make_offer_sql(outbox.len()), values, &outbox)
@@ -447,17 +454,18 @@ impl Store {
         Ok(standing)
     }
 
-    /// Every active nurse on shift, of every organisation (to warm a
-    /// dispatcher's fleet at start).
+    /// Every active nurse on shift, of every organisation, with credentials
+    /// (to warm a dispatcher's fleet at start).
     pub async fn working_nurses(&self) -> Result<Vec<yixin_domain::Nurse>, StoreError> {
-        nurse::Entity::find()
+        let nurses = nurse::Entity::find()
             .filter(nurse::Column::Active.eq(true))
             .filter(nurse::Column::ShiftState.eq(ShiftState::On.as_str()))
             .all(&self.db)
             .await?
             .into_iter()
             .map(convert::nurse)
-            .collect()
+            .collect::<Result<Vec<_>, _>>()?;
+        self.with_credentials(nurses).await
     }
 
     /// Every organisation's service areas.
@@ -762,7 +770,8 @@ async fn assign_in(
 /// [`Store::make_offer`] on PostgreSQL with `outbox` outbox rows. Binds:
 /// `$1` order id, `$2` its version as read, `$3` now, `$4` the ETA, `$5`
 /// nurse, `$6`…`$10` the offer (id, status, expiry, ETA minutes, distance),
-/// then a topic and a payload per outbox row. `busy` is the nurse's active
+/// `$11` what qualified the nurse (JSON text or null), then a topic and a
+/// payload per outbox row. `busy` is the nurse's active
 /// job; `u` moves the order only if the nurse is not busy and the order is
 /// as read and still claimable; the inserts hang off `u`, so a lost race
 /// writes nothing. The one-open-offer unique indexes fail the whole
@@ -775,12 +784,12 @@ fn make_offer_sql(outbox: usize) -> String {
          u AS (UPDATE orders SET status = '{offered}', eta = $4, updated_at = $3, version = version + 1 \
          WHERE id = $1 AND version = $2 AND status IN ({claimable}) AND NOT EXISTS (SELECT 1 FROM busy) \
          RETURNING id), \
-         f AS (INSERT INTO offers (id, order_id, nurse_id, status, created_at, expires_at, eta_min, distance_m) \
-         SELECT $6, id, $5, $7, $3, $8, $9, $10 FROM u), \
+         f AS (INSERT INTO offers (id, order_id, nurse_id, status, created_at, expires_at, eta_min, distance_m, qualified_by) \
+         SELECT $6, id, $5, $7, $3, $8, $9, $10, $11::jsonb FROM u), \
          e AS (INSERT INTO order_events (order_id, status, at) SELECT id, '{offered}', $3 FROM u) ",
         offered = OrderStatus::Offered.as_str(),
     );
-    sql.push_str(&outbox_cte(11, outbox));
+    sql.push_str(&outbox_cte(12, outbox));
     sql.push_str("SELECT EXISTS (SELECT 1 FROM u), EXISTS (SELECT 1 FROM busy)");
     sql
 }

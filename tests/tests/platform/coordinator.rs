@@ -57,15 +57,12 @@ async fn all_skills(app: &TestApp) -> Vec<String> {
 
 /// A demo nurse added through the roster API: their id and a token.
 async fn add_nurse(app: &TestApp, coordinator: &str) -> (String, String) {
-    let reply = app
-        .post(
-            "/v1/dispatch/nurses",
-            Some(coordinator),
+    let id = app
+        .qualified_nurse(
+            coordinator,
             &json!({"name": "周护士", "phone": "13700001111", "skills": all_skills(app).await}),
         )
         .await;
-    assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.text);
-    let id = reply.json["id"].as_str().unwrap().to_owned();
     let token = app.token("nurse", &id, "demo").await;
     (id, token)
 }
@@ -584,15 +581,12 @@ async fn a_manual_assignment_takes_the_order_from_the_offer_holder() {
         .flat_map(|s| s.required_skills.iter())
         .find(|k| !required.contains(k))
         .unwrap();
-    let reply = app
-        .post(
-            "/v1/dispatch/nurses",
-            Some(&demo),
+    let unskilled = app
+        .qualified_nurse(
+            &demo,
             &json!({"name": "吴护士", "phone": "13700002222", "skills": [other_skill.as_str()]}),
         )
         .await;
-    assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.text);
-    let unskilled = reply.json["id"].as_str().unwrap().to_owned();
     store
         .set_shift(
             &OrgId::from("demo"),

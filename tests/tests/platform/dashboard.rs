@@ -36,15 +36,12 @@ async fn add_nurse(
     name: &str,
     skills: &[&str],
 ) -> (String, String) {
-    let reply = app
-        .post(
-            "/v1/dispatch/nurses",
-            Some(coordinator),
+    let id = app
+        .qualified_nurse(
+            coordinator,
             &json!({"name": name, "phone": "13700001111", "skills": skills}),
         )
         .await;
-    assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.text);
-    let id = reply.json["id"].as_str().unwrap().to_owned();
     let token = app.token("nurse", &id, "demo").await;
     (id, token)
 }
@@ -429,15 +426,7 @@ async fn the_demo_restarts_with_its_own_nurses_and_closes_what_the_last_run_left
     let orphan = place(&app, HOME).await;
     // A simulated nurse of an older, larger fleet, still on shift.
     let (old, old_token) = {
-        let reply = app
-            .post(
-                "/v1/dispatch/nurses",
-                Some(&coord),
-                &json!({"name": format!("护士{}", fleet + 6), "phone": format!("137{:08}", fleet + 5), "skills": ["rehab"]}),
-            )
-            .await;
-        assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.text);
-        let id = reply.json["id"].as_str().unwrap().to_owned();
+        let id = app.qualified_nurse(&coord, &json!({"name": format!("护士{}", fleet + 6), "phone": format!("137{:08}", fleet + 5), "skills": ["rehab"]})).await;
         let token = app.token("nurse", &id, "demo").await;
         (id, token)
     };

@@ -28,15 +28,7 @@ async fn spawn(configure: impl FnOnce(&mut Settings) + Send + 'static) -> TestAp
 /// A nurse added through the roster API, connected, on shift, at `at`.
 async fn nurse_at(app: &TestApp, at: (f64, f64)) -> (String, WsClient) {
     let coordinator = app.token("coordinator", "coord", "demo").await;
-    let reply = app
-        .post(
-            "/v1/dispatch/nurses",
-            Some(&coordinator),
-            &json!({"name": "周护士", "phone": "13700001111", "skills": ["neonatal", "wound_care"]}),
-        )
-        .await;
-    assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.text);
-    let id = reply.json["id"].as_str().unwrap().to_owned();
+    let id = app.qualified_nurse(&coordinator, &json!({"name": "周护士", "phone": "13700001111", "skills": ["neonatal", "wound_care"]})).await;
     let token = app.token("nurse", &id, "demo").await;
     let mut ws = app.ws("/v1/nurse/ws", &token).await;
     ws.send_json(&json!({"type":"shift","state":"on"})).await;

@@ -6,6 +6,7 @@
 mod auth;
 mod clinical;
 mod coordinator;
+mod credentials;
 mod dashboard;
 mod dispatch;
 mod nurses;

@@ -47,6 +47,10 @@ async fn rostered_nurse(app: &TestApp) -> (Nurse, String) {
         }
     }
     store.insert_nurse(&nurse).await.unwrap();
+    store
+        .put_credentials(&nurse, &yixin_e2e::qualified_credentials())
+        .await
+        .unwrap();
     let token = app
         .token("nurse", &nurse.id.to_string(), &app.settings.demo.org_id)
         .await;
@@ -129,7 +133,13 @@ fn candidates(app: &TestApp, at: (f64, f64)) -> Vec<NurseId> {
             GeoPoint::new(at.0, at.1).unwrap(),
             10,
             10_000.0,
-            &[],
+            // No skill; the gate as the pilot rules set it (the nurses here
+            // have verified, qualifying credentials).
+            &yixin_dispatch_core::Need {
+                skills: Vec::new(),
+                requirements: Default::default(),
+                day: yixin_dispatch_core::visit_day(Utc::now()),
+            },
             &Default::default(),
         )
         .into_iter()

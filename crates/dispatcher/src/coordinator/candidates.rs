@@ -18,7 +18,7 @@ use chrono::{DateTime, TimeDelta, Utc};
 use serde::Serialize;
 use utoipa::ToSchema;
 use yixin_auth::CoordinatorCaller;
-use yixin_dispatch_core::{NurseFacts, eligibility};
+use yixin_dispatch_core::{Need, NurseFacts, eligibility, qualification, visit_time};
 use yixin_domain::{GeoPoint, Nurse, NurseId, OfferStatus, Order, ShiftState, Skill};
 use yixin_platform::{ApiError, ErrorBody};
 use yixin_queue::PositionRecord;
@@ -39,11 +39,15 @@ pub struct CandidateView {
     pub state: String,
     /// Whether a manual assignment of this order to them should succeed.
     pub assignable: bool,
-    /// Why not, when not assignable: `off_shift`, `missing_skills`, `busy`,
-    /// `offered_elsewhere` or `stale` (no fix, or an old one).
+    /// Why not, when not assignable: `off_shift`, `missing_skills`,
+    /// `not_qualified` (the credentials gate), `busy`, `offered_elsewhere`
+    /// or `stale` (no fix, or an old one).
     pub reason: Option<String>,
     /// Skills the service requires that the nurse lacks.
     pub missing_skills: Vec<String>,
+    /// Where the credentials fall short of the service's requirements on
+    /// the visit's day, in words (empty: they qualify).
+    pub shortfalls: Vec<String>,
     /// The latest fix, if any.
     pub location: Option<Location>,
     pub location_at: Option<DateTime<Utc>>,
@@ -85,12 +89,13 @@ pub struct Facts<'a> {
 /// One nurse's line (pure: `now` and the rules passed in).
 pub fn candidate(
     f: &Facts<'_>,
-    required: &[Skill],
+    need: &Need,
     promised_by: DateTime<Utc>,
     stale_after: TimeDelta,
     now: DateTime<Utc>,
 ) -> CandidateView {
-    let missing_skills: Vec<String> = required
+    let missing_skills: Vec<String> = need
+        .skills
         .iter()
         .filter(|s| !f.nurse.skills.contains(s))
         .map(|s| s.as_str().to_owned())
@@ -98,6 +103,13 @@ pub fn candidate(
     let location_at = f
         .position
         .and_then(|p| DateTime::from_timestamp_millis(p.recorded_at_unix_ms));
+    let shortfalls: Vec<String> =
+        qualification(f.nurse.credentials.as_ref(), &need.requirements, need.day)
+            .err()
+            .unwrap_or_default()
+            .iter()
+            .map(ToString::to_string)
+            .collect();
     let fresh = !yixin_dispatch_core::is_stale(location_at, stale_after, now);
     let on = f.nurse.active && f.nurse.shift == ShiftState::On;
     let state = if !on {
@@ -115,6 +127,7 @@ pub fn candidate(
     let reason = eligibility(&NurseFacts {
         on_shift: on,
         skilled: missing_skills.is_empty(),
+        qualified: shortfalls.is_empty(),
         has_job: f.has_job,
         offered_elsewhere: f.offered_elsewhere,
         fresh,
@@ -133,6 +146,7 @@ pub fn candidate(
         assignable: reason.is_none(),
         reason: reason.map(str::to_owned),
         missing_skills,
+        shortfalls,
         location: f.position.map(|p| Location {
             lat: p.lat,
             lng: p.lng,
@@ -167,19 +181,23 @@ pub fn rank(list: &mut [CandidateView]) {
     });
 }
 
-/// The skills the order's service requires (none if it left the catalogue).
-async fn required_skills(svc: &Dispatcher, order: &Order) -> Result<Vec<Skill>, ApiError> {
+/// What the order's service asks of a nurse on the visit's day (no skill
+/// and the default requirements if it left the catalogue).
+async fn need_of(svc: &Dispatcher, order: &Order) -> Result<Need, ApiError> {
     let catalog = svc
         .store
         .catalog()
         .await
         .map_err(|e| store_error(e, "service"))?;
-    Ok(catalog
-        .services
-        .iter()
-        .find(|s| s.code == order.service_code)
-        .map(|s| s.required_skills.clone())
-        .unwrap_or_default())
+    let at = visit_time(order.scheduled_for, Utc::now());
+    Ok(match catalog.service(&order.service_code) {
+        Some(s) => Need::of(s, at),
+        None => Need {
+            skills: Vec::<Skill>::new(),
+            requirements: Default::default(),
+            day: yixin_dispatch_core::visit_day(at),
+        },
+    })
 }
 
 /// The organisation's active nurses as candidates for a waiting order,
@@ -216,7 +234,7 @@ pub async fn list_candidates(
         ));
     }
     let err = |e| store_error(e, "nurse");
-    let required = required_skills(&svc, &order).await?;
+    let need = need_of(&svc, &order).await?;
     let nurses: Vec<Nurse> = svc
         .store
         .nurses(&org)
@@ -295,7 +313,7 @@ pub async fn list_candidates(
                     holds_offer,
                     declined: declined.contains(&nurse.id),
                 },
-                &required,
+                &need,
                 order.promised_by,
                 stale_after,
                 now,
@@ -327,7 +345,27 @@ mod tests {
         )
         .unwrap();
         n.shift = if on { ShiftState::On } else { ShiftState::Off };
+        let mut c = yixin_domain::Credentials::entered(
+            yixin_domain::CredentialsInput {
+                licence_no: "110".into(),
+                first_registered_on: chrono::NaiveDate::from_ymd_opt(2015, 1, 1).unwrap(),
+                title: yixin_domain::Title::SeniorNurse,
+                certificates: vec![],
+            },
+            "c",
+            Utc::now(),
+        );
+        c.verification = yixin_domain::Verification::Verified;
+        n.credentials = Some(c);
         n
+    }
+
+    fn need(skills: &[Skill]) -> Need {
+        Need {
+            skills: skills.to_vec(),
+            requirements: Default::default(),
+            day: yixin_dispatch_core::visit_day(Utc::now()),
+        }
     }
 
     fn fix(at: DateTime<Utc>) -> PositionRecord {
@@ -364,7 +402,7 @@ mod tests {
         let now = Utc::now();
         let promised = now + TimeDelta::minutes(20);
         let stale = TimeDelta::seconds(60);
-        let req = [Skill::new("wound_care").unwrap()];
+        let req = need(&[Skill::new("wound_care").unwrap()]);
         let fresh = fix(now - TimeDelta::seconds(5));
         let old = fix(now - TimeDelta::seconds(600));
 
@@ -441,6 +479,21 @@ mod tests {
             (v.state.as_str(), v.reason.as_deref()),
             ("off_shift", Some("off_shift"))
         );
+
+        let mut d = nurse("d", &["wound_care"], true);
+        d.credentials.as_mut().unwrap().verification = yixin_domain::Verification::Pending;
+        let v = candidate(
+            &facts(&d, Some(&fresh), Some(60)),
+            &req,
+            promised,
+            stale,
+            now,
+        );
+        assert_eq!(
+            (v.assignable, v.reason.as_deref()),
+            (false, Some("not_qualified"))
+        );
+        assert_eq!(v.shortfalls.len(), 1);
     }
 
     #[test]
@@ -448,7 +501,7 @@ mod tests {
         let now = Utc::now();
         let promised = now + TimeDelta::minutes(30);
         let stale = TimeDelta::seconds(60);
-        let req = [Skill::new("wound_care").unwrap()];
+        let req = need(&[Skill::new("wound_care").unwrap()]);
         let p = fix(now);
         let far = nurse("far", &["wound_care"], true);
         let near = nurse("near", &["wound_care"], true);

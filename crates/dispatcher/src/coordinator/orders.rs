@@ -1,7 +1,8 @@
 //! The organisation's orders with their dispatch detail; manual assignment
 //! and cancellation on the resident's behalf.
 
-use actix_web::{get, post, web};
+use crate::credentials::audit;
+use actix_web::{HttpRequest, get, post, web};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -9,6 +10,8 @@ use yixin_auth::CoordinatorCaller;
 use yixin_contracts::{
     cancellation_broadcasts, nurse_channel, offer_closed, offer_closed_to_nurse, status_changed,
 };
+use yixin_dispatch_core::{explain, qualification, visit_day, visit_time};
+use yixin_domain::credentials::Qualification;
 use yixin_domain::{
     DomainError, GeoPoint, Nurse, NurseId, Offer, OfferClosedReason, OfferStatus, Order, OrderId,
     OrderStatus, OrgId, ShiftState, TimelineEvent,
@@ -303,6 +306,7 @@ pub fn parse_statuses(raw: Option<&str>) -> Result<Vec<OrderStatus>, ApiError> {
 pub async fn list_orders(
     caller: CoordinatorCaller,
     svc: web::Data<Dispatcher>,
+    req: HttpRequest,
     query: web::Query<OrdersQuery>,
 ) -> Result<web::Json<Vec<DispatchOrder>>, ApiError> {
     let org = org_of(&caller);
@@ -320,7 +324,10 @@ pub async fn list_orders(
         .org_orders(&org, &statuses, u64::from(limit))
         .await
         .map_err(|e| store_error(e, "order"))?;
-    Ok(web::Json(details(&svc, &orders).await?))
+    let out = details(&svc, &orders).await?;
+    let ids: Vec<String> = orders.iter().map(|o| o.id.to_string()).collect();
+    audit(&svc, &caller, &req, READ_ADDRESS, "order", &ids, None).await;
+    Ok(web::Json(out))
 }
 
 /// One of the organisation's orders with its dispatch detail.
@@ -339,17 +346,31 @@ pub async fn list_orders(
 pub async fn get_order(
     caller: CoordinatorCaller,
     svc: web::Data<Dispatcher>,
+    req: HttpRequest,
     id: web::Path<String>,
 ) -> Result<web::Json<DispatchOrder>, ApiError> {
     let order = own_order(&svc, &org_of(&caller), &id).await?;
-    Ok(web::Json(one_detail(&svc, &order).await?))
+    let out = one_detail(&svc, &order).await?;
+    audit(
+        &svc,
+        &caller,
+        &req,
+        READ_ADDRESS,
+        "order",
+        &[order.id.to_string()],
+        None,
+    )
+    .await;
+    Ok(web::Json(out))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AssignRequest {
     /// A nurse of the organisation: active, on shift, holding the skills
-    /// the service requires, with no job and no other offer open.
+    /// the service requires, with verified credentials that meet its
+    /// requirements on the visit's day (else 422 `not_qualified`), with no
+    /// job and no other offer open.
     pub nurse_id: String,
 }
 
@@ -359,7 +380,7 @@ async fn assignable_nurse(
     org: &OrgId,
     raw: &str,
     order: &Order,
-) -> Result<Nurse, ApiError> {
+) -> Result<(Nurse, Qualification), ApiError> {
     let unknown = || {
         ApiError::invalid_field(
             "nurse_id",
@@ -370,7 +391,7 @@ async fn assignable_nurse(
     let id = raw.parse().map(NurseId).map_err(|_| unknown())?;
     let nurse = svc
         .store
-        .get_nurse(id)
+        .get_nurse_with_credentials(id)
         .await
         .map_err(|e| store_error(e, "nurse"))?
         .filter(|n| &n.org_id == org)
@@ -387,11 +408,11 @@ async fn assignable_nurse(
         .catalog()
         .await
         .map_err(|e| store_error(e, "service"))?;
-    if let Some(service) = catalog
+    let service = catalog
         .services
         .iter()
-        .find(|s| s.code == order.service_code)
-    {
+        .find(|s| s.code == order.service_code);
+    if let Some(service) = service {
         let missing: Vec<_> = service
             .required_skills
             .iter()
@@ -402,13 +423,27 @@ async fn assignable_nurse(
             return Err(invalid(DomainError::MissingSkills { missing }, "nurse_id"));
         }
     }
+    // The dispatch gate, as automatic dispatch applies it.
+    let requirements = service.map(|s| s.requirements.clone()).unwrap_or_default();
+    let day = visit_day(visit_time(order.scheduled_for, Utc::now()));
+    let qualified =
+        qualification(nurse.credentials.as_ref(), &requirements, day).map_err(|short| {
+            ApiError::invalid_field(
+                "nurse_id",
+                "not_qualified",
+                format!(
+                    "the nurse's credentials do not qualify for this service: {}",
+                    explain(&short)
+                ),
+            )
+        })?;
     if nurse.shift != ShiftState::On {
         return Err(ApiError::conflict(
             "nurse_off_shift",
             "the nurse is off shift; they must go on shift before taking a job",
         ));
     }
-    Ok(nurse)
+    Ok((nurse, qualified))
 }
 
 /// When the nurse would be at the door if sent now: the dispatcher's
@@ -445,6 +480,9 @@ async fn arrival_if_sent(
     Some(now + chrono::TimeDelta::seconds(i64::from(eta.seconds)))
 }
 
+/// The audit action of a read that showed a patient's address and phone.
+pub const READ_ADDRESS: &str = "read_address";
+
 fn not_assignable(status: &str) -> ApiError {
     ApiError::conflict(
         "not_assignable",
@@ -467,19 +505,21 @@ fn not_assignable(status: &str) -> ApiError {
         (status = 403, body = ErrorBody),
         (status = 404, description = "No such order in the organisation", body = ErrorBody),
         (status = 409, description = "`nurse_busy` (an active job or another open offer), `nurse_off_shift`, or `not_assignable` (the order is past waiting for a nurse)", body = ErrorBody),
-        (status = 422, description = "`unknown_nurse`, `nurse_inactive` or `missing_skills`, field `nurse_id`", body = ErrorBody),
+        (status = 422, description = "`unknown_nurse`, `nurse_inactive`, `missing_skills` or `not_qualified` (the credentials gate: unverified, too few years, title too low, a certificate missing or out of date on the visit's day), field `nurse_id`", body = ErrorBody),
     )
 )]
 #[post("/v1/dispatch/orders/{id}/assign")]
 pub async fn assign_order(
     caller: CoordinatorCaller,
     svc: web::Data<Dispatcher>,
+    req: HttpRequest,
     id: web::Path<String>,
     body: JsonBody<AssignRequest>,
 ) -> Result<web::Json<DispatchOrder>, ApiError> {
     let org = org_of(&caller);
     let order = own_order(&svc, &org, &id).await?;
-    let nurse = assignable_nurse(&svc, &org, &body.into_inner().nurse_id, &order).await?;
+    let (nurse, qualified) =
+        assignable_nurse(&svc, &org, &body.into_inner().nurse_id, &order).await?;
     if !order.status.needs_nurse() {
         return Err(not_assignable(order.status.as_str()));
     }
@@ -531,6 +571,21 @@ pub async fn assign_order(
         coordinator = %caller.0.sub,
         "order assigned by a coordinator"
     );
+    // The answer shows the address; the row also keeps what qualified her.
+    audit(
+        &svc,
+        &caller,
+        &req,
+        "order_assigned",
+        "order",
+        &[assigned.id.to_string()],
+        Some(format!(
+            "nurse {}; qualified by {}",
+            nurse.id,
+            serde_json::to_string(&qualified).unwrap_or_default()
+        )),
+    )
+    .await;
     Ok(web::Json(one_detail(&svc, &assigned).await?))
 }
 

@@ -8,7 +8,9 @@
 //! - Candidates come from this instance's [`Fleet`], kept from the fleet
 //!   feed every nurse-tracking instance publishes (positions, shifts) and
 //!   roster changes ([`fleet_feed`]): the core's candidate rule (on shift,
-//!   fresh fix, present, no job or offer, skills covering the service), not
+//!   fresh fix, present, no job or offer, skills covering the service, and
+//!   credentials passing the gate: verified, in date, years, title,
+//!   certificates — read from the fleet, never the database), not
 //!   among those who declined or let this order's offer lapse; then those
 //!   holding an offer or a job (asked of the database) are dropped.
 //! - ETA by the configured [`EtaEstimator`]. What to do then is decided by
@@ -16,6 +18,8 @@
 //!   search radius, greedy or batch, escalation, offer deadlines, expiry);
 //!   this module is its I/O shell: it feeds it what it read and carries out
 //!   its commands.
+//! - The offer records which credentials qualified the nurse
+//!   (`qualified_by`).
 //! - An offer is recorded with the order's move to `offered` in one
 //!   transaction (one open offer per order and per nurse, enforced by the
 //!   database), then pushed to the nurse's phone. Lapsed offers are expired
@@ -35,7 +39,9 @@ use yixin_contracts::{
     OFFERS_STREAM, ORDERS_STREAM, OfferDetails, dispatch_channel, offer_details, offer_made,
     offer_to_nurse, status_changed,
 };
-use yixin_dispatch_core::{Command, Decisions, Fleet, OrderFacts};
+use yixin_dispatch_core::{
+    Command, Decisions, Fleet, Need, OrderFacts, qualification, visit_day, visit_time,
+};
 use yixin_domain::{
     Catalog, GeoPoint, NurseId, Offer, OfferStatus, Order, OrderId, OrderStatus, OrgId,
     OrgTimeZone, ServiceArea,
@@ -331,19 +337,45 @@ impl Engine {
         Ok(Decisions::needing_nurse(order.status, &offers).map(|excluded| (order, excluded)))
     }
 
+    /// What the order's service asks of a nurse (skills; credentials on the
+    /// visit's day); a service that left the catalogue asks no skill and
+    /// the default requirements.
+    async fn need(&self, order: &Order) -> Result<Need, StoreError> {
+        let catalog = self.catalog().await?;
+        let at = visit_time(order.scheduled_for, Utc::now());
+        Ok(match catalog.service(&order.service_code) {
+            Some(s) => Need::of(s, at),
+            None => Need {
+                skills: Vec::new(),
+                requirements: Default::default(),
+                day: visit_day(at),
+            },
+        })
+    }
+
+    /// The credentials that qualify `nurse` for the order, as the fleet has
+    /// them: what the offer records.
+    async fn qualified_by(
+        &self,
+        order: &Order,
+        nurse: NurseId,
+    ) -> Result<Option<yixin_domain::credentials::Qualification>, StoreError> {
+        let need = self.need(order).await?;
+        let fleet = self.fleet.read().unwrap_or_else(|p| p.into_inner());
+        Ok(fleet
+            .get(&nurse)
+            .and_then(|n| qualification(n.credentials.as_ref(), &need.requirements, need.day).ok()))
+    }
+
     /// Free candidates for an order, scored inputs ready.
     async fn candidates(
         &self,
         order: &Order,
         excluded: &HashSet<NurseId>,
     ) -> Result<Vec<Candidate>, StoreError> {
-        let catalog = self.catalog().await?;
-        let required = catalog
-            .service(&order.service_code)
-            .map(|s| s.required_skills.clone())
-            .unwrap_or_default();
+        let need = self.need(order).await?;
         let search = self.decide(|d| d.search(order.status));
-        let near = self.nearby(order.location, &required, search, excluded);
+        let near = self.nearby(order.location, &need, search, excluded);
         if near.is_empty() {
             return Ok(Vec::new());
         }
@@ -362,12 +394,12 @@ impl Engine {
     fn nearby(
         &self,
         at: GeoPoint,
-        required: &[yixin_domain::Skill],
+        need: &Need,
         search: yixin_dispatch_core::Search,
         excluded: &HashSet<NurseId>,
     ) -> Vec<yixin_geo::Neighbour<NurseId>> {
         let fleet = self.fleet.read().unwrap_or_else(|p| p.into_inner());
-        fleet.candidates(at, search.nearest, search.radius_m, required, excluded)
+        fleet.candidates(at, search.nearest, search.radius_m, need, excluded)
     }
 
     /// Candidates with their ETAs to `to` (the configured estimator) and
@@ -425,7 +457,8 @@ impl Engine {
         let Some(service) = catalog.service(service_code).filter(|s| s.active) else {
             return Ok(None);
         };
-        let required = service.required_skills.clone();
+        // The same credentials gate as an offer: on the visit's day.
+        let need = Need::of(service, visit_time(scheduled_for, now));
         let price = service.price_cents;
         let none = HashSet::new();
         let (normal, escalated) = self.decide(|d| {
@@ -435,11 +468,11 @@ impl Engine {
             )
         });
         let standing = HashMap::new();
-        let near = self.nearby(at, &required, normal, &none);
+        let near = self.nearby(at, &need, normal, &none);
         let near: Vec<_> = near.into_iter().take(normal.keep).collect();
         let near = self.with_etas(&near, at, &standing).await;
         let wide = if near.is_empty() {
-            let wide = self.nearby(at, &required, escalated, &none);
+            let wide = self.nearby(at, &need, escalated, &none);
             let wide: Vec<_> = wide.into_iter().take(escalated.keep).collect();
             self.with_etas(&wide, at, &standing).await
         } else {
@@ -476,6 +509,7 @@ impl Engine {
             distance_m,
         );
         offer.expires_at = expires_at;
+        offer.qualified_by = self.qualified_by(order, nurse).await?;
         let details = self.offer_details(order).await?;
         let made = offer_made(&offer, order, &details);
         let result = self

@@ -1,8 +1,10 @@
 //! sea-orm entities, one per table (2.0 dense format). Rows, not domain
 //! types: conversion to and from `yixin_domain` lives in `crate::convert`.
 
+pub mod audit_log;
 pub mod idempotency_key;
 pub mod nurse;
+pub mod nurse_credentials;
 pub mod nurse_location;
 pub mod offer;
 pub mod order;

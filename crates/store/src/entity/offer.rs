@@ -20,6 +20,9 @@ pub struct Model {
     pub answered_at: Option<DateTimeUtc>,
     #[sea_orm(column_type = "Text", nullable)]
     pub decline_reason: Option<String>,
+    /// JSON `Qualification`: the credentials that qualified the nurse.
+    #[sea_orm(column_type = "JsonBinary", nullable)]
+    pub qualified_by: Option<Json>,
     #[sea_orm(belongs_to, from = "order_id", to = "id")]
     pub order: BelongsTo<super::order::Entity>,
     #[sea_orm(belongs_to, from = "nurse_id", to = "id")]

@@ -20,6 +20,9 @@ pub struct Model {
     #[sea_orm(column_type = "JsonBinary")]
     pub required_skills: Json,
     pub active: bool,
+    /// JSON `Requirements` (null: the defaults).
+    #[sea_orm(column_type = "JsonBinary", nullable)]
+    pub requirements: Option<Json>,
     /// JSON object: `ServiceClinical` (intake, consent, record form…); null before it existed.
     #[sea_orm(column_type = "JsonBinary", nullable)]
     pub clinical: Option<Json>,

@@ -149,6 +149,8 @@ pub async fn migrate_is_idempotent_and_seeds_the_catalogue(store: Store) {
         active: sea_orm::Set(true),
         // A row from before the clinical column: the service reads with none.
         clinical: sea_orm::Set(None),
+        // Null: the pilot rules' defaults.
+        requirements: sea_orm::Set(None),
     })
     .exec_without_returning(db)
     .await
