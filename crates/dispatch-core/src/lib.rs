@@ -19,8 +19,8 @@ pub mod eligibility;
 pub mod eta;
 pub mod fleet;
 pub mod matching;
-pub mod quote;
 pub mod qualification;
+pub mod quote;
 pub mod scoring;
 pub mod settings;
 
@@ -34,9 +34,9 @@ pub use matching::{
     BatchCost, CandidateLists, MatchingPolicy, PolicyKind, WaitingOrder, assign_batch,
     assign_greedy, best_candidate,
 };
-pub use quote::{Quote, QuoteReason, next_bookable, quote};
 pub use qualification::{
     Need, Shortfall, explain, qualification, qualifies, visit_day, visit_time,
 };
+pub use quote::{Quote, QuoteReason, next_bookable, quote};
 pub use scoring::{Candidate, ScoringWeights, rank};
 pub use settings::InvalidSettings;

@@ -19,8 +19,8 @@ use yixin_queue::{PositionBoard, Queue};
 use yixin_store::Store;
 
 pub mod coordinator;
-pub mod quotes;
 pub mod credentials;
+pub mod quotes;
 pub mod roster;
 
 /// What the service needs, built once by the binary.
@@ -38,7 +38,6 @@ pub struct Dispatcher {
     /// The engine whose fleet and rules answer quotes (none when automatic
     /// dispatch is off: quotes are then 503).
     pub engine: Option<Arc<engine::Engine>>,
-    pub(crate) areas: Arc<quotes::AreaCache>,
 }
 
 impl Dispatcher {
@@ -52,7 +51,6 @@ impl Dispatcher {
                 yixin_platform::config::TrackingSettings::default().stale_after_secs,
             ),
             engine: None,
-            areas: Arc::default(),
         }
     }
 

@@ -1,20 +1,13 @@
 //! `POST /v1/quotes`: price and an honest arrival before the resident
 //! orders, from the live fleet with the engine's own candidate rule and ETA.
 
-use std::{
-    collections::HashMap,
-    sync::{Arc, RwLock},
-    time::{Duration, Instant},
-};
-
 use actix_web::{post, web};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use yixin_auth::ResidentCaller;
-use yixin_domain::{GeoPoint, OrgId, ServiceArea};
+use yixin_domain::{GeoPoint, OrgId};
 use yixin_platform::{ApiError, ErrorBody, JsonBody, views::Location};
-use yixin_store::Store;
 
 use crate::Dispatcher;
 
@@ -46,32 +39,6 @@ pub struct QuoteView {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(example = "beyond_promise")]
     pub reason: Option<String>,
-}
-
-/// Service areas per organisation, read at most every few seconds.
-#[derive(Default)]
-pub(crate) struct AreaCache(RwLock<HashMap<OrgId, (Instant, Arc<Vec<ServiceArea>>)>>);
-
-const AREA_TTL: Duration = Duration::from_secs(5);
-
-impl AreaCache {
-    async fn areas(
-        &self,
-        store: &Store,
-        org: &OrgId,
-    ) -> Result<Arc<Vec<ServiceArea>>, yixin_store::StoreError> {
-        if let Ok(guard) = self.0.read()
-            && let Some((at, areas)) = guard.get(org)
-            && at.elapsed() < AREA_TTL
-        {
-            return Ok(areas.clone());
-        }
-        let areas = Arc::new(store.service_areas(org).await?);
-        if let Ok(mut guard) = self.0.write() {
-            guard.insert(org.clone(), (Instant::now(), areas.clone()));
-        }
-        Ok(areas)
-    }
 }
 
 /// A quote: price, predicted minutes to the door, whether the 30-minute
@@ -108,10 +75,14 @@ pub async fn create_quote(
             "the booked time has passed",
         ));
     }
-    let org = OrgId(caller.org.clone());
-    let areas = svc
-        .areas
-        .areas(&svc.store, &org)
+    let Some(engine) = &svc.engine else {
+        return Err(ApiError::Unavailable(
+            "automatic dispatch is off here: no live quote".to_owned(),
+        ));
+    };
+    // The engine's own cached areas: the ones an offer names.
+    let areas = engine
+        .areas(&OrgId(caller.org.clone()))
         .await
         .map_err(ApiError::internal)?;
     if !areas.iter().any(|a| a.contains(&location)) {
@@ -121,11 +92,6 @@ pub async fn create_quote(
             "this address is outside the areas we serve",
         ));
     }
-    let Some(engine) = &svc.engine else {
-        return Err(ApiError::Unavailable(
-            "automatic dispatch is off here: no live quote".to_owned(),
-        ));
-    };
     let (price_cents, quote) = engine
         .quote(&body.service_code, location, body.scheduled_for, now)
         .await

@@ -436,8 +436,9 @@ pub async fn create_order(
     // booked time now past, or the caller now rate limited), so when the
     // checks refuse it, an earlier use of the key decides. The store finds
     // earlier uses itself on the way in, so the common case makes one trip.
-    let (new, required_skills, admission, patient) =
-        match admit(&svc, &caller, &scope, &body, now).await {
+    let (new, required_skills, admission, patient) = match admit(&svc, &caller, &scope, &body, now)
+        .await
+    {
         Ok(admitted) => admitted,
         Err(refusal) => return earlier_use_or(&svc, &caller, &scope, &key, &hash, refusal).await,
     };

@@ -79,6 +79,9 @@ mod tests {
                 distance_m: 3_400,
                 area: "8840a6e4c9fffff".into(),
                 service_code: "wound_care".into(),
+                service_name_zh: "普通伤口护理".into(),
+                service_name_en: "Wound care".into(),
+                place: "双凤街道".into(),
                 flags: vec!["anticoagulants".into()],
             }),
             Event::OfferAnswered(OfferAnswered {

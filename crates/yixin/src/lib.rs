@@ -279,20 +279,33 @@ pub fn order_intake(
     )
 }
 
-/// The routes of `role`, plus what every service shares (token verification,
-/// and dev login where it is on).
-fn mounts(
-    settings: &Settings,
-    role: Role,
-    backends: &Backends,
+/// What the routes of one process are built from.
+struct Parts {
     order_intake: yixin_order_intake::OrderIntake,
     tracking: yixin_nurse_tracking::NurseTracking,
     dispatch_eta: Option<Arc<dyn yixin_dispatcher::EtaEstimator>>,
     engine: Option<Arc<yixin_dispatcher::engine::Engine>>,
     signin: Mount,
     resident_app: yixin_resident_app::AppConfig,
+}
+
+/// The routes of `role`, plus what every service shares (token verification,
+/// and dev login where it is on).
+fn mounts(
+    settings: &Settings,
+    role: Role,
+    backends: &Backends,
+    parts: Parts,
     shutdown: tokio::sync::watch::Receiver<bool>,
 ) -> Vec<Mount> {
+    let Parts {
+        order_intake,
+        tracking,
+        dispatch_eta,
+        engine,
+        signin,
+        resident_app,
+    } = parts;
     let auth = actix_web::web::Data::from(backends.auth.clone());
     let mut mounts: Vec<Mount> = vec![Arc::new(move |cfg| {
         cfg.app_data(auth.clone());
@@ -437,19 +450,21 @@ impl Yixin {
                 &settings,
                 role,
                 &backends,
-                intake,
-                tracking.clone(),
-                dispatch_eta,
-                dispatch_engine,
-                signin,
-                yixin_resident_app::AppConfig::from_settings(
-                    &settings,
-                    areas
-                        .iter()
-                        .filter(|a| a.org_id.as_str() == settings.demo.org_id)
-                        .filter_map(|a| a.to_geojson().coordinates.into_iter().next())
-                        .collect(),
-                ),
+                Parts {
+                    order_intake: intake,
+                    tracking: tracking.clone(),
+                    dispatch_eta,
+                    engine: dispatch_engine,
+                    signin,
+                    resident_app: yixin_resident_app::AppConfig::from_settings(
+                        &settings,
+                        areas
+                            .iter()
+                            .filter(|a| a.org_id.as_str() == settings.demo.org_id)
+                            .filter_map(|a| a.to_geojson().coordinates.into_iter().next())
+                            .collect(),
+                    ),
+                },
                 shutdown.subscribe(),
             ),
         )

@@ -17,10 +17,14 @@ use yixin_platform::Settings;
 
 const GATEWAY_SECRET: &str = "the gateway's shared secret, 32+ bytes";
 
+/// One message the gateway received: its JSON body, its signature header
+/// and the raw body the signature covers.
+type Delivery = (Value, String, Vec<u8>);
+
 /// A stand-in SMS gateway: keeps every posted message with its signature header.
 #[derive(Clone, Default)]
 struct Gateway {
-    received: Arc<Mutex<Vec<(Value, String, Vec<u8>)>>>,
+    received: Arc<Mutex<Vec<Delivery>>>,
 }
 
 impl Gateway {

@@ -151,7 +151,8 @@ impl Engine {
         Ok(fresh)
     }
 
-    async fn areas(&self, org: &OrgId) -> Result<Arc<Vec<ServiceArea>>, StoreError> {
+    /// The organisation's service areas, read at most every 30 seconds.
+    pub async fn areas(&self, org: &OrgId) -> Result<Arc<Vec<ServiceArea>>, StoreError> {
         if let Ok(guard) = self.areas.read()
             && let Some((at, a)) = guard.get(org)
             && at.elapsed() < Duration::from_secs(30)
