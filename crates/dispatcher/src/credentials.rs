@@ -24,7 +24,7 @@ use yixin_domain::{
     Verification,
 };
 use yixin_platform::{ApiError, ErrorBody, JsonBody};
-use yixin_store::{AuditEntry, AuditQuery, StoreError};
+use yixin_store::{AuditEntry, AuditQuery, StoreError, audit_action};
 
 use crate::Dispatcher;
 use crate::coordinator::org_of;
@@ -309,7 +309,7 @@ pub async fn put_credentials(
         &svc,
         &caller,
         &req,
-        "credentials_changed",
+        audit_action::CREDENTIALS_CHANGED,
         "nurse",
         &[nurse.id.to_string()],
         Some(format!(
@@ -344,8 +344,8 @@ async fn review(
         .map_err(store_error)?;
     announce(svc, nurse.id).await;
     let action = match outcome {
-        Verification::Verified => "credentials_verified",
-        _ => "credentials_rejected",
+        Verification::Verified => audit_action::CREDENTIALS_VERIFIED,
+        _ => audit_action::CREDENTIALS_REJECTED,
     };
     audit(
         svc,

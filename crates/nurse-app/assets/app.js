@@ -257,7 +257,7 @@ function renderToday() {
     chip.textContent = t(`status.${j.status}`);
     const meta = document.createElement('span');
     meta.className = 'note';
-    meta.textContent = `${timeText(j.created_at)} · ${j.address}`;
+    meta.textContent = j.address ? `${timeText(j.created_at)} · ${j.address}` : timeText(j.created_at);
     li.append(name, chip, meta);
     if (state.job && state.job.order_id === j.order_id && nextStep(j.status)) {
       li.classList.add('active');

@@ -235,6 +235,21 @@ pub struct AssignedView {
     /// The doctor's order the visit is based on, where the service needs one.
     #[serde(default)]
     pub doctor_order_ref: Option<String>,
+    /// Who the visit is for, when the resident named a household member.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub patient: Option<PatientView>,
+}
+
+/// The patient of a job, as the nurse needs to know them before the door.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct PatientView {
+    pub name: String,
+    /// `male` or `female`.
+    pub sex: String,
+    pub birth_year: i32,
+    /// Known conditions and allergies, as the family wrote them.
+    pub conditions: Option<String>,
+    pub allergies: Option<String>,
 }
 
 /// What the server sends to a phone.

@@ -368,8 +368,9 @@ pub struct NurseDayJob {
     pub service: ServiceName,
     #[schema(value_type = yixin_platform::views::OrderStatusName, example = "completed")]
     pub status: yixin_domain::OrderStatus,
-    /// The street address (the nurse worked or works this job).
-    pub address: String,
+    /// The street address while the job is open; none once it is completed
+    /// or cancelled (a finished visit's address is not hers to keep).
+    pub address: Option<String>,
     pub created_at: chrono::DateTime<chrono::Utc>,
     pub promised_by: chrono::DateTime<chrono::Utc>,
 }
@@ -388,6 +389,7 @@ const DAY_JOBS_MAX: u64 = 100;
 pub async fn get_jobs_today(
     caller: NurseCaller,
     svc: web::Data<NurseTracking>,
+    req: HttpRequest,
 ) -> Result<web::Json<Vec<NurseDayJob>>, ApiError> {
     let ctx = nurse(&svc, &caller).await?;
     let store = &svc.tracker.store;
@@ -398,26 +400,36 @@ pub async fn get_jobs_today(
     );
     let orders = orders.map_err(TrackingError::store)?;
     let catalog = catalog.map_err(TrackingError::store)?;
-    Ok(web::Json(
-        orders
-            .into_iter()
-            .map(|o| {
-                let service = catalog.service(&o.service_code);
-                NurseDayJob {
-                    order_id: o.id.to_string(),
-                    service: ServiceName::new(
-                        o.service_code.clone(),
-                        service.map(|s| s.name_zh.clone()).unwrap_or_default(),
-                        service.map(|s| s.name_en.clone()).unwrap_or_default(),
-                    ),
-                    status: o.status,
-                    address: o.address.text.clone(),
-                    created_at: o.created_at,
-                    promised_by: o.promised_by,
-                }
-            })
-            .collect(),
-    ))
+    let jobs: Vec<NurseDayJob> = orders
+        .into_iter()
+        .map(|o| {
+            let service = catalog.service(&o.service_code);
+            NurseDayJob {
+                order_id: o.id.to_string(),
+                service: ServiceName::new(
+                    o.service_code.clone(),
+                    service.map(|s| s.name_zh.clone()).unwrap_or_default(),
+                    service.map(|s| s.name_en.clone()).unwrap_or_default(),
+                ),
+                status: o.status,
+                address: (!o.status.is_terminal()).then(|| o.address.text.clone()),
+                created_at: o.created_at,
+                promised_by: o.promised_by,
+            }
+        })
+        .collect();
+    for job in jobs.iter().filter(|j| j.address.is_some()) {
+        svc.tracker
+            .audit_read(
+                &ctx,
+                &caller.0.sub,
+                &job.order_id,
+                client_addr(&req),
+                "http_jobs_today",
+            )
+            .await;
+    }
+    Ok(web::Json(jobs))
 }
 
 /// The signed-in nurse as the roster has them.

@@ -21,7 +21,9 @@ use yixin_store::{ClaimLost, ClaimOutcome, LocationFix, Store, StoreError};
 
 use crate::errors::TrackingError;
 use crate::fleet::{Fix, FixOutcome, Fleet};
-use crate::frames::{AddressView, AssignedView, ContactView, FixIn, OfferView, ServiceName, Step};
+use crate::frames::{
+    AddressView, AssignedView, ContactView, FixIn, OfferView, PatientView, ServiceName, Step,
+};
 use yixin_contracts::{
     FLEET_CHANNEL, NURSES_STREAM, OfferDetails, coarse_area, envelope, offer_answered,
     offer_details, status_changed,
@@ -392,7 +394,7 @@ impl Tracker {
                 fleet.set_job(ctx.id, Some((order.id, order.status)));
                 drop(fleet);
                 tracing::info!(order_id = %order.id, nurse_id = %ctx.id, "offer accepted: order assigned");
-                Ok(assigned_view(&order))
+                Ok(self.job_view(&order).await)
             }
             ClaimOutcome::Lost(lost) => {
                 self.forget_offer(ctx.id, offer_id);
@@ -531,7 +533,7 @@ impl Tracker {
         let (from, to) = step.transition();
         let order = self.own_job(ctx, order_id).await?;
         if order.status == to {
-            return Ok(assigned_view(&order));
+            return Ok(self.job_view(&order).await);
         }
         if order.status != from {
             return Err(TrackingError::StepOutOfOrder {
@@ -567,7 +569,7 @@ impl Tracker {
         let job = (done.status != OrderStatus::Completed).then_some((done.id, done.status));
         self.fleet_write().set_job(ctx.id, job);
         tracing::info!(order_id = %done.id, nurse_id = %ctx.id, status = %done.status, "visit step");
-        Ok(assigned_view(&done))
+        Ok(self.job_view(&done).await)
     }
 
     /// `record_required` (naming the form's required fields) unless the
@@ -692,7 +694,32 @@ impl Tracker {
             .map_err(TrackingError::store)?;
         self.fleet_write()
             .set_job(ctx.id, job.as_ref().map(|o| (o.id, o.status)));
-        Ok(job.as_ref().map(assigned_view))
+        Ok(match job {
+            Some(order) => Some(self.job_view(&order).await),
+            None => None,
+        })
+    }
+
+    /// The job as its nurse sees it, with the patient the resident named.
+    /// A failed patient read is logged and leaves the patient out: the job
+    /// itself must still reach the nurse.
+    async fn job_view(&self, order: &Order) -> AssignedView {
+        let mut view = assigned_view(order);
+        match self.store.order_patient(order.id.0).await {
+            Ok(patient) => {
+                view.patient = patient.map(|p| PatientView {
+                    name: p.name,
+                    sex: p.sex,
+                    birth_year: p.birth_year,
+                    conditions: p.conditions,
+                    allergies: p.allergies,
+                });
+            }
+            Err(e) => {
+                tracing::warn!(order_id = %order.id, error = %e, "the job's patient not read");
+            }
+        }
+        view
     }
 }
 
@@ -742,7 +769,7 @@ impl Tracker {
             org: ctx.org.clone(),
             actor_sub: sub.to_owned(),
             actor_role: "nurse".to_owned(),
-            action: "read_address".to_owned(),
+            action: yixin_store::audit_action::READ_ADDRESS.to_owned(),
             subject_kind: "order".to_owned(),
             subject_id: order_id.to_owned(),
             client_addr: from,
@@ -774,5 +801,6 @@ pub fn assigned_view(order: &Order) -> AssignedView {
         flags: order.clinical.flags.clone(),
         answers: order.clinical.answers.clone(),
         doctor_order_ref: order.clinical.doctor_order_ref.clone(),
+        patient: None,
     }
 }

@@ -13,6 +13,18 @@ use crate::entity::{audit_log, nurse_credentials};
 use crate::error::StoreError;
 use crate::store::Store;
 
+/// The audit trail's actions: the one list every service writes from.
+pub mod audit_action {
+    /// A nurse or coordinator was shown a patient's address and phone.
+    pub const READ_ADDRESS: &str = "read_address";
+    /// A coordinator read (exported) a visit record.
+    pub const READ_RECORD: &str = "read_record";
+    /// A nurse's credentials were entered or changed (pending verification).
+    pub const CREDENTIALS_CHANGED: &str = "credentials_changed";
+    pub const CREDENTIALS_VERIFIED: &str = "credentials_verified";
+    pub const CREDENTIALS_REJECTED: &str = "credentials_rejected";
+}
+
 /// One thing to record in the audit trail.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AuditEntry {

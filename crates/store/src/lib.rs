@@ -45,7 +45,7 @@ pub mod testing;
 mod tests;
 
 pub use crate::cancel::{CANCELLED_OFFER_REASON, Cancelled};
-pub use crate::credentials::{AuditEntry, AuditQuery, AuditRecord, is_verified};
+pub use crate::credentials::{AuditEntry, AuditQuery, AuditRecord, audit_action, is_verified};
 pub use crate::dispatch::DayOrder;
 pub use crate::error::StoreError;
 pub use crate::household::{HouseholdMember, SavedAddress};

@@ -18,6 +18,7 @@ use yixin_domain::{
 };
 use yixin_platform::{ApiError, ErrorBody, JsonBody};
 use yixin_store::StoreError;
+use yixin_store::audit_action::READ_ADDRESS;
 
 use super::{invalid, kpi, order_id, org_of, publish, store_error};
 use crate::Dispatcher;
@@ -479,9 +480,6 @@ async fn arrival_if_sent(
         .flatten()?;
     Some(now + chrono::TimeDelta::seconds(i64::from(eta.seconds)))
 }
-
-/// The audit action of a read that showed a patient's address and phone.
-pub const READ_ADDRESS: &str = "read_address";
 
 fn not_assignable(status: &str) -> ApiError {
     ApiError::conflict(

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use actix_web::{HttpResponse, get, http::header, web};
+use actix_web::{HttpRequest, HttpResponse, get, http::header, web};
 use chrono::{DateTime, TimeDelta, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -13,6 +13,8 @@ use yixin_platform::{ApiError, ErrorBody};
 
 use super::{org_of, store_error};
 use crate::Dispatcher;
+use crate::credentials::audit;
+use yixin_store::audit_action::READ_RECORD;
 
 /// Most record versions one export holds.
 pub const MAX_RECORDS: u64 = 10_000;
@@ -58,12 +60,13 @@ impl From<VisitRecord> for ExportedRecord {
     }
 }
 
-/// THE place where coordinators read visit records (the audit trail hooks
-/// in here: who, which orders' records, when, from where). Every exported
-/// record goes through this one function.
+/// THE place where coordinators read visit records: every exported record
+/// goes through this one function, and each read order is written to the
+/// audit trail (who, which order's record, when, from where).
 async fn read_records_for_export(
     svc: &Dispatcher,
     caller: &CoordinatorCaller,
+    req: &HttpRequest,
     org: &OrgId,
     from: DateTime<Utc>,
     to: DateTime<Utc>,
@@ -81,6 +84,13 @@ async fn read_records_for_export(
         records = records.len(),
         "visit records exported"
     );
+    let orders: Vec<String> = records
+        .iter()
+        .map(|r| r.order_id.to_string())
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    audit(svc, caller, req, READ_RECORD, "order", &orders, None).await;
     Ok(records)
 }
 
@@ -114,6 +124,7 @@ fn bad_query(field: &str, message: &str) -> ApiError {
 pub async fn export_records(
     caller: CoordinatorCaller,
     svc: web::Data<Dispatcher>,
+    req: HttpRequest,
     query: web::Query<RecordsQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let csv = match query.format.as_deref() {
@@ -130,7 +141,7 @@ pub async fn export_records(
         return Err(bad_query("from", "one export covers at most 92 days"));
     }
     let org = org_of(&caller);
-    let records = read_records_for_export(&svc, &caller, &org, from, to).await?;
+    let records = read_records_for_export(&svc, &caller, &req, &org, from, to).await?;
     let records: Vec<ExportedRecord> = records.into_iter().map(Into::into).collect();
     if !csv {
         return Ok(HttpResponse::Ok().json(records));
