@@ -9,7 +9,7 @@ mod up_down_up {
     };
     use yixin_migration::{Migrator, MigratorTrait};
 
-    const TABLES: [&str; 11] = [
+    const TABLES: [&str; 13] = [
         "organizations",
         "service_categories",
         "services",
@@ -21,6 +21,8 @@ mod up_down_up {
         "idempotency_keys",
         "outbox",
         "nurse_locations",
+        "nurse_credentials",
+        "audit_log",
     ];
 
     async fn table_names(db: &DatabaseConnection) -> Vec<String> {
