@@ -9,7 +9,7 @@ mod up_down_up {
     };
     use yixin_migration::{Migrator, MigratorTrait};
 
-    const TABLES: [&str; 12] = [
+    const TABLES: [&str; 19] = [
         "organizations",
         "service_categories",
         "services",
@@ -21,6 +21,13 @@ mod up_down_up {
         "idempotency_keys",
         "outbox",
         "nurse_locations",
+        "residents",
+        "otp_codes",
+        "resident_addresses",
+        "resident_patients",
+        "order_patients",
+        "nurse_credentials",
+        "audit_log",
         "visit_records",
     ];
 

@@ -390,6 +390,9 @@ describe('coordinator dashboard', () => {
 
   test('enters and verifies credentials, lists expiring certificates and the audit trail', async () => {
     const fresh = await platform.ok('POST', '/v1/dispatch/nurses', coordinator, { name: '钱资质', phone: '13600003333', skills: ['picc'] });
+    // A nurse added through the API is no live event: read the roster again.
+    await page.reload();
+    await page.locator('#main').waitFor({ state: 'visible' });
     await page.locator('#tabs .tab[data-view="roster"]').click();
     const row = page.locator(`#roster-table tr[data-nurse-id="${fresh.id}"]`);
     await row.waitFor();
