@@ -136,6 +136,7 @@ describe('nurse app', () => {
       skills: ['wound_care'],
       external_id: `hr-${platform.id}`,
     });
+    await platform.qualify(coordinator, n.id);
     nurse = { id: n.id, external: n.external_id };
     browser = await chromium.launch({
       executablePath: CHROMIUM,
@@ -245,6 +246,7 @@ describe('nurse app', () => {
     const resident = await platform.token('resident', `resident-${platform.id}`);
     const order = await platform.ok('POST', '/v1/orders', resident, {
       service_code: 'wound_care',
+      consent_version: (await platform.service('wound_care')).consent.version,
       location: HOME,
       address: { text: '双福街道 福城大道 88 号', detail: '3 栋 2 单元 501' },
       contact: { name: '王女士', phone: '13812345678' },
@@ -291,6 +293,29 @@ describe('nurse app', () => {
       ['开始服务', '服务中'],
       ['完成服务', '已完成'],
     ]) {
+      if (button === '开始服务') {
+        // Consent on site: the server refuses `started` without a name.
+        await page.locator('#job-consent').waitFor();
+        await page.fill('#consent-by', '王女士');
+      }
+      if (button === '完成服务') {
+        // The visit record first: `completed` is refused without it.
+        await page.locator('#job-record').waitFor();
+        for (const input of await page.locator('#record-fields [data-code][required]').all()) {
+          const type = await input.getAttribute('data-type');
+          if (type === 'number') {
+            const [min, max] = [Number(await input.getAttribute('min')), Number(await input.getAttribute('max'))];
+            await input.fill(String((min + max) / 2));
+          } else if (type === 'bool' || type === 'choice') {
+            await input.selectOption({ index: 2 });
+          } else {
+            await input.fill('正常');
+          }
+        }
+        await shot('record');
+        await page.locator('#job-record button[type="submit"]').click();
+        await page.locator('#record-saved').waitFor();
+      }
       await page.locator('#job-step', { hasText: button }).click();
       await page.locator('#job-status', { hasText: status }).waitFor();
     }

@@ -175,4 +175,52 @@ export class Platform {
   async token(role, sub, org = 'demo') {
     return (await this.ok('POST', '/v1/auth/dev-token', null, { role, sub, org })).token;
   }
+
+  /** The seed catalogue's service `code` (with its consent and record form). */
+  async service(code) {
+    const catalog = await this.ok('GET', '/v1/catalog', null);
+    return catalog.categories.flatMap((c) => c.services).find((s) => s.code === code);
+  }
+
+  /**
+   * Enters and verifies credentials that meet every service's requirements:
+   * without them the dispatch gate never offers the nurse anything.
+   */
+  async qualify(coordinator, nurseId) {
+    const certificates = ['picc', 'wound_stoma', 'maternal_infant', 'rehab', 'oral_care']
+      .map((code) => ({ code, number: `B-${code}`, issued_on: '2020-01-01', expires_on: null }));
+    await this.ok('PUT', `/v1/dispatch/nurses/${nurseId}/credentials`, coordinator, {
+      licence_no: '201211000002', first_registered_on: '2012-03-01', title: 'supervisor_nurse', certificates,
+    });
+    await this.ok('POST', `/v1/dispatch/nurses/${nurseId}/credentials/verify`, coordinator, {});
+  }
+
+  /**
+   * One visit step through the nurse API, as the clinical rules ask:
+   * `started` names who consented on site, and `completed` comes after a
+   * visit record with a plausible value for each required field.
+   */
+  async visitStep(nurseToken, orderId, step) {
+    if (step === 'completed') {
+      const order = await this.ok('GET', '/v1/nurse/jobs', nurseToken);
+      const job = order.find((j) => j.order_id === orderId);
+      const svc = await this.service(job.service_code);
+      await this.ok('POST', `/v1/nurse/orders/${orderId}/record`, nurseToken, { values: plausibleRecord(svc.record_template) });
+    }
+    const body = step === 'started' ? { step, consent_by: '王女士' } : { step };
+    return this.ok('POST', `/v1/nurse/orders/${orderId}/progress`, nurseToken, body);
+  }
+}
+
+/** A value for each required field of a record template, inside its range. */
+export function plausibleRecord(template) {
+  const values = {};
+  for (const f of template || []) {
+    if (!f.required) continue;
+    if (f.type === 'number') values[f.code] = f.min != null && f.max != null ? (f.min + f.max) / 2 : (f.min ?? f.max ?? 1);
+    else if (f.type === 'bool') values[f.code] = false;
+    else if (f.type === 'choice') values[f.code] = typeof f.choices[0] === 'object' ? f.choices[0].code : f.choices[0];
+    else values[f.code] = '正常';
+  }
+  return values;
 }

@@ -44,7 +44,7 @@ async function locate(at) {
 }
 
 async function step(orderId, s) {
-  await platform.ok('POST', `/v1/nurse/orders/${orderId}/progress`, nurse.token, { step: s });
+  await platform.visitStep(nurse.token, orderId, s);
 }
 
 describe('resident app', () => {
@@ -64,6 +64,7 @@ describe('resident app', () => {
     const n = await platform.ok('POST', '/v1/dispatch/nurses', coordinator, {
       name: '周护士', phone: '13700003333', skills: catalog.skills.map((s) => s.code),
     });
+    await platform.qualify(coordinator, n.id);
     nurse = { id: n.id, token: await platform.token('nurse', n.id) };
     await platform.ok('POST', '/v1/nurse/shift', nurse.token, { state: 'on' });
     await locate({ lat: centre.lat + 0.012, lng: centre.lng + 0.012 });
@@ -131,6 +132,10 @@ describe('resident app', () => {
     const quoted = await page.textContent('#quote-text');
     await page.$eval('#quote', (el) => el.scrollIntoView({ block: 'center' }));
     await shot('book');
+    // The service's consent text is on the form; the order carries its version.
+    await page.check('#consent');
+    await page.$eval('#consent', (el) => el.scrollIntoView({ block: 'center' }));
+    await shot('consent');
     await page.click('#confirm');
     await page.waitForSelector('#status', { timeout: WAIT });
     const orderId = page.url().split('#/order/')[1];
