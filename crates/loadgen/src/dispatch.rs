@@ -35,14 +35,14 @@ pub struct DispatchArgs {
 }
 
 #[derive(Default)]
-struct Timings {
+pub(crate) struct Timings {
     /// order id → (sent, answered 201)
     placed: HashMap<String, (Instant, Instant)>,
     /// order id → first offer frame seen
     offered: HashMap<String, Instant>,
 }
 
-fn percentile(sorted: &[f64], q: f64) -> f64 {
+pub(crate) fn percentile(sorted: &[f64], q: f64) -> f64 {
     if sorted.is_empty() {
         return f64::NAN;
     }
@@ -67,86 +67,8 @@ pub async fn run(args: DispatchArgs) -> anyhow::Result<()> {
         &["neonatal", "wound_care"],
     )
     .await?;
-    eprintln!("yixin-load: connecting {} phones", ids.len());
     let timings = Arc::new(Mutex::new(Timings::default()));
-    let ws_base = url.replacen("http", "ws", 1);
-    let sockets: Vec<anyhow::Result<_>> = stream::iter(ids.iter().cloned().enumerate())
-        .map(|(n, id)| {
-            let http = http.clone();
-            let url = url.clone();
-            let ws_base = ws_base.clone();
-            let org = args.org.clone();
-            async move {
-                let token = token(&http, &url, "nurse", &id, &org).await?;
-                let (mut ws, _) = tokio_tungstenite::connect_async(format!("{ws_base}/v1/nurse/ws?token={token}"))
-                    .await
-                    .context("opening the nurse socket")?;
-                ws.send(Message::text(r#"{"type":"shift","state":"on"}"#)).await?;
-                let mut walk = Walk::new(n as u64 + 7);
-                let (lat, lng) = walk.step();
-                ws.send(Message::text(
-                    json!({"type":"location","lat":lat,"lng":lng,"accuracy_m":8,"ts":chrono::Utc::now()}).to_string(),
-                ))
-                .await?;
-                anyhow::Ok(ws)
-            }
-        })
-        .buffer_unordered(64)
-        .collect()
-        .await;
-    let sockets: Vec<_> = sockets.into_iter().collect::<anyhow::Result<_>>()?;
-    let mut tasks = Vec::new();
-    let phones = sockets.len().max(1);
-    let started_phones = tokio::time::Instant::now();
-    for (n, ws) in sockets.into_iter().enumerate() {
-        let timings = timings.clone();
-        tasks.push(tokio::spawn(async move {
-            let (mut tx, mut rx) = ws.split();
-            // A phone on shift keeps sending fixes (a stale one is not a
-            // candidate), every 15 s at its own phase: phones are not in step,
-            // and ten thousand fixes in the same instant every 15 s would be
-            // a burst no real fleet sends.
-            let mut walk = Walk::new(n as u64 + 7);
-            let period = Duration::from_secs(15);
-            let phase = period.mul_f64(n as f64 / phones as f64);
-            let mut fixes = tokio::time::interval_at(started_phones + phase, period);
-            loop {
-                let frame = tokio::select! {
-                    f = rx.next() => match f {
-                        Some(Ok(f)) => f,
-                        _ => break,
-                    },
-                    _ = fixes.tick() => {
-                        let (lat, lng) = walk.step();
-                        let fix = json!({"type":"location","lat":lat,"lng":lng,"accuracy_m":8,"ts":chrono::Utc::now()});
-                        if tx.send(Message::text(fix.to_string())).await.is_err() {
-                            break;
-                        }
-                        continue;
-                    }
-                };
-                let Message::Text(text) = frame else { continue };
-                let Ok(v) = serde_json::from_str::<serde_json::Value>(text.as_str()) else {
-                    continue;
-                };
-                if v["type"] == "offer" {
-                    let seen = Instant::now();
-                    if let Some(order) = v["order_id"].as_str() {
-                        timings
-                            .lock()
-                            .unwrap_or_else(|p| p.into_inner())
-                            .offered
-                            .entry(order.to_owned())
-                            .or_insert(seen);
-                    }
-                    let accept = json!({"type":"accept","offer_id": v["offer_id"]}).to_string();
-                    if tx.send(Message::text(accept)).await.is_err() {
-                        break;
-                    }
-                }
-            }
-        }));
-    }
+    let tasks = phones_on_shift(&http, &url, &args.org, &ids, Some(timings.clone())).await?;
     // Let the fleet feed reach the dispatcher.
     tokio::time::sleep(Duration::from_secs(2)).await;
 
@@ -266,4 +188,99 @@ pub async fn run(args: DispatchArgs) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+/// Nurse phones on shift for `ids`: sockets open, one fix each, then a fix
+/// every 15 s at each phone's own phase; every offer is accepted, and its
+/// first sighting recorded in `timings` when given. Abort the tasks to hang up.
+pub(crate) async fn phones_on_shift(
+    http: &reqwest::Client,
+    url: &str,
+    org: &str,
+    ids: &[String],
+    timings: Option<Arc<Mutex<Timings>>>,
+) -> anyhow::Result<Vec<tokio::task::JoinHandle<()>>> {
+    eprintln!("yixin-load: connecting {} phones", ids.len());
+    let ws_base = url.replacen("http", "ws", 1);
+    let url = url.to_owned();
+    let sockets: Vec<anyhow::Result<_>> = stream::iter(ids.iter().cloned().enumerate())
+        .map(|(n, id)| {
+            let http = http.clone();
+            let url = url.clone();
+            let ws_base = ws_base.clone();
+            let org = org.to_owned();
+            async move {
+                let token = token(&http, &url, "nurse", &id, &org).await?;
+                let (mut ws, _) = tokio_tungstenite::connect_async(format!("{ws_base}/v1/nurse/ws?token={token}"))
+                    .await
+                    .context("opening the nurse socket")?;
+                ws.send(Message::text(r#"{"type":"shift","state":"on"}"#)).await?;
+                let mut walk = Walk::new(n as u64 + 7);
+                let (lat, lng) = walk.step();
+                ws.send(Message::text(
+                    json!({"type":"location","lat":lat,"lng":lng,"accuracy_m":8,"ts":chrono::Utc::now()}).to_string(),
+                ))
+                .await?;
+                anyhow::Ok(ws)
+            }
+        })
+        .buffer_unordered(64)
+        .collect()
+        .await;
+    let sockets: Vec<_> = sockets.into_iter().collect::<anyhow::Result<_>>()?;
+    let mut tasks = Vec::new();
+    let phones = sockets.len().max(1);
+    let started_phones = tokio::time::Instant::now();
+    for (n, ws) in sockets.into_iter().enumerate() {
+        let timings = timings.clone();
+        tasks.push(tokio::spawn(async move {
+            let (mut tx, mut rx) = ws.split();
+            // A phone on shift keeps sending fixes (a stale one is not a
+            // candidate), every 15 s at its own phase: phones are not in step,
+            // and ten thousand fixes in the same instant every 15 s would be
+            // a burst no real fleet sends.
+            let mut walk = Walk::new(n as u64 + 7);
+            let period = Duration::from_secs(15);
+            let phase = period.mul_f64(n as f64 / phones as f64);
+            let mut fixes = tokio::time::interval_at(started_phones + phase, period);
+            loop {
+                let frame = tokio::select! {
+                    f = rx.next() => match f {
+                        Some(Ok(f)) => f,
+                        _ => break,
+                    },
+                    _ = fixes.tick() => {
+                        let (lat, lng) = walk.step();
+                        let fix = json!({"type":"location","lat":lat,"lng":lng,"accuracy_m":8,"ts":chrono::Utc::now()});
+                        if tx.send(Message::text(fix.to_string())).await.is_err() {
+                            break;
+                        }
+                        continue;
+                    }
+                };
+                let Message::Text(text) = frame else { continue };
+                let Ok(v) = serde_json::from_str::<serde_json::Value>(text.as_str()) else {
+                    continue;
+                };
+                if v["type"] == "offer" {
+                    let seen = Instant::now();
+                    if let Some(timings) = &timings
+                        && let Some(order) = v["order_id"].as_str()
+                    {
+                        timings
+                            .lock()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .offered
+                            .entry(order.to_owned())
+                            .or_insert(seen);
+                    }
+                    let accept = json!({"type":"accept","offer_id": v["offer_id"]}).to_string();
+                    if tx.send(Message::text(accept)).await.is_err() {
+                        break;
+                    }
+                }
+            }
+        }));
+    }
+    Ok(tasks)
 }

@@ -16,6 +16,7 @@
 
 mod dispatch;
 mod fixes;
+mod quote;
 
 use std::{
     sync::{
@@ -49,6 +50,8 @@ enum Command {
     Fixes(fixes::FixesArgs),
     /// Dispatch latency: order placed → offer frame on the nurse's socket.
     Dispatch(dispatch::DispatchArgs),
+    /// The resident's quote (`POST /v1/quotes`) with many nurses online.
+    Quote(quote::QuoteArgs),
     /// A simulated district: residents ordering, nurse phones accepting,
     /// riding and stepping through visits; order → offer / accept / arrival.
     City(yixin_loadgen::city::CityArgs),
@@ -106,6 +109,7 @@ fn main() -> anyhow::Result<()> {
         Command::Orders(args) => runtime.block_on(orders(args)),
         Command::Fixes(args) => runtime.block_on(fixes::run(args)),
         Command::Dispatch(args) => runtime.block_on(dispatch::run(args)),
+        Command::Quote(args) => runtime.block_on(quote::run(args)),
         Command::City(args) => runtime.block_on(async {
             let json = args.json;
             let (_stop, stop_rx) = tokio::sync::watch::channel(false);

@@ -49,6 +49,12 @@ async fn ready_nurse(app: &TestApp) -> (NurseId, String) {
     )
     .unwrap();
     store.insert_nurse(&nurse).await.unwrap();
+    // Verified credentials that meet every service's requirements: the
+    // dispatch gate would refuse her otherwise.
+    store
+        .put_credentials(&nurse, &yixin_e2e::qualified_credentials())
+        .await
+        .unwrap();
     let token = app
         .token("nurse", &nurse.id.to_string(), &app.settings.demo.org_id)
         .await;

@@ -104,6 +104,7 @@ async fn a_household_is_its_residents_own_and_an_order_names_the_patient() {
                 "location": {"lat": HOME.0, "lng": HOME.1},
                 "address": {"text": "福城大道 88 号"},
                 "contact": {"name": "王女士", "phone": "13812345678"},
+                "consent_version": yixin_e2e::CONSENT_VERSION,
                 "patient_id": patient,
             }));
         app.send(request)
@@ -144,15 +145,12 @@ async fn nurse_at(app: &TestApp, at: (f64, f64)) -> (String, String) {
         .iter()
         .map(|s| s["code"].clone())
         .collect();
-    let added = app
-        .post(
-            "/v1/dispatch/nurses",
-            Some(&coordinator),
+    let id = app
+        .qualified_nurse(
+            &coordinator,
             &json!({"name": "周护士", "phone": "13700002222", "skills": skills}),
         )
         .await;
-    assert_eq!(added.status, StatusCode::CREATED, "{}", added.text);
-    let id = added.json["id"].as_str().unwrap().to_owned();
     let token = app.token("nurse", &id, "demo").await;
     let shift = app
         .post("/v1/nurse/shift", Some(&token), &json!({"state": "on"}))
