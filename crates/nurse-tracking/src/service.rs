@@ -389,10 +389,11 @@ impl Tracker {
                     now,
                 );
                 self.to_dashboard(ctx, &answered.payload).await;
-                let mut fleet = self.fleet_write();
-                fleet.set_offer(ctx.id, None);
-                fleet.set_job(ctx.id, Some((order.id, order.status)));
-                drop(fleet);
+                {
+                    let mut fleet = self.fleet_write();
+                    fleet.set_offer(ctx.id, None);
+                    fleet.set_job(ctx.id, Some((order.id, order.status)));
+                }
                 tracing::info!(order_id = %order.id, nurse_id = %ctx.id, "offer accepted: order assigned");
                 Ok(self.job_view(&order).await)
             }
