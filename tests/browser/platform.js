@@ -178,7 +178,8 @@ export class Platform {
 
   /** The seed catalogue's service `code` (with its consent and record form). */
   async service(code) {
-    const catalog = await this.ok('GET', '/v1/catalog', null);
+    const reader = await this.token('resident', `catalog-${this.id}`);
+    const catalog = await this.ok('GET', '/v1/catalog', reader);
     return catalog.categories.flatMap((c) => c.services).find((s) => s.code === code);
   }
 
