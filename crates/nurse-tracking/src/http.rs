@@ -174,15 +174,7 @@ pub async fn accept_offer(
 ) -> Result<web::Json<AssignedView>, ApiError> {
     let ctx = nurse(&svc, &caller).await?;
     let job = svc.tracker.accept(&ctx, offer_id(&id)?).await?;
-    svc.tracker
-        .audit_read(
-            &ctx,
-            &caller.0.sub,
-            &job.order_id,
-            client_addr(&req),
-            "http_accept",
-        )
-        .await;
+    audit_shown(&svc, &ctx, &caller, &req, &[&job.order_id], "http_accept").await;
     Ok(web::Json(job))
 }
 
@@ -250,15 +242,7 @@ pub async fn post_progress(
         .tracker
         .progress(&ctx, order, body.step, body.consent_by)
         .await?;
-    svc.tracker
-        .audit_read(
-            &ctx,
-            &caller.0.sub,
-            &job.order_id,
-            client_addr(&req),
-            "http_progress",
-        )
-        .await;
+    audit_shown(&svc, &ctx, &caller, &req, &[&job.order_id], "http_progress").await;
     Ok(web::Json(job))
 }
 
@@ -276,17 +260,8 @@ pub async fn get_jobs(
 ) -> Result<web::Json<Vec<AssignedView>>, ApiError> {
     let ctx = nurse(&svc, &caller).await?;
     let jobs: Vec<AssignedView> = svc.tracker.current_job(&ctx).await?.into_iter().collect();
-    for job in &jobs {
-        svc.tracker
-            .audit_read(
-                &ctx,
-                &caller.0.sub,
-                &job.order_id,
-                client_addr(&req),
-                "http_jobs",
-            )
-            .await;
-    }
+    let shown: Vec<&str> = jobs.iter().map(|j| j.order_id.as_str()).collect();
+    audit_shown(&svc, &ctx, &caller, &req, &shown, "http_jobs").await;
     Ok(web::Json(jobs))
 }
 
@@ -418,17 +393,12 @@ pub async fn get_jobs_today(
             }
         })
         .collect();
-    for job in jobs.iter().filter(|j| j.address.is_some()) {
-        svc.tracker
-            .audit_read(
-                &ctx,
-                &caller.0.sub,
-                &job.order_id,
-                client_addr(&req),
-                "http_jobs_today",
-            )
-            .await;
-    }
+    let shown: Vec<&str> = jobs
+        .iter()
+        .filter(|j| j.address.is_some())
+        .map(|j| j.order_id.as_str())
+        .collect();
+    audit_shown(&svc, &ctx, &caller, &req, &shown, "http_jobs_today").await;
     Ok(web::Json(jobs))
 }
 
@@ -472,4 +442,19 @@ pub async fn get_me(
         },
         skills: n.skills.iter().map(|s| s.as_str().to_owned()).collect(),
     }))
+}
+
+/// The audit rows of an answer that showed the nurse these orders'
+/// addresses and phones.
+async fn audit_shown(
+    svc: &NurseTracking,
+    ctx: &crate::service::NurseCtx,
+    caller: &NurseCaller,
+    req: &HttpRequest,
+    order_ids: &[&str],
+    via: &str,
+) {
+    svc.tracker
+        .audit_reads(ctx, &caller.0.sub, order_ids, client_addr(req), via)
+        .await;
 }

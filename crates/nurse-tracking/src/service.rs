@@ -753,32 +753,36 @@ pub fn offer_view(offer: &Offer, order: &Order, details: &OfferDetails) -> Offer
     }
 }
 
-/// The job as its nurse sees it (address and contact included).
 impl Tracker {
-    /// Records in the audit trail that the nurse was shown a patient's
-    /// address and phone (`via`: `ws`, `http_accept`, `http_jobs`,
-    /// `http_progress`); a failure is logged, never the nurse's problem.
-    pub async fn audit_read(
+    /// Records in the audit trail, in one statement, that the nurse was
+    /// shown the address and phone of each of `order_ids` (`via`: `ws`,
+    /// `http_accept`, `http_jobs`, `http_jobs_today`, `http_progress`); a
+    /// failure is logged, never the nurse's problem.
+    pub async fn audit_reads(
         &self,
         ctx: &NurseCtx,
         sub: &str,
-        order_id: &str,
+        order_ids: &[&str],
         from: Option<String>,
         via: &str,
     ) {
-        let entry = yixin_store::AuditEntry {
-            org: ctx.org.clone(),
-            actor_sub: sub.to_owned(),
-            actor_role: "nurse".to_owned(),
-            action: yixin_store::audit_action::READ_ADDRESS.to_owned(),
-            subject_kind: "order".to_owned(),
-            subject_id: order_id.to_owned(),
-            client_addr: from,
-            detail: Some(format!("nurse {} via {via}", ctx.id)),
-            at: Utc::now(),
-        };
-        if let Err(e) = self.store.audit(&entry).await {
-            tracing::error!(nurse_id = %ctx.id, order_id, error = %e, "address read not audited");
+        let at = Utc::now();
+        let entries: Vec<yixin_store::AuditEntry> = order_ids
+            .iter()
+            .map(|order_id| yixin_store::AuditEntry {
+                org: ctx.org.clone(),
+                actor_sub: sub.to_owned(),
+                actor_role: "nurse".to_owned(),
+                action: yixin_store::audit_action::READ_ADDRESS.to_owned(),
+                subject_kind: "order".to_owned(),
+                subject_id: (*order_id).to_owned(),
+                client_addr: from.clone(),
+                detail: Some(format!("nurse {} via {via}", ctx.id)),
+                at,
+            })
+            .collect();
+        if let Err(e) = self.store.audit_many(&entries).await {
+            tracing::error!(nurse_id = %ctx.id, ?order_ids, error = %e, "address read not audited");
         }
     }
 }

@@ -264,7 +264,7 @@ impl Connection {
     /// The audit row for an `assigned` frame (address and phone shown).
     async fn audit_read(&self, order_id: &str) {
         self.tracker
-            .audit_read(&self.ctx, &self.sub, order_id, self.from.clone(), "ws")
+            .audit_reads(&self.ctx, &self.sub, &[order_id], self.from.clone(), "ws")
             .await;
     }
 
