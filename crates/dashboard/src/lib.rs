@@ -16,26 +16,12 @@
 
 use std::sync::Arc;
 
-use actix_web::{
-    HttpRequest, HttpResponse, get,
-    http::header::{self, HeaderValue},
-    web,
-};
+use actix_web::{HttpRequest, HttpResponse, get, http::header, web};
 use serde::Serialize;
 use utoipa::ToSchema;
+pub use yixin_platform::web::tile_source;
+use yixin_platform::web::{Asset, CSS, HTML, JS, SVG, StaticFiles, secured, websocket_sources};
 use yixin_platform::{ApiError, ErrorBody, Mount, Settings};
-
-/// One file of the page.
-struct Asset {
-    name: &'static str,
-    content_type: &'static str,
-    body: &'static [u8],
-}
-
-const HTML: &str = "text/html; charset=utf-8";
-const JS: &str = "text/javascript; charset=utf-8";
-const CSS: &str = "text/css; charset=utf-8";
-const SVG: &str = "image/svg+xml";
 
 /// One asset built in from `assets/`, named as its file.
 macro_rules! asset {
@@ -99,43 +85,7 @@ struct Dashboard {
     config: DashboardConfig,
     /// The CSP's `img-src` sources beyond `'self' data:`: the tile server.
     tile_source: Option<String>,
-    /// `"<hash>"` of each asset, in [`ASSETS`] order.
-    etags: Vec<String>,
-}
-
-/// The origin of a tile template as a CSP source: `https://a.example` for
-/// `https://a.example/{z}/{x}/{y}.png`, `https://*.example` when the host
-/// starts with the `{s}` subdomain placeholder. `None` for anything else.
-pub fn tile_source(tile_url: &str) -> Option<String> {
-    let (scheme, rest) = tile_url.split_once("://")?;
-    if scheme != "https" && scheme != "http" {
-        return None;
-    }
-    let authority = rest.split('/').next().unwrap_or_default();
-    let authority = match authority.strip_prefix("{s}.") {
-        Some(host) => format!("*.{host}"),
-        None => authority.to_owned(),
-    };
-    let ok = !authority.is_empty()
-        && authority
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':' | '*' | '[' | ']'));
-    ok.then(|| format!("{scheme}://{authority}"))
-}
-
-/// The request's `Host` as a CSP source for the live socket, if it is a
-/// plain host name or address (anything odd is left out: `'self'` remains).
-fn websocket_sources(req: &HttpRequest) -> String {
-    let host = req.connection_info().host().to_owned();
-    let plain = !host.is_empty()
-        && host
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':' | '[' | ']'));
-    if plain {
-        format!(" ws://{host} wss://{host}")
-    } else {
-        String::new()
-    }
+    files: StaticFiles,
 }
 
 /// The page's Content-Security-Policy.
@@ -153,58 +103,12 @@ fn content_security_policy(dashboard: &Dashboard, req: &HttpRequest) -> String {
     )
 }
 
-/// FNV-1a, 64 bits: a content fingerprint for the `ETag` (not security).
-fn fingerprint(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| {
-        (h ^ u64::from(*b)).wrapping_mul(0x0000_0100_0000_01b3)
-    })
-}
-
-fn secured(dashboard: &Dashboard, req: &HttpRequest, mut res: HttpResponse) -> HttpResponse {
-    let csp = content_security_policy(dashboard, req);
-    let headers = res.headers_mut();
-    if let Ok(value) = HeaderValue::from_str(&csp) {
-        headers.insert(header::CONTENT_SECURITY_POLICY, value);
-    }
-    headers.insert(
-        header::X_CONTENT_TYPE_OPTIONS,
-        HeaderValue::from_static("nosniff"),
-    );
-    headers.insert(
-        header::REFERRER_POLICY,
-        HeaderValue::from_static("no-referrer"),
-    );
-    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
-    res
-}
-
-/// One asset, or 304 when the browser's copy is current.
+/// One asset (or 304), with the page's headers.
 fn serve(dashboard: &Dashboard, req: &HttpRequest, index: usize) -> HttpResponse {
-    let (Some(asset), Some(etag)) = (ASSETS.get(index), dashboard.etags.get(index)) else {
-        return HttpResponse::NotFound().finish();
-    };
-    let current = req
-        .headers()
-        .get(header::IF_NONE_MATCH)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.split(',').any(|t| t.trim() == etag || t.trim() == "*"));
-    let mut res = if current {
-        HttpResponse::NotModified()
-    } else {
-        HttpResponse::Ok()
-    };
-    res.insert_header((header::ETAG, etag.as_str()))
-        .insert_header((header::CACHE_CONTROL, "no-cache"));
-    let res = if current {
-        res.finish()
-    } else {
-        res.content_type(asset.content_type).body(asset.body)
-    };
-    secured(dashboard, req, res)
-}
-
-fn index_of(name: &str) -> Option<usize> {
-    ASSETS.iter().position(|a| a.name == name)
+    secured(
+        dashboard.files.response(req, index),
+        &content_security_policy(dashboard, req),
+    )
 }
 
 /// The coordinator dashboard (a web page). Sign in with a coordinator's
@@ -234,7 +138,7 @@ async fn config_json(req: HttpRequest, dashboard: web::Data<Dashboard>) -> HttpR
     let res = HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, "no-store"))
         .json(&dashboard.config);
-    secured(&dashboard, &req, res)
+    secured(res, &content_security_policy(&dashboard, &req))
 }
 
 /// One of the page's files (scripts, styles, icon), built into the binary.
@@ -258,7 +162,10 @@ async fn asset_file(
     dashboard: web::Data<Dashboard>,
     name: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let index = index_of(&name).ok_or_else(|| ApiError::not_found("no such dashboard file"))?;
+    let index = dashboard
+        .files
+        .index_of(&name)
+        .ok_or_else(|| ApiError::not_found("no such dashboard file"))?;
     Ok(serve(&dashboard, &req, index))
 }
 
@@ -268,10 +175,7 @@ pub fn mount(config: DashboardConfig) -> Mount {
     let dashboard = web::Data::new(Dashboard {
         tile_source: tile_source(&config.tile_url),
         config,
-        etags: ASSETS
-            .iter()
-            .map(|a| format!("\"{:016x}\"", fingerprint(a.body)))
-            .collect(),
+        files: StaticFiles::new(ASSETS),
     });
     Arc::new(move |cfg| {
         cfg.app_data(dashboard.clone());

@@ -16,27 +16,13 @@
 
 use std::sync::Arc;
 
-use actix_web::{
-    HttpRequest, HttpResponse, get,
-    http::header::{self, HeaderValue},
-    web,
-};
+use actix_web::{HttpRequest, HttpResponse, get, http::header, web};
 use serde::Serialize;
 use utoipa::ToSchema;
+use yixin_platform::web::{
+    Asset, CSS, HTML, JS, MANIFEST, SVG, StaticFiles, secured, websocket_sources,
+};
 use yixin_platform::{ApiError, ErrorBody, Mount, Settings};
-
-/// One file of the app.
-struct Asset {
-    name: &'static str,
-    content_type: &'static str,
-    body: &'static [u8],
-}
-
-const HTML: &str = "text/html; charset=utf-8";
-const JS: &str = "text/javascript; charset=utf-8";
-const CSS: &str = "text/css; charset=utf-8";
-const SVG: &str = "image/svg+xml";
-const MANIFEST: &str = "application/manifest+json";
 
 /// One asset built in from `assets/`, named as its file.
 macro_rules! asset {
@@ -100,23 +86,7 @@ impl NurseAppConfig {
 /// What the handlers share.
 struct NurseApp {
     config: NurseAppConfig,
-    /// `"<hash>"` of each asset, in [`ASSETS`] order.
-    etags: Vec<String>,
-}
-
-/// The request's `Host` as a CSP source for the socket, if it is a plain
-/// host name or address (anything odd is left out: `'self'` remains).
-fn websocket_sources(req: &HttpRequest) -> String {
-    let host = req.connection_info().host().to_owned();
-    let plain = !host.is_empty()
-        && host
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':' | '[' | ']'));
-    if plain {
-        format!(" ws://{host} wss://{host}")
-    } else {
-        String::new()
-    }
+    files: StaticFiles,
 }
 
 /// The app's Content-Security-Policy.
@@ -129,58 +99,12 @@ fn content_security_policy(req: &HttpRequest) -> String {
     )
 }
 
-/// FNV-1a, 64 bits: a content fingerprint for the `ETag` (not security).
-fn fingerprint(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| {
-        (h ^ u64::from(*b)).wrapping_mul(0x0000_0100_0000_01b3)
-    })
-}
-
-fn secured(req: &HttpRequest, mut res: HttpResponse) -> HttpResponse {
-    let csp = content_security_policy(req);
-    let headers = res.headers_mut();
-    if let Ok(value) = HeaderValue::from_str(&csp) {
-        headers.insert(header::CONTENT_SECURITY_POLICY, value);
-    }
-    headers.insert(
-        header::X_CONTENT_TYPE_OPTIONS,
-        HeaderValue::from_static("nosniff"),
-    );
-    headers.insert(
-        header::REFERRER_POLICY,
-        HeaderValue::from_static("no-referrer"),
-    );
-    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
-    res
-}
-
-/// One asset, or 304 when the browser's copy is current.
+/// One asset (or 304), with the app's headers.
 fn serve(app: &NurseApp, req: &HttpRequest, index: usize) -> HttpResponse {
-    let (Some(asset), Some(etag)) = (ASSETS.get(index), app.etags.get(index)) else {
-        return HttpResponse::NotFound().finish();
-    };
-    let current = req
-        .headers()
-        .get(header::IF_NONE_MATCH)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.split(',').any(|t| t.trim() == etag || t.trim() == "*"));
-    let mut res = if current {
-        HttpResponse::NotModified()
-    } else {
-        HttpResponse::Ok()
-    };
-    res.insert_header((header::ETAG, etag.as_str()))
-        .insert_header((header::CACHE_CONTROL, "no-cache"));
-    let res = if current {
-        res.finish()
-    } else {
-        res.content_type(asset.content_type).body(asset.body)
-    };
-    secured(req, res)
-}
-
-fn index_of(name: &str) -> Option<usize> {
-    ASSETS.iter().position(|a| a.name == name)
+    secured(
+        app.files.response(req, index),
+        &content_security_policy(req),
+    )
 }
 
 /// The nurse app (a phone web page, installable). Sign in by phone and SMS
@@ -227,7 +151,7 @@ async fn config_json(req: HttpRequest, app: web::Data<NurseApp>) -> HttpResponse
     let res = HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, "no-store"))
         .json(&app.config);
-    secured(&req, res)
+    secured(res, &content_security_policy(&req))
 }
 
 /// One of the app's files (scripts, styles, icon, manifest, service
@@ -253,7 +177,10 @@ async fn asset_file(
     app: web::Data<NurseApp>,
     name: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let index = index_of(&name).ok_or_else(|| ApiError::not_found("no such nurse app file"))?;
+    let index = app
+        .files
+        .index_of(&name)
+        .ok_or_else(|| ApiError::not_found("no such nurse app file"))?;
     Ok(serve(&app, &req, index))
 }
 
@@ -262,10 +189,7 @@ async fn asset_file(
 pub fn mount(config: NurseAppConfig) -> Mount {
     let app = web::Data::new(NurseApp {
         config,
-        etags: ASSETS
-            .iter()
-            .map(|a| format!("\"{:016x}\"", fingerprint(a.body)))
-            .collect(),
+        files: StaticFiles::new(ASSETS),
     });
     Arc::new(move |cfg| {
         cfg.app_data(app.clone());
@@ -387,7 +311,7 @@ mod tests {
     }
 
     fn text(name: &str) -> &'static str {
-        std::str::from_utf8(ASSETS[index_of(name).unwrap()].body).unwrap()
+        std::str::from_utf8(ASSETS.iter().find(|a| a.name == name).unwrap().body).unwrap()
     }
 
     #[test]

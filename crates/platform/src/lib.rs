@@ -17,6 +17,7 @@ pub mod http;
 pub mod limiter;
 pub mod telemetry;
 pub mod views;
+pub mod web;
 pub mod ws;
 
 pub use extract::JsonBody;

@@ -15,57 +15,36 @@
 
 use std::sync::Arc;
 
-use actix_web::{
-    HttpRequest, HttpResponse, get,
-    http::header::{self, HeaderValue},
-    web,
-};
+use actix_web::{HttpRequest, HttpResponse, get, http::header, web};
 use serde::Serialize;
 use utoipa::ToSchema;
+use yixin_platform::web::{
+    Asset, CSS, HTML, JS, SVG, StaticFiles, secured, tile_source, websocket_sources,
+};
 use yixin_platform::{ApiError, ErrorBody, Mount, Settings};
 
 /// `(file name, content type, bytes)` of every file, the page first.
-const FILES: &[(&str, &str, &[u8])] = &[
-    (
-        "index.html",
-        "text/html; charset=utf-8",
-        include_bytes!("../assets/index.html"),
-    ),
-    (
-        "app.js",
-        "text/javascript; charset=utf-8",
-        include_bytes!("../assets/app.js"),
-    ),
-    (
-        "api.js",
-        "text/javascript; charset=utf-8",
-        include_bytes!("../assets/api.js"),
-    ),
-    (
-        "i18n.js",
-        "text/javascript; charset=utf-8",
-        include_bytes!("../assets/i18n.js"),
-    ),
-    (
-        "minimap.js",
-        "text/javascript; charset=utf-8",
-        include_bytes!("../assets/minimap.js"),
-    ),
-    (
-        "words.js",
-        "text/javascript; charset=utf-8",
-        include_bytes!("../assets/words.js"),
-    ),
-    (
-        "app.css",
-        "text/css; charset=utf-8",
-        include_bytes!("../assets/app.css"),
-    ),
-    (
-        "icon.svg",
-        "image/svg+xml",
-        include_bytes!("../assets/icon.svg"),
-    ),
+/// One asset built in from `assets/`, named as its file.
+macro_rules! asset {
+    ($name:literal, $content_type:expr) => {
+        Asset {
+            name: $name,
+            content_type: $content_type,
+            body: include_bytes!(concat!("../assets/", $name)),
+        }
+    };
+}
+
+/// The app and its files, as built into the binary; the page first.
+const FILES: &[Asset] = &[
+    asset!("index.html", HTML),
+    asset!("app.js", JS),
+    asset!("api.js", JS),
+    asset!("i18n.js", JS),
+    asset!("minimap.js", JS),
+    asset!("words.js", JS),
+    asset!("app.css", CSS),
+    asset!("icon.svg", SVG),
 ];
 
 /// What the page needs to know of the platform's configuration. No secrets.
@@ -101,24 +80,12 @@ impl AppConfig {
 struct Served {
     config: AppConfig,
     policy: String,
-    etags: Vec<String>,
+    files: StaticFiles,
 }
 
 /// `scheme://host` of the tile template, if it is a plain one.
-fn tile_origin(url: &str) -> Option<String> {
-    let (scheme, rest) = url.split_once("://")?;
-    let host = rest.split('/').next()?.replace("{s}.", "*.");
-    let plain = matches!(scheme, "http" | "https")
-        && !host.is_empty()
-        && host
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b".-:*[]".contains(&b));
-    plain.then(|| format!("{scheme}://{host}"))
-}
-
-/// The fixed part of the policy; the socket sources are added per request.
 fn base_policy(tile_url: &str) -> String {
-    let img = match tile_origin(tile_url) {
+    let img = match tile_source(tile_url) {
         Some(origin) => format!("'self' data: {origin}"),
         None => "'self' data:".to_owned(),
     };
@@ -130,56 +97,13 @@ fn base_policy(tile_url: &str) -> String {
 }
 
 impl Served {
-    fn headers(&self, req: &HttpRequest, mut res: HttpResponse) -> HttpResponse {
-        let host = req.connection_info().host().to_owned();
-        let sockets = if !host.is_empty()
-            && host
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b".-:[]".contains(&b))
-        {
-            format!(" ws://{host} wss://{host}")
-        } else {
-            String::new()
-        };
-        let h = res.headers_mut();
-        if let Ok(v) = HeaderValue::from_str(&format!("{}{sockets}", self.policy)) {
-            h.insert(header::CONTENT_SECURITY_POLICY, v);
-        }
-        h.insert(
-            header::X_CONTENT_TYPE_OPTIONS,
-            HeaderValue::from_static("nosniff"),
-        );
-        h.insert(
-            header::REFERRER_POLICY,
-            HeaderValue::from_static("no-referrer"),
-        );
-        h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
-        res
+    /// The app's headers, with the request's host allowed for sockets.
+    fn headers(&self, req: &HttpRequest, res: HttpResponse) -> HttpResponse {
+        secured(res, &format!("{}{}", self.policy, websocket_sources(req)))
     }
 
     fn file(&self, req: &HttpRequest, index: usize) -> HttpResponse {
-        let (Some((_, content_type, body)), Some(etag)) = (FILES.get(index), self.etags.get(index))
-        else {
-            return HttpResponse::NotFound().finish();
-        };
-        let unchanged = req
-            .headers()
-            .get(header::IF_NONE_MATCH)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| v.split(',').any(|t| t.trim() == etag));
-        let mut res = if unchanged {
-            HttpResponse::NotModified()
-        } else {
-            HttpResponse::Ok()
-        };
-        res.insert_header((header::ETAG, etag.as_str()))
-            .insert_header((header::CACHE_CONTROL, "no-cache"));
-        let res = if unchanged {
-            res.finish()
-        } else {
-            res.content_type(*content_type).body(*body)
-        };
-        self.headers(req, res)
+        self.headers(req, self.files.response(req, index))
     }
 }
 
@@ -236,19 +160,11 @@ async fn file(
     served: web::Data<Served>,
     name: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let index = FILES
-        .iter()
-        .position(|(n, _, _)| *n == name.as_str())
+    let index = served
+        .files
+        .index_of(&name)
         .ok_or_else(|| ApiError::not_found("no such file"))?;
     Ok(served.file(&req, index))
-}
-
-/// 64-bit FNV-1a of the bytes, for the `ETag`.
-fn etag(bytes: &[u8]) -> String {
-    let hash = bytes.iter().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
-        (h ^ u64::from(*b)).wrapping_mul(0x0000_0100_0000_01b3)
-    });
-    format!("\"{hash:016x}\"")
 }
 
 /// The routes: `/app` → `/app/`, the page, its files and `/app/config.json`.
@@ -256,7 +172,7 @@ pub fn mount(config: AppConfig) -> Mount {
     let served = web::Data::new(Served {
         policy: base_policy(&config.tile_url),
         config,
-        etags: FILES.iter().map(|(_, _, body)| etag(body)).collect(),
+        files: StaticFiles::new(FILES),
     });
     Arc::new(move |cfg| {
         cfg.app_data(served.clone());
@@ -333,7 +249,7 @@ mod tests {
 
     #[test]
     fn the_page_uses_relative_urls_and_no_inline_code() {
-        let html = std::str::from_utf8(FILES[0].2).unwrap();
+        let html = std::str::from_utf8(FILES[0].body).unwrap();
         assert!(
             !html.contains("src=\"/") && !html.contains("href=\"/"),
             "absolute URL"
@@ -347,12 +263,12 @@ mod tests {
     }
 
     #[test]
-    fn tile_origins() {
+    fn tile_sources() {
         assert_eq!(
-            tile_origin("https://{s}.tile.example/{z}/{x}/{y}.png").as_deref(),
+            tile_source("https://{s}.tile.example/{z}/{x}/{y}.png").as_deref(),
             Some("https://*.tile.example")
         );
-        assert_eq!(tile_origin("ftp://x/{z}"), None);
-        assert_eq!(tile_origin(""), None);
+        assert_eq!(tile_source("ftp://x/{z}"), None);
+        assert_eq!(tile_source(""), None);
     }
 }
