@@ -578,3 +578,88 @@ impl WsClient {
         let _ = self.stream.close(None).await;
     }
 }
+
+/// A private `redis-server` on a free port, for tests that break Redis
+/// (never the shared one): no persistence, so a restart loses every key,
+/// stream and consumer group, as a Redis restarted without its data does.
+pub struct PrivateRedis {
+    pub port: u16,
+    dir: tempfile::TempDir,
+}
+
+impl PrivateRedis {
+    /// Starts one and waits until it answers.
+    pub async fn start() -> Self {
+        let port = {
+            let probe = TcpListener::bind("127.0.0.1:0").expect("a free port");
+            probe.local_addr().expect("its address").port()
+        };
+        let redis = Self {
+            port,
+            dir: tempfile::tempdir().expect("a directory for redis-server"),
+        };
+        redis.launch().await;
+        redis
+    }
+
+    /// `redis://127.0.0.1:<port>`.
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    async fn launch(&self) {
+        let status = std::process::Command::new("redis-server")
+            .args(["--port", &self.port.to_string()])
+            .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .args(["--daemonize", "yes", "--dir"])
+            .arg(self.dir.path())
+            .arg("--logfile")
+            .arg(self.dir.path().join("redis.log"))
+            .status()
+            .expect("redis-server must be installed for the recovery tests");
+        assert!(status.success(), "redis-server did not start");
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        while self.command("PING").is_none() {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "private redis-server never answered"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Sends one inline command; its first reply line, if it answered.
+    fn command(&self, command: &str) -> Option<String> {
+        use std::io::{BufRead, BufReader, Write};
+        let mut stream = std::net::TcpStream::connect(("127.0.0.1", self.port)).ok()?;
+        stream
+            .set_read_timeout(Some(Duration::from_secs(2)))
+            .ok()?;
+        stream.write_all(format!("{command}\r\n").as_bytes()).ok()?;
+        let mut line = String::new();
+        BufReader::new(stream).read_line(&mut line).ok()?;
+        (!line.is_empty()).then_some(line)
+    }
+
+    /// `SHUTDOWN NOSAVE`: gone, with all its data; waits until it no
+    /// longer answers.
+    pub async fn kill(&self) {
+        let _ = self.command("SHUTDOWN NOSAVE");
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+            assert!(tokio::time::Instant::now() < deadline, "redis-server did not stop");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Starts it again on the same port, empty.
+    pub async fn restart(&self) {
+        self.launch().await;
+    }
+}
+
+impl Drop for PrivateRedis {
+    fn drop(&mut self) {
+        let _ = self.command("SHUTDOWN NOSAVE");
+    }
+}

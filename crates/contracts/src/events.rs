@@ -21,6 +21,20 @@ pub struct NewOutboxMessage {
     pub payload: Vec<u8>,
 }
 
+/// Whether the relay repeats an event on
+/// [`ENGAGEMENT_CHANNEL`](crate::ENGAGEMENT_CHANNEL): it changes who holds an
+/// offer or a job (an offer made or answered, an order status change that
+/// names a nurse), or puts an order back to waiting.
+pub fn is_engagement(event: &Event) -> bool {
+    match event {
+        Event::OfferMade(_) | Event::OfferAnswered(_) => true,
+        Event::OrderStatusChanged(e) => {
+            e.nurse_id.is_some() || e.to == OrderStatus::Pending.as_str()
+        }
+        _ => false,
+    }
+}
+
 /// An event for a pub/sub channel (fire and forget: a phone or a feed that
 /// misses it catches up by reading state on reconnect).
 #[derive(Debug, Clone, PartialEq, Eq)]

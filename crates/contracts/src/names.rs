@@ -18,6 +18,11 @@ pub const DISPATCHER_GROUP: &str = "dispatcher";
 pub const FLEET_CHANNEL: &str = "fleet";
 /// Pub/sub: a roster change, the payload is the nurse's id (UTF-8).
 pub const ROSTER_CHANNEL: &str = "roster";
+/// Pub/sub: who holds an offer or a job, for every dispatcher instance
+/// (the work streams' consumer group gives each instance only part of
+/// them): the outbox relay repeats here each `OfferMade`, `OfferAnswered`
+/// and `OrderStatusChanged` naming a nurse (protobuf `Envelope`s).
+pub const ENGAGEMENT_CHANNEL: &str = "engagement";
 
 /// Pub/sub: the organisation's events for the coordinators' live feed
 /// (protobuf `Envelope`s: orders created and changed, offers).
@@ -62,5 +67,7 @@ mod tests {
         }
         assert_ne!(ORDERS_STREAM, OFFERS_STREAM);
         assert_ne!(FLEET_CHANNEL, ROSTER_CHANNEL);
+        assert_ne!(ENGAGEMENT_CHANNEL, FLEET_CHANNEL);
+        assert_ne!(ENGAGEMENT_CHANNEL, ROSTER_CHANNEL);
     }
 }

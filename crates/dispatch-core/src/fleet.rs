@@ -338,6 +338,28 @@ impl Fleet {
         self.retag(id);
     }
 
+    /// Nurses believed to hold an offer or a job (hints the engine checks
+    /// against the database now and then).
+    pub fn engaged_hints(&self) -> Vec<NurseId> {
+        let mut ids: Vec<NurseId> = self
+            .nurses
+            .iter()
+            .filter(|(_, s)| s.job.is_some() || s.offer.is_some())
+            .map(|(id, _)| *id)
+            .collect();
+        ids.sort_unstable();
+        ids
+    }
+
+    /// Nurses this fleet has on shift.
+    pub fn on_shift(&self) -> Vec<NurseId> {
+        self.nurses
+            .iter()
+            .filter(|(_, s)| s.shift == ShiftState::On)
+            .map(|(id, _)| *id)
+            .collect()
+    }
+
     /// Ages presence: fixes older than the staleness limit go stale, dropped
     /// connections past their grace are gone, expired offers are forgotten.
     pub fn sweep(&mut self, now: DateTime<Utc>) -> Swept {

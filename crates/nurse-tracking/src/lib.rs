@@ -98,15 +98,23 @@ impl NurseTracking {
     }
 
     /// The background writer (positions to Redis, trail to the database,
-    /// presence ageing). Stops when `shutdown` turns true, after a last flush.
+    /// presence ageing; critical) and the roster follower, supervised by
+    /// `workers`. Stop when `shutdown` turns true, the writer after a last
+    /// flush.
     pub fn spawn_workers(
         &self,
+        workers: &yixin_platform::Workers,
         shutdown: watch::Receiver<bool>,
     ) -> Vec<tokio::task::JoinHandle<()>> {
-        vec![
-            tokio::spawn(writer::run(self.tracker.clone(), shutdown.clone())),
-            tokio::spawn(roster_watch(self.tracker.clone(), shutdown)),
-        ]
+        let (tracker, stop) = (self.tracker.clone(), shutdown.clone());
+        let writer = workers.supervise("nurse-tracking.writer", true, shutdown.clone(), move |_| {
+            writer::run(tracker.clone(), stop.clone())
+        });
+        let (tracker, stop) = (self.tracker.clone(), shutdown.clone());
+        let roster = workers.supervise("nurse-tracking.roster", false, shutdown, move |_| {
+            roster_watch(tracker.clone(), stop.clone())
+        });
+        vec![writer, roster]
     }
 }
 
@@ -114,6 +122,7 @@ impl NurseTracking {
 /// count at once for candidate search); a deactivated one loses their socket.
 async fn roster_watch(tracker: Arc<Tracker>, mut shutdown: watch::Receiver<bool>) {
     use futures_util::StreamExt;
+    let mut backoff = yixin_queue::Backoff::reconnect();
     let mut changes = loop {
         match tracker
             .queue
@@ -122,9 +131,10 @@ async fn roster_watch(tracker: Arc<Tracker>, mut shutdown: watch::Receiver<bool>
         {
             Ok(sub) => break sub,
             Err(e) => {
-                tracing::warn!(error = %e, "roster changes not followed yet; retrying");
+                let delay = backoff.next_delay();
+                tracing::warn!(error = %e, retry_in = ?delay, "roster changes not followed yet; retrying");
                 tokio::select! {
-                    _ = tokio::time::sleep(std::time::Duration::from_secs(2)) => {}
+                    _ = tokio::time::sleep(delay) => {}
                     _ = shutdown.changed() => return,
                 }
             }

@@ -81,6 +81,9 @@ pub async fn nurse_ws(
         .subscribe(&connection_channel(ctx.id))
         .await
         .map_err(unavailable)?;
+    // A Redis outage loses what was published meanwhile: on recovery the
+    // socket sends its job and live offer again.
+    let tracker_queue_status = tracker.queue.pubsub_status();
     let settings = &tracker.settings;
     let limits = WsLimits {
         ping_interval: Duration::from_secs(settings.heartbeat_secs.max(1)),
@@ -109,6 +112,7 @@ pub async fn nurse_ws(
         job_watch: None,
         events,
         control,
+        pubsub: tracker_queue_status,
     };
     ws::serve(
         &req,
@@ -142,6 +146,9 @@ struct Connection {
     events: Subscription,
     /// Newer connections and deactivation (`nurse-conn:{id}`).
     control: Subscription,
+    /// The queue's pub/sub state: after a recovery, offers and closings
+    /// published while it was down are lost, so the state is sent again.
+    pubsub: tokio::sync::watch::Receiver<yixin_queue::PubSubStatus>,
 }
 
 /// What a nurse's socket waits for besides the phone.
@@ -150,6 +157,8 @@ enum NurseInput {
     Control(Vec<u8>),
     OrderEvent(Vec<u8>),
     OfferDeadline,
+    /// Pub/sub came back after an outage.
+    Recovered,
 }
 
 async fn next_of(sub: &mut Option<Subscription>) -> Vec<u8> {
@@ -199,6 +208,7 @@ impl WsHandler for Connection {
             e = next_of(&mut self.offer_watch) => Some(NurseInput::OrderEvent(e)),
             e = next_of(&mut self.job_watch) => Some(NurseInput::OrderEvent(e)),
             () = until(deadline) => Some(NurseInput::OfferDeadline),
+            _ = yixin_queue::recovered(&mut self.pubsub) => Some(NurseInput::Recovered),
         }
     }
 
@@ -220,6 +230,7 @@ impl WsHandler for Connection {
                 Ok(())
             }
             NurseInput::OrderEvent(bytes) => self.on_order_event(session, &bytes).await,
+            NurseInput::Recovered => self.regreet(session).await,
             NurseInput::OfferDeadline => {
                 let Some(held) = self.offer.take() else {
                     return Ok(());
@@ -285,6 +296,34 @@ impl Connection {
             Ok(Some(offer)) => self.hold_offer(session, offer).await?,
             Ok(None) => {}
             Err(e) => tracing::warn!(nurse_id = %self.ctx.id, error = %e, "live offer not read"),
+        }
+        Ok(())
+    }
+
+    /// After a pub/sub outage: the job and live offer again (an offer made
+    /// while this instance was not subscribed reaches the phone now), and
+    /// `offer_closed` for a held offer that closed meanwhile.
+    async fn regreet(&mut self, session: &mut Session) -> WsResult {
+        let held = self.offer.take();
+        self.offer_watch = None;
+        metrics::counter!("nurse_socket_regreets_total").increment(1);
+        self.greet(session).await?;
+        if let Some(held) = held
+            && self.offer.is_none_or(|o| o.offer_id != held.offer_id)
+        {
+            let reason = if held.expires_at <= Utc::now() {
+                OfferClosedReason::Expired
+            } else {
+                OfferClosedReason::Taken
+            };
+            send(
+                session,
+                &ServerFrame::OfferClosed {
+                    offer_id: held.offer_id.to_string(),
+                    reason,
+                },
+            )
+            .await?;
         }
         Ok(())
     }

@@ -183,17 +183,29 @@ impl OrderIntake {
     }
 
     /// The background workers (the outbox relay, which also purges old
-    /// idempotency keys), running until `shutdown` turns true.
+    /// idempotency keys), supervised by `workers`, running until `shutdown`
+    /// turns true.
     pub fn spawn_workers(
         &self,
+        workers: &yixin_platform::Workers,
         shutdown: watch::Receiver<bool>,
     ) -> Vec<tokio::task::JoinHandle<()>> {
-        let relay = OutboxRelay {
-            store: self.store.clone(),
-            queue: self.queue.clone(),
-            config: self.config.relay.clone(),
-        };
-        vec![tokio::spawn(relay.run(shutdown))]
+        let (store, queue, config) = (
+            self.store.clone(),
+            self.queue.clone(),
+            self.config.relay.clone(),
+        );
+        let stop = shutdown.clone();
+        vec![
+            workers.supervise("order-intake.relay", true, shutdown, move |health| {
+                let relay = OutboxRelay {
+                    store: store.clone(),
+                    queue: queue.clone(),
+                    config: config.clone(),
+                };
+                relay.run_reporting(Some(health), stop.clone())
+            }),
+        ]
     }
 
     /// Tells live feeds (on every instance) that the order changed. Best

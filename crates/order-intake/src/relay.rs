@@ -6,16 +6,21 @@
 //! publishing and marking publishes those rows again after the restart
 //! (consumers deduplicate by the envelope's `event_id`). Events changing an
 //! order are also broadcast on the order's channel for the live feed.
-//! With several instances, each runs a relay; a row may then be published
-//! twice, which at-least-once already allows.
+//! Events changing who holds an offer or a job also go to the engagement
+//! channel every dispatcher instance follows. With several instances, each
+//! runs a relay; a row may then be published twice, which at-least-once
+//! already allows. A failing poll (Redis or the database away) is retried
+//! with the reconnect back-off, forever.
 
 use std::{sync::Arc, time::Duration};
 
 use chrono::{TimeDelta, Utc};
 use futures_util::{StreamExt, stream};
 use tokio::sync::watch;
-use yixin_contracts::{Event, decode_envelope, dispatch_channel, order_channel};
-use yixin_queue::{Queue, QueueError};
+use yixin_contracts::{
+    ENGAGEMENT_CHANNEL, Event, decode_envelope, dispatch_channel, is_engagement, order_channel,
+};
+use yixin_queue::{Backoff, Queue, QueueError};
 use yixin_store::Store;
 
 /// What the relay does, and how often.
@@ -58,9 +63,20 @@ pub struct OutboxRelay {
 
 impl OutboxRelay {
     /// Runs until `shutdown` turns true (or its sender is gone).
-    pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
+    pub async fn run(self, shutdown: watch::Receiver<bool>) {
+        self.run_reporting(None, shutdown).await;
+    }
+
+    /// As [`run`](Self::run), reporting to its supervisor: down while polls
+    /// fail (the backends are away), up again after the next success.
+    pub async fn run_reporting(
+        self,
+        health: Option<yixin_platform::WorkerHandle>,
+        mut shutdown: watch::Receiver<bool>,
+    ) {
         tracing::debug!("outbox relay started");
         let mut last_purge: Option<tokio::time::Instant> = None;
+        let mut backoff = Backoff::reconnect();
         loop {
             if *shutdown.borrow() {
                 break;
@@ -70,10 +86,24 @@ impl OutboxRelay {
                 last_purge = Some(tokio::time::Instant::now());
             }
             let published = match self.relay_once().await {
-                Ok(n) => n,
+                Ok(n) => {
+                    backoff.reset();
+                    if let Some(h) = &health {
+                        h.up();
+                    }
+                    n
+                }
                 Err(e) => {
-                    tracing::warn!(error = %e, "outbox relay: poll failed; retrying");
-                    0
+                    if let Some(h) = &health {
+                        h.down(format!("reconnecting: {e}"));
+                    }
+                    let delay = backoff.next_delay();
+                    tracing::warn!(error = %e, retry_in = ?delay, "outbox relay: poll failed; retrying");
+                    tokio::select! {
+                        _ = tokio::time::sleep(delay) => {}
+                        changed = shutdown.changed() => if changed.is_err() { break },
+                    }
+                    continue;
                 }
             };
             if published as u64 >= self.config.batch {
@@ -102,7 +132,16 @@ impl OutboxRelay {
         let mut published = stream::iter(rows)
             .map(|row| async move {
                 self.queue.publish(&row.topic, &row.payload).await?;
-                let (order, org) = audiences(&row.payload);
+                let (order, org, engagement) = audiences(&row.payload);
+                // Every dispatcher instance hears who became busy or free.
+                if engagement
+                    && let Err(e) = self
+                        .queue
+                        .broadcast(ENGAGEMENT_CHANNEL, &row.payload)
+                        .await
+                {
+                    tracing::debug!(error = %e, "engagement broadcast failed");
+                }
                 if let Some(order_id) = order
                     && let Err(e) = self
                         .queue
@@ -154,21 +193,27 @@ impl OutboxRelay {
 }
 
 /// Who follows an event besides its stream, decoded once per row: the
-/// order whose live feeds hear of a change (`order:{id}`) and the
-/// organisation whose coordinators see it (`dispatch:{org}`).
+/// order whose live feeds hear of a change (`order:{id}`), the
+/// organisation whose coordinators see it (`dispatch:{org}`), and whether
+/// the dispatchers' engagement channel does.
 ///
 /// Not `OrderCreated` on the order's channel: nobody can follow an order
 /// before its creation was answered, and a feed opened since then sent the
 /// order as it is on connecting (and the nurse's socket only follows status
 /// changes), so that broadcast would reach no one who needs it — one Redis
 /// call per order saved.
-fn audiences(payload: &[u8]) -> (Option<String>, Option<String>) {
-    match decode_envelope(payload).ok().and_then(|e| e.event) {
-        Some(Event::OrderCreated(e)) => (None, Some(e.org_id)),
-        Some(Event::OrderStatusChanged(e)) => (Some(e.order_id), Some(e.org_id)),
-        Some(Event::OfferMade(e)) => (Some(e.order_id), None),
+fn audiences(payload: &[u8]) -> (Option<String>, Option<String>, bool) {
+    let Some(event) = decode_envelope(payload).ok().and_then(|e| e.event) else {
+        return (None, None, false);
+    };
+    let engagement = is_engagement(&event);
+    let (order, org) = match event {
+        Event::OrderCreated(e) => (None, Some(e.org_id)),
+        Event::OrderStatusChanged(e) => (Some(e.order_id), Some(e.org_id)),
+        Event::OfferMade(e) => (Some(e.order_id), None),
         _ => (None, None),
-    }
+    };
+    (order, org, engagement)
 }
 
 #[cfg(test)]

@@ -18,8 +18,10 @@ pub mod limiter;
 pub mod telemetry;
 pub mod views;
 pub mod web;
+pub mod workers;
 pub mod ws;
 
 pub use extract::JsonBody;
 pub use http::{Mount, Readiness, ReadinessCheck};
+pub use workers::{WorkerHandle, Workers};
 pub use ws::{WsHandler, WsLimits, WsResult, WsStop};

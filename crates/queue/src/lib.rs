@@ -32,6 +32,7 @@
 //!   group that appears late (a new dispatcher shard, say) must not silently
 //!   miss the orders already waiting on its stream.
 
+mod backoff;
 mod error;
 mod id;
 mod memory;
@@ -45,6 +46,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
+pub use backoff::Backoff;
 pub use error::QueueError;
 pub use memory::MemoryQueue;
 pub use positions::{MemoryPositions, PositionBoard, PositionRecord};
@@ -91,6 +93,46 @@ pub struct Reclaimed {
     pub deliveries: Vec<Delivery>,
     /// Original ids of entries moved to the dead-letter stream by this call.
     pub dead_lettered: Vec<EntryId>,
+}
+
+/// The state of a queue's pub/sub connection ([`Queue::pubsub_status`]).
+///
+/// Pub/sub is not durable: what was broadcast while the connection was down
+/// is lost. Subscriptions survive (the connection is re-established and
+/// every channel resubscribed, however long it takes), and `generation`
+/// goes up by one after each recovery, so a subscriber re-reads what it may
+/// have missed (waiting orders, live offers, the fleet).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PubSubStatus {
+    /// The connection is up (or nothing has been lost yet).
+    pub connected: bool,
+    /// Recoveries so far.
+    pub generation: u64,
+}
+
+impl Default for PubSubStatus {
+    fn default() -> Self {
+        Self {
+            connected: true,
+            generation: 0,
+        }
+    }
+}
+
+/// Waits until `status` reports a recovery (its generation changes) and
+/// returns the new status. Never returns if the queue cannot lose its
+/// connection (the in-process queue), or once its status sender is gone.
+pub async fn recovered(status: &mut tokio::sync::watch::Receiver<PubSubStatus>) -> PubSubStatus {
+    let seen = status.borrow_and_update().generation;
+    loop {
+        if status.changed().await.is_err() {
+            return std::future::pending().await;
+        }
+        let now = *status.borrow_and_update();
+        if now.generation != seen {
+            return now;
+        }
+    }
 }
 
 /// Settings shared by both implementations.
@@ -205,9 +247,19 @@ pub trait Queue: Send + Sync + 'static {
     /// Subscribes to `channel` (`SUBSCRIBE`). Messages broadcast after this
     /// returns are delivered in order. A subscriber that falls too far behind
     /// skips the messages it missed (logged) rather than slowing others down.
-    /// The stream ends only when dropped or when the connection is lost for
-    /// good.
+    /// The stream ends only when dropped: a lost connection is
+    /// re-established and the channel resubscribed, however long it takes
+    /// (see [`PubSubStatus`] for what may be missed meanwhile).
     async fn subscribe(&self, channel: &str) -> Result<Subscription, QueueError>;
+
+    /// As [`broadcast`](Self::broadcast), and says how many listeners got
+    /// it: on Redis the instances subscribed to the channel (`PUBLISH`'s
+    /// answer), in process the subscriptions. `0`: nobody heard it.
+    async fn broadcast_counted(&self, channel: &str, payload: &[u8]) -> Result<u64, QueueError>;
+
+    /// The pub/sub connection's state: down or up, and how many times it
+    /// came back (see [`PubSubStatus`]). The in-process queue never loses it.
+    fn pubsub_status(&self) -> tokio::sync::watch::Receiver<PubSubStatus>;
 
     /// Checks that the backend answers, for `/readyz`.
     async fn ping(&self) -> Result<(), QueueError>;

@@ -29,6 +29,8 @@ pub struct MemoryQueue {
 
 struct Inner {
     config: QueueConfig,
+    /// Never changes: nothing in process loses its connection.
+    pubsub: tokio::sync::watch::Sender<crate::PubSubStatus>,
     // A std mutex, only ever held for short synchronous sections, never
     // across an await.
     state: Mutex<State>,
@@ -95,6 +97,7 @@ impl MemoryQueue {
         Self {
             inner: Arc::new(Inner {
                 config,
+                pubsub: tokio::sync::watch::channel(crate::PubSubStatus::default()).0,
                 state: Mutex::new(State::default()),
             }),
         }
@@ -365,14 +368,26 @@ impl Queue for MemoryQueue {
     }
 
     async fn broadcast(&self, channel: &str, payload: &[u8]) -> Result<(), QueueError> {
+        self.broadcast_counted(channel, payload).await.map(|_| ())
+    }
+
+    async fn broadcast_counted(&self, channel: &str, payload: &[u8]) -> Result<u64, QueueError> {
         let mut state = self.state();
-        if let Some(sender) = state.channels.get(channel)
-            && sender.send(payload.to_vec()).is_err()
-        {
-            // Nobody listens any more: forget the channel.
-            state.channels.remove(channel);
+        let Some(sender) = state.channels.get(channel) else {
+            return Ok(0);
+        };
+        match sender.send(payload.to_vec()) {
+            Ok(receivers) => Ok(receivers as u64),
+            Err(_) => {
+                // Nobody listens any more: forget the channel.
+                state.channels.remove(channel);
+                Ok(0)
+            }
         }
-        Ok(())
+    }
+
+    fn pubsub_status(&self) -> tokio::sync::watch::Receiver<crate::PubSubStatus> {
+        self.inner.pubsub.subscribe()
     }
 
     async fn subscribe(&self, channel: &str) -> Result<Subscription, QueueError> {

@@ -3,11 +3,14 @@
 //!
 //! A supervisor task owns the connection and the channel table; subscribers
 //! talk to it through a command channel, so no lock is held across an await.
-//! It re-establishes a lost connection and resubscribes every channel; when
-//! that keeps failing for [`GIVE_UP_AFTER`], it drops the table, which ends
-//! every subscription (the connection is "lost for good"); a later subscribe
-//! starts afresh. It also pings the connection now and then, since a silently
-//! dead TCP connection would otherwise never end.
+//! It re-establishes a lost connection and resubscribes every channel, for
+//! as long as it takes (capped, jittered back-off): a subscription never
+//! ends because Redis was away. Messages published while it was down are
+//! lost, so it tells whoever cares through [`PubSubStatus`]: `connected`
+//! false while down, and `generation` one higher after each recovery, when
+//! subscribers re-read the state they may have missed. It also pings the
+//! connection now and then, since a silently dead TCP connection would
+//! otherwise never end.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -15,18 +18,13 @@ use std::time::Duration;
 use futures_util::StreamExt;
 use redis::aio::{PubSubSink, PubSubStream};
 use redis::{Client, Msg, Value};
-use tokio::sync::{broadcast, mpsc, oneshot};
+use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use tokio::time::{Instant, MissedTickBehavior};
 
 use crate::redis_queue::{queue_error, unavailable};
 use crate::subscription::CHANNEL_CAPACITY;
-use crate::{QueueError, Subscription};
+use crate::{Backoff, PubSubStatus, QueueError, Subscription};
 
-/// How long reconnection may keep failing before subscriptions end.
-const GIVE_UP_AFTER: Duration = Duration::from_secs(30);
-/// Reconnection back-off bounds.
-const RETRY_MIN: Duration = Duration::from_millis(100);
-const RETRY_MAX: Duration = Duration::from_secs(5);
 /// How often an idle connection is checked, and how long a reply may take.
 const HEALTH_INTERVAL: Duration = Duration::from_secs(15);
 const REPLY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -49,22 +47,32 @@ enum Command {
 #[derive(Clone)]
 pub(crate) struct PubSubHub {
     commands: mpsc::UnboundedSender<Command>,
+    status: watch::Receiver<PubSubStatus>,
 }
 
 impl PubSubHub {
     /// Starts the supervisor; it connects on the first subscription.
     pub(crate) fn start(client: Client) -> Self {
         let (commands, receiver) = mpsc::unbounded_channel();
+        let (status_tx, status) = watch::channel(PubSubStatus::default());
+        let mut backoff = Backoff::reconnect();
         let supervisor = Supervisor {
             client,
             commands: receiver,
             routes: HashMap::new(),
             connection: None,
             down_since: None,
-            retry_delay: RETRY_MIN,
+            retry_delay: backoff.next_delay(),
+            backoff,
+            status: status_tx,
         };
         tokio::spawn(supervisor.run());
-        Self { commands }
+        Self { commands, status }
+    }
+
+    /// The connection's state, for subscribers that re-read after a loss.
+    pub(crate) fn status(&self) -> watch::Receiver<PubSubStatus> {
+        self.status.clone()
     }
 
     /// Subscribes to the full (prefixed) channel name.
@@ -120,6 +128,8 @@ struct Supervisor {
     /// When the connection was lost while channels were subscribed.
     down_since: Option<Instant>,
     retry_delay: Duration,
+    backoff: Backoff,
+    status: watch::Sender<PubSubStatus>,
 }
 
 enum Event {
@@ -237,7 +247,9 @@ impl Supervisor {
         }
         if self.down_since.is_none() {
             self.down_since = Some(Instant::now());
-            self.retry_delay = RETRY_MIN;
+            self.backoff.reset();
+            self.retry_delay = self.backoff.next_delay();
+            self.status.send_modify(|s| s.connected = false);
         }
     }
 
@@ -245,16 +257,10 @@ impl Supervisor {
         match self.reconnect().await {
             Ok(()) => tracing::info!(channels = self.routes.len(), "pub/sub connection restored"),
             Err(e) => {
+                // Never given up: subscriptions outlive any outage.
                 let down_for = self.down_since.map_or(Duration::ZERO, |t| t.elapsed());
-                if down_for >= GIVE_UP_AFTER {
-                    tracing::error!(error = %e, ?down_for, "pub/sub connection lost for good; ending subscriptions");
-                    // Dropping the senders ends every subscription.
-                    self.routes.clear();
-                    self.down_since = None;
-                } else {
-                    tracing::warn!(error = %e, "pub/sub reconnection failed");
-                    self.retry_delay = (self.retry_delay * 2).min(RETRY_MAX);
-                }
+                self.retry_delay = self.backoff.next_delay();
+                tracing::warn!(error = %e, ?down_for, retry_in = ?self.retry_delay, "pub/sub reconnection failed; retrying");
             }
         }
     }
@@ -272,8 +278,14 @@ impl Supervisor {
             with_timeout(sink.subscribe(channels)).await?;
         }
         self.connection = Some(Connection { sink, messages });
-        self.down_since = None;
-        self.retry_delay = RETRY_MIN;
+        let was_down = self.down_since.take().is_some();
+        self.backoff.reset();
+        self.status.send_modify(|s| {
+            s.connected = true;
+            if was_down {
+                s.generation += 1;
+            }
+        });
         Ok(())
     }
 }

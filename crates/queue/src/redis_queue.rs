@@ -406,12 +406,18 @@ impl Queue for RedisQueue {
     }
 
     async fn broadcast(&self, channel: &str, payload: &[u8]) -> Result<(), QueueError> {
+        self.broadcast_counted(channel, payload).await.map(|_| ())
+    }
+
+    async fn broadcast_counted(&self, channel: &str, payload: &[u8]) -> Result<u64, QueueError> {
         let mut conn = self.commands.clone();
-        let _receivers: u64 = conn
-            .publish(self.channel_name(channel), payload)
+        conn.publish(self.channel_name(channel), payload)
             .await
-            .map_err(queue_error)?;
-        Ok(())
+            .map_err(queue_error)
+    }
+
+    fn pubsub_status(&self) -> tokio::sync::watch::Receiver<crate::PubSubStatus> {
+        self.pubsub.status()
     }
 
     /// One pub/sub connection per `RedisQueue` carries every channel its
@@ -419,8 +425,8 @@ impl Queue for RedisQueue {
     /// broadcast channel per channel. A connection per subscription would
     /// cost a Redis connection per WebSocket holder. The connection is
     /// re-established (and its channels resubscribed) when lost; messages
-    /// published meanwhile are missed. Subscriptions end when it cannot be
-    /// re-established for a while (see the crate README).
+    /// published meanwhile are missed (see `pubsub_status`). Subscriptions
+    /// never end because Redis was away (see the crate README).
     async fn subscribe(&self, channel: &str) -> Result<Subscription, QueueError> {
         self.pubsub.subscribe(self.channel_name(channel)).await
     }

@@ -847,6 +847,129 @@ mod redis_only {
         }
     }
 
+    /// A private `redis-server` on a free port without persistence (never
+    /// the shared one): a restart loses every stream and group.
+    struct PrivateRedis {
+        port: u16,
+        dir: std::path::PathBuf,
+    }
+
+    impl PrivateRedis {
+        async fn start() -> Self {
+            let port = std::net::TcpListener::bind("127.0.0.1:0")
+                .unwrap()
+                .local_addr()
+                .unwrap()
+                .port();
+            let dir = std::env::temp_dir().join(format!("yixin-redis-{}", uuid::Uuid::new_v4()));
+            std::fs::create_dir_all(&dir).unwrap();
+            let redis = Self { port, dir };
+            redis.launch().await;
+            redis
+        }
+
+        fn url(&self) -> String {
+            format!("redis://127.0.0.1:{}", self.port)
+        }
+
+        async fn launch(&self) {
+            let status = std::process::Command::new("redis-server")
+                .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
+                .args(["--save", "", "--appendonly", "no", "--daemonize", "yes"])
+                .arg("--dir")
+                .arg(&self.dir)
+                .arg("--logfile")
+                .arg(self.dir.join("redis.log"))
+                .status()
+                .expect("redis-server must be installed");
+            assert!(status.success());
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while redis::Client::open(self.url())
+                .unwrap()
+                .get_multiplexed_async_connection()
+                .await
+                .is_err()
+            {
+                assert!(Instant::now() < deadline, "redis-server never answered");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+
+        async fn kill(&self) {
+            if let Ok(mut c) = redis::Client::open(self.url())
+                .unwrap()
+                .get_multiplexed_async_connection()
+                .await
+            {
+                let _: Result<(), _> = redis::cmd("SHUTDOWN").arg("NOSAVE").query_async(&mut c).await;
+            }
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+                assert!(Instant::now() < deadline, "redis-server did not stop");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+
+    impl Drop for PrivateRedis {
+        fn drop(&mut self) {
+            if let Ok(mut c) = redis::Client::open(self.url()).and_then(|c| c.get_connection()) {
+                let _: Result<(), _> = redis::cmd("SHUTDOWN").arg("NOSAVE").query(&mut c);
+            }
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+
+    /// A Redis restarted without its data: the subscription is still there
+    /// (never given up), the status says it was down and came back (so
+    /// subscribers re-read), and the lost consumer group is reported as
+    /// `NoGroup`, for the consumer to create again.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn survives_a_redis_restart_without_its_data() {
+        let redis = PrivateRedis::start().await;
+        let q = RedisQueue::connect(&redis.url(), QueueConfig::with_prefix("t:"))
+            .await
+            .unwrap();
+        q.ensure_group("s", "g").await.unwrap();
+        let mut subscription = q.subscribe("ch").await.unwrap();
+        let mut status = q.pubsub_status();
+        assert_eq!(*status.borrow(), yixin_queue::PubSubStatus { connected: true, generation: 0 });
+        assert_eq!(q.broadcast_counted("ch", b"one").await.unwrap(), 1);
+        assert_eq!(q.broadcast_counted("nobody", b"x").await.unwrap(), 0);
+        assert_eq!(next_message(&mut subscription).await, b"one");
+
+        redis.kill().await;
+        tokio::time::timeout(Duration::from_secs(10), status.wait_for(|s| !s.connected))
+            .await
+            .expect("the loss is reported")
+            .unwrap();
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        redis.launch().await;
+        let back = tokio::time::timeout(Duration::from_secs(15), yixin_queue::recovered(&mut status))
+            .await
+            .expect("the recovery is reported");
+        assert!(back.connected && back.generation == 1, "{back:?}");
+
+        // The subscription never ended and hears new messages.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let heard = q.broadcast_counted("ch", b"after").await.unwrap_or(0);
+            if heard == 1 {
+                break;
+            }
+            assert!(Instant::now() < deadline, "never resubscribed");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert_eq!(next_message(&mut subscription).await, b"after");
+
+        // The group went with the data: reported, and made again.
+        let lost = q.read("s", "g", "c", 1, NO_WAIT).await;
+        assert!(matches!(lost, Err(QueueError::NoGroup { .. })), "{lost:?}");
+        q.ensure_group("s", "g").await.unwrap();
+        let id = q.publish("s", b"x").await.unwrap();
+        assert_eq!(ids(&q.read("s", "g", "c", 1, NO_WAIT).await.unwrap()), [id]);
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn recovers_from_connection_loss() {
         let h = Harness::new(Backend::Redis);

@@ -387,9 +387,13 @@ impl Yixin {
             &code_key(&settings)?,
         )?
         .mount();
+        // Background workers are supervised (restarted when they end, counted
+        // in /metrics); a critical one down makes /readyz say so.
+        let supervised = yixin_platform::Workers::new();
         let readiness = Readiness::new()
             .with(Arc::new(DatabaseReady(backends.store.clone())))
-            .with(Arc::new(QueueReady(backends.queue.clone())));
+            .with(Arc::new(QueueReady(backends.queue.clone())))
+            .with(supervised.readiness());
         let (shutdown, _) = tokio::sync::watch::channel(false);
         // The dispatcher's ETA model, as configured: the engine's, the
         // coordinators' candidate list's, and the resident's live arrival.
@@ -413,10 +417,10 @@ impl Yixin {
         );
         let mut workers = Vec::new();
         if role.runs_order_intake() {
-            workers.extend(intake.spawn_workers(shutdown.subscribe()));
+            workers.extend(intake.spawn_workers(&supervised, shutdown.subscribe()));
         }
         if role.runs_nurse_tracking() {
-            workers.extend(tracking.spawn_workers(shutdown.subscribe()));
+            workers.extend(tracking.spawn_workers(&supervised, shutdown.subscribe()));
         }
         // The engine's ETA estimator also ranks the coordinators' manual
         // candidates, automatic dispatch on or off.
@@ -438,7 +442,7 @@ impl Yixin {
                     config,
                     fleet,
                 );
-                workers.extend(engine.spawn(shutdown.subscribe()));
+                workers.extend(engine.spawn(&supervised, shutdown.subscribe()));
                 dispatch_engine = Some(engine);
             }
         }

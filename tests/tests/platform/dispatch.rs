@@ -11,8 +11,8 @@ use yixin_domain::{OfferStatus, OrderId, OrderStatus};
 use yixin_e2e::{AppOptions, Backend, StatusCode, TestApp, WsClient, spawn_app_with};
 use yixin_platform::Settings;
 
-const WAIT: Duration = Duration::from_secs(8);
-const HOME: (f64, f64) = (29.39, 106.32);
+pub(crate) const WAIT: Duration = Duration::from_secs(8);
+pub(crate) const HOME: (f64, f64) = (29.39, 106.32);
 
 async fn spawn(configure: impl FnOnce(&mut Settings) + Send + 'static) -> TestApp {
     spawn_app_with(AppOptions {
@@ -26,7 +26,7 @@ async fn spawn(configure: impl FnOnce(&mut Settings) + Send + 'static) -> TestAp
 }
 
 /// A nurse added through the roster API, connected, on shift, at `at`.
-async fn nurse_at(app: &TestApp, at: (f64, f64)) -> (String, WsClient) {
+pub(crate) async fn nurse_at(app: &TestApp, at: (f64, f64)) -> (String, WsClient) {
     let coordinator = app.token("coordinator", "coord", "demo").await;
     let id = app.qualified_nurse(&coordinator, &json!({"name": "周护士", "phone": "13700001111", "skills": ["neonatal", "wound_care"]})).await;
     let token = app.token("nurse", &id, "demo").await;
@@ -38,7 +38,7 @@ async fn nurse_at(app: &TestApp, at: (f64, f64)) -> (String, WsClient) {
     (id, ws)
 }
 
-async fn place(app: &TestApp) -> (OrderId, String) {
+pub(crate) async fn place(app: &TestApp) -> (OrderId, String) {
     let token = app.resident_token().await;
     let reply = app.order_jaundice_test(&token, HOME).await;
     assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.text);
@@ -54,11 +54,11 @@ async fn place(app: &TestApp) -> (OrderId, String) {
 }
 
 /// Waits until the dispatcher's fleet has had time to hear of the nurses.
-async fn settle() {
+pub(crate) async fn settle() {
     tokio::time::sleep(Duration::from_millis(400)).await;
 }
 
-async fn offer_for(ws: &mut WsClient, order: OrderId) -> Value {
+pub(crate) async fn offer_for(ws: &mut WsClient, order: OrderId) -> Value {
     let frame = ws.expect_type("offer", WAIT).await;
     assert_eq!(frame["order_id"], order.to_string());
     frame

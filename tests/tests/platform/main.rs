@@ -12,6 +12,7 @@ mod dispatch;
 mod nurses;
 mod operations;
 mod orders;
+mod recovery;
 mod resident;
 mod roster;
 mod signin;

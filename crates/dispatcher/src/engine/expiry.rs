@@ -24,12 +24,14 @@ impl Engine {
             }
             if last_sweep.elapsed() >= Duration::from_secs(5) {
                 // Fixes age into staleness here too (the feed only brings
-                // new ones), and lapsed offer hints are forgotten.
+                // new ones), and lapsed offer hints are forgotten; hints of
+                // engagement the database denies are dropped.
                 last_sweep = Instant::now();
                 self.fleet
                     .write()
                     .unwrap_or_else(|p| p.into_inner())
                     .sweep(Utc::now());
+                self.resync_engagement().await;
             }
             let now = Utc::now();
             let lapsed = match self.store.lapsed_offers(now, 200).await {
@@ -68,7 +70,8 @@ impl Engine {
                     .unwrap_or_else(|p| p.into_inner())
                     .set_offer(closed.nurse_id, None);
                 self.decide(|d| d.order_waiting(closed.order_id, Utc::now()));
-                self.wake.notify_one();
+                // She is free again: the orders waiting may go to her now.
+                self.nurse_freed();
                 if let Ok(Some(order)) = self.store.get_order(closed.order_id).await {
                     let event = expired_event(&closed, now);
                     let _ = self

@@ -46,6 +46,7 @@ use yixin_domain::{
     Catalog, GeoPoint, NurseId, Offer, OfferStatus, Order, OrderId, OrderStatus, OrgId,
     OrgTimeZone, ServiceArea,
 };
+use yixin_platform::{WorkerHandle, Workers};
 use yixin_queue::Queue;
 use yixin_store::{Store, StoreError};
 
@@ -61,6 +62,9 @@ mod streams;
 pub use fleet_feed::can_work;
 pub use settings::engine_config;
 pub use yixin_dispatch_core::{EngineConfig, MAX_RETRY_MISSES};
+
+/// One engine task, as its supervisor starts it.
+type BoxFuture = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
 
 /// Orders a greedy dispatcher works on at once.
 const GREEDY_IN_FLIGHT: usize = 48;
@@ -118,17 +122,32 @@ impl Engine {
         })
     }
 
-    /// Starts the engine's tasks; they stop when `shutdown` turns true.
+    /// Starts the engine's tasks, each supervised by `workers` (restarted
+    /// if it ends or panics; all critical for `/readyz`: the fleet view,
+    /// both work streams, the dispatch and expiry loops); they stop when
+    /// `shutdown` turns true.
     pub fn spawn(
         self: &Arc<Self>,
+        workers: &Workers,
         shutdown: watch::Receiver<bool>,
     ) -> Vec<tokio::task::JoinHandle<()>> {
+        let stop = shutdown.clone();
+        let task = |name: &'static str, run: fn(Arc<Self>, WorkerHandle, watch::Receiver<bool>) -> BoxFuture| {
+            let (engine, stop) = (self.clone(), stop.clone());
+            workers.supervise(name, true, shutdown.clone(), move |health| {
+                run(engine.clone(), health, stop.clone())
+            })
+        };
         vec![
-            tokio::spawn(self.clone().follow_fleet(shutdown.clone())),
-            tokio::spawn(self.clone().consume(ORDERS_STREAM, shutdown.clone())),
-            tokio::spawn(self.clone().consume(OFFERS_STREAM, shutdown.clone())),
-            tokio::spawn(self.clone().dispatch_loop(shutdown.clone())),
-            tokio::spawn(self.clone().expiry_loop(shutdown)),
+            task("dispatcher.fleet", |e, h, s| Box::pin(e.follow_fleet(h, s))),
+            task("dispatcher.orders", |e, h, s| {
+                Box::pin(e.consume(ORDERS_STREAM, h, s))
+            }),
+            task("dispatcher.offers", |e, h, s| {
+                Box::pin(e.consume(OFFERS_STREAM, h, s))
+            }),
+            task("dispatcher.dispatch", |e, _, s| Box::pin(e.dispatch_loop(s))),
+            task("dispatcher.expiry", |e, _, s| Box::pin(e.expiry_loop(s))),
         ]
     }
 
@@ -542,9 +561,24 @@ impl Engine {
             .unwrap_or_else(|p| p.into_inner())
             .set_offer(offer.nurse_id, Some((offer.id, offer.expires_at)));
         let push = offer_to_nurse(&offer, &placed, &details);
-        if let Err(e) = yixin_queue::send(self.queue.as_ref(), &push).await {
-            // The phone also finds it on (re)connect and through `GET /v1/nurse/offers`.
-            tracing::warn!(offer_id = %offer.id, error = %e, "offer not pushed");
+        match self
+            .queue
+            .broadcast_counted(&push.channel, &push.payload)
+            .await
+        {
+            Ok(0) => {
+                // No nurse-tracking instance holds her socket now (or has not
+                // resubscribed since Redis came back). Her phone gets it on
+                // (re)connect, nurse-tracking re-pushes live offers after a
+                // recovery, and the offer lapses at its deadline otherwise.
+                metrics::counter!("dispatch_offers_unheard_total").increment(1);
+                tracing::warn!(offer_id = %offer.id, nurse_id = %nurse, expires_at = %offer.expires_at, "offer reached no phone now; it waits for her phone to (re)connect or lapses");
+            }
+            Ok(_) => {}
+            Err(e) => {
+                // The phone also finds it on (re)connect and through `GET /v1/nurse/offers`.
+                tracing::warn!(offer_id = %offer.id, error = %e, "offer not pushed");
+            }
         }
         let _ = self
             .queue

@@ -6,35 +6,52 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use tokio::sync::watch;
 use yixin_contracts::{DISPATCHER_GROUP, Envelope, Event, Message, pb};
-use yixin_domain::{NurseId, OrderId, OrderStatus};
+use yixin_domain::{NurseId, OfferId, OrderId, OrderStatus};
+use yixin_platform::WorkerHandle;
+use yixin_queue::{Backoff, QueueError};
 
 use super::Engine;
 
 impl Engine {
+    /// Reads one work stream for as long as the engine runs: a failed read
+    /// (Redis away) is retried with the reconnect back-off, forever; a
+    /// consumer group that vanished (Redis restarted without its data) is
+    /// created again; and after any such gap the database is asked which
+    /// orders wait, since entries may have been lost with it.
     pub(super) async fn consume(
         self: Arc<Self>,
         stream: &'static str,
+        health: WorkerHandle,
         mut shutdown: watch::Receiver<bool>,
     ) {
-        loop {
-            match self.queue.ensure_group(stream, DISPATCHER_GROUP).await {
-                Ok(()) => break,
-                Err(e) => {
-                    tracing::warn!(stream, error = %e, "consumer group not ready; retrying");
-                    tokio::select! {
-                        _ = tokio::time::sleep(Duration::from_secs(2)) => {}
-                        _ = shutdown.changed() => return,
-                    }
-                }
-            }
-        }
+        let mut backoff = Backoff::reconnect();
+        let mut group_ready = false;
+        // Something may have been missed: re-read the waiting orders once
+        // reading works again.
+        let mut gap = false;
         let mut last_reclaim = Instant::now();
         loop {
             if *shutdown.borrow() {
                 return;
+            }
+            if !group_ready {
+                match self.queue.ensure_group(stream, DISPATCHER_GROUP).await {
+                    Ok(()) => group_ready = true,
+                    Err(e) => {
+                        health.down(format!("reconnecting: {e}"));
+                        gap = true;
+                        let delay = backoff.next_delay();
+                        tracing::warn!(stream, error = %e, retry_in = ?delay, "consumer group not ready; retrying");
+                        tokio::select! {
+                            _ = tokio::time::sleep(delay) => {}
+                            _ = shutdown.changed() => return,
+                        }
+                        continue;
+                    }
+                }
             }
             let read = tokio::select! {
                 r = self.queue.read(stream, DISPATCHER_GROUP, &self.consumer, 128, Duration::from_millis(500)) => r,
@@ -42,12 +59,33 @@ impl Engine {
             };
             let mut deliveries = match read {
                 Ok(d) => d,
+                Err(QueueError::NoGroup { .. }) => {
+                    tracing::warn!(stream, group = DISPATCHER_GROUP, "consumer group vanished (Redis lost its data?); creating it again");
+                    metrics::counter!("dispatch_groups_recreated_total", "stream" => stream)
+                        .increment(1);
+                    group_ready = false;
+                    gap = true;
+                    continue;
+                }
                 Err(e) => {
-                    tracing::warn!(stream, error = %e, "reading work failed; retrying");
-                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    health.down(format!("reconnecting: {e}"));
+                    gap = true;
+                    let delay = backoff.next_delay();
+                    tracing::warn!(stream, error = %e, retry_in = ?delay, "reading work failed; retrying");
+                    tokio::select! {
+                        _ = tokio::time::sleep(delay) => {}
+                        _ = shutdown.changed() => return,
+                    }
                     continue;
                 }
             };
+            if gap {
+                gap = false;
+                backoff.reset();
+                health.up();
+                tracing::info!(stream, "work stream readable again; re-reading waiting orders");
+                self.rediscover().await;
+            }
             // Entries a dead instance read and never acknowledged.
             if last_reclaim.elapsed() > Duration::from_secs(10) {
                 last_reclaim = Instant::now();
@@ -63,6 +101,7 @@ impl Engine {
                     .await
                 {
                     Ok(r) => deliveries.extend(r.deliveries),
+                    Err(QueueError::NoGroup { .. }) => group_ready = false,
                     Err(e) => tracing::warn!(stream, error = %e, "reclaim failed"),
                 }
             }
@@ -70,14 +109,18 @@ impl Engine {
                 continue;
             }
             let mut work = Vec::new();
+            let mut freed = false;
             for d in &deliveries {
                 let Some(event) = event_of(&d.payload) else {
                     continue;
                 };
-                self.note_engagement(&event);
+                freed |= self.note_engagement(&event);
                 if let Some(order) = work_in(&event) {
                     work.push(order);
                 }
+            }
+            if freed {
+                self.nurse_freed();
             }
             if !work.is_empty() {
                 let now = Utc::now();
@@ -98,17 +141,37 @@ impl Engine {
     }
 
     /// Keeps this instance's fleet knowing who holds an offer or a job, from
-    /// the work streams, so candidates skip engaged nurses without asking
-    /// the database. Only a hint: with several instances each sees part of
-    /// the stream, so the database still has the last word (engaged nurses
-    /// are dropped after the read, and the offer itself is conditional).
-    fn note_engagement(&self, event: &Event) {
+    /// the engagement channel (every instance hears every change) and the
+    /// work streams, so candidates skip engaged nurses without asking the
+    /// database. Only a hint: the database has the last word (engaged
+    /// nurses are dropped after the read, the offer itself is conditional,
+    /// and [`Self::resync_engagement`] clears hints the database denies).
+    /// Returns whether a nurse came free (an offer declined or lapsed, a
+    /// job ended): the orders waiting may have a candidate now.
+    pub(super) fn note_engagement(&self, event: &Event) -> bool {
         let fleet = || self.fleet.write().unwrap_or_else(|p| p.into_inner());
         match event {
-            Event::OfferAnswered(e) => {
-                if let Ok(nurse) = e.nurse_id.parse().map(NurseId) {
-                    fleet().set_offer(nurse, None);
+            Event::OfferMade(e) => {
+                if let (Ok(nurse), Ok(offer)) = (
+                    e.nurse_id.parse().map(NurseId),
+                    e.offer_id.parse().map(OfferId),
+                ) && let Some(expires) = DateTime::from_timestamp_millis(e.expires_at_unix_ms)
+                {
+                    fleet().set_offer(nurse, Some((offer, expires)));
                 }
+                false
+            }
+            Event::OfferAnswered(e) => {
+                let Ok(nurse) = e.nurse_id.parse().map(NurseId) else {
+                    return false;
+                };
+                let mut fleet = fleet();
+                // Only the offer it answers: a newer offer stays.
+                let held = fleet.get(&nurse).and_then(|n| n.offer);
+                if held.is_none_or(|(id, _)| id.to_string() == e.offer_id) {
+                    fleet.set_offer(nurse, None);
+                }
+                e.answer != pb::offer_answered::Answer::Accepted as i32
             }
             Event::OrderStatusChanged(e) => {
                 let (Some(nurse), Ok(order), Ok(to)) = (
@@ -119,20 +182,68 @@ impl Engine {
                     e.order_id.parse().map(OrderId),
                     e.to.parse::<OrderStatus>(),
                 ) else {
-                    return;
+                    return false;
                 };
                 let mut fleet = fleet();
                 if to.has_nurse() {
                     fleet.set_job(nurse, Some((order, to)));
+                    false
                 } else if fleet
                     .get(&nurse)
                     .and_then(|n| n.job)
                     .is_some_and(|(held, _)| held == order)
                 {
                     fleet.set_job(nurse, None);
+                    true
+                } else {
+                    // Not known busy here, but her job ended all the same.
+                    to.is_terminal() || to.is_dispatchable()
                 }
             }
-            _ => {}
+            _ => false,
+        }
+    }
+
+    /// A nurse came free: every waiting order is due now, not after its
+    /// retry back-off.
+    pub(super) fn nurse_freed(&self) {
+        metrics::counter!("dispatch_wakeups_total").increment(1);
+        self.decide(|d| d.nurse_available(Utc::now()));
+        self.wake.notify_one();
+    }
+
+    /// Asks the database about every nurse this instance believes holds an
+    /// offer or a job, and forgets the beliefs it denies (an event this
+    /// instance never heard: a lost broadcast, a pub/sub outage). Run every
+    /// few seconds and after each reconnect.
+    pub(super) async fn resync_engagement(&self) {
+        let believed: Vec<NurseId> = {
+            let fleet = self.fleet.read().unwrap_or_else(|p| p.into_inner());
+            fleet.engaged_hints()
+        };
+        if believed.is_empty() {
+            return;
+        }
+        let mut freed = 0usize;
+        for chunk in believed.chunks(1_000) {
+            let engaged = match self.store.engaged_nurses(chunk).await {
+                Ok(e) => e,
+                Err(e) => {
+                    tracing::warn!(error = %e, "engagement not re-read");
+                    return;
+                }
+            };
+            let mut fleet = self.fleet.write().unwrap_or_else(|p| p.into_inner());
+            for id in chunk.iter().filter(|id| !engaged.contains(id)) {
+                fleet.set_offer(*id, None);
+                fleet.set_job(*id, None);
+                freed += 1;
+            }
+        }
+        if freed > 0 {
+            metrics::counter!("dispatch_stale_engagement_cleared_total").increment(freed as u64);
+            tracing::debug!(freed, "stale engagement hints cleared");
+            self.nurse_freed();
         }
     }
 
