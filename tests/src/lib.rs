@@ -632,9 +632,7 @@ impl PrivateRedis {
     fn command(&self, command: &str) -> Option<String> {
         use std::io::{BufRead, BufReader, Write};
         let mut stream = std::net::TcpStream::connect(("127.0.0.1", self.port)).ok()?;
-        stream
-            .set_read_timeout(Some(Duration::from_secs(2)))
-            .ok()?;
+        stream.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
         stream.write_all(format!("{command}\r\n").as_bytes()).ok()?;
         let mut line = String::new();
         BufReader::new(stream).read_line(&mut line).ok()?;
@@ -647,7 +645,10 @@ impl PrivateRedis {
         let _ = self.command("SHUTDOWN NOSAVE");
         let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
         while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
-            assert!(tokio::time::Instant::now() < deadline, "redis-server did not stop");
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "redis-server did not stop"
+            );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }

@@ -16,9 +16,8 @@ pub mod names;
 
 pub use events::{
     Broadcast, NewOutboxMessage, OfferDetails, cancellation_broadcasts, coarse_area, envelope,
-    is_engagement,
-    offer_answered, offer_closed, offer_closed_to_nurse, offer_details, offer_made, offer_to_nurse,
-    order_created, status_changed,
+    is_engagement, offer_answered, offer_closed, offer_closed_to_nurse, offer_details, offer_made,
+    offer_to_nurse, order_created, status_changed,
 };
 pub use names::*;
 pub use yixin_proto::events::v1 as pb;

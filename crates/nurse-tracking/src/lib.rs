@@ -107,9 +107,10 @@ impl NurseTracking {
         shutdown: watch::Receiver<bool>,
     ) -> Vec<tokio::task::JoinHandle<()>> {
         let (tracker, stop) = (self.tracker.clone(), shutdown.clone());
-        let writer = workers.supervise("nurse-tracking.writer", true, shutdown.clone(), move |_| {
-            writer::run(tracker.clone(), stop.clone())
-        });
+        let writer =
+            workers.supervise("nurse-tracking.writer", true, shutdown.clone(), move |_| {
+                writer::run(tracker.clone(), stop.clone())
+            });
         let (tracker, stop) = (self.tracker.clone(), shutdown.clone());
         let roster = workers.supervise("nurse-tracking.roster", false, shutdown, move |_| {
             roster_watch(tracker.clone(), stop.clone())

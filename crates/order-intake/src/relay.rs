@@ -135,10 +135,7 @@ impl OutboxRelay {
                 let (order, org, engagement) = audiences(&row.payload);
                 // Every dispatcher instance hears who became busy or free.
                 if engagement
-                    && let Err(e) = self
-                        .queue
-                        .broadcast(ENGAGEMENT_CHANNEL, &row.payload)
-                        .await
+                    && let Err(e) = self.queue.broadcast(ENGAGEMENT_CHANNEL, &row.payload).await
                 {
                     tracing::debug!(error = %e, "engagement broadcast failed");
                 }

@@ -69,8 +69,11 @@ impl WorkerHandle {
         let mut states = lock(&self.states);
         if let Some(state) = states.get_mut(self.name) {
             if state.down.is_some() != down.is_some() {
-                metrics::gauge!("yixin_worker_up", "worker" => self.name)
-                    .set(if down.is_none() { 1.0 } else { 0.0 });
+                metrics::gauge!("yixin_worker_up", "worker" => self.name).set(if down.is_none() {
+                    1.0
+                } else {
+                    0.0
+                });
                 match &down {
                     None => tracing::info!(worker = self.name, "worker up"),
                     Some(why) => tracing::warn!(worker = self.name, why, "worker down"),

@@ -80,7 +80,11 @@ mod tests {
         let expected_steps = [100, 200, 400, 800, 1_000, 1_000, 1_000];
         for (got, step) in steps.iter().zip(expected_steps) {
             let step = Duration::from_millis(step);
-            assert!(*got >= step / 2 && *got <= step, "{got:?} outside [{:?}, {step:?}]", step / 2);
+            assert!(
+                *got >= step / 2 && *got <= step,
+                "{got:?} outside [{:?}, {step:?}]",
+                step / 2
+            );
         }
         b.reset();
         assert!(b.next_delay() <= Duration::from_millis(100));

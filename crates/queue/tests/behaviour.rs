@@ -901,7 +901,10 @@ mod redis_only {
                 .get_multiplexed_async_connection()
                 .await
             {
-                let _: Result<(), _> = redis::cmd("SHUTDOWN").arg("NOSAVE").query_async(&mut c).await;
+                let _: Result<(), _> = redis::cmd("SHUTDOWN")
+                    .arg("NOSAVE")
+                    .query_async(&mut c)
+                    .await;
             }
             let deadline = Instant::now() + Duration::from_secs(10);
             while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
@@ -933,7 +936,13 @@ mod redis_only {
         q.ensure_group("s", "g").await.unwrap();
         let mut subscription = q.subscribe("ch").await.unwrap();
         let mut status = q.pubsub_status();
-        assert_eq!(*status.borrow(), yixin_queue::PubSubStatus { connected: true, generation: 0 });
+        assert_eq!(
+            *status.borrow(),
+            yixin_queue::PubSubStatus {
+                connected: true,
+                generation: 0
+            }
+        );
         assert_eq!(q.broadcast_counted("ch", b"one").await.unwrap(), 1);
         assert_eq!(q.broadcast_counted("nobody", b"x").await.unwrap(), 0);
         assert_eq!(next_message(&mut subscription).await, b"one");
@@ -945,9 +954,10 @@ mod redis_only {
             .unwrap();
         tokio::time::sleep(Duration::from_secs(1)).await;
         redis.launch().await;
-        let back = tokio::time::timeout(Duration::from_secs(15), yixin_queue::recovered(&mut status))
-            .await
-            .expect("the recovery is reported");
+        let back =
+            tokio::time::timeout(Duration::from_secs(15), yixin_queue::recovered(&mut status))
+                .await
+                .expect("the recovery is reported");
         assert!(back.connected && back.generation == 1, "{back:?}");
 
         // The subscription never ended and hears new messages.

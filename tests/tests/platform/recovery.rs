@@ -71,7 +71,12 @@ async fn redis_restarted_without_its_data_is_recovered_from() {
     readyz_until(&app, StatusCode::OK, Duration::from_secs(5)).await;
 
     redis.kill().await;
-    let down = readyz_until(&app, StatusCode::SERVICE_UNAVAILABLE, Duration::from_secs(10)).await;
+    let down = readyz_until(
+        &app,
+        StatusCode::SERVICE_UNAVAILABLE,
+        Duration::from_secs(10),
+    )
+    .await;
     assert_ne!(down.json["checks"]["queue"], "ok", "{}", down.text);
     tokio::time::sleep(Duration::from_secs(2)).await;
     redis.restart().await;
@@ -81,13 +86,18 @@ async fn redis_restarted_without_its_data_is_recovered_from() {
     eprintln!("ready again {:?} after Redis came back", back.elapsed());
 
     // The phone's socket is still there (its subscription came back).
-    ws.send_json(&json!({"type":"location","lat":29.392,"lng":106.321,"accuracy_m":5,"ts":Utc::now()}))
-        .await;
+    ws.send_json(
+        &json!({"type":"location","lat":29.392,"lng":106.321,"accuracy_m":5,"ts":Utc::now()}),
+    )
+    .await;
     settle().await;
     let placed = Instant::now();
     let (second, _) = place(&app).await;
     offer_for(&mut ws, second).await;
-    eprintln!("order placed after the restart offered in {:?}", placed.elapsed());
+    eprintln!(
+        "order placed after the restart offered in {:?}",
+        placed.elapsed()
+    );
 
     let metrics = app.get("/metrics", None).await;
     assert!(

@@ -132,12 +132,14 @@ impl Engine {
         shutdown: watch::Receiver<bool>,
     ) -> Vec<tokio::task::JoinHandle<()>> {
         let stop = shutdown.clone();
-        let task = |name: &'static str, run: fn(Arc<Self>, WorkerHandle, watch::Receiver<bool>) -> BoxFuture| {
-            let (engine, stop) = (self.clone(), stop.clone());
-            workers.supervise(name, true, shutdown.clone(), move |health| {
-                run(engine.clone(), health, stop.clone())
-            })
-        };
+        let task =
+            |name: &'static str,
+             run: fn(Arc<Self>, WorkerHandle, watch::Receiver<bool>) -> BoxFuture| {
+                let (engine, stop) = (self.clone(), stop.clone());
+                workers.supervise(name, true, shutdown.clone(), move |health| {
+                    run(engine.clone(), health, stop.clone())
+                })
+            };
         vec![
             task("dispatcher.fleet", |e, h, s| Box::pin(e.follow_fleet(h, s))),
             task("dispatcher.orders", |e, h, s| {
@@ -146,7 +148,9 @@ impl Engine {
             task("dispatcher.offers", |e, h, s| {
                 Box::pin(e.consume(OFFERS_STREAM, h, s))
             }),
-            task("dispatcher.dispatch", |e, _, s| Box::pin(e.dispatch_loop(s))),
+            task("dispatcher.dispatch", |e, _, s| {
+                Box::pin(e.dispatch_loop(s))
+            }),
             task("dispatcher.expiry", |e, _, s| Box::pin(e.expiry_loop(s))),
         ]
     }

@@ -60,7 +60,11 @@ impl Engine {
             let mut deliveries = match read {
                 Ok(d) => d,
                 Err(QueueError::NoGroup { .. }) => {
-                    tracing::warn!(stream, group = DISPATCHER_GROUP, "consumer group vanished (Redis lost its data?); creating it again");
+                    tracing::warn!(
+                        stream,
+                        group = DISPATCHER_GROUP,
+                        "consumer group vanished (Redis lost its data?); creating it again"
+                    );
                     metrics::counter!("dispatch_groups_recreated_total", "stream" => stream)
                         .increment(1);
                     group_ready = false;
@@ -83,7 +87,10 @@ impl Engine {
                 gap = false;
                 backoff.reset();
                 health.up();
-                tracing::info!(stream, "work stream readable again; re-reading waiting orders");
+                tracing::info!(
+                    stream,
+                    "work stream readable again; re-reading waiting orders"
+                );
                 self.rediscover().await;
             }
             // Entries a dead instance read and never acknowledged.
