@@ -84,6 +84,7 @@ pub async fn nurse_ws(
     // A Redis outage loses what was published meanwhile: on recovery the
     // socket sends its job and live offer again.
     let tracker_queue_status = tracker.queue.pubsub_status();
+    let seen_generation = tracker_queue_status.borrow().generation;
     let settings = &tracker.settings;
     let limits = WsLimits {
         ping_interval: Duration::from_secs(settings.heartbeat_secs.max(1)),
@@ -112,6 +113,7 @@ pub async fn nurse_ws(
         job_watch: None,
         events,
         control,
+        seen_generation,
         pubsub: tracker_queue_status,
     };
     ws::serve(
@@ -149,6 +151,8 @@ struct Connection {
     /// The queue's pub/sub state: after a recovery, offers and closings
     /// published while it was down are lost, so the state is sent again.
     pubsub: tokio::sync::watch::Receiver<yixin_queue::PubSubStatus>,
+    /// The last recovery this socket re-greeted after.
+    seen_generation: u64,
 }
 
 /// What a nurse's socket waits for besides the phone.
@@ -208,7 +212,7 @@ impl WsHandler for Connection {
             e = next_of(&mut self.offer_watch) => Some(NurseInput::OrderEvent(e)),
             e = next_of(&mut self.job_watch) => Some(NurseInput::OrderEvent(e)),
             () = until(deadline) => Some(NurseInput::OfferDeadline),
-            _ = yixin_queue::recovered(&mut self.pubsub) => Some(NurseInput::Recovered),
+            _ = yixin_queue::recovered(&mut self.pubsub, &mut self.seen_generation) => Some(NurseInput::Recovered),
         }
     }
 

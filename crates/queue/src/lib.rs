@@ -119,18 +119,23 @@ impl Default for PubSubStatus {
     }
 }
 
-/// Waits until `status` reports a recovery (its generation changes) and
-/// returns the new status. Never returns if the queue cannot lose its
-/// connection (the in-process queue), or once its status sender is gone.
-pub async fn recovered(status: &mut tokio::sync::watch::Receiver<PubSubStatus>) -> PubSubStatus {
-    let seen = status.borrow_and_update().generation;
+/// Waits until `status` reports a recovery past `seen` (a generation
+/// other than it), records it in `seen` and returns the status. A recovery
+/// that happened while the caller was busy elsewhere is returned at once.
+/// Never returns if the queue cannot lose its connection (the in-process
+/// queue), or once its status sender is gone.
+pub async fn recovered(
+    status: &mut tokio::sync::watch::Receiver<PubSubStatus>,
+    seen: &mut u64,
+) -> PubSubStatus {
     loop {
+        let now = *status.borrow_and_update();
+        if now.generation != *seen {
+            *seen = now.generation;
+            return now;
+        }
         if status.changed().await.is_err() {
             return std::future::pending().await;
-        }
-        let now = *status.borrow_and_update();
-        if now.generation != seen {
-            return now;
         }
     }
 }

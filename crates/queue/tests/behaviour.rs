@@ -936,6 +936,7 @@ mod redis_only {
         q.ensure_group("s", "g").await.unwrap();
         let mut subscription = q.subscribe("ch").await.unwrap();
         let mut status = q.pubsub_status();
+        let mut seen = 0;
         assert_eq!(
             *status.borrow(),
             yixin_queue::PubSubStatus {
@@ -954,10 +955,12 @@ mod redis_only {
             .unwrap();
         tokio::time::sleep(Duration::from_secs(1)).await;
         redis.launch().await;
-        let back =
-            tokio::time::timeout(Duration::from_secs(15), yixin_queue::recovered(&mut status))
-                .await
-                .expect("the recovery is reported");
+        let back = tokio::time::timeout(
+            Duration::from_secs(15),
+            yixin_queue::recovered(&mut status, &mut seen),
+        )
+        .await
+        .expect("the recovery is reported");
         assert!(back.connected && back.generation == 1, "{back:?}");
 
         // The subscription never ended and hears new messages.
