@@ -257,9 +257,15 @@ pub async fn run(args: DrillArgs) -> anyhow::Result<bool> {
         .pool_max_idle_per_host(16)
         .build()?;
     let run = uuid::Uuid::new_v4().simple().to_string()[..8].to_owned();
-    let coordinator = token(&http, &intake, "coordinator", &format!("drill-{run}"), &args.org)
-        .await
-        .context("a coordinator token from order-intake's dev login")?;
+    let coordinator = token(
+        &http,
+        &intake,
+        "coordinator",
+        &format!("drill-{run}"),
+        &args.org,
+    )
+    .await
+    .context("a coordinator token from order-intake's dev login")?;
     let services = catalogue(&http, &intake, &coordinator).await?;
     let mut skills: Vec<String> = services.iter().flat_map(|s| s.skills.clone()).collect();
     skills.sort();
@@ -312,7 +318,16 @@ pub async fn run(args: DrillArgs) -> anyhow::Result<bool> {
     // Residents: many, so the per-resident limit is never what answers.
     let mut residents = Vec::new();
     for r in 0..40 {
-        residents.push(token(&http, &intake, "resident", &format!("drill-{run}-r{r}"), &args.org).await?);
+        residents.push(
+            token(
+                &http,
+                &intake,
+                "resident",
+                &format!("drill-{run}-r{r}"),
+                &args.org,
+            )
+            .await?,
+        );
     }
     // Let the fleet feed reach the dispatcher before the first order.
     tokio::time::sleep(Duration::from_secs(3)).await;
@@ -323,7 +338,10 @@ pub async fn run(args: DrillArgs) -> anyhow::Result<bool> {
 
     std::fs::write(args.state.join("load-started"), now_ms().to_string())
         .context("writing load-started")?;
-    eprintln!("drill {}: ordering for {} s at {}/s", args.name, args.seconds, args.rate);
+    eprintln!(
+        "drill {}: ordering for {} s at {}/s",
+        args.name, args.seconds, args.rate
+    );
     let period = Duration::from_secs_f64(1.0 / args.rate.max(0.01));
     let started = Instant::now();
     let until = started + Duration::from_secs(args.seconds);
@@ -369,7 +387,9 @@ pub async fn run(args: DrillArgs) -> anyhow::Result<bool> {
     while drain.elapsed() < Duration::from_secs(args.drain_seconds) {
         let all_assigned = {
             let s = lock(&seen);
-            s.created.values().all(|(id, _, _)| s.assigned.contains_key(id))
+            s.created
+                .values()
+                .all(|(id, _, _)| s.assigned.contains_key(id))
         };
         if all_assigned && done_file.exists() {
             break;
@@ -719,27 +739,26 @@ impl History {
             }
             by_marker.entry(notes).or_default().push(id);
         }
-        let interval_rows = |rows: Vec<sea_orm::QueryResult>| -> anyhow::Result<Vec<(String, String, i64, i64)>> {
-            rows.into_iter()
-                .map(|row| {
-                    Ok((
-                        row.try_get_by_index(0)?,
-                        row.try_get_by_index(1)?,
-                        row.try_get_by_index(2)?,
-                        row.try_get_by_index(3)?,
-                    ))
-                })
-                .collect()
-        };
+        let interval_rows =
+            |rows: Vec<sea_orm::QueryResult>| -> anyhow::Result<Vec<(String, String, i64, i64)>> {
+                rows.into_iter()
+                    .map(|row| {
+                        Ok((
+                            row.try_get_by_index(0)?,
+                            row.try_get_by_index(1)?,
+                            row.try_get_by_index(2)?,
+                            row.try_get_by_index(3)?,
+                        ))
+                    })
+                    .collect()
+            };
         let offers = interval_rows(
-            db.query_all_raw(q(
-                "SELECT f.nurse_id::text, f.order_id::text, \
+            db.query_all_raw(q("SELECT f.nurse_id::text, f.order_id::text, \
                  (extract(epoch FROM f.created_at) * 1000)::bigint, \
                  (extract(epoch FROM coalesce(f.answered_at, now())) * 1000)::bigint \
                  FROM offers f JOIN orders o ON o.id = f.order_id \
-                 WHERE o.org_id = $1 AND o.notes LIKE $2",
-            ))
-            .await?,
+                 WHERE o.org_id = $1 AND o.notes LIKE $2"))
+                .await?,
         )?;
         let jobs = interval_rows(
             db.query_all_raw(q(
@@ -790,7 +809,12 @@ pub fn overlaps(intervals: &[(String, String, i64, i64)]) -> Vec<(String, String
             if let Some(r) = reach
                 && i.2 < r.3
             {
-                found.push((holder.to_owned(), r.1.clone(), i.1.clone(), r.3.min(i.3) - i.2));
+                found.push((
+                    holder.to_owned(),
+                    r.1.clone(),
+                    i.1.clone(),
+                    r.3.min(i.3) - i.2,
+                ));
             }
             if reach.is_none_or(|r| i.3 > r.3) {
                 reach = Some(i);
@@ -865,9 +889,7 @@ fn judge(args: &DrillArgs, faults: &[Fault], s: &Seen, h: &History, placed: u64)
     let missing: Vec<&String> = s
         .created
         .iter()
-        .filter(|(marker, (id, _, _))| {
-            h.by_marker.get(*marker).is_none_or(|ids| !ids.contains(id))
-        })
+        .filter(|(marker, (id, _, _))| h.by_marker.get(*marker).is_none_or(|ids| !ids.contains(id)))
         .map(|(m, _)| m)
         .collect();
     if !missing.is_empty() {
@@ -1001,7 +1023,11 @@ fn judge(args: &DrillArgs, faults: &[Fault], s: &Seen, h: &History, placed: u64)
         ));
     }
     let grace = (args.unavailable_grace_secs * 1000.0) as i64;
-    let in_fault = |t: i64| faults.iter().any(|f| t >= f.start_ms && t <= f.end_ms + grace);
+    let in_fault = |t: i64| {
+        faults
+            .iter()
+            .any(|f| t >= f.start_ms && t <= f.end_ms + grace)
+    };
     let bad_503: Vec<&(i64, bool, String)> = s
         .unavailable
         .iter()
@@ -1016,11 +1042,19 @@ fn judge(args: &DrillArgs, faults: &[Fault], s: &Seen, h: &History, placed: u64)
     }
     if !s.slow.is_empty() {
         let worst = s.slow.iter().map(|x| x.1).reduce(f64::max).unwrap_or(0.0);
+        let mut by_endpoint: BTreeMap<&str, usize> = BTreeMap::new();
+        for (_, _, endpoint) in &s.slow {
+            *by_endpoint.entry(endpoint.as_str()).or_default() += 1;
+        }
+        let by_endpoint: Vec<String> = by_endpoint
+            .iter()
+            .map(|(e, n)| format!("{n} × {e}"))
+            .collect();
         failures.push(format!(
             "no_hang: {} requests took longer than {} s (or timed out at 10 s); slowest {worst:.1} s ({})",
             s.slow.len(),
             args.hang_secs,
-            s.slow[0].2
+            by_endpoint.join(", ")
         ));
     }
     let offer_latency: Vec<f64> = outside.iter().filter_map(|(_, t)| *t).collect();
@@ -1062,7 +1096,10 @@ pub fn summary_line(v: &Value) -> String {
         .into_iter()
         .flatten()
         .map(|f| {
-            let secs = |x: &Value| x.as_f64().map_or("never".to_owned(), |t| format!("{t:.1} s"));
+            let secs = |x: &Value| {
+                x.as_f64()
+                    .map_or("never".to_owned(), |t| format!("{t:.1} s"))
+            };
             format!(
                 "{} ({:.0} s): first offer after {}, backlog of {} offered after {}",
                 f["name"].as_str().unwrap_or_default(),
@@ -1097,7 +1134,10 @@ pub fn summary_line(v: &Value) -> String {
 /// The README's table of recovery times from the drills' JSON summaries
 /// (an array of what [`run`] writes to `--json-out`).
 pub fn table(summaries: &Value) -> String {
-    let secs = |x: &Value| x.as_f64().map_or("never".to_owned(), |t| format!("{t:.1} s"));
+    let secs = |x: &Value| {
+        x.as_f64()
+            .map_or("never".to_owned(), |t| format!("{t:.1} s"))
+    };
     let mut out = String::from(
         "| drill | fault (length) | result | orders 201 / placed | first offer after the fault | waiting at its end → all offered after | order → offer p50 / max (no fault) | 503s | failed assertions |\n\
          |---|---|---|---|---|---|---|---|---|\n",
@@ -1109,7 +1149,13 @@ pub fn table(summaries: &Value) -> String {
         } else {
             faults
                 .iter()
-                .map(|f| format!("{} ({:.0} s)", f["name"].as_str().unwrap_or_default(), f["duration_s"].as_f64().unwrap_or_default()))
+                .map(|f| {
+                    format!(
+                        "{} ({:.0} s)",
+                        f["name"].as_str().unwrap_or_default(),
+                        f["duration_s"].as_f64().unwrap_or_default()
+                    )
+                })
                 .collect::<Vec<_>>()
                 .join(", ")
         };
@@ -1120,7 +1166,13 @@ pub fn table(summaries: &Value) -> String {
             .join(", ");
         let backlog = faults
             .iter()
-            .map(|f| format!("{} → {}", f["waiting_at_end"], secs(&f["backlog_offered_s"])))
+            .map(|f| {
+                format!(
+                    "{} → {}",
+                    f["waiting_at_end"],
+                    secs(&f["backlog_offered_s"])
+                )
+            })
             .collect::<Vec<_>>()
             .join(", ");
         let failed: Vec<&str> = v["failures"]
@@ -1138,11 +1190,19 @@ pub fn table(summaries: &Value) -> String {
             v["orders"]["created"],
             v["orders"]["placed"],
             if first.is_empty() { "-".into() } else { first },
-            if backlog.is_empty() { "-".into() } else { backlog },
+            if backlog.is_empty() {
+                "-".into()
+            } else {
+                backlog
+            },
             secs(&v["order_to_offer_s"]["p50"]),
             secs(&v["order_to_offer_s"]["max"]),
             v["unavailable_503"],
-            if failed.is_empty() { "-".into() } else { failed.join(", ") },
+            if failed.is_empty() {
+                "-".into()
+            } else {
+                failed.join(", ")
+            },
         ));
     }
     out
@@ -1168,7 +1228,11 @@ mod tests {
         let found = overlaps(&list);
         assert_eq!(found, vec![("n1".into(), "b".into(), "c".into(), 3)]);
         // A long interval still reaches past a short one in between.
-        let list = vec![iv("n", "a", 0, 100), iv("n", "b", 10, 20), iv("n", "c", 50, 60)];
+        let list = vec![
+            iv("n", "a", 0, 100),
+            iv("n", "b", 10, 20),
+            iv("n", "c", 50, 60),
+        ];
         assert_eq!(overlaps(&list).len(), 2);
     }
 
