@@ -560,10 +560,10 @@ impl Phone {
                             let think = Duration::from_millis(150 + (self.rng.unit() * 350.0) as u64);
                             offer = Some((id, order, Instant::now() + think, None));
                         }
-                        Some("offer_closed") => {
-                            if offer.as_ref().is_some_and(|o| v["offer_id"] == o.0.as_str()) {
-                                offer = None;
-                            }
+                        Some("offer_closed")
+                            if offer.as_ref().is_some_and(|o| v["offer_id"] == o.0.as_str()) =>
+                        {
+                            offer = None;
                         }
                         Some("assigned") => {
                             let order = v["order_id"].as_str().unwrap_or_default().to_owned();
@@ -605,10 +605,10 @@ impl Phone {
                                 }
                             }
                         }
-                        Some("order_cancelled") => {
-                            if job.as_ref().is_some_and(|j| v["order_id"] == j.order_id.as_str()) {
-                                job = None;
-                            }
+                        Some("order_cancelled")
+                            if job.as_ref().is_some_and(|j| v["order_id"] == j.order_id.as_str()) =>
+                        {
+                            job = None;
                         }
                         Some("error") => {
                             let code = v["code"].as_str().unwrap_or_default().to_owned();
