@@ -470,14 +470,14 @@ async fn take_over(
 /// version an order accepts, whether a coordinator screens its orders, and
 /// a plausible visit record of it.
 #[derive(Debug, Clone)]
-struct Service {
-    code: String,
+pub(crate) struct Service {
+    pub(crate) code: String,
     category: String,
     minutes: f64,
-    skills: Vec<String>,
-    consent: String,
-    screened: bool,
-    record: Value,
+    pub(crate) skills: Vec<String>,
+    pub(crate) consent: String,
+    pub(crate) screened: bool,
+    pub(crate) record: Value,
 }
 
 /// A plausible visit record for a record form (`record_template` of the
@@ -506,7 +506,11 @@ fn sample_record(template: &Value) -> Value {
     json!({"values": values, "notes": "simulated visit"})
 }
 
-async fn catalogue(http: &reqwest::Client, url: &str, token: &str) -> anyhow::Result<Vec<Service>> {
+pub(crate) async fn catalogue(
+    http: &reqwest::Client,
+    url: &str,
+    token: &str,
+) -> anyhow::Result<Vec<Service>> {
     let v: Value = http
         .get(format!("{url}/v1/catalog"))
         .bearer_auth(token)

@@ -4,3 +4,4 @@
 //! Talks to the platform only through its public HTTP and WebSocket API.
 
 pub mod city;
+pub mod drill;

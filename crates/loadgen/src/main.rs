@@ -55,6 +55,14 @@ enum Command {
     /// A simulated district: residents ordering, nurse phones accepting,
     /// riding and stepping through visits; order → offer / accept / arrival.
     City(yixin_loadgen::city::CityArgs),
+    /// A fault drill's district against a split deployment, and its verdict
+    /// read from PostgreSQL (`scripts/drill` runs it).
+    Drill(yixin_loadgen::drill::DrillArgs),
+    /// The README's table of recovery times from `scripts/drill`'s summary.json.
+    DrillTable {
+        /// The JSON array of the drills' summaries.
+        summary: std::path::PathBuf,
+    },
 }
 
 #[derive(clap::Args)]
@@ -121,6 +129,21 @@ fn main() -> anyhow::Result<()> {
             }
             anyhow::Ok(())
         }),
+        Command::Drill(args) => {
+            let name = args.name.clone();
+            if !runtime.block_on(yixin_loadgen::drill::run(args))? {
+                bail!("drill {name} failed");
+            }
+            Ok(())
+        }
+        Command::DrillTable { summary } => {
+            let text = std::fs::read_to_string(&summary)
+                .with_context(|| format!("reading {}", summary.display()))?;
+            let value: serde_json::Value = serde_json::from_str(&text)
+                .with_context(|| format!("{} is not JSON", summary.display()))?;
+            print!("{}", yixin_loadgen::drill::table(&value));
+            Ok(())
+        }
     }
 }
 
