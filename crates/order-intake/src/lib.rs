@@ -13,6 +13,7 @@ pub use yixin_platform::limiter;
 pub mod live;
 pub mod orders;
 pub mod relay;
+pub mod retention;
 
 use std::{
     collections::HashMap,
@@ -41,6 +42,8 @@ pub struct OrderIntakeConfig {
     /// Orders one resident may attempt per minute (per instance).
     pub orders_per_minute: u32,
     pub relay: RelayConfig,
+    /// What the pruner keeps, and how long (`retention.*`).
+    pub retention: retention::RetentionConfig,
 }
 
 impl Default for OrderIntakeConfig {
@@ -48,6 +51,7 @@ impl Default for OrderIntakeConfig {
         Self {
             orders_per_minute: 10,
             relay: RelayConfig::default(),
+            retention: retention::RetentionConfig::default(),
         }
     }
 }
@@ -183,7 +187,8 @@ impl OrderIntake {
     }
 
     /// The background workers (the outbox relay, which also purges old
-    /// idempotency keys), running until `shutdown` turns true.
+    /// idempotency keys; the retention pruner), running until `shutdown`
+    /// turns true.
     pub fn spawn_workers(
         &self,
         shutdown: watch::Receiver<bool>,
@@ -193,7 +198,14 @@ impl OrderIntake {
             queue: self.queue.clone(),
             config: self.config.relay.clone(),
         };
-        vec![tokio::spawn(relay.run(shutdown))]
+        let pruner = retention::Pruner {
+            store: self.store.clone(),
+            config: self.config.retention,
+        };
+        vec![
+            tokio::spawn(relay.run(shutdown.clone())),
+            tokio::spawn(pruner.run(shutdown)),
+        ]
     }
 
     /// Tells live feeds (on every instance) that the order changed. Best

@@ -11,6 +11,7 @@ mod dashboard;
 mod dispatch;
 mod nurses;
 mod operations;
+mod hardening;
 mod orders;
 mod resident;
 mod roster;
