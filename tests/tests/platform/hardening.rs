@@ -496,3 +496,39 @@ async fn errors_from_the_http_layer_are_json_with_a_request_id() {
     assert_eq!(reply.error_code(), "headers_too_large");
     assert_request_id("431", &reply);
 }
+
+/// A coordinator of an organisation the platform has never seen adds her
+/// first nurse: 201 (it used to fail on the organisation's foreign key).
+#[tokio::test]
+async fn the_first_nurse_of_a_new_organisation_is_added() {
+    let app = spawn_app().await;
+    let org = format!("org-{}", uuid::Uuid::new_v4().simple());
+    let coordinator = app.token("coordinator", "c-new-org", &org).await;
+    let reply = app
+        .post(
+            "/v1/dispatch/nurses",
+            Some(&coordinator),
+            &json!({"name": "第一位护士", "phone": "13911115555", "skills": ["wound_care"],
+                    "external_id": "first-1"}),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.text);
+    let roster = app.get("/v1/dispatch/nurses", Some(&coordinator)).await;
+    assert_eq!(roster.status, StatusCode::OK, "{}", roster.text);
+    assert_eq!(roster.json.as_array().map(Vec::len), Some(1), "{}", roster.text);
+    // A second nurse with the same external id: the stable code, no
+    // constraint text (which differs between PostgreSQL and SQLite).
+    let reply = app
+        .post(
+            "/v1/dispatch/nurses",
+            Some(&coordinator),
+            &json!({"name": "第二位护士", "phone": "13911115556", "skills": ["wound_care"],
+                    "external_id": "first-1"}),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::CONFLICT, "{}", reply.text);
+    assert_eq!(reply.error_code(), "external_id_taken");
+    for raw in ["constraint", "UNIQUE", "duplicate key", "idx_"] {
+        assert!(!reply.text.contains(raw), "{}", reply.text);
+    }
+}
