@@ -81,7 +81,6 @@ impl ChaosProxy {
     pub fn restore(&self) {
         self.blackhole.store(false, Ordering::SeqCst);
     }
-
 }
 
 /// `url` (`scheme://[user@]host:port/…`) with its host and port replaced

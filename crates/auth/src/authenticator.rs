@@ -505,7 +505,10 @@ mod tests {
             let token =
                 jsonwebtoken::encode(&Header::new(jsonwebtoken::Algorithm::HS256), &claims, &key)
                     .unwrap();
-            assert!(matches!(auth.verify(&token), Err(AuthError::InvalidClaims(_))));
+            assert!(matches!(
+                auth.verify(&token),
+                Err(AuthError::InvalidClaims(_))
+            ));
         }
     }
 

@@ -255,8 +255,8 @@ mod tests {
 
     #[test]
     fn header_wins_over_query() {
-        let req = upgrade("/ws?token=from-query")
-            .insert_header((AUTHORIZATION, "Bearer from-header"));
+        let req =
+            upgrade("/ws?token=from-query").insert_header((AUTHORIZATION, "Bearer from-header"));
         assert_eq!(token_of(req).unwrap(), "from-header");
     }
 

@@ -165,11 +165,7 @@ impl ClientFrame {
             ));
         };
         if !CLIENT_FRAME_TYPES.contains(&kind) {
-            let kind: String = kind
-                .chars()
-                .filter(|c| !c.is_control())
-                .take(32)
-                .collect();
+            let kind: String = kind.chars().filter(|c| !c.is_control()).take(32).collect();
             return Err(TrackingError::UnknownFrame(kind));
         }
         if let Some(field) = yixin_platform::extract::control_character_field(text.as_bytes()) {
@@ -340,7 +336,11 @@ mod tests {
 
     #[test]
     fn bad_fixes_are_refused_naming_the_field() {
-        let field = |f: FixIn| f.validate(now(), 500.0, TimeDelta::seconds(60), "fixes[2].").unwrap_err().field();
+        let field = |f: FixIn| {
+            f.validate(now(), 500.0, TimeDelta::seconds(60), "fixes[2].")
+                .unwrap_err()
+                .field()
+        };
         assert_eq!(
             field(fix(91.0, 106.0, 5.0, 0)).as_deref(),
             Some("fixes[2].lat")
@@ -369,20 +369,32 @@ mod tests {
             field(fix(29.0, 106.0, 5.0, 61)).as_deref(),
             Some("fixes[2].ts")
         );
-        assert!(fix(29.0, 106.0, 5.0, 60).validate(now(), 500.0, TimeDelta::seconds(60), "").is_ok());
+        assert!(
+            fix(29.0, 106.0, 5.0, 60)
+                .validate(now(), 500.0, TimeDelta::seconds(60), "")
+                .is_ok()
+        );
         // Older than the staleness window, or absurd: refused.
         assert_eq!(
             field(fix(29.0, 106.0, 5.0, -61)).as_deref(),
             Some("fixes[2].ts")
         );
-        for absurd in ["1970-01-01T00:00:00Z", "0000-01-01T00:00:00Z", "9999-12-31T00:00:00Z"] {
+        for absurd in [
+            "1970-01-01T00:00:00Z",
+            "0000-01-01T00:00:00Z",
+            "9999-12-31T00:00:00Z",
+        ] {
             let f = FixIn {
                 ts: absurd.parse().unwrap(),
                 ..fix(29.0, 106.0, 5.0, 0)
             };
             assert_eq!(field(f).as_deref(), Some("fixes[2].ts"), "{absurd}");
         }
-        assert!(fix(29.0, 106.0, 5.0, -60).validate(now(), 500.0, TimeDelta::seconds(60), "").is_ok());
+        assert!(
+            fix(29.0, 106.0, 5.0, -60)
+                .validate(now(), 500.0, TimeDelta::seconds(60), "")
+                .is_ok()
+        );
     }
 
     #[test]

@@ -68,7 +68,9 @@ impl Pruner {
                     visit_trail = p.visit_trail,
                     "retention: old rows pruned"
                 ),
-                Err(e) => tracing::warn!(error = %format!("{:#}", anyhow::Error::from(e)), "retention: pruning failed; next run retries"),
+                Err(e) => {
+                    tracing::warn!(error = %format!("{:#}", anyhow::Error::from(e)), "retention: pruning failed; next run retries")
+                }
             }
             tokio::select! {
                 _ = tokio::time::sleep(self.config.interval) => {}

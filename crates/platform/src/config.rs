@@ -615,8 +615,14 @@ impl Settings {
             return Err(key_err("redis.max_deliveries", "must be at least 1"));
         }
         for (key, value) in [
-            ("database.acquire_timeout_ms", self.database.acquire_timeout_ms),
-            ("database.connect_timeout_ms", self.database.connect_timeout_ms),
+            (
+                "database.acquire_timeout_ms",
+                self.database.acquire_timeout_ms,
+            ),
+            (
+                "database.connect_timeout_ms",
+                self.database.connect_timeout_ms,
+            ),
             ("redis.command_timeout_ms", self.redis.command_timeout_ms),
             ("retention.outbox_hours", self.retention.outbox_hours),
             ("retention.trail_days", self.retention.trail_days),

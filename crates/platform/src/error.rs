@@ -329,9 +329,7 @@ mod tests {
     }
 
     fn sea_orm_timeout() -> yixin_store::DbErr {
-        yixin_store::DbErr::ConnectionAcquire(
-            yixin_store::ConnAcquireErr::Timeout,
-        )
+        yixin_store::DbErr::ConnectionAcquire(yixin_store::ConnAcquireErr::Timeout)
     }
 
     #[test]

@@ -389,9 +389,18 @@ mod tests {
     #[test]
     fn control_characters_are_refused_naming_the_field() {
         let cases: [(&[u8], &str); 6] = [
-            (br#"{"service_code":"x","contact":{"name":"a\u0000b","phone":"b"}}"#, "contact.name"),
-            (br#"{"service_code":"x\u001B","contact":{"name":"a","phone":"b"}}"#, "service_code"),
-            (br#"{"service_code":"x","contact":{"name":"a","phone":"\b"}}"#, "contact.phone"),
+            (
+                br#"{"service_code":"x","contact":{"name":"a\u0000b","phone":"b"}}"#,
+                "contact.name",
+            ),
+            (
+                br#"{"service_code":"x\u001B","contact":{"name":"a","phone":"b"}}"#,
+                "service_code",
+            ),
+            (
+                br#"{"service_code":"x","contact":{"name":"a","phone":"\b"}}"#,
+                "contact.phone",
+            ),
             (br#"{"list":["ok","\u007f"]}"#, "list[1]"),
             ("{\"c1\":\"a\u{85}b\"}".as_bytes(), "c1"),
             (br#"{"answers":{"k\u0000":true}}"#, "answers"),

@@ -250,21 +250,24 @@ async fn observe(
     let too_large = head_bytes > MAX_HEADER_BYTES || req.headers().len() > MAX_HEADERS;
     let mut response = crate::request_id::scope(ctx, async move {
         if too_large {
-            let body = ApiError::bad_request("headers_too_large", "request headers are too large")
-                .body();
+            let body =
+                ApiError::bad_request("headers_too_large", "request headers are too large").body();
             let response =
                 HttpResponse::build(StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE).json(body);
             return Ok(req.into_response(response).map_into_boxed_body());
         }
         // Handlers' and extractors' errors become responses inside this
         // scope, so they carry the id.
-        next.call(req).await.map(ServiceResponse::map_into_boxed_body)
+        next.call(req)
+            .await
+            .map(ServiceResponse::map_into_boxed_body)
     })
     .await?;
     if let Ok(value) = actix_web::http::header::HeaderValue::from_str(&id) {
-        response
-            .headers_mut()
-            .insert(actix_web::http::header::HeaderName::from_static(crate::request_id::HEADER), value);
+        response.headers_mut().insert(
+            actix_web::http::header::HeaderName::from_static(crate::request_id::HEADER),
+            value,
+        );
     }
     let route = response
         .request()
@@ -436,9 +439,9 @@ impl utoipa::Modify for CommonResponses {
                 responses.entry("431".to_owned()).or_insert_with(|| {
                     error_response("Request headers too large (`headers_too_large`)")
                 });
-                responses.entry("503".to_owned()).or_insert_with(|| {
-                    unavailable_response()
-                });
+                responses
+                    .entry("503".to_owned())
+                    .or_insert_with(|| unavailable_response());
             }
         }
     }
@@ -457,7 +460,9 @@ fn unavailable_response() -> utoipa::openapi::RefOr<utoipa::openapi::Response> {
         .header(
             "Retry-After",
             HeaderBuilder::new()
-                .schema(Some(utoipa::openapi::ObjectBuilder::new().schema_type(Type::Integer)))
+                .schema(Some(
+                    utoipa::openapi::ObjectBuilder::new().schema_type(Type::Integer),
+                ))
                 .description(Some("Seconds to wait before retrying"))
                 .build(),
         )

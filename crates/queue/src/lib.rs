@@ -246,7 +246,9 @@ pub async fn send_all(
             if matches!(e, QueueError::Unavailable(_)) {
                 // The rest would wait out the same timeout, one after another,
                 // and keep the caller (an HTTP request) waiting.
-                tracing::warn!("{what}: the queue is unavailable; the other broadcasts are skipped");
+                tracing::warn!(
+                    "{what}: the queue is unavailable; the other broadcasts are skipped"
+                );
                 break;
             }
         }

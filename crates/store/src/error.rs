@@ -60,10 +60,9 @@ impl StoreError {
     /// and SQLite and names internal constraints) stays out.
     pub(crate) fn from_constraint(err: sea_orm::DbErr, what: &str) -> StoreError {
         match err.sql_err() {
-            Some(sea_orm::SqlErr::UniqueConstraintViolation(m)) => StoreError::Conflict(format!(
-                "{what} already exists ({} taken)",
-                unique_key(&m)
-            )),
+            Some(sea_orm::SqlErr::UniqueConstraintViolation(m)) => {
+                StoreError::Conflict(format!("{what} already exists ({} taken)", unique_key(&m)))
+            }
             Some(sea_orm::SqlErr::ForeignKeyConstraintViolation(_)) => {
                 StoreError::Conflict(format!("{what} refers to something that does not exist"))
             }

@@ -148,11 +148,8 @@ impl Store {
         batch: u64,
     ) -> Result<u64, StoreError> {
         let limit = i64::try_from(batch).unwrap_or(i64::MAX);
-        let stmt = Statement::from_sql_and_values(
-            self.backend(),
-            sql,
-            [ts(before).into(), limit.into()],
-        );
+        let stmt =
+            Statement::from_sql_and_values(self.backend(), sql, [ts(before).into(), limit.into()]);
         Ok(self.db.execute_raw(stmt).await?.rows_affected())
     }
 

@@ -59,14 +59,21 @@ fn assert_unavailable(what: &str, reply: &Reply, took: Duration) {
     );
     assert_eq!(reply.error_code(), "unavailable", "{what}");
     assert!(took < ANSWER_WITHIN, "{what} took {took:?}");
-    let retry = reply.headers.get("retry-after").map(|v| v.to_str().unwrap());
+    let retry = reply
+        .headers
+        .get("retry-after")
+        .map(|v| v.to_str().unwrap());
     assert!(
         retry.is_some_and(|s| s.parse::<u64>().is_ok()),
         "{what}: Retry-After {retry:?}"
     );
     let lower = reply.text.to_lowercase();
     for leak in ["pool", "connection", "sqlx", "postgres", "timed out"] {
-        assert!(!lower.contains(leak), "{what} leaks `{leak}`: {}", reply.text);
+        assert!(
+            !lower.contains(leak),
+            "{what} leaks `{leak}`: {}",
+            reply.text
+        );
     }
     assert_request_id(what, reply);
 }
@@ -154,9 +161,7 @@ async fn a_database_that_stops_answering_gets_quick_503s_and_recovery() {
         ),
         (
             "GET /v1/nurse/jobs",
-            app.http
-                .get(app.url("/v1/nurse/jobs"))
-                .bearer_auth(&nurse),
+            app.http.get(app.url("/v1/nurse/jobs")).bearer_auth(&nurse),
         ),
         (
             "POST /v1/nurse/offers/{id}/decline",
@@ -222,7 +227,12 @@ async fn a_redis_that_stops_answering_never_hangs_a_request() {
 
     proxy.blackhole();
     let (ready, took) = timed(&app, app.http.get(app.url("/readyz"))).await;
-    assert_eq!(ready.status, StatusCode::SERVICE_UNAVAILABLE, "{}", ready.text);
+    assert_eq!(
+        ready.status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "{}",
+        ready.text
+    );
     assert!(took < ANSWER_WITHIN, "/readyz took {took:?}");
     assert!(ready.headers.get("retry-after").is_some());
     assert_eq!(ready.json["error"]["code"], "unavailable");
@@ -390,15 +400,15 @@ async fn a_decline_with_a_nul_is_refused_over_http_and_the_socket() {
 async fn a_query_token_works_only_on_websocket_upgrades() {
     let app = spawn_app().await;
     let resident = app.resident_token().await;
-    let reply = app
-        .get(&format!("/v1/orders?token={resident}"), None)
-        .await;
+    let reply = app.get(&format!("/v1/orders?token={resident}"), None).await;
     assert_eq!(reply.status, StatusCode::UNAUTHORIZED, "{}", reply.text);
     let reply = app.get("/v1/orders", Some(&resident)).await;
     assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
     let placed = place(&app, &resident, &order_body()).await;
     let id = placed.json["id"].as_str().unwrap().to_owned();
-    let ws = app.try_ws(&format!("/v1/orders/{id}/live"), &resident).await;
+    let ws = app
+        .try_ws(&format!("/v1/orders/{id}/live"), &resident)
+        .await;
     assert!(ws.is_ok(), "the live feed takes its token from the query");
 }
 
@@ -515,7 +525,12 @@ async fn the_first_nurse_of_a_new_organisation_is_added() {
     assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.text);
     let roster = app.get("/v1/dispatch/nurses", Some(&coordinator)).await;
     assert_eq!(roster.status, StatusCode::OK, "{}", roster.text);
-    assert_eq!(roster.json.as_array().map(Vec::len), Some(1), "{}", roster.text);
+    assert_eq!(
+        roster.json.as_array().map(Vec::len),
+        Some(1),
+        "{}",
+        roster.text
+    );
     // A second nurse with the same external id: the stable code, no
     // constraint text (which differs between PostgreSQL and SQLite).
     let reply = app

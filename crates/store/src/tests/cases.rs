@@ -2,7 +2,7 @@ use std::collections::HashSet;
 use std::sync::Arc;
 
 use chrono::{DateTime, SubsecRound, TimeDelta, Utc};
-use sea_orm::{ConnectionTrait, EntityTrait, PaginatorTrait};
+use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter};
 use yixin_domain::{
     Address, Catalog, Contact, GeoJsonPolygon, GeoPoint, NewOrder, Nurse, NurseId, Offer, OfferId,
     OfferStatus, Order, OrderId, OrderStatus, OrgId, PhoneNumber, Rating, ResidentId, ServiceArea,
@@ -998,13 +998,14 @@ pub async fn retention_prunes_old_published_outbox_rows_only(store: Store) {
     assert_eq!(store.prune_outbox(cut, 1).await.unwrap(), 1);
     assert_eq!(store.prune_outbox(cut, 1).await.unwrap(), 1);
     assert_eq!(store.prune_outbox(cut, 1).await.unwrap(), 0);
-    let left: Vec<i64> = outbox::Entity::find()
+    let mut left: Vec<i64> = outbox::Entity::find()
         .all(store.connection())
         .await
         .unwrap()
         .into_iter()
         .map(|m| m.id)
         .collect();
+    left.sort();
     assert_eq!(left, ids[2..].to_vec(), "young and unpublished rows stay");
 }
 
@@ -1026,7 +1027,7 @@ pub async fn retention_keeps_the_visit_trail_longer(store: Store) {
                 order::Column::NurseId,
                 sea_orm::sea_query::Expr::value(Some(who.0)),
             )
-            .filter_by_id(o.id.0)
+            .filter(order::Column::Id.eq(o.id.0))
             .exec(store.connection())
             .await
             .unwrap();
@@ -1144,8 +1145,10 @@ pub async fn conflicts_are_stable_and_a_new_organisation_takes_its_first_nurse(s
     n.external_id = Some("ext-1".to_owned());
     store.insert_nurse(&n).await.unwrap();
     assert!(store.get_nurse(n.id).await.unwrap().is_some());
-    // The same id again.
-    match store.insert_nurse(&n).await {
+    // The same id again (without the external id, which SQLite would name first).
+    let mut again = n.clone();
+    again.external_id = None;
+    match store.insert_nurse(&again).await {
         Err(StoreError::Conflict(m)) => assert_eq!(m, "nurse already exists (id taken)"),
         other => panic!("expected a conflict, got {other:?}"),
     }
