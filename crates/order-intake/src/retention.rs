@@ -88,25 +88,29 @@ impl Pruner {
     ) -> Result<Pruned, StoreError> {
         let cut = |keep: Duration| now - TimeDelta::from_std(keep).unwrap_or(TimeDelta::MAX);
         let batch = self.config.batch.max(1);
-        let mut pruned = Pruned::default();
-        pruned.outbox = self
+        let outbox = self
             .drain(shutdown, |s| {
                 let before = cut(self.config.outbox);
                 async move { s.prune_outbox(before, batch).await }
             })
             .await?;
-        pruned.off_visit_trail = self
+        let off_visit_trail = self
             .drain(shutdown, |s| {
                 let before = cut(self.config.trail);
                 async move { s.prune_off_visit_trail(before, batch).await }
             })
             .await?;
-        pruned.visit_trail = self
+        let visit_trail = self
             .drain(shutdown, |s| {
                 let before = cut(self.config.visit_trail);
                 async move { s.prune_visit_trail(before, batch).await }
             })
             .await?;
+        let pruned = Pruned {
+            outbox,
+            off_visit_trail,
+            visit_trail,
+        };
         for (kind, n) in [
             ("outbox", pruned.outbox),
             ("off_visit_trail", pruned.off_visit_trail),

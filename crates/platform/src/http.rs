@@ -441,7 +441,7 @@ impl utoipa::Modify for CommonResponses {
                 });
                 responses
                     .entry("503".to_owned())
-                    .or_insert_with(|| unavailable_response());
+                    .or_insert_with(unavailable_response);
             }
         }
     }

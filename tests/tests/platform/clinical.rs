@@ -555,7 +555,11 @@ async fn consent_on_site_and_a_record_before_completion() {
             "control_character",
             "values.materials_used",
         ),
-        (with("notes", json!("ok\u{0}")), "control_character", "notes"),
+        (
+            with("notes", json!("ok\u{0}")),
+            "control_character",
+            "notes",
+        ),
         (
             with("notes", json!("长".repeat(2001))),
             "invalid_value",
