@@ -143,3 +143,64 @@ impl Pruner {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use yixin_domain::{Address, Contact, GeoPoint, NewOrder, Order, OrgId, ResidentId};
+    use yixin_store::NewOutboxMessage;
+
+    /// One run deletes published outbox rows past the cut, in batches, and
+    /// keeps young and unpublished ones.
+    #[tokio::test]
+    async fn a_run_prunes_old_published_outbox_rows_in_batches() {
+        let store = yixin_store::testing::fresh_sqlite().await;
+        for i in 0..5 {
+            let order = Order::place(
+                NewOrder {
+                    org_id: OrgId::from("demo"),
+                    resident_id: ResidentId::from("r1"),
+                    service_code: "wound_care".to_owned(),
+                    location: GeoPoint::new(29.39, 106.32).unwrap(),
+                    address: Address::new("福城大道 1 号", None).unwrap(),
+                    contact: Contact::new("王", "13812345678").unwrap(),
+                    notes: None,
+                    scheduled_for: None,
+                },
+                Utc::now(),
+            );
+            let msg = NewOutboxMessage {
+                topic: "orders".to_owned(),
+                payload: format!("event-{i}").into_bytes(),
+            };
+            store.create_order(&order, msg, None).await.unwrap();
+        }
+        let ids: Vec<i64> = store
+            .unpublished_outbox(10)
+            .await
+            .unwrap()
+            .iter()
+            .map(|m| m.id)
+            .collect();
+        let now = Utc::now();
+        store
+            .mark_published(&ids[..3], now - TimeDelta::hours(2))
+            .await
+            .unwrap();
+        store.mark_published(&ids[3..4], now).await.unwrap();
+        let pruner = Pruner {
+            store: store.clone(),
+            config: RetentionConfig {
+                outbox: Duration::from_secs(3600),
+                batch: 2,
+                ..RetentionConfig::default()
+            },
+        };
+        let (_tx, rx) = watch::channel(false);
+        let pruned = pruner.prune_once(now, &rx).await.unwrap();
+        assert_eq!(pruned.outbox, 3);
+        assert_eq!(pruner.prune_once(now, &rx).await.unwrap().outbox, 0);
+        // The young published row and the unpublished one stay.
+        assert_eq!(store.unpublished_outbox(10).await.unwrap().len(), 1);
+    }
+}

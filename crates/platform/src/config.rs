@@ -715,6 +715,42 @@ mod tests {
     }
 
     #[test]
+    fn waits_and_retention_are_bounded_and_configurable() {
+        let s = Settings::load_from(None, env(&[])).unwrap();
+        assert_eq!(s.database.acquire_timeout_ms, 1500);
+        assert_eq!(s.database.statement_timeout_ms, 5000);
+        assert_eq!(s.redis.command_timeout_ms, 1000);
+        assert_eq!(s.retention.outbox_hours, 24);
+        let s = Settings::load_from(
+            None,
+            env(&[
+                ("YIXIN_DATABASE__ACQUIRE_TIMEOUT_MS", "800"),
+                ("YIXIN_RETENTION__TRAIL_DAYS", "7"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(s.database.acquire_timeout_ms, 800);
+        assert_eq!(s.retention.trail_days, 7);
+        for (key, value, named) in [
+            (
+                "YIXIN_DATABASE__ACQUIRE_TIMEOUT_MS",
+                "0",
+                "database.acquire_timeout_ms",
+            ),
+            (
+                "YIXIN_RETENTION__VISIT_TRAIL_DAYS",
+                "3",
+                "retention.visit_trail_days",
+            ),
+        ] {
+            let err = Settings::load_from(None, env(&[(key, value)]))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(named), "{err}");
+        }
+    }
+
+    #[test]
     fn environment_overrides_nested_keys() {
         let s = Settings::load_from(
             None,

@@ -283,9 +283,9 @@ async fn observe(
     metrics::counter!("http_requests_total", &labels).increment(1);
     metrics::histogram!("http_request_duration_seconds", &labels).record(elapsed.as_secs_f64());
     if status.is_server_error() {
-        tracing::warn!(%method, %route, status = status.as_u16(), ms = elapsed.as_millis() as u64, "request");
+        tracing::warn!(request_id = %id, %method, %route, status = status.as_u16(), ms = elapsed.as_millis() as u64, "request");
     } else {
-        tracing::debug!(%method, %route, status = status.as_u16(), ms = elapsed.as_millis() as u64, "request");
+        tracing::debug!(request_id = %id, %method, %route, status = status.as_u16(), ms = elapsed.as_millis() as u64, "request");
     }
     Ok(response)
 }
