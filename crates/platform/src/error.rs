@@ -138,33 +138,13 @@ impl ApiError {
 
     /// An unexpected failure: 500, its detail logged only. A store or queue
     /// error saying its backend is unavailable (anywhere in the chain)
-    /// becomes [`ApiError::Unavailable`] instead: 503 with `Retry-After`.
+    /// becomes [`ApiError::BackendUnavailable`] instead: 503 with `Retry-After`.
     pub fn internal(err: impl Into<anyhow::Error>) -> Self {
         let err = err.into();
         if backend_unavailable(&err) {
             Self::BackendUnavailable(format!("{err:#}"))
         } else {
             Self::Internal(err)
-        }
-    }
-
-    /// A store failure nobody had a more specific answer for: 503 if the
-    /// database is unavailable, 409 `conflict` for a refused write (the
-    /// store's own stable words), 404 for a missing row, else 500.
-    pub fn store(err: yixin_store::StoreError) -> Self {
-        use yixin_store::StoreError;
-        match err {
-            StoreError::NotFound => Self::not_found("not found"),
-            StoreError::Conflict(message) => Self::conflict("conflict", message),
-            StoreError::IdempotencyConflict => Self::conflict(
-                "idempotency_conflict",
-                "this Idempotency-Key was used with a different request",
-            ),
-            StoreError::StaleState { current } => Self::conflict(
-                "stale_state",
-                format!("it changed meanwhile; it is now {current}"),
-            ),
-            other => Self::internal(other),
         }
     }
 

@@ -32,18 +32,31 @@ impl<T: DeserializeOwned + 'static> FromRequest for JsonBody<T> {
     type Future = Pin<Box<dyn Future<Output = Result<Self, ApiError>>>>;
 
     fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
-        let content_type_ok = is_json(req);
-        let limit = req
-            .app_data::<BodyLimit>()
-            .map_or(DEFAULT_BODY_LIMIT, |l| l.0);
-        let bytes = web::Bytes::from_request(req, payload);
+        let body = read_body(req, payload);
         Box::pin(async move {
+            let (content_type_ok, bytes) = body.await?;
             if !content_type_ok {
                 return Err(unsupported_content_type());
             }
-            let bytes = bytes.await.map_err(|e| payload_error(e, limit))?;
             parse_json(&bytes).map(JsonBody)
         })
+    }
+}
+
+/// The body's bytes (within the configured limit) and whether its content
+/// type says JSON.
+fn read_body(
+    req: &HttpRequest,
+    payload: &mut Payload,
+) -> impl Future<Output = Result<(bool, web::Bytes), ApiError>> + use<> {
+    let content_type_ok = is_json(req);
+    let limit = req
+        .app_data::<BodyLimit>()
+        .map_or(DEFAULT_BODY_LIMIT, |l| l.0);
+    let bytes = web::Bytes::from_request(req, payload);
+    async move {
+        let bytes = bytes.await.map_err(|e| payload_error(e, limit))?;
+        Ok((content_type_ok, bytes))
     }
 }
 
@@ -58,13 +71,9 @@ impl<T: DeserializeOwned + 'static> FromRequest for OptionalJsonBody<T> {
     type Future = Pin<Box<dyn Future<Output = Result<Self, ApiError>>>>;
 
     fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
-        let content_type_ok = is_json(req);
-        let limit = req
-            .app_data::<BodyLimit>()
-            .map_or(DEFAULT_BODY_LIMIT, |l| l.0);
-        let bytes = web::Bytes::from_request(req, payload);
+        let body = read_body(req, payload);
         Box::pin(async move {
-            let bytes = bytes.await.map_err(|e| payload_error(e, limit))?;
+            let (content_type_ok, bytes) = body.await?;
             if bytes.is_empty() {
                 return Ok(OptionalJsonBody(None));
             }

@@ -449,46 +449,35 @@ impl utoipa::Modify for CommonResponses {
 
 /// 503 `unavailable` with `Retry-After`: a backend did not answer in time.
 fn unavailable_response() -> utoipa::openapi::RefOr<utoipa::openapi::Response> {
-    use utoipa::openapi::{
-        ContentBuilder, Ref, ResponseBuilder, header::HeaderBuilder, schema::Type,
-    };
-    ResponseBuilder::new()
-        .description(
-            "A backend (database, queue) did not answer in time (`unavailable`); \
-             retry after `Retry-After` seconds",
-        )
-        .header(
-            "Retry-After",
-            HeaderBuilder::new()
-                .schema(Some(
-                    utoipa::openapi::ObjectBuilder::new().schema_type(Type::Integer),
-                ))
-                .description(Some("Seconds to wait before retrying"))
-                .build(),
-        )
-        .content(
-            "application/json",
-            ContentBuilder::new()
-                .schema(Some(Ref::from_schema_name("ErrorBody")))
-                .build(),
-        )
-        .build()
-        .into()
+    use utoipa::openapi::{ObjectBuilder, header::HeaderBuilder, schema::Type};
+    error_response_builder(
+        "A backend (database, queue) did not answer in time (`unavailable`); \
+         retry after `Retry-After` seconds",
+    )
+    .header(
+        "Retry-After",
+        HeaderBuilder::new()
+            .schema(Some(ObjectBuilder::new().schema_type(Type::Integer)))
+            .description(Some("Seconds to wait before retrying"))
+            .build(),
+    )
+    .build()
+    .into()
 }
 
 /// A response with the contract's error body.
 fn error_response(description: &str) -> utoipa::openapi::RefOr<utoipa::openapi::Response> {
+    error_response_builder(description).build().into()
+}
+
+fn error_response_builder(description: &str) -> utoipa::openapi::ResponseBuilder {
     use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
-    ResponseBuilder::new()
-        .description(description)
-        .content(
-            "application/json",
-            ContentBuilder::new()
-                .schema(Some(Ref::from_schema_name("ErrorBody")))
-                .build(),
-        )
-        .build()
-        .into()
+    ResponseBuilder::new().description(description).content(
+        "application/json",
+        ContentBuilder::new()
+            .schema(Some(Ref::from_schema_name("ErrorBody")))
+            .build(),
+    )
 }
 
 /// Starts the server on `listener` (bind port 0 for tests). Signals are left
