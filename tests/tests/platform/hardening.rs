@@ -58,6 +58,7 @@ fn assert_unavailable(what: &str, reply: &Reply, took: Duration) {
         reply.text
     );
     assert_eq!(reply.error_code(), "unavailable", "{what}");
+    eprintln!("{what}: 503 in {took:?}");
     assert!(took < ANSWER_WITHIN, "{what} took {took:?}");
     let retry = reply
         .headers
