@@ -14,6 +14,7 @@
 // happened.
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
+pub mod chaos;
 pub mod contract;
 
 use std::{net::TcpListener, sync::Arc, time::Duration};

@@ -322,6 +322,7 @@ impl Authenticator {
         if claims.org.is_empty() {
             return Err(AuthError::InvalidClaims("`org` is empty".to_owned()));
         }
+        check_no_control_characters(&claims.sub, &claims.org)?;
         if claims.iat > Utc::now().timestamp().saturating_add(self.leeway_secs) {
             return Err(AuthError::InvalidClaims(
                 "`iat` is in the future".to_owned(),
@@ -346,6 +347,7 @@ impl Authenticator {
         if org.is_empty() {
             return Err(AuthError::InvalidClaims("`org` is empty".to_owned()));
         }
+        check_no_control_characters(sub, org)?;
         let iat = Utc::now().timestamp();
         let claims = Claims {
             sub: sub.to_owned(),
@@ -399,6 +401,20 @@ fn check_public_key(algorithm: Algorithm, key: &DecodingKey) -> Result<(), Strin
 
 /// Maps a `decode` failure (the header already parsed and the algorithm
 /// matched) to the reason the client is told.
+/// `sub` and `org` are compared with database text and written to logs: a
+/// control character (NUL above all, which PostgreSQL refuses) makes the
+/// token invalid.
+fn check_no_control_characters(sub: &str, org: &str) -> Result<(), AuthError> {
+    for (name, value) in [("sub", sub), ("org", org)] {
+        if value.chars().any(char::is_control) {
+            return Err(AuthError::InvalidClaims(format!(
+                "`{name}` holds a control character"
+            )));
+        }
+    }
+    Ok(())
+}
+
 fn verify_error(err: JwtError) -> AuthError {
     match err.into_kind() {
         ErrorKind::InvalidSignature => AuthError::InvalidSignature,
@@ -462,6 +478,38 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("auth.token_ttl_secs"), "{err}");
+    }
+
+    #[test]
+    fn control_characters_in_subject_or_org_are_refused() {
+        let auth = hs();
+        assert!(matches!(
+            auth.mint(Role::Nurse, "n\u{0}1", "demo"),
+            Err(AuthError::InvalidClaims(_))
+        ));
+        assert!(matches!(
+            auth.mint(Role::Nurse, "n1", "de\u{1b}mo"),
+            Err(AuthError::InvalidClaims(_))
+        ));
+        // Signed by the right key, but `sub` holds a NUL: refused on verify.
+        let key = jsonwebtoken::EncodingKey::from_secret(SECRET);
+        let now = Utc::now().timestamp();
+        for (sub, org) in [("n\u{0}1", "demo"), ("n1", "de\u{0}mo")] {
+            let claims = Claims {
+                sub: sub.to_owned(),
+                role: Role::Nurse,
+                org: org.to_owned(),
+                exp: now + 600,
+                iat: now,
+            };
+            let token =
+                jsonwebtoken::encode(&Header::new(jsonwebtoken::Algorithm::HS256), &claims, &key)
+                    .unwrap();
+            assert!(matches!(
+                auth.verify(&token),
+                Err(AuthError::InvalidClaims(_))
+            ));
+        }
     }
 
     #[test]

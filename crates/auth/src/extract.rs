@@ -2,8 +2,10 @@
 //! role-enforcing extractor per role.
 //!
 //! The token comes from `Authorization: Bearer <jwt>` (scheme
-//! case-insensitive) or, when that header is absent, from the `?token=<jwt>`
-//! query parameter — browsers cannot set headers on a WebSocket handshake.
+//! case-insensitive) or, on a WebSocket upgrade request only and when that
+//! header is absent, from the `?token=<jwt>` query parameter — browsers
+//! cannot set headers on a WebSocket handshake. Elsewhere a query token is
+//! ignored (it would end up in access logs and browser history).
 //! The [`Authenticator`] must be registered as `web::Data<Authenticator>`.
 
 use std::{
@@ -23,7 +25,8 @@ use yixin_platform::ApiError;
 use crate::{AuthError, Authenticator, Claims, Role};
 
 /// The bearer token of a request: the `Authorization: Bearer` header if
-/// present, else the `?token=` query parameter.
+/// present, else, on a WebSocket upgrade request, the `?token=` query
+/// parameter.
 ///
 /// [`AuthError::MissingToken`] when there is neither; [`AuthError::Malformed`]
 /// when the header is of another scheme, repeated, or not `Bearer <token>`.
@@ -34,6 +37,9 @@ pub fn bearer_token(req: &HttpRequest) -> Result<String, AuthError> {
             return Err(AuthError::Malformed);
         }
         return parse_authorization(value).map(str::to_owned);
+    }
+    if !is_websocket_upgrade(req) {
+        return Err(AuthError::MissingToken);
     }
     #[derive(Deserialize)]
     struct TokenQuery {
@@ -47,6 +53,19 @@ pub fn bearer_token(req: &HttpRequest) -> Result<String, AuthError> {
         // e.g. `token` given twice
         Err(_) => Err(AuthError::Malformed),
     }
+}
+
+/// A `GET` asking to upgrade to WebSocket (`Upgrade: websocket`).
+fn is_websocket_upgrade(req: &HttpRequest) -> bool {
+    req.method() == actix_web::http::Method::GET
+        && req
+            .headers()
+            .get(actix_web::http::header::UPGRADE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| {
+                v.split(',')
+                    .any(|p| p.trim().eq_ignore_ascii_case("websocket"))
+            })
 }
 
 fn parse_authorization(value: &HeaderValue) -> Result<&str, AuthError> {
@@ -208,22 +227,36 @@ mod tests {
         }
     }
 
+    fn upgrade(uri: &str) -> TestRequest {
+        TestRequest::with_uri(uri).insert_header((actix_web::http::header::UPGRADE, "websocket"))
+    }
+
     #[test]
-    fn query_parameter_is_the_fallback() {
-        let req = TestRequest::with_uri("/ws?x=1&token=abc.def.ghi");
+    fn query_parameter_is_the_fallback_on_websocket_upgrades() {
+        let req = upgrade("/ws?x=1&token=abc.def.ghi");
         assert_eq!(token_of(req).unwrap(), "abc.def.ghi");
-        let req = TestRequest::with_uri("/ws?token=");
+        let req = upgrade("/ws?token=");
         assert!(matches!(token_of(req), Err(AuthError::MissingToken)));
-        let req = TestRequest::with_uri("/ws?token=a&token=b");
+        let req = upgrade("/ws?token=a&token=b");
         assert!(matches!(token_of(req), Err(AuthError::Malformed)));
-        let req = TestRequest::with_uri("/ws");
+        let req = upgrade("/ws");
+        assert!(matches!(token_of(req), Err(AuthError::MissingToken)));
+    }
+
+    #[test]
+    fn query_parameter_is_ignored_elsewhere() {
+        let req = TestRequest::with_uri("/v1/orders?token=abc.def.ghi");
+        assert!(matches!(token_of(req), Err(AuthError::MissingToken)));
+        let req = TestRequest::post()
+            .uri("/ws?token=abc.def.ghi")
+            .insert_header((actix_web::http::header::UPGRADE, "websocket"));
         assert!(matches!(token_of(req), Err(AuthError::MissingToken)));
     }
 
     #[test]
     fn header_wins_over_query() {
-        let req = TestRequest::with_uri("/ws?token=from-query")
-            .insert_header((AUTHORIZATION, "Bearer from-header"));
+        let req =
+            upgrade("/ws?token=from-query").insert_header((AUTHORIZATION, "Bearer from-header"));
         assert_eq!(token_of(req).unwrap(), "from-header");
     }
 

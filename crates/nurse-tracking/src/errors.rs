@@ -15,6 +15,8 @@ pub enum TrackingError {
     InvalidFrame(String),
     #[error("{message}")]
     InvalidFix { field: String, message: String },
+    #[error("`{field}` must not contain control characters (NUL and the like)")]
+    ControlCharacter { field: String },
     #[error("at most {max} fixes per batch")]
     TooManyFixes { max: usize },
     #[error("{what} `{value}` is not a valid id")]
@@ -38,7 +40,8 @@ pub enum TrackingError {
     /// A clinical rule refused the step or the record (consent, record, a bad value).
     #[error("{0}")]
     Clinical(yixin_domain::DomainError),
-    #[error("temporarily unavailable: {0}")]
+    /// A backend did not answer; the reason is for the log only.
+    #[error("temporarily unavailable; retry shortly")]
     Unavailable(String),
     #[error("internal error")]
     Internal(#[source] anyhow::Error),
@@ -52,6 +55,7 @@ impl TrackingError {
             Self::UnknownFrame(_) => "unknown_frame",
             Self::InvalidFrame(_) => "invalid_frame",
             Self::InvalidFix { .. } => "invalid_fix",
+            Self::ControlCharacter { .. } => "control_character",
             Self::TooManyFixes { .. } => "too_many_fixes",
             Self::InvalidId { .. } => "invalid_id",
             Self::NotOnRoster => "not_on_roster",
@@ -73,7 +77,9 @@ impl TrackingError {
     /// The request field at fault, if one is.
     pub fn field(&self) -> Option<String> {
         match self {
-            Self::InvalidFix { field, .. } => Some(field.clone()),
+            Self::InvalidFix { field, .. } | Self::ControlCharacter { field } => {
+                Some(field.clone())
+            }
             Self::TooManyFixes { .. } => Some("fixes".into()),
             Self::InvalidId { what, .. } => Some((*what).into()),
             Self::Clinical(e) => e.field().map(str::to_owned),
@@ -81,10 +87,13 @@ impl TrackingError {
         }
     }
 
+    /// A store failure: unavailable (503) when the database did not answer,
+    /// else internal (500); the database's text stays in the log.
     pub fn store(err: StoreError) -> Self {
-        match err {
-            StoreError::Database(e) => Self::Unavailable(e.to_string()),
-            other => Self::Internal(other.into()),
+        if err.is_unavailable() {
+            Self::Unavailable(format!("{:#}", anyhow::Error::from(err)))
+        } else {
+            Self::Internal(err.into())
         }
     }
 }
@@ -102,6 +111,7 @@ impl From<TrackingError> for ApiError {
                 field,
             },
             TrackingError::InvalidFix { .. }
+            | TrackingError::ControlCharacter { .. }
             | TrackingError::TooManyFixes { .. }
             | TrackingError::InvalidId { .. }
             | TrackingError::Clinical(_) => ApiError::Unprocessable {
@@ -119,7 +129,7 @@ impl From<TrackingError> for ApiError {
             | TrackingError::NurseBusy
             | TrackingError::StepOutOfOrder { .. }
             | TrackingError::ShiftOffWithJob => ApiError::conflict(code, e.to_string()),
-            TrackingError::Unavailable(m) => ApiError::Unavailable(m),
+            TrackingError::Unavailable(m) => ApiError::BackendUnavailable(m),
             TrackingError::Internal(inner) => ApiError::internal(inner),
         }
     }

@@ -28,11 +28,15 @@ pub struct FixIn {
 }
 
 impl FixIn {
-    /// Checks ranges, accuracy and the clock; `field` prefixes the error's field.
+    /// Checks ranges, accuracy and the clock; `field` prefixes the error's
+    /// field. A fix older than `max_age` (the staleness window: it could
+    /// not make the nurse a candidate, and a stale or absurd stamp such as
+    /// 1970 must not enter the proof-of-visit trail) is refused too.
     pub fn validate(
         &self,
         now: DateTime<Utc>,
         max_accuracy_m: f64,
+        max_age: TimeDelta,
         field: &str,
     ) -> Result<Fix, TrackingError> {
         let point = GeoPoint::new(self.lat, self.lng).map_err(|e| TrackingError::InvalidFix {
@@ -55,6 +59,15 @@ impl FixIn {
             return Err(TrackingError::InvalidFix {
                 field: format!("{field}ts"),
                 message: "the fix is stamped more than a minute in the future".into(),
+            });
+        }
+        if self.ts < now - max_age {
+            return Err(TrackingError::InvalidFix {
+                field: format!("{field}ts"),
+                message: format!(
+                    "the fix is older than {} s (the staleness window)",
+                    max_age.num_seconds()
+                ),
             });
         }
         Ok(Fix {
@@ -152,8 +165,11 @@ impl ClientFrame {
             ));
         };
         if !CLIENT_FRAME_TYPES.contains(&kind) {
-            let kind: String = kind.chars().take(32).collect();
+            let kind: String = kind.chars().filter(|c| !c.is_control()).take(32).collect();
             return Err(TrackingError::UnknownFrame(kind));
+        }
+        if let Some(field) = yixin_platform::extract::control_character_field(text.as_bytes()) {
+            return Err(TrackingError::ControlCharacter { field });
         }
         serde_json::from_value(value).map_err(|e| TrackingError::InvalidFrame(e.to_string()))
     }
@@ -312,7 +328,7 @@ mod tests {
     #[test]
     fn a_good_fix_passes() {
         let f = fix(29.3, 106.25, 12.0, -3)
-            .validate(now(), 500.0, "")
+            .validate(now(), 500.0, TimeDelta::seconds(60), "")
             .unwrap();
         assert_eq!(f.point.lat(), 29.3);
         assert_eq!(f.at, now() - TimeDelta::seconds(3));
@@ -320,7 +336,11 @@ mod tests {
 
     #[test]
     fn bad_fixes_are_refused_naming_the_field() {
-        let field = |f: FixIn| f.validate(now(), 500.0, "fixes[2].").unwrap_err().field();
+        let field = |f: FixIn| {
+            f.validate(now(), 500.0, TimeDelta::seconds(60), "fixes[2].")
+                .unwrap_err()
+                .field()
+        };
         assert_eq!(
             field(fix(91.0, 106.0, 5.0, 0)).as_deref(),
             Some("fixes[2].lat")
@@ -349,7 +369,32 @@ mod tests {
             field(fix(29.0, 106.0, 5.0, 61)).as_deref(),
             Some("fixes[2].ts")
         );
-        assert!(fix(29.0, 106.0, 5.0, 60).validate(now(), 500.0, "").is_ok());
+        assert!(
+            fix(29.0, 106.0, 5.0, 60)
+                .validate(now(), 500.0, TimeDelta::seconds(60), "")
+                .is_ok()
+        );
+        // Older than the staleness window, or absurd: refused.
+        assert_eq!(
+            field(fix(29.0, 106.0, 5.0, -61)).as_deref(),
+            Some("fixes[2].ts")
+        );
+        for absurd in [
+            "1970-01-01T00:00:00Z",
+            "0000-01-01T00:00:00Z",
+            "9999-12-31T00:00:00Z",
+        ] {
+            let f = FixIn {
+                ts: absurd.parse().unwrap(),
+                ..fix(29.0, 106.0, 5.0, 0)
+            };
+            assert_eq!(field(f).as_deref(), Some("fixes[2].ts"), "{absurd}");
+        }
+        assert!(
+            fix(29.0, 106.0, 5.0, -60)
+                .validate(now(), 500.0, TimeDelta::seconds(60), "")
+                .is_ok()
+        );
     }
 
     #[test]

@@ -197,10 +197,10 @@ pub async fn decline_offer(
     caller: NurseCaller,
     svc: web::Data<NurseTracking>,
     id: web::Path<String>,
-    body: Option<JsonBody<DeclineRequest>>,
+    body: yixin_platform::OptionalJsonBody<DeclineRequest>,
 ) -> Result<web::Json<DeclinedView>, ApiError> {
     let ctx = nurse(&svc, &caller).await?;
-    let reason = body.and_then(|b| b.into_inner().reason);
+    let reason = body.0.and_then(|b| b.reason);
     svc.tracker.decline(&ctx, offer_id(&id)?, reason).await?;
     Ok(web::Json(DeclinedView {
         offer_id: id.into_inner(),

@@ -169,10 +169,13 @@ impl Tracker {
             });
         }
         let now = Utc::now();
+        let max_age = chrono::TimeDelta::seconds(
+            i64::try_from(self.settings.stale_after_secs).unwrap_or(i64::MAX / 1000),
+        );
         let mut report = IngestReport::default();
         let mut valid: Vec<Fix> = Vec::with_capacity(fixes.len());
         for (i, f) in fixes.iter().enumerate() {
-            match f.validate(now, self.settings.max_accuracy_m, "") {
+            match f.validate(now, self.settings.max_accuracy_m, max_age, "") {
                 Ok(fix) => valid.push(fix),
                 // The batch path is named only for refused fixes: accepted
                 // ones (nearly all) allocate nothing.

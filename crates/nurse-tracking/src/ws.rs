@@ -68,7 +68,7 @@ pub async fn nurse_ws(
     let tracker = svc.tracker.clone();
     let ctx = tracker.resolve(&claims).await?;
     let unavailable = |e: yixin_queue::QueueError| {
-        ApiError::Unavailable(format!("offers cannot be delivered now: {e}"))
+        ApiError::BackendUnavailable(format!("offers cannot be delivered now: {e}"))
     };
     // Subscribe before the upgrade, so nothing sent meanwhile is missed.
     let events = tracker

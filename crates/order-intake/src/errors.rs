@@ -44,7 +44,7 @@ pub fn store_error(err: StoreError) -> ApiError {
             "stale_state",
             format!("the order changed meanwhile; it is now {current}"),
         ),
-        other @ (StoreError::Corrupt(_) | StoreError::Database(_)) => ApiError::internal(other),
+        other => ApiError::internal(other),
     }
 }
 

@@ -13,6 +13,7 @@ pub use yixin_platform::limiter;
 pub mod live;
 pub mod orders;
 pub mod relay;
+pub mod retention;
 
 use std::{
     collections::HashMap,
@@ -41,6 +42,8 @@ pub struct OrderIntakeConfig {
     /// Orders one resident may attempt per minute (per instance).
     pub orders_per_minute: u32,
     pub relay: RelayConfig,
+    /// What the pruner keeps, and how long (`retention.*`).
+    pub retention: retention::RetentionConfig,
 }
 
 impl Default for OrderIntakeConfig {
@@ -48,6 +51,7 @@ impl Default for OrderIntakeConfig {
         Self {
             orders_per_minute: 10,
             relay: RelayConfig::default(),
+            retention: retention::RetentionConfig::default(),
         }
     }
 }
@@ -183,7 +187,8 @@ impl OrderIntake {
     }
 
     /// The background workers (the outbox relay, which also purges old
-    /// idempotency keys), supervised by `workers`, running until `shutdown`
+    /// idempotency keys; the retention pruner), supervised by `workers`,
+    /// running until `shutdown`
     /// turns true.
     pub fn spawn_workers(
         &self,
@@ -195,15 +200,24 @@ impl OrderIntake {
             self.queue.clone(),
             self.config.relay.clone(),
         );
+        let (prune_store, retention) = (self.store.clone(), self.config.retention);
         let stop = shutdown.clone();
+        let prune_stop = shutdown.clone();
         vec![
-            workers.supervise("order-intake.relay", true, shutdown, move |health| {
+            workers.supervise("order-intake.relay", true, shutdown.clone(), move |health| {
                 let relay = OutboxRelay {
                     store: store.clone(),
                     queue: queue.clone(),
                     config: config.clone(),
                 };
                 relay.run_reporting(Some(health), stop.clone())
+            }),
+            workers.supervise("order-intake.retention", false, shutdown, move |_| {
+                let pruner = retention::Pruner {
+                    store: prune_store.clone(),
+                    config: retention,
+                };
+                pruner.run(prune_stop.clone())
             }),
         ]
     }

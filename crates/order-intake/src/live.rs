@@ -78,7 +78,7 @@ pub async fn live(
         .queue
         .subscribe(&order_channel(order.id))
         .await
-        .map_err(|e| ApiError::Unavailable(format!("live updates unavailable: {e}")))?;
+        .map_err(|e| ApiError::BackendUnavailable(format!("live updates unavailable: {e}")))?;
     let shutdown = svc.shutdown.clone();
     let limits = WsLimits {
         ping_interval: HEARTBEAT,

@@ -8,9 +8,10 @@
 //! order are also broadcast on the order's channel for the live feed.
 //! Events changing who holds an offer or a job also go to the engagement
 //! channel every dispatcher instance follows. With several instances, each
-//! runs a relay; a row may then be published twice, which at-least-once
-//! already allows. A failing poll (Redis or the database away) is retried
-//! with the reconnect back-off, forever.
+//! runs a relay; on PostgreSQL each claims its batch (`FOR UPDATE SKIP
+//! LOCKED`), so no row is published by two relays (a crash may still
+//! publish a row twice, which at-least-once allows). A failing poll (Redis
+//! or the database away) is retried with the reconnect back-off, forever.
 
 use std::{sync::Arc, time::Duration};
 
@@ -127,7 +128,8 @@ impl OutboxRelay {
     /// it and the rest stay for the next poll (some of them may have been
     /// published already, which at-least-once allows).
     pub async fn relay_once(&self) -> anyhow::Result<usize> {
-        let rows = self.store.unpublished_outbox(self.config.batch).await?;
+        let mut claim = self.store.claim_outbox(self.config.batch).await?;
+        let rows = std::mem::take(&mut claim.rows);
         let mut done = Vec::with_capacity(rows.len());
         let mut published = stream::iter(rows)
             .map(|row| async move {
@@ -170,9 +172,8 @@ impl OutboxRelay {
             }
         }
         drop(published);
-        if !done.is_empty() {
-            self.store.mark_published(&done, Utc::now()).await?;
-        }
+        // Marks what went out and releases the claim (the rest go back).
+        claim.published(&done, Utc::now()).await?;
         if let Some(e) = failure {
             return Err(e.into());
         }
@@ -244,6 +245,53 @@ mod tests {
             };
             store.create_order(&order, msg, None).await.unwrap();
         }
+    }
+
+    /// Two relays polling one PostgreSQL outbox together publish every row
+    /// exactly once: each claims its batch with `SKIP LOCKED`.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn two_relays_on_postgres_publish_each_row_once() {
+        let (store, _db) = yixin_store::testing::fresh_postgres().await;
+        let queue = Arc::new(MemoryQueue::new(QueueConfig::default()));
+        queue.ensure_group("orders", "test").await.unwrap();
+        write_orders(&store, 400).await;
+        let relay = |store: &Store| OutboxRelay {
+            store: store.clone(),
+            queue: queue.clone(),
+            config: RelayConfig {
+                batch: 25,
+                ..RelayConfig::default()
+            },
+        };
+        let (a, b) = (relay(&store), relay(&store));
+        let drain = |r: OutboxRelay| {
+            tokio::spawn(async move {
+                let mut total = 0;
+                loop {
+                    let n = r.relay_once().await.unwrap();
+                    total += n;
+                    if n == 0 {
+                        return total;
+                    }
+                }
+            })
+        };
+        let (na, nb) = tokio::join!(drain(a), drain(b));
+        let (na, nb) = (na.unwrap(), nb.unwrap());
+        assert_eq!(na + nb, 400, "{na} + {nb}");
+        assert!(store.unpublished_outbox(500).await.unwrap().is_empty());
+        let got = queue
+            .read("orders", "test", "c", 1000, Duration::ZERO)
+            .await
+            .unwrap();
+        let mut got: Vec<String> = got
+            .into_iter()
+            .map(|d| String::from_utf8(d.payload).unwrap())
+            .collect();
+        assert_eq!(got.len(), 400, "a row was published twice");
+        got.sort();
+        got.dedup();
+        assert_eq!(got.len(), 400);
     }
 
     /// Publishes in flight together still reach the stream in the outbox's

@@ -29,6 +29,36 @@ pub struct Settings {
     pub dispatch: DispatchSettings,
     pub dashboard: DashboardSettings,
     pub signin: SigninSettings,
+    pub retention: RetentionSettings,
+}
+
+/// How long old rows are kept, and how the pruner deletes them.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RetentionSettings {
+    /// Published outbox rows older than this are deleted (unpublished ones never).
+    pub outbox_hours: u64,
+    /// Location-trail samples taken off a visit, older than this, are deleted.
+    pub trail_days: u64,
+    /// Samples taken on a visit (between the order's assignment to the nurse
+    /// and its end) are proof of the visit: kept this long.
+    pub visit_trail_days: u64,
+    /// How often the pruner runs.
+    pub interval_secs: u64,
+    /// Rows per DELETE, so a large backlog never holds long locks.
+    pub batch: u64,
+}
+
+impl Default for RetentionSettings {
+    fn default() -> Self {
+        Self {
+            outbox_hours: 24,
+            trail_days: 30,
+            visit_trail_days: 3 * 365,
+            interval_secs: 3600,
+            batch: 1000,
+        }
+    }
 }
 
 /// The coordinator dashboard (`/dashboard`).
@@ -318,6 +348,8 @@ pub struct ServerSettings {
     pub shutdown_timeout_secs: u64,
     /// HTTP worker threads; defaults to the number of cores.
     pub workers: Option<usize>,
+    /// `Retry-After` (seconds) of a 503 answered while a backend is unavailable.
+    pub retry_after_secs: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -332,6 +364,13 @@ pub struct DatabaseSettings {
     /// Apply pending migrations at start-up. Turn off where a release step
     /// runs `yixin migrate` instead (several replicas starting at once).
     pub migrate_on_start: bool,
+    /// Longest wait for a pooled connection (or a new one); past it a
+    /// request gets 503 `unavailable`.
+    pub acquire_timeout_ms: u64,
+    /// Longest wait to open a connection.
+    pub connect_timeout_ms: u64,
+    /// PostgreSQL `statement_timeout` of every connection (0: none).
+    pub statement_timeout_ms: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -345,6 +384,8 @@ pub struct RedisSettings {
     /// A stream entry delivered this many times without an ack goes to the
     /// dead-letter stream.
     pub max_deliveries: u32,
+    /// Longest wait for a Redis command's reply, or for a connection.
+    pub command_timeout_ms: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -409,6 +450,7 @@ impl Default for ServerSettings {
             body_limit_bytes: 64 * 1024,
             shutdown_timeout_secs: 30,
             workers: None,
+            retry_after_secs: 5,
         }
     }
 }
@@ -420,6 +462,9 @@ impl Default for DatabaseSettings {
             data_dir: PathBuf::from("data"),
             max_connections: 20,
             migrate_on_start: true,
+            acquire_timeout_ms: 1500,
+            connect_timeout_ms: 1500,
+            statement_timeout_ms: 5000,
         }
     }
 }
@@ -430,6 +475,7 @@ impl Default for RedisSettings {
             url: None,
             key_prefix: "yixin:".to_owned(),
             max_deliveries: 5,
+            command_timeout_ms: 1000,
         }
     }
 }
@@ -568,6 +614,31 @@ impl Settings {
         if self.redis.max_deliveries == 0 {
             return Err(key_err("redis.max_deliveries", "must be at least 1"));
         }
+        for (key, value) in [
+            (
+                "database.acquire_timeout_ms",
+                self.database.acquire_timeout_ms,
+            ),
+            (
+                "database.connect_timeout_ms",
+                self.database.connect_timeout_ms,
+            ),
+            ("redis.command_timeout_ms", self.redis.command_timeout_ms),
+            ("retention.outbox_hours", self.retention.outbox_hours),
+            ("retention.trail_days", self.retention.trail_days),
+            ("retention.interval_secs", self.retention.interval_secs),
+            ("retention.batch", self.retention.batch),
+        ] {
+            if value == 0 {
+                return Err(key_err(key, "must be at least 1"));
+            }
+        }
+        if self.retention.visit_trail_days < self.retention.trail_days {
+            return Err(key_err(
+                "retention.visit_trail_days",
+                "must be at least retention.trail_days (a visit's trail is its proof)",
+            ));
+        }
         if self.auth.token_ttl_secs == 0 {
             return Err(key_err("auth.token_ttl_secs", "must be at least 1"));
         }
@@ -641,6 +712,42 @@ mod tests {
         assert!(s.is_embedded());
         assert!(s.dev_login_enabled());
         assert!(s.demo_enabled());
+    }
+
+    #[test]
+    fn waits_and_retention_are_bounded_and_configurable() {
+        let s = Settings::load_from(None, env(&[])).unwrap();
+        assert_eq!(s.database.acquire_timeout_ms, 1500);
+        assert_eq!(s.database.statement_timeout_ms, 5000);
+        assert_eq!(s.redis.command_timeout_ms, 1000);
+        assert_eq!(s.retention.outbox_hours, 24);
+        let s = Settings::load_from(
+            None,
+            env(&[
+                ("YIXIN_DATABASE__ACQUIRE_TIMEOUT_MS", "800"),
+                ("YIXIN_RETENTION__TRAIL_DAYS", "7"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(s.database.acquire_timeout_ms, 800);
+        assert_eq!(s.retention.trail_days, 7);
+        for (key, value, named) in [
+            (
+                "YIXIN_DATABASE__ACQUIRE_TIMEOUT_MS",
+                "0",
+                "database.acquire_timeout_ms",
+            ),
+            (
+                "YIXIN_RETENTION__VISIT_TRAIL_DAYS",
+                "3",
+                "retention.visit_trail_days",
+            ),
+        ] {
+            let err = Settings::load_from(None, env(&[(key, value)]))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(named), "{err}");
+        }
     }
 
     #[test]

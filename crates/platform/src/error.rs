@@ -58,9 +58,15 @@ pub enum ApiError {
     /// 429: too many requests; `Retry-After` carries the seconds to wait.
     #[error("too many requests, retry in {retry_after_secs} s")]
     RateLimited { retry_after_secs: u64 },
-    /// 503: a backend (database, queue) is not reachable right now.
+    /// 503 with our own words for the client (e.g. the SMS gateway failed,
+    /// no live quote here), and `Retry-After`.
     #[error("{0}")]
     Unavailable(String),
+    /// 503: a backend (database, queue) did not answer in time. The detail
+    /// (driver text) goes to the log only; the client gets a fixed message
+    /// and `Retry-After`.
+    #[error("a backend is temporarily unavailable; retry shortly")]
+    BackendUnavailable(String),
     /// 500: a bug or an unexpected backend failure. Logged with its detail;
     /// the client only learns that something went wrong.
     #[error("internal error")]
@@ -83,6 +89,11 @@ pub struct ErrorDetail {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(example = "location")]
     pub field: Option<String>,
+    /// The request's id (also the `X-Request-Id` response header and in the
+    /// server's log line about this error): quote it when reporting a problem.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(example = "4f9c1e0a2b7d4c3e8f6a5b4c3d2e1f00")]
+    pub request_id: Option<String>,
 }
 
 impl ApiError {
@@ -125,8 +136,16 @@ impl ApiError {
         Self::NotFound(what.into())
     }
 
+    /// An unexpected failure: 500, its detail logged only. A store or queue
+    /// error saying its backend is unavailable (anywhere in the chain)
+    /// becomes [`ApiError::BackendUnavailable`] instead: 503 with `Retry-After`.
     pub fn internal(err: impl Into<anyhow::Error>) -> Self {
-        Self::Internal(err.into())
+        let err = err.into();
+        if backend_unavailable(&err) {
+            Self::BackendUnavailable(format!("{err:#}"))
+        } else {
+            Self::Internal(err)
+        }
     }
 
     /// The stable code clients see, also used in WebSocket error frames.
@@ -142,7 +161,7 @@ impl ApiError {
             Self::NotFound(_) => "not_found",
             Self::PayloadTooLarge { .. } => "payload_too_large",
             Self::RateLimited { .. } => "rate_limited",
-            Self::Unavailable(_) => "unavailable",
+            Self::Unavailable(_) | Self::BackendUnavailable(_) => "unavailable",
             Self::Internal(_) => "internal",
         }
     }
@@ -161,9 +180,24 @@ impl ApiError {
                 code: self.code().to_owned(),
                 message: self.to_string(),
                 field: self.field().map(str::to_owned),
+                request_id: crate::request_id::current(),
             },
         }
     }
+}
+
+/// Whether a store or queue error in `err`'s chain says its backend did not
+/// answer (rather than refusing the request).
+fn backend_unavailable(err: &anyhow::Error) -> bool {
+    err.chain().any(|cause| {
+        cause
+            .downcast_ref::<yixin_store::StoreError>()
+            .is_some_and(yixin_store::StoreError::is_unavailable)
+            || matches!(
+                cause.downcast_ref::<yixin_queue::QueueError>(),
+                Some(yixin_queue::QueueError::Unavailable(_))
+            )
+    })
 }
 
 impl ResponseError for ApiError {
@@ -177,20 +211,36 @@ impl ResponseError for ApiError {
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::Unprocessable { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
-            Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Unavailable(_) | Self::BackendUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 
     fn error_response(&self) -> HttpResponse {
+        let request_id = crate::request_id::current();
+        let request_id = request_id.as_deref().unwrap_or("-");
+        // One line each, the cause chain joined (`{:#}`): no backtrace.
         match self {
-            Self::Internal(err) => tracing::error!(error = ?err, "request failed"),
-            Self::Unavailable(why) => tracing::warn!(%why, "backend unavailable"),
+            Self::Internal(err) => {
+                tracing::error!(request_id, error = %format!("{err:#}"), "request failed")
+            }
+            Self::Unavailable(why) | Self::BackendUnavailable(why) => {
+                tracing::warn!(request_id, %why, "backend unavailable")
+            }
             _ => {}
         }
         let mut response = HttpResponse::build(self.status_code());
-        if let Self::RateLimited { retry_after_secs } = self {
-            response.insert_header(("Retry-After", retry_after_secs.to_string()));
+        match self {
+            Self::RateLimited { retry_after_secs } => {
+                response.insert_header(("Retry-After", retry_after_secs.to_string()));
+            }
+            Self::Unavailable(_) | Self::BackendUnavailable(_) => {
+                response.insert_header((
+                    "Retry-After",
+                    crate::request_id::retry_after_secs().to_string(),
+                ));
+            }
+            _ => {}
         }
         if matches!(self, Self::Unauthorized(_) | Self::UnauthorizedAs { .. }) {
             response.insert_header(("WWW-Authenticate", "Bearer"));
@@ -231,6 +281,35 @@ mod tests {
         assert_eq!(json["error"]["code"], "internal");
         assert!(!json.to_string().contains("hunter2"));
         assert!(json["error"].get("field").is_none());
+    }
+
+    #[test]
+    fn unavailable_backends_are_503_without_their_text() {
+        let db = yixin_store::StoreError::Unavailable(sea_orm_timeout());
+        let err = ApiError::internal(anyhow::Error::from(db).context("reading the order"));
+        assert_eq!(err.status_code(), StatusCode::SERVICE_UNAVAILABLE);
+        let response = err.error_response();
+        assert_eq!(
+            response
+                .headers()
+                .get("Retry-After")
+                .and_then(|v| v.to_str().ok()),
+            Some("5")
+        );
+        let json = body_json(&err);
+        assert_eq!(json["error"]["code"], "unavailable");
+        assert!(!json.to_string().contains("pool"), "{json}");
+        let queue = yixin_queue::QueueError::Unavailable("connection refused".into());
+        let err = ApiError::internal(queue);
+        assert_eq!(err.code(), "unavailable");
+        assert!(!body_json(&err).to_string().contains("refused"));
+        // Other failures stay 500.
+        let err = ApiError::internal(yixin_store::StoreError::Corrupt("x".into()));
+        assert_eq!(err.status_code(), StatusCode::INTERNAL_SERVER_ERROR);
+    }
+
+    fn sea_orm_timeout() -> yixin_store::DbErr {
+        yixin_store::DbErr::ConnectionAcquire(yixin_store::ConnAcquireErr::Timeout)
     }
 
     #[test]

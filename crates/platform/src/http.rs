@@ -107,7 +107,12 @@ async fn readyz(readiness: web::Data<Readiness>) -> HttpResponse {
         })
     } else {
         let ErrorBody { error } = ApiError::Unavailable(failed.join("; ")).body();
-        HttpResponse::ServiceUnavailable().json(NotReady { error, checks })
+        HttpResponse::ServiceUnavailable()
+            .insert_header((
+                "Retry-After",
+                crate::request_id::retry_after_secs().to_string(),
+            ))
+            .json(NotReady { error, checks })
     }
 }
 
@@ -209,15 +214,61 @@ async fn not_found(req: HttpRequest) -> Result<HttpResponse, ApiError> {
     )))
 }
 
-/// Counts and times every request by route pattern (not raw path, so ids
+/// Largest request head (all header names and values) the platform reads;
+/// a larger one gets 431 with the JSON error body. (Past actix's own hard
+/// limits, 128 KiB or 96 headers, the HTTP layer answers 431 without a body
+/// before any of this runs.)
+pub const MAX_HEADER_BYTES: usize = 32 * 1024;
+/// Most request headers the platform reads (431 past it).
+pub const MAX_HEADERS: usize = 64;
+
+/// Gives every request its id ([`crate::request_id`]) and the context its
+/// errors read (`Retry-After` of a 503), refuses oversized heads with 431,
+/// counts and times every request by route pattern (not raw path, so ids
 /// don't explode the label set), and logs it.
 async fn observe(
     req: ServiceRequest,
-    next: Next<impl MessageBody>,
+    next: Next<impl MessageBody + 'static>,
+    retry_after_secs: u64,
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
     let started = Instant::now();
     let method = req.method().to_string();
-    let response = next.call(req).await?;
+    let id = crate::request_id::accept_or_new(
+        req.headers()
+            .get(crate::request_id::HEADER)
+            .and_then(|v| v.to_str().ok()),
+    );
+    let ctx = crate::request_id::RequestContext {
+        id: id.clone(),
+        retry_after_secs,
+    };
+    let head_bytes: usize = req
+        .headers()
+        .iter()
+        .map(|(name, value)| name.as_str().len() + value.len() + 4)
+        .sum();
+    let too_large = head_bytes > MAX_HEADER_BYTES || req.headers().len() > MAX_HEADERS;
+    let mut response = crate::request_id::scope(ctx, async move {
+        if too_large {
+            let body =
+                ApiError::bad_request("headers_too_large", "request headers are too large").body();
+            let response =
+                HttpResponse::build(StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE).json(body);
+            return Ok(req.into_response(response).map_into_boxed_body());
+        }
+        // Handlers' and extractors' errors become responses inside this
+        // scope, so they carry the id.
+        next.call(req)
+            .await
+            .map(ServiceResponse::map_into_boxed_body)
+    })
+    .await?;
+    if let Ok(value) = actix_web::http::header::HeaderValue::from_str(&id) {
+        response.headers_mut().insert(
+            actix_web::http::header::HeaderName::from_static(crate::request_id::HEADER),
+            value,
+        );
+    }
     let route = response
         .request()
         .match_pattern()
@@ -232,9 +283,9 @@ async fn observe(
     metrics::counter!("http_requests_total", &labels).increment(1);
     metrics::histogram!("http_request_duration_seconds", &labels).record(elapsed.as_secs_f64());
     if status.is_server_error() {
-        tracing::warn!(%method, %route, status = status.as_u16(), ms = elapsed.as_millis() as u64, "request");
+        tracing::warn!(request_id = %id, %method, %route, status = status.as_u16(), ms = elapsed.as_millis() as u64, "request");
     } else {
-        tracing::debug!(%method, %route, status = status.as_u16(), ms = elapsed.as_millis() as u64, "request");
+        tracing::debug!(request_id = %id, %method, %route, status = status.as_u16(), ms = elapsed.as_millis() as u64, "request");
     }
     Ok(response)
 }
@@ -314,7 +365,8 @@ pub fn openapi(mounts: &[Mount]) -> utoipa::openapi::OpenApi {
 /// on the route's role, so each annotation says it), 400 on those with a query (`invalid_query`), 400, 413
 /// and 422 on those with a JSON body ([`crate::JsonBody`]), 404 on those
 /// with a path parameter (an id that cannot exist names nothing), and 431
-/// everywhere (request headers past the HTTP layer's limit; no body).
+/// (request headers too large) and 503 (a backend unavailable, with
+/// `Retry-After`) everywhere.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct CommonResponses;
 
@@ -385,29 +437,47 @@ impl utoipa::Modify for CommonResponses {
                     }
                 }
                 responses.entry("431".to_owned()).or_insert_with(|| {
-                    utoipa::openapi::ResponseBuilder::new()
-                        .description("Request headers too large (answered by the HTTP layer, without a body)")
-                        .build()
-                        .into()
+                    error_response("Request headers too large (`headers_too_large`)")
                 });
+                responses
+                    .entry("503".to_owned())
+                    .or_insert_with(unavailable_response);
             }
         }
     }
 }
 
+/// 503 `unavailable` with `Retry-After`: a backend did not answer in time.
+fn unavailable_response() -> utoipa::openapi::RefOr<utoipa::openapi::Response> {
+    use utoipa::openapi::{ObjectBuilder, header::HeaderBuilder, schema::Type};
+    error_response_builder(
+        "A backend (database, queue) did not answer in time (`unavailable`); \
+         retry after `Retry-After` seconds",
+    )
+    .header(
+        "Retry-After",
+        HeaderBuilder::new()
+            .schema(Some(ObjectBuilder::new().schema_type(Type::Integer)))
+            .description(Some("Seconds to wait before retrying"))
+            .build(),
+    )
+    .build()
+    .into()
+}
+
 /// A response with the contract's error body.
 fn error_response(description: &str) -> utoipa::openapi::RefOr<utoipa::openapi::Response> {
+    error_response_builder(description).build().into()
+}
+
+fn error_response_builder(description: &str) -> utoipa::openapi::ResponseBuilder {
     use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
-    ResponseBuilder::new()
-        .description(description)
-        .content(
-            "application/json",
-            ContentBuilder::new()
-                .schema(Some(Ref::from_schema_name("ErrorBody")))
-                .build(),
-        )
-        .build()
-        .into()
+    ResponseBuilder::new().description(description).content(
+        "application/json",
+        ContentBuilder::new()
+            .schema(Some(Ref::from_schema_name("ErrorBody")))
+            .build(),
+    )
 }
 
 /// Starts the server on `listener` (bind port 0 for tests). Signals are left
@@ -421,6 +491,7 @@ pub fn start(
 ) -> std::io::Result<RunningServer> {
     let addr = listener.local_addr()?;
     let limit = settings.body_limit_bytes;
+    let retry_after_secs = settings.retry_after_secs;
     let readiness = web::Data::new(readiness);
     let doc = openapi(&mounts);
     let sockets = web::Data::new(AsyncApiDoc(
@@ -452,7 +523,9 @@ pub fn start(
             .route("/asyncapi.json", web::get().to(asyncapi_json))
             .default_service(web::to(not_found))
             .wrap(middleware::ErrorHandlers::new().default_handler(json_error_body))
-            .wrap(middleware::from_fn(observe))
+            .wrap(middleware::from_fn(move |req, next| {
+                observe(req, next, retry_after_secs)
+            }))
     })
     .listen(listener)?
     .shutdown_timeout(settings.shutdown_timeout_secs)
@@ -489,6 +562,13 @@ fn json_error_body<B: MessageBody + 'static>(
         StatusCode::METHOD_NOT_ALLOWED => ("method_not_allowed", "method not allowed here"),
         StatusCode::NOT_FOUND => ("not_found", "not found"),
         StatusCode::PAYLOAD_TOO_LARGE => ("payload_too_large", "request body is too large"),
+        StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE => {
+            ("headers_too_large", "request headers are too large")
+        }
+        StatusCode::SERVICE_UNAVAILABLE => (
+            "unavailable",
+            "a backend is temporarily unavailable; retry shortly",
+        ),
         s if s.is_server_error() => ("internal", "internal error"),
         _ => ("bad_request", "bad request"),
     };
@@ -497,6 +577,7 @@ fn json_error_body<B: MessageBody + 'static>(
             code: code.to_owned(),
             message: message.to_owned(),
             field: None,
+            request_id: crate::request_id::current(),
         },
     };
     let (req, _) = res.into_parts();

@@ -15,13 +15,14 @@ pub use error::{ApiError, ErrorBody};
 pub mod extract;
 pub mod http;
 pub mod limiter;
+pub mod request_id;
 pub mod telemetry;
 pub mod views;
 pub mod web;
 pub mod workers;
 pub mod ws;
 
-pub use extract::JsonBody;
+pub use extract::{JsonBody, OptionalJsonBody};
 pub use http::{Mount, Readiness, ReadinessCheck};
 pub use workers::{WorkerHandle, Workers};
 pub use ws::{WsHandler, WsLimits, WsResult, WsStop};

@@ -153,6 +153,10 @@ pub struct QueueConfig {
     /// (Redis `MAXLEN ~`: at least this many are kept; the in-process queue
     /// trims exactly). `None` keeps everything.
     pub max_stream_len: Option<usize>,
+    /// Longest wait for the reply to a (non-blocking) Redis command, and for
+    /// a connection; past it the call fails [`QueueError::Unavailable`].
+    /// Default 5 s; services take `redis.command_timeout_ms`.
+    pub command_timeout: std::time::Duration,
 }
 
 impl QueueConfig {
@@ -171,6 +175,7 @@ impl Default for QueueConfig {
             key_prefix: "yixin:".to_owned(),
             max_deliveries: 5,
             max_stream_len: None,
+            command_timeout: std::time::Duration::from_secs(5),
         }
     }
 }
@@ -284,8 +289,9 @@ pub async fn send(queue: &dyn Queue, b: &yixin_contracts::Broadcast) -> Result<(
 }
 
 /// Sends each message, best effort like all pub/sub: a failure is logged
-/// (`what` names the occasion) and the rest still go; the change they
-/// report is already committed and listeners catch up on reconnect.
+/// (`what` names the occasion) and the rest still go — unless the queue is
+/// unavailable, when the rest are skipped; the change they report is
+/// already committed and listeners catch up on reconnect.
 pub async fn send_all(
     queue: &dyn Queue,
     broadcasts: impl IntoIterator<Item = yixin_contracts::Broadcast>,
@@ -294,6 +300,14 @@ pub async fn send_all(
     for b in broadcasts {
         if let Err(e) = send(queue, &b).await {
             tracing::warn!(channel = %b.channel, error = %e, "{what} not broadcast");
+            if matches!(e, QueueError::Unavailable(_)) {
+                // The rest would wait out the same timeout, one after another,
+                // and keep the caller (an HTTP request) waiting.
+                tracing::warn!(
+                    "{what}: the queue is unavailable; the other broadcasts are skipped"
+                );
+                break;
+            }
         }
     }
 }

@@ -17,6 +17,7 @@ use crate::{PositionBoard, PositionRecord, QueueError};
 #[derive(Clone)]
 pub struct RedisPositions {
     commands: ConnectionManager,
+    command_timeout: std::time::Duration,
     prefix: String,
     trail_max: usize,
 }
@@ -30,9 +31,15 @@ impl std::fmt::Debug for RedisPositions {
 }
 
 impl RedisPositions {
-    pub(crate) fn new(commands: ConnectionManager, prefix: String, trail_max: usize) -> Self {
+    pub(crate) fn new(
+        commands: ConnectionManager,
+        prefix: String,
+        trail_max: usize,
+        command_timeout: std::time::Duration,
+    ) -> Self {
         Self {
             commands,
+            command_timeout,
             prefix,
             trail_max,
         }
@@ -160,12 +167,15 @@ impl PositionBoard for RedisPositions {
             return Ok(Vec::new());
         }
         let mut conn = self.commands.clone();
-        let values: Vec<Option<String>> = redis::cmd("HMGET")
-            .arg(self.pos_key())
-            .arg(nurse_ids)
-            .query_async(&mut conn)
-            .await
-            .map_err(failed)?;
+        // Read on request paths (an en-route nurse's position): bounded.
+        let values: Vec<Option<String>> = crate::redis_queue::bounded(
+            self.command_timeout,
+            redis::cmd("HMGET")
+                .arg(self.pos_key())
+                .arg(nurse_ids)
+                .query_async(&mut conn),
+        )
+        .await?;
         Ok(nurse_ids
             .iter()
             .zip(values)

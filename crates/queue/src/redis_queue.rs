@@ -19,8 +19,6 @@ use crate::{
     ceil_millis,
 };
 
-/// Longest a non-blocking command may take before it counts as unavailable.
-const COMMAND_TIMEOUT: Duration = Duration::from_secs(5);
 /// Extra time granted to a blocking read beyond its `BLOCK` before giving up
 /// on the connection.
 const BLOCK_GRACE: Duration = Duration::from_secs(5);
@@ -72,9 +70,10 @@ impl RedisQueue {
     /// a few retries. Must be called within a Tokio runtime.
     pub async fn connect(url: &str, config: QueueConfig) -> Result<Self, QueueError> {
         let client = Client::open(url).map_err(|e| QueueError::Config(e.to_string()))?;
+        let timeout = config.command_timeout;
         let manager_config = ConnectionManagerConfig::new()
-            .set_response_timeout(Some(COMMAND_TIMEOUT))
-            .set_connection_timeout(Some(COMMAND_TIMEOUT));
+            .set_response_timeout(Some(config.command_timeout))
+            .set_connection_timeout(Some(config.command_timeout));
         let commands = ConnectionManager::new_with_config(client.clone(), manager_config)
             .await
             .map_err(unavailable)?;
@@ -83,6 +82,7 @@ impl RedisQueue {
             commands,
             blocking: Arc::new(BlockingPool {
                 client: client.clone(),
+                connect_timeout: timeout,
                 idle: Mutex::new(Vec::new()),
             }),
             pubsub: PubSubHub::start(client),
@@ -97,6 +97,7 @@ impl RedisQueue {
             self.commands.clone(),
             self.config.key_prefix.clone(),
             trail_max,
+            self.config.command_timeout,
         )
     }
 
@@ -162,6 +163,7 @@ impl RedisQueue {
 /// its `BLOCK`).
 struct BlockingPool {
     client: Client,
+    connect_timeout: Duration,
     idle: Mutex<Vec<MultiplexedConnection>>,
 }
 
@@ -181,7 +183,7 @@ impl BlockingPool {
 
     async fn connect(&self) -> Result<MultiplexedConnection, RedisError> {
         let config = AsyncConnectionConfig::new()
-            .set_connection_timeout(Some(COMMAND_TIMEOUT))
+            .set_connection_timeout(Some(self.connect_timeout))
             .set_response_timeout(None);
         self.client
             .get_multiplexed_async_connection_with_config(&config)
@@ -193,6 +195,22 @@ impl BlockingPool {
         if idle.len() < MAX_IDLE_BLOCKING_CONNECTIONS {
             idle.push(conn);
         }
+    }
+}
+
+/// Runs a command within `limit`. The connection manager's own response
+/// timeout does not cover a reconnection to a server that accepts but never
+/// answers; this does, so no caller (an HTTP request above all) waits longer.
+pub(crate) async fn bounded<T>(
+    limit: Duration,
+    command: impl std::future::Future<Output = Result<T, RedisError>>,
+) -> Result<T, QueueError> {
+    match tokio::time::timeout(limit, command).await {
+        Ok(result) => result.map_err(queue_error),
+        Err(_) => Err(QueueError::Unavailable(format!(
+            "no reply within {} ms",
+            limit.as_millis()
+        ))),
     }
 }
 
@@ -258,14 +276,16 @@ impl Queue for RedisQueue {
         let key = self.stream_key(stream);
         let items = [(PAYLOAD_FIELD, payload)];
         let mut conn = self.commands.clone();
-        let id: Option<String> = match self.config.max_stream_len {
-            Some(len) => {
-                conn.xadd_maxlen(&key, StreamMaxlen::Approx(len), "*", &items)
-                    .await
+        let id: Option<String> = bounded(self.config.command_timeout, async {
+            match self.config.max_stream_len {
+                Some(len) => {
+                    conn.xadd_maxlen(&key, StreamMaxlen::Approx(len), "*", &items)
+                        .await
+                }
+                None => conn.xadd(&key, "*", &items).await,
             }
-            None => conn.xadd(&key, "*", &items).await,
-        }
-        .map_err(queue_error)?;
+        })
+        .await?;
         id.ok_or_else(|| QueueError::Protocol("XADD returned no id".to_owned()))
     }
 
@@ -326,10 +346,11 @@ impl Queue for RedisQueue {
             return Ok(());
         }
         let mut conn = self.commands.clone();
-        let _acked: usize = conn
-            .xack(self.stream_key(stream), group, ids)
-            .await
-            .map_err(queue_error)?;
+        let _acked: usize = bounded(
+            self.config.command_timeout,
+            conn.xack(self.stream_key(stream), group, ids),
+        )
+        .await?;
         Ok(())
     }
 
@@ -411,9 +432,11 @@ impl Queue for RedisQueue {
 
     async fn broadcast_counted(&self, channel: &str, payload: &[u8]) -> Result<u64, QueueError> {
         let mut conn = self.commands.clone();
-        conn.publish(self.channel_name(channel), payload)
-            .await
-            .map_err(queue_error)
+        bounded(
+            self.config.command_timeout,
+            conn.publish(self.channel_name(channel), payload),
+        )
+        .await
     }
 
     fn pubsub_status(&self) -> tokio::sync::watch::Receiver<crate::PubSubStatus> {
@@ -433,10 +456,11 @@ impl Queue for RedisQueue {
 
     async fn ping(&self) -> Result<(), QueueError> {
         let mut conn = self.commands.clone();
-        let _pong: String = redis::cmd("PING")
-            .query_async(&mut conn)
-            .await
-            .map_err(queue_error)?;
+        let _pong: String = bounded(
+            self.config.command_timeout,
+            redis::cmd("PING").query_async(&mut conn),
+        )
+        .await?;
         Ok(())
     }
 }

@@ -49,11 +49,12 @@ pub use crate::credentials::{AuditEntry, AuditQuery, AuditRecord, audit_action, 
 pub use crate::dispatch::DayOrder;
 pub use crate::error::StoreError;
 pub use crate::household::{HouseholdMember, SavedAddress};
+pub use crate::outbox::OutboxClaim;
 pub use crate::signin::StoredCode;
-pub use crate::store::Store;
+pub use crate::store::{PoolOptions, Store};
 pub use crate::tracking::{ClaimLost, ClaimOutcome, NurseStanding};
 pub use crate::types::{
     CreateOrderOutcome, IdempotencyRecord, LocationFix, NewOutboxMessage, OrderCursor,
     OrderTransition, OutboxMessage,
 };
-pub use sea_orm::{DatabaseBackend, DatabaseConnection};
+pub use sea_orm::{ConnAcquireErr, DatabaseBackend, DatabaseConnection, DbErr};

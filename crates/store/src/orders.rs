@@ -72,7 +72,7 @@ enum CreateFailure {
 
 impl From<sea_orm::DbErr> for CreateFailure {
     fn from(e: sea_orm::DbErr) -> Self {
-        CreateFailure::Other(StoreError::Database(e))
+        CreateFailure::Other(StoreError::from(e))
     }
 }
 

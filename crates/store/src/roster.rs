@@ -76,8 +76,13 @@ impl Store {
             .collect()
     }
 
-    /// Adds a nurse. A duplicate id or an unknown organisation is a `Conflict`.
+    /// Adds a nurse. A duplicate id or external id is a `Conflict`. The
+    /// organisation is created (named by its id) if this is its first nurse:
+    /// organisations come from tokens, so a coordinator's first roster entry
+    /// may be the first the database hears of hers.
     pub async fn insert_nurse(&self, nurse: &Nurse) -> Result<(), StoreError> {
+        self.ensure_organization(&nurse.org_id, nurse.org_id.as_str())
+            .await?;
         nurse::Entity::insert(nurse::ActiveModel {
             id: Set(nurse.id.0),
             org_id: Set(nurse.org_id.as_str().to_owned()),

@@ -26,17 +26,59 @@ pub struct Store {
     pub(crate) db: DatabaseConnection,
 }
 
+/// How long the store waits for the database, so a request never hangs on
+/// it: past these bounds an operation fails with [`StoreError::Unavailable`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolOptions {
+    /// Connections in the pool.
+    pub max_connections: u32,
+    /// Longest wait for a pooled connection (including opening one).
+    pub acquire_timeout: Duration,
+    /// Longest wait to open a connection.
+    pub connect_timeout: Duration,
+    /// PostgreSQL's `statement_timeout` on every connection (zero: none).
+    /// Migrations lift it for their own transaction.
+    pub statement_timeout: Duration,
+}
+
+impl PoolOptions {
+    /// `max_connections` connections with patient bounds for tools and
+    /// tests (30 s for a connection, no statement timeout). Services take
+    /// theirs from configuration (`database.acquire_timeout_ms`, …), which
+    /// defaults to 1.5 s and 5 s.
+    pub fn new(max_connections: u32) -> Self {
+        Self {
+            max_connections,
+            acquire_timeout: Duration::from_secs(30),
+            connect_timeout: Duration::from_secs(30),
+            statement_timeout: Duration::ZERO,
+        }
+    }
+}
+
 impl Store {
-    /// Connects to `postgres://…` or `sqlite://path?mode=rwc` / `sqlite::memory:`.
+    /// Connects to `postgres://…` or `sqlite://path?mode=rwc` / `sqlite::memory:`
+    /// with the patient bounds of [`PoolOptions::new`].
+    pub async fn connect(url: &str, max_connections: u32) -> Result<Store, StoreError> {
+        Self::connect_with(url, PoolOptions::new(max_connections)).await
+    }
+
+    /// Connects with explicit pool bounds.
     ///
     /// SQLite gets WAL, foreign keys and a busy timeout; an in-memory database
     /// lives in one connection that is never recycled (a second connection
     /// would see another, empty database), whatever `max_connections` says.
-    pub async fn connect(url: &str, max_connections: u32) -> Result<Store, StoreError> {
+    pub async fn connect_with(url: &str, pool: PoolOptions) -> Result<Store, StoreError> {
         let mut opts = ConnectOptions::new(url.to_owned());
-        opts.max_connections(max_connections.max(1))
-            .acquire_timeout(Duration::from_secs(30))
+        opts.max_connections(pool.max_connections.max(1))
+            .acquire_timeout(pool.acquire_timeout)
+            .connect_timeout(pool.connect_timeout)
             .sqlx_logging(false);
+        if url.starts_with("postgres") && !pool.statement_timeout.is_zero() {
+            let ms = pool.statement_timeout.as_millis().to_string();
+            // Sent in the startup packet: no extra round trip per connection.
+            opts.map_sqlx_postgres_opts(move |o| o.options([("statement_timeout", ms.clone())]));
+        }
 
         if url.starts_with("sqlite:") {
             let in_memory = url.contains(":memory:") || url.contains("mode=memory");
@@ -73,6 +115,9 @@ impl Store {
     pub async fn migrate(&self) -> Result<(), StoreError> {
         if self.backend() == DatabaseBackend::Postgres {
             let txn = self.db.begin().await?;
+            // A migration may rewrite a large table: no statement timeout here.
+            txn.execute_unprepared("SET LOCAL statement_timeout = 0")
+                .await?;
             txn.execute_unprepared(&format!("SELECT pg_advisory_xact_lock({MIGRATE_LOCK_KEY})"))
                 .await?;
             Migrator::up(&txn, None).await?;

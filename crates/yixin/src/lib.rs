@@ -18,7 +18,7 @@ use yixin_platform::{
     http::{self, RunningServer},
 };
 use yixin_queue::{MemoryPositions, MemoryQueue, PositionBoard, Queue, QueueConfig, RedisQueue};
-use yixin_store::Store;
+use yixin_store::{PoolOptions, Store};
 
 /// Which services this process runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -82,7 +82,14 @@ pub async fn connect_store(settings: &Settings) -> anyhow::Result<Store> {
             format!("sqlite://{}?mode=rwc", dir.join("yixin.sqlite").display())
         }
     };
-    let store = Store::connect(&url, settings.database.max_connections)
+    let db = &settings.database;
+    let pool = PoolOptions {
+        max_connections: db.max_connections,
+        acquire_timeout: Duration::from_millis(db.acquire_timeout_ms),
+        connect_timeout: Duration::from_millis(db.connect_timeout_ms),
+        statement_timeout: Duration::from_millis(db.statement_timeout_ms),
+    };
+    let store = Store::connect_with(&url, pool)
         .await
         .context("connecting to the database (database.url)")?;
     Ok(store)
@@ -94,6 +101,7 @@ async fn connect_queue(
     let config = QueueConfig {
         key_prefix: settings.redis.key_prefix.clone(),
         max_deliveries: settings.redis.max_deliveries,
+        command_timeout: Duration::from_millis(settings.redis.command_timeout_ms),
         ..QueueConfig::default()
     };
     let trail_max = settings.tracking.trail_stream_max_len;
@@ -273,10 +281,25 @@ pub fn order_intake(
         backends.queue.clone(),
         yixin_order_intake::OrderIntakeConfig {
             orders_per_minute: settings.orders.per_resident_per_minute,
+            retention: retention_config(&settings.retention),
             ..yixin_order_intake::OrderIntakeConfig::default()
         },
         shutdown,
     )
+}
+
+/// The pruner's configuration from `retention.*`.
+fn retention_config(
+    r: &yixin_platform::config::RetentionSettings,
+) -> yixin_order_intake::retention::RetentionConfig {
+    const HOUR: u64 = 3600;
+    yixin_order_intake::retention::RetentionConfig {
+        outbox: Duration::from_secs(r.outbox_hours.saturating_mul(HOUR)),
+        trail: Duration::from_secs(r.trail_days.saturating_mul(24 * HOUR)),
+        visit_trail: Duration::from_secs(r.visit_trail_days.saturating_mul(24 * HOUR)),
+        interval: Duration::from_secs(r.interval_secs),
+        batch: r.batch,
+    }
 }
 
 /// What the routes of one process are built from.

@@ -156,7 +156,7 @@ async fn consent_answers_and_doctors_orders_are_checked() {
         (
             "infant_jaundice_test",
             json!({"answers": {"allergies": "青霉\u{0}素"}}),
-            "invalid_value",
+            "control_character",
             "answers.allergies",
         ),
         (
@@ -552,10 +552,14 @@ async fn consent_on_site_and_a_record_before_completion() {
         (with("mood", json!("happy")), "unknown_field", "values.mood"),
         (
             with("materials_used", json!("棉签\u{0}")),
-            "invalid_value",
+            "control_character",
             "values.materials_used",
         ),
-        (with("notes", json!("ok\u{0}")), "invalid_value", "notes"),
+        (
+            with("notes", json!("ok\u{0}")),
+            "control_character",
+            "notes",
+        ),
         (
             with("notes", json!("长".repeat(2001))),
             "invalid_value",

@@ -422,7 +422,7 @@ async fn credentials_are_validated_verified_rejected_and_changes_need_verifying_
     for (reason, code) in [
         (json!(""), "required"),
         (json!("x".repeat(501)), "too_long"),
-        (json!("a\u{0}"), "invalid_text"),
+        (json!("a\u{0}"), "control_character"),
     ] {
         let reply = app
             .post(&reject, Some(&coord), &json!({"reason": reason}))

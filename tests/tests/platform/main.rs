@@ -9,6 +9,7 @@ mod coordinator;
 mod credentials;
 mod dashboard;
 mod dispatch;
+mod hardening;
 mod nurses;
 mod operations;
 mod orders;

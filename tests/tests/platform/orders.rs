@@ -432,16 +432,15 @@ async fn live_feed_rejects_strangers_and_nurses() {
         .as_str()
         .unwrap()
         .to_owned();
+    // The token rides in the query, as a browser's WebSocket sends it.
     let stranger = app.resident_token().await;
-    let reply = app
-        .get(&format!("/v1/orders/{id}/live?token={stranger}"), None)
+    let refused = app
+        .try_ws(&format!("/v1/orders/{id}/live"), &stranger)
         .await;
-    assert_eq!(reply.status, StatusCode::NOT_FOUND, "{}", reply.text);
+    assert_eq!(refused.err(), Some(404));
     let nurse = app.token("nurse", "n-1", &app.settings.demo.org_id).await;
-    let reply = app
-        .get(&format!("/v1/orders/{id}/live?token={nurse}"), None)
-        .await;
-    assert_eq!(reply.status, StatusCode::FORBIDDEN, "{}", reply.text);
+    let refused = app.try_ws(&format!("/v1/orders/{id}/live"), &nurse).await;
+    assert_eq!(refused.err(), Some(403));
     let reply = app.get(&format!("/v1/orders/{id}/live"), None).await;
     assert_eq!(reply.status, StatusCode::UNAUTHORIZED);
 }

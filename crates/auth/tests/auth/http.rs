@@ -189,14 +189,23 @@ async fn query_token_works() {
     let auth = hs();
     let token = auth.mint(Role::Nurse, "n-3", "demo").unwrap();
     let app = app!(auth, false);
+    // Only a WebSocket upgrade may carry its token in the query.
     let req = TestRequest::get()
         .uri(&format!("/nurse?since=1&token={token}"))
+        .insert_header(("upgrade", "websocket"))
         .to_request();
     let resp = test::call_service(&app, req).await;
     assert_eq!(resp.status(), StatusCode::OK);
     assert_eq!(test::read_body(resp).await, "n-3");
+    let req = TestRequest::get()
+        .uri(&format!("/nurse?since=1&token={token}"))
+        .to_request();
+    assert_unauthorized(&test::call_service(&app, req).await);
     // A bad query token is a 401 like a bad header.
-    let req = TestRequest::get().uri("/nurse?token=x.y.z").to_request();
+    let req = TestRequest::get()
+        .uri("/nurse?token=x.y.z")
+        .insert_header(("upgrade", "websocket"))
+        .to_request();
     assert_unauthorized(&test::call_service(&app, req).await);
 }
 

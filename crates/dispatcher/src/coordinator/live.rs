@@ -135,7 +135,7 @@ pub async fn live(
     let org = org_of(&caller);
     // Subscribe before reading the overview, so no change falls in between.
     let unavailable = |e: yixin_queue::QueueError| {
-        ApiError::Unavailable(format!("live updates unavailable: {e}"))
+        ApiError::BackendUnavailable(format!("live updates unavailable: {e}"))
     };
     let events = svc
         .queue

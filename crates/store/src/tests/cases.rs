@@ -2,7 +2,7 @@ use std::collections::HashSet;
 use std::sync::Arc;
 
 use chrono::{DateTime, SubsecRound, TimeDelta, Utc};
-use sea_orm::{ConnectionTrait, EntityTrait, PaginatorTrait};
+use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter};
 use yixin_domain::{
     Address, Catalog, Contact, GeoJsonPolygon, GeoPoint, NewOrder, Nurse, NurseId, Offer, OfferId,
     OfferStatus, Order, OrderId, OrderStatus, OrgId, PhoneNumber, Rating, ResidentId, ServiceArea,
@@ -977,4 +977,195 @@ pub async fn create_waits_for_a_concurrent_holder_of_its_key(store: Store) {
     }
     assert_eq!(count_orders(&store).await, 1);
     assert_eq!(count_outbox(&store).await, 1);
+}
+
+/// Retention: published outbox rows older than the cut go, in bounded
+/// batches; unpublished and young ones stay.
+pub async fn retention_prunes_old_published_outbox_rows_only(store: Store) {
+    for i in 0..4 {
+        let o = new_order("r1", now());
+        store
+            .create_order(&o, msg(&format!("topic-{i}")), None)
+            .await
+            .unwrap();
+    }
+    let rows = store.unpublished_outbox(10).await.unwrap();
+    let ids: Vec<i64> = rows.iter().map(|m| m.id).collect();
+    let old = now() - TimeDelta::hours(30);
+    store.mark_published(&ids[..2], old).await.unwrap();
+    store.mark_published(&ids[2..3], now()).await.unwrap();
+    let cut = now() - TimeDelta::hours(24);
+    assert_eq!(store.prune_outbox(cut, 1).await.unwrap(), 1);
+    assert_eq!(store.prune_outbox(cut, 1).await.unwrap(), 1);
+    assert_eq!(store.prune_outbox(cut, 1).await.unwrap(), 0);
+    let mut left: Vec<i64> = outbox::Entity::find()
+        .all(store.connection())
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|m| m.id)
+        .collect();
+    left.sort();
+    assert_eq!(left, ids[2..].to_vec(), "young and unpublished rows stay");
+}
+
+/// Retention: off-visit trail samples older than the cut go; samples taken
+/// between an order's assignment and its end (or still open) stay until the
+/// visit trail's own, longer cut.
+pub async fn retention_keeps_the_visit_trail_longer(store: Store) {
+    use sea_orm::{ActiveValue::NotSet, ActiveValue::Set};
+    let a = nurse(&store, "Nurse A").await;
+    let b = nurse(&store, "Nurse B").await;
+    let t = now();
+    let days = |d: i64| t - TimeDelta::days(d);
+    // A's visit: assigned 20 days ago, completed 19 days ago. B's visit:
+    // assigned 10 days ago, never ended.
+    for (who, assigned, completed) in [(a.id, days(20), Some(days(19))), (b.id, days(10), None)] {
+        let o = placed(&store, "r1").await;
+        order::Entity::update_many()
+            .col_expr(
+                order::Column::NurseId,
+                sea_orm::sea_query::Expr::value(Some(who.0)),
+            )
+            .filter(order::Column::Id.eq(o.id.0))
+            .exec(store.connection())
+            .await
+            .unwrap();
+        let mut events = vec![(OrderStatus::Assigned, assigned)];
+        events.extend(completed.map(|at| (OrderStatus::Completed, at)));
+        for (status, at) in events {
+            order_event::Entity::insert(order_event::ActiveModel {
+                id: NotSet,
+                order_id: Set(o.id.0),
+                status: Set(status.as_str().to_owned()),
+                at: Set(at),
+                detail: Set(None),
+            })
+            .exec_without_returning(store.connection())
+            .await
+            .unwrap();
+        }
+    }
+    let fix = |nurse: NurseId, at: DateTime<Utc>| LocationFix {
+        nurse_id: nurse,
+        location: GeoPoint::new(29.39, 106.32).unwrap(),
+        accuracy_m: 5.0,
+        recorded_at: at,
+        received_at: at,
+    };
+    let a_before = days(25);
+    let a_on_visit = days(20) + TimeDelta::hours(2);
+    let a_after = days(18);
+    let a_young = t - TimeDelta::hours(1);
+    let b_before = days(12);
+    let b_on_open_visit = days(9);
+    store
+        .append_locations(&[
+            fix(a.id, a_before),
+            fix(a.id, a_on_visit),
+            fix(a.id, a_after),
+            fix(a.id, a_young),
+            fix(b.id, b_before),
+            fix(b.id, b_on_open_visit),
+        ])
+        .await
+        .unwrap();
+    let recorded = |store: Store| async move {
+        let mut at: Vec<(uuid::Uuid, DateTime<Utc>)> =
+            crate::entity::nurse_location::Entity::find()
+                .all(store.connection())
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|m| (m.nurse_id, m.recorded_at))
+                .collect();
+        at.sort();
+        at
+    };
+    // Off visit, older than a week: in batches of two.
+    let cut = days(7);
+    assert_eq!(store.prune_off_visit_trail(cut, 2).await.unwrap(), 2);
+    assert_eq!(store.prune_off_visit_trail(cut, 2).await.unwrap(), 1);
+    assert_eq!(store.prune_off_visit_trail(cut, 2).await.unwrap(), 0);
+    let mut expected = vec![
+        (a.id.0, a_on_visit),
+        (a.id.0, a_young),
+        (b.id.0, b_on_open_visit),
+    ];
+    expected.sort();
+    assert_eq!(recorded(store.clone()).await, expected);
+    // The visit trail's own cut (older than 15 days) takes A's visit.
+    assert_eq!(store.prune_visit_trail(days(15), 100).await.unwrap(), 1);
+    let mut expected = vec![(a.id.0, a_young), (b.id.0, b_on_open_visit)];
+    expected.sort();
+    assert_eq!(recorded(store.clone()).await, expected);
+}
+
+/// Relays claim outbox rows: on PostgreSQL a second claim skips the rows a
+/// first one holds (`FOR UPDATE SKIP LOCKED`) and gets them once released
+/// unpublished; on SQLite (one writer process) a claim is a plain read.
+pub async fn relays_claim_outbox_rows_without_overlap(store: Store) {
+    for i in 0..5 {
+        let o = new_order("r1", now());
+        store
+            .create_order(&o, msg(&format!("topic-{i}")), None)
+            .await
+            .unwrap();
+    }
+    let first = store.claim_outbox(3).await.unwrap();
+    let topics = |rows: &[crate::OutboxMessage]| -> Vec<String> {
+        rows.iter().map(|m| m.topic.clone()).collect()
+    };
+    assert_eq!(topics(&first.rows), ["topic-0", "topic-1", "topic-2"]);
+    if store.backend() == sea_orm::DatabaseBackend::Postgres {
+        let second = store.claim_outbox(3).await.unwrap();
+        assert_eq!(topics(&second.rows), ["topic-3", "topic-4"]);
+        // Released without publishing: the rows go back.
+        second.published(&[], now()).await.unwrap();
+    }
+    let ids: Vec<i64> = first.rows.iter().map(|m| m.id).collect();
+    first.published(&ids, now()).await.unwrap();
+    let rest = store.claim_outbox(10).await.unwrap();
+    assert_eq!(topics(&rest.rows), ["topic-3", "topic-4"]);
+}
+
+/// Constraint violations carry the store's own words, the same on both
+/// backends, never the database's text; the first nurse of an organisation
+/// the database has never seen is added (the organisation with her).
+pub async fn conflicts_are_stable_and_a_new_organisation_takes_its_first_nurse(store: Store) {
+    let fresh = OrgId::from("never-seen-before");
+    let mut n = Nurse::new(
+        fresh.clone(),
+        "First Nurse",
+        PhoneNumber::new("13900139001").unwrap(),
+        vec![Skill::new("wound_care").unwrap()],
+        now(),
+    )
+    .unwrap();
+    n.external_id = Some("ext-1".to_owned());
+    store.insert_nurse(&n).await.unwrap();
+    assert!(store.get_nurse(n.id).await.unwrap().is_some());
+    // The same id again (without the external id, which SQLite would name first).
+    let mut again = n.clone();
+    again.external_id = None;
+    match store.insert_nurse(&again).await {
+        Err(StoreError::Conflict(m)) => assert_eq!(m, "nurse already exists (id taken)"),
+        other => panic!("expected a conflict, got {other:?}"),
+    }
+    // Another nurse with the same external id.
+    let mut other = Nurse::new(
+        fresh,
+        "Second Nurse",
+        PhoneNumber::new("13900139002").unwrap(),
+        vec![Skill::new("wound_care").unwrap()],
+        now(),
+    )
+    .unwrap();
+    other.external_id = Some("ext-1".to_owned());
+    match store.insert_nurse(&other).await {
+        Err(StoreError::Conflict(m)) => {
+            assert_eq!(m, "nurse already exists (external_id taken)")
+        }
+        other => panic!("expected a conflict, got {other:?}"),
+    }
 }

@@ -62,6 +62,10 @@ on_every_backend!(
     orders_with_status_and_idempotency_purge,
     create_order_round_trips_every_field,
     outbox_poll_skips_published_rows_wherever_they_are,
+    retention_prunes_old_published_outbox_rows_only,
+    retention_keeps_the_visit_trail_longer,
+    relays_claim_outbox_rows_without_overlap,
+    conflicts_are_stable_and_a_new_organisation_takes_its_first_nurse,
 );
 
 /// A create waits for a concurrent holder of its idempotency key (on
