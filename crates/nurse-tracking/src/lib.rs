@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex, RwLock};
 
 use tokio::sync::watch;
 use yixin_platform::Mount;
-use yixin_platform::config::TrackingSettings;
+use yixin_platform::config::{SafetySettings, TrackingSettings};
 use yixin_queue::{PositionBoard, Queue};
 use yixin_store::Store;
 
@@ -23,6 +23,7 @@ pub use yixin_dispatch_core::fleet;
 pub mod frames;
 pub mod http;
 pub mod notify;
+pub mod safety;
 pub mod service;
 mod writer;
 pub mod ws;
@@ -65,12 +66,23 @@ impl NurseTracking {
                 queue,
                 positions,
                 settings,
+                safety: SafetySettings::default(),
                 fleet: Arc::new(RwLock::new(Fleet::new(rules))),
                 pending: Mutex::default(),
             }),
             instance: uuid::Uuid::new_v4(),
             shutdown,
         }
+    }
+
+    /// With the safety settings (arrival radius, alarms, lone-worker timer);
+    /// the defaults otherwise. Call before the service is shared.
+    pub fn with_safety(mut self, safety: SafetySettings) -> Self {
+        match Arc::get_mut(&mut self.tracker) {
+            Some(tracker) => tracker.safety = safety,
+            None => tracing::error!("safety settings given too late; the defaults apply"),
+        }
+        self
     }
 
     /// The fleet (position index and presence) candidate search reads.
@@ -94,6 +106,9 @@ impl NurseTracking {
             cfg.service(http::get_jobs);
             cfg.service(http::get_jobs_today);
             cfg.service(http::get_me);
+            cfg.service(safety::post_sos);
+            cfg.service(safety::get_my_alarms);
+            cfg.service(safety::post_check_in);
         })
     }
 
@@ -105,7 +120,8 @@ impl NurseTracking {
     ) -> Vec<tokio::task::JoinHandle<()>> {
         vec![
             tokio::spawn(writer::run(self.tracker.clone(), shutdown.clone())),
-            tokio::spawn(roster_watch(self.tracker.clone(), shutdown)),
+            tokio::spawn(roster_watch(self.tracker.clone(), shutdown.clone())),
+            tokio::spawn(safety::run(self.tracker.clone(), shutdown)),
         ]
     }
 }

@@ -33,6 +33,7 @@ mod orders;
 mod outbox;
 mod records;
 mod roster;
+mod safety;
 mod signin;
 mod store;
 mod tracking;
@@ -49,6 +50,7 @@ pub use crate::credentials::{AuditEntry, AuditQuery, AuditRecord, audit_action, 
 pub use crate::dispatch::DayOrder;
 pub use crate::error::StoreError;
 pub use crate::household::{HouseholdMember, SavedAddress};
+pub use crate::safety::VisitCheck;
 pub use crate::signin::StoredCode;
 pub use crate::store::Store;
 pub use crate::tracking::{ClaimLost, ClaimOutcome, NurseStanding};

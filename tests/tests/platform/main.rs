@@ -14,4 +14,5 @@ mod operations;
 mod orders;
 mod resident;
 mod roster;
+mod safety;
 mod signin;
