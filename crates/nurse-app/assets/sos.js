@@ -27,6 +27,7 @@ export class Safety {
     this.due = null; // {order_id, by}
     this.armedUntil = 0;
     this.holdTimer = null;
+    this.held = false;
     this.sending = false;
     this.slot = document.getElementById('sos-slot');
     this.prompt = document.getElementById('checkin');
@@ -84,6 +85,8 @@ export class Safety {
       this.holdTimer = null;
       this.btn.classList.remove('holding');
       this.armedUntil = 0;
+      // The release after a completed hold is no tap.
+      this.held = true;
       this.raise();
     }, HOLD_MS);
   }
@@ -96,6 +99,10 @@ export class Safety {
 
   /** A tap arms the button; a second tap within three seconds raises. */
   tap() {
+    if (this.held) {
+      this.held = false;
+      return;
+    }
     if (this.sending) return;
     const now = Date.now();
     if (now < this.armedUntil) {

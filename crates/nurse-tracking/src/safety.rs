@@ -546,6 +546,10 @@ async fn record(tracker: &Tracker, alarm: &mut Alarm, outcome: &str, attempts: u
     }
     alarm.escalation = Some(outcome.to_owned());
     alarm.escalated_at = Some(now);
+    // As it is now (a coordinator may have acknowledged it meanwhile).
+    if let Ok(Some(current)) = tracker.store.org_alarm(&alarm.org_id, alarm.id).await {
+        *alarm = current;
+    }
     tracker.tell_alarm(alarm, now).await;
 }
 

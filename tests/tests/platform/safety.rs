@@ -136,11 +136,14 @@ async fn alarm_frame(live: &mut WsClient, want: impl Fn(&Value) -> bool) -> Valu
     }
 }
 
+/// One post the endpoint kept: its JSON body, signature header and raw body.
+type Delivery = (Value, String, Vec<u8>);
+
 /// A stand-in escalation endpoint: answers 503 to the first post (so the
 /// sender must retry), 200 after; keeps each post's body and signature.
 #[derive(Clone, Default)]
 struct Receiver {
-    received: Arc<Mutex<Vec<(Value, String, Vec<u8>)>>>,
+    received: Arc<Mutex<Vec<Delivery>>>,
     posts: Arc<std::sync::atomic::AtomicUsize>,
 }
 
