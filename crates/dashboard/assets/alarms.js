@@ -159,10 +159,8 @@ export class AlarmCenter {
     this.flags = [];
     this.notes = new Map();
     this.siren = new Siren();
-    const unlock = () => {
-      this.siren.unlock();
-      this.render();
-    };
+    // Any gesture allows sound; no re-render here (it would swallow the click).
+    const unlock = () => this.siren.unlock();
     document.addEventListener('pointerdown', unlock);
     document.addEventListener('keydown', unlock);
   }
@@ -290,7 +288,11 @@ export class AlarmCenter {
     if (list.length) {
       children.push(h('div', { class: `alarm-banner${unacknowledged ? ' alarm-loud' : ''}` },
         unacknowledged && this.siren.blocked
-          ? h('button', { type: 'button', class: 'alarm-sound', on: { click: () => { this.siren.unlock(); this.render(); } } }, `🔊 ${w('sound_on')}`)
+          ? h('button', {
+            type: 'button',
+            class: 'alarm-sound',
+            on: { click: (ev) => { this.siren.unlock(); this.siren.play(); ev.currentTarget.remove(); } },
+          }, w('sound_on'))
           : null,
         list.map((a) => this.card(a))));
     }
