@@ -754,6 +754,28 @@ mod tests {
     }
 
     #[test]
+    fn an_escalation_webhook_needs_a_signing_key() {
+        let mut s = Settings::default();
+        assert_eq!(s.safety.arrival_radius_m, 200.0);
+        assert_eq!(s.safety.escalate_after_secs, 60);
+        s.safety.escalation_webhooks = vec![EscalationWebhook {
+            org_id: "demo".into(),
+            url: "https://alarms.example.org/hook".into(),
+        }];
+        let err = s.validate().unwrap_err().to_string();
+        assert!(err.contains("safety.escalation_secret"), "{err}");
+        s.safety.escalation_secret = Some(SecretString::from("k".repeat(32)));
+        s.validate().unwrap();
+        assert_eq!(
+            s.safety.escalation_url("demo"),
+            Some("https://alarms.example.org/hook")
+        );
+        assert_eq!(s.safety.escalation_url("other"), None);
+        s.safety.arrival_radius_m = -1.0;
+        assert!(s.validate().is_err());
+    }
+
+    #[test]
     fn defaults_are_the_embedded_platform() {
         let s = Settings::load_from(None, env(&[])).unwrap();
         assert_eq!(s.server.addr.to_string(), "127.0.0.1:8080");
