@@ -225,8 +225,8 @@ describe('coordinator dashboard', () => {
     assert.notEqual(await idA.textContent(), await idB.textContent());
 
     // The nurse on her way arrives and starts: the visit is in service.
-    await platform.ok('POST', `/v1/nurse/orders/${riding}/progress`, nurses.near.token, { step: 'arrived' });
-    await platform.ok('POST', `/v1/nurse/orders/${riding}/progress`, nurses.near.token, { step: 'started', consent_by: '王女士' });
+    await platform.visitStep(nurses.near.token, riding, 'arrived');
+    await platform.visitStep(nurses.near.token, riding, 'started');
     await page.locator(`${listItem(riding)}[data-status="in_service"]`).waitFor();
     // Older than the waiting orders (its promise comes first), yet listed
     // after them: it has a nurse at the door, they have none.

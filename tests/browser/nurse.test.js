@@ -293,6 +293,14 @@ describe('nurse app', () => {
       ['开始服务', '服务中'],
       ['完成服务', '已完成'],
     ]) {
+      if (button === '我已到达') {
+        // At the door: the server accepts `arrived` only near the address.
+        await context.setGeolocation({ latitude: HOME.lat, longitude: HOME.lng, accuracy: 8 });
+        await until('the phone at the door', async () => {
+          const e = await rosterEntry();
+          return e && e.position && near(e.position, { latitude: HOME.lat, longitude: HOME.lng });
+        });
+      }
       if (button === '开始服务') {
         // Consent on site: the server refuses `started` without a name.
         await page.locator('#job-consent').waitFor();

@@ -209,6 +209,12 @@ export class Platform {
       await this.ok('POST', `/v1/nurse/orders/${orderId}/record`, nurseToken, { values: plausibleRecord(svc.record_template) });
     }
     const body = step === 'started' ? { step, consent_by: '王女士' } : { step };
+    if (step === 'arrived') {
+      // At the door: the server checks the phone's distance to the address.
+      const jobs = await this.ok('GET', '/v1/nurse/jobs', nurseToken);
+      const job = jobs.find((j) => j.order_id === orderId);
+      if (job && job.location) body.location = { lat: job.location.lat, lng: job.location.lng, accuracy_m: 10 };
+    }
     return this.ok('POST', `/v1/nurse/orders/${orderId}/progress`, nurseToken, body);
   }
 }

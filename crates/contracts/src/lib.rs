@@ -13,6 +13,7 @@
 
 pub mod events;
 pub mod names;
+pub mod safety;
 
 pub use events::{
     Broadcast, NewOutboxMessage, OfferDetails, cancellation_broadcasts, coarse_area, envelope,

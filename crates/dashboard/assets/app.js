@@ -10,6 +10,7 @@ import { lang, setLang, t, translateStatic } from './i18n.js';
 import * as S from './state.js';
 import { Governance } from './governance.js';
 import { ReviewQueue, w as reviewWord } from './reviews.js';
+import { AlarmCenter } from './alarms.js';
 
 const TOKEN_KEY = 'yixin.dashboard.token';
 const OPEN_QUERY = `/v1/dispatch/orders?status=${S.OPEN.join(',')}&limit=500`;
@@ -49,6 +50,8 @@ let map = null;
 let governance = null;
 /** The screening queue (reviews.js). */
 let reviews = null;
+/** Nurses' alarms and visits flagged for review (alarms.js). */
+let alarms = null;
 const timers = [];
 
 // ---------------------------------------------------------------- DOM helpers
@@ -202,6 +205,17 @@ async function signIn(token) {
     onCount: (n) => { $('#tab-reviews').textContent = n ? `${reviewWord('tab')} (${n})` : reviewWord('tab'); },
   });
   reviews.refresh();
+  if (alarms) alarms.stop();
+  alarms = new AlarmCenter($('#alarms'), api, {
+    nurseName: (id) => (state.nurses.get(id) || {}).name || id.slice(0, 8),
+    toast,
+    onChange: renderMap,
+    onShow: (a) => {
+      setView('map');
+      if (map) map.centerOn(a.location.lat, a.location.lng);
+    },
+  });
+  alarms.refresh();
   setView(state.view);
   await loadAll();
   live = new LiveFeed(() => state.token, onFrame, onConnection);
@@ -213,6 +227,7 @@ async function signIn(token) {
 
 function signOut(message = '') {
   if (live) live.stop();
+  if (alarms) alarms.stop();
   live = null;
   while (timers.length) clearInterval(timers.pop());
   sessionStorage.removeItem(TOKEN_KEY);
@@ -388,6 +403,9 @@ function onFrame(frame) {
     case 'alert':
       toast(t('alert.escalated', { id: short(frame.order_id) }), 'warn');
       break;
+    case 'alarm':
+      if (alarms) alarms.onFrame(frame);
+      break;
     default:
       break;
   }
@@ -442,6 +460,7 @@ function renderMap() {
     nurses: nursesWithState(),
     orders: openOrders(),
     selected: state.selected,
+    alarms: alarms ? alarms.markers() : [],
   });
 }
 

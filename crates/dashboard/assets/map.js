@@ -37,7 +37,7 @@ export class MapView {
     this.tileUrl = options.tileUrl || '';
     this.onSelectOrder = options.onSelectOrder;
     this.label = options.label;
-    this.data = { areas: [], cells: [], nurses: [], orders: [], selected: null };
+    this.data = { areas: [], cells: [], nurses: [], orders: [], selected: null, alarms: [] };
     this.origin = null;
     this.view = null; // {cx, cy} metres, scale px per metre
     // Until the coordinator pans or zooms, the view follows the areas (and
@@ -189,7 +189,7 @@ export class MapView {
     const now = Date.now();
     const frag = document.createDocumentFragment();
     if (this.tileUrl) frag.append(this.tiles(w, h));
-    frag.append(this.cells(), this.areas(), this.lines(), this.orders(now), this.nurses());
+    frag.append(this.cells(), this.areas(), this.lines(), this.orders(now), this.nurses(), this.alarmMarkers());
     this.svg.replaceChildren(frag);
   }
 
@@ -311,6 +311,30 @@ export class MapView {
       g.append(m);
     }
     return g;
+  }
+
+  /** Nurses' open alarms: a pulsing red ring with the alarm's kind. */
+  alarmMarkers() {
+    const g = el('g', { class: 'alarms' });
+    for (const a of this.data.alarms || []) {
+      const at = this.screen(a.lat, a.lng);
+      const m = el('g', { class: `alarm-marker alarm-${a.state}`, transform: `translate(${at.x},${at.y})`, 'data-alarm-id': a.id });
+      m.append(el('circle', { class: 'alarm-pulse', cx: 0, cy: 0, r: 18 }));
+      m.append(el('circle', { class: 'alarm-core', cx: 0, cy: 0, r: 9 }));
+      m.append(el('text', { class: 'alarm-label', x: 0, y: -24 }, a.label));
+      g.append(m);
+    }
+    return g;
+  }
+
+  /** Moves the view to a point (keeps the zoom). */
+  centerOn(lat, lng) {
+    if (!this.origin || !this.view) return;
+    const p = this.project(lat, lng);
+    this.view.cx = p.x;
+    this.view.cy = p.y;
+    this.auto = false;
+    this.schedule();
   }
 
   nurses() {

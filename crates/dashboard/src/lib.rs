@@ -45,8 +45,10 @@ const ASSETS: &[Asset] = &[
     asset!("state.js", JS),
     asset!("governance.js", JS),
     asset!("reviews.js", JS),
+    asset!("alarms.js", JS),
     asset!("style.css", CSS),
     asset!("governance.css", CSS),
+    asset!("alarms.css", CSS),
     asset!("favicon.svg", SVG),
 ];
 /// Where the page is in [`ASSETS`].

@@ -104,6 +104,12 @@ impl Dispatcher {
             cfg.service(credentials::reject_credentials);
             cfg.service(credentials::expiring_certificates);
             cfg.service(credentials::audit_trail);
+            cfg.service(coordinator::safety::list_alarms);
+            cfg.service(coordinator::safety::ack_alarm);
+            cfg.service(coordinator::safety::resolve_alarm);
+            cfg.service(coordinator::safety::override_arrival);
+            cfg.service(coordinator::safety::list_visit_flags);
+            cfg.service(coordinator::safety::clear_visit_flag);
         })
     }
 }

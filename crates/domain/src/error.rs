@@ -163,6 +163,24 @@ pub enum DomainError {
     /// `completed` before the visit record was submitted.
     #[error("submit the visit record first; missing: {}", missing.join(", "))]
     RecordRequired { missing: Vec<String> },
+
+    /// `arrived` reported too far from the order's address.
+    #[error(
+        "you are {distance_m} m from the address; arrival is accepted within {allowed_m} m (ask a coordinator to override)"
+    )]
+    TooFarFromAddress { distance_m: u32, allowed_m: u32 },
+
+    /// `arrived` without a known, fresh position (none sent, none recent).
+    #[error("no recent position of the phone: send `location` with the step or turn on location")]
+    PositionUnknown,
+
+    /// Resolving an alarm nobody has acknowledged yet.
+    #[error("acknowledge the alarm before resolving it")]
+    AlarmNotAcknowledged,
+
+    /// Acknowledging or resolving an alarm that is already resolved.
+    #[error("the alarm is already resolved")]
+    AlarmResolved,
 }
 
 fn range_text(min: Option<f64>, max: Option<f64>) -> String {
@@ -218,6 +236,10 @@ impl DomainError {
             Self::ConsentOutdated { .. } => "consent_outdated",
             Self::DoctorOrderRequired => "doctor_order_required",
             Self::RecordRequired { .. } => "record_required",
+            Self::TooFarFromAddress { .. } => "too_far_from_address",
+            Self::PositionUnknown => "position_unknown",
+            Self::AlarmNotAcknowledged => "alarm_not_acknowledged",
+            Self::AlarmResolved => "alarm_resolved",
         }
     }
 
@@ -246,7 +268,9 @@ impl DomainError {
             Self::InvalidPolygon { .. } => Some("polygon"),
             Self::InvalidSchedule { .. } => Some("scheduled_for"),
             Self::UnknownService { .. } | Self::ServiceInactive { .. } => Some("service_code"),
-            Self::OutsideServiceArea => Some("location"),
+            Self::OutsideServiceArea | Self::TooFarFromAddress { .. } | Self::PositionUnknown => {
+                Some("location")
+            }
             Self::MissingSkills { .. } => Some("nurse_id"),
             Self::IllegalTransition { .. }
             | Self::NotCancellable { .. }
@@ -256,7 +280,9 @@ impl DomainError {
             | Self::OfferNotOpen { .. }
             | Self::OfferStillLive { .. }
             | Self::InvalidCatalog { .. }
-            | Self::InvalidField { .. } => None,
+            | Self::InvalidField { .. }
+            | Self::AlarmNotAcknowledged
+            | Self::AlarmResolved => None,
         }
     }
 

@@ -84,6 +84,11 @@ uuid_id!(
     AreaId,
     "area_id"
 );
+uuid_id!(
+    /// Identifies a nurse's alarm (SOS, missed check-in, silent phone).
+    AlarmId,
+    "alarm_id"
+);
 
 macro_rules! string_id {
     ($(#[$meta:meta])* $name:ident) => {

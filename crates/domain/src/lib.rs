@@ -26,6 +26,7 @@ pub mod nurse;
 pub mod offer;
 pub mod order;
 pub mod phone;
+pub mod safety;
 
 pub use crate::area::{GeoJsonPolygon, SHUANGFU_DEMO_AREA_ID, ServiceArea};
 pub use crate::catalog::{Catalog, Category, Service, Skill};
@@ -38,7 +39,7 @@ pub use crate::credentials::{
 };
 pub use crate::error::DomainError;
 pub use crate::geo::GeoPoint;
-pub use crate::ids::{AreaId, NurseId, OfferId, OrderId, OrgId, ResidentId};
+pub use crate::ids::{AlarmId, AreaId, NurseId, OfferId, OrderId, OrgId, ResidentId};
 pub use crate::local_time::OrgTimeZone;
 pub use crate::nurse::{Nurse, ShiftState, external_id};
 pub use crate::offer::{DEFAULT_OFFER_TTL_SECS, Offer, OfferClosedReason, OfferStatus};

@@ -9,6 +9,7 @@ import { nextStep, stepsDone, secondsLeft, distanceText, age, STEPS } from './st
 import { navLinks } from './maps.js';
 import { ring, unlockAudio, keepAwake, awake } from './alert.js';
 import { t, applyI18n, getLang, setLang } from './i18n.js';
+import { Safety } from './sos.js';
 
 const TOKEN_KEY = 'yixin.nurse.token';
 const $ = (id) => document.getElementById(id);
@@ -36,6 +37,9 @@ const api = new Api(
   () => signOut(t('signin.expired')),
 );
 const buffer = new FixBuffer(720);
+// The latest fix this page saw (the SOS and `arrived` send it).
+let latestFix = null;
+const safety = new Safety({ api, position: () => latestFix });
 const socket = new NurseSocket({
   url: () => {
     const proto = location.protocol === 'https:' ? 'wss:' : 'ws:';
@@ -190,6 +194,7 @@ async function signIn(token) {
 
 function signOut(why) {
   socket.stop();
+  safety.stop();
   stopGeo();
   keepAwake(false);
   state.token = null;
@@ -217,6 +222,7 @@ async function enter() {
   show('home');
   renderShift();
   socket.start();
+  safety.start();
   if (state.shift === 'on') startShiftSide();
   try {
     state.catalog = await api.get('/v1/catalog');
@@ -326,6 +332,7 @@ function onPosition(pos) {
   const fix = toFix(pos);
   if (fix.accuracy_m > state.config.max_accuracy_m) return;
   if (buffer.push(fix)) state.lastFixAt = Date.parse(fix.ts);
+  latestFix = fix;
   renderStatus();
 }
 
@@ -374,6 +381,7 @@ setInterval(renderStatus, 1000);
 // ------------------------------------------------------------------ socket frames
 
 function onFrame(frame) {
+  safety.onFrame(frame);
   switch (frame.type) {
     case 'offer':
       showOffer(frame);
@@ -663,6 +671,10 @@ async function doStep() {
     }
     body.consent_by = who;
   }
+  // At the door: the server checks the distance to the address.
+  if (step === 'arrived' && latestFix && Date.now() - Date.parse(latestFix.ts) < 120000) {
+    body.location = { lat: latestFix.lat, lng: latestFix.lng, accuracy_m: latestFix.accuracy_m };
+  }
   $('job-error').textContent = '';
   $('job-step').disabled = true;
   try {
@@ -681,6 +693,7 @@ async function doStep() {
 
 function relabel() {
   applyI18n();
+  safety.render();
   document.title = t('app.title');
   renderShift();
   renderStatus();

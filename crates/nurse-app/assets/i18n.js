@@ -2,6 +2,16 @@
 // (remembered in localStorage). `t(key, vars)` fills `{name}` placeholders.
 
 const zh = {
+  'sos.button': 'SOS',
+  'sos.again': '再按确认',
+  'sos.sending': '发送中…',
+  'sos.hint': '一键报警：长按一秒，或连按两下',
+  'sos.open': '已报警，等待调度响应',
+  'sos.acknowledged': '调度已响应，正在处理',
+  'sos.failed': '报警未发出，请再按或直接拨打 110',
+  'checkin.title': '请确认安全',
+  'checkin.text': '服务时间已到，请点击下方按钮签到。5 分钟内未签到将自动报警。',
+  'checkin.ok': '我很安全 · 签到',
   'app.title': '壹心 · 护士',
   'status.awake': '屏幕常亮',
   'conn.off': '未连接',
@@ -103,6 +113,16 @@ const zh = {
 };
 
 const en = {
+  'sos.button': 'SOS',
+  'sos.again': 'Tap again',
+  'sos.sending': 'Sending…',
+  'sos.hint': 'Alarm: hold for a second, or tap twice',
+  'sos.open': 'Alarm sent: waiting for a coordinator',
+  'sos.acknowledged': 'A coordinator is on it',
+  'sos.failed': 'Alarm not sent: press again or call 110',
+  'checkin.title': 'Are you safe?',
+  'checkin.text': 'The visit time is up: check in below. No check-in within 5 minutes raises an alarm.',
+  'checkin.ok': "I'm safe · check in",
   'app.title': 'Yixin · Nurse',
   'status.awake': 'Screen kept on',
   'conn.off': 'Not connected',

@@ -3,7 +3,7 @@
 // It never caches API answers or the socket: only the files listed here,
 // fetched network-first so a new release is picked up at once.
 
-const CACHE = 'yixin-nurse-shell-v1';
+const CACHE = 'yixin-nurse-shell-v2';
 const SHELL = [
   './',
   './app.js',
@@ -13,6 +13,7 @@ const SHELL = [
   './state.js',
   './maps.js',
   './alert.js',
+  './sos.js',
   './i18n.js',
   './style.css',
   './icon.svg',

@@ -46,6 +46,7 @@ const ASSETS: &[Asset] = &[
     asset!("state.js", JS),
     asset!("maps.js", JS),
     asset!("alert.js", JS),
+    asset!("sos.js", JS),
     asset!("i18n.js", JS),
     asset!("style.css", CSS),
     asset!("icon.svg", SVG),

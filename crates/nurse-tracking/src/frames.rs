@@ -139,17 +139,37 @@ pub enum ClientFrame {
         /// With `started`: who consented on site (the patient or a family member).
         #[serde(default)]
         consent_by: Option<String>,
+        /// With `arrived`: where the phone is (else its latest fresh fix).
+        #[serde(default)]
+        location: Option<crate::safety::StepPosition>,
+    },
+    /// One-key alarm (answered by `ack` with the alarm's id and state).
+    Sos {
+        #[serde(default)]
+        lat: Option<f64>,
+        #[serde(default)]
+        lng: Option<f64>,
+        #[serde(default)]
+        accuracy_m: Option<f64>,
+        #[serde(default)]
+        note: Option<String>,
+    },
+    /// "I am fine" on a visit (answered by `ack`).
+    CheckIn {
+        order_id: String,
     },
 }
 
 /// The frame types a phone may send.
-pub const CLIENT_FRAME_TYPES: [&str; 6] = [
+pub const CLIENT_FRAME_TYPES: [&str; 8] = [
     "location",
     "locations",
     "shift",
     "accept",
     "decline",
     "progress",
+    "sos",
+    "check_in",
 ];
 
 impl ClientFrame {
@@ -295,6 +315,22 @@ pub enum ServerFrame {
         message: String,
         #[serde(skip_serializing_if = "Option::is_none")]
         field: Option<String>,
+    },
+    /// One of the nurse's alarms was raised, acknowledged, resolved or escalated.
+    Alarm {
+        alarm_id: String,
+        /// `sos`, `missed_check_in` or `silent_phone`.
+        kind: String,
+        /// `open`, `acknowledged` or `resolved`.
+        state: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        order_id: Option<String>,
+        at: Option<DateTime<Utc>>,
+    },
+    /// The lone-worker timer ran out: check in on this visit by `by`.
+    CheckInDue {
+        order_id: String,
+        by: Option<DateTime<Utc>>,
     },
 }
 

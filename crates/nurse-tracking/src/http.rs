@@ -55,6 +55,10 @@ pub struct ProgressRequest {
     #[serde(default)]
     #[schema(max_length = 50, example = "王女士")]
     pub consent_by: Option<String>,
+    /// With `arrived`: where the phone is (else its latest fresh fix);
+    /// `arrived` is accepted within `safety.arrival_radius_m` of the address.
+    #[serde(default)]
+    pub location: Option<crate::safety::StepPosition>,
 }
 
 async fn nurse(svc: &NurseTracking, caller: &NurseCaller) -> Result<NurseCtx, ApiError> {
@@ -221,7 +225,7 @@ pub async fn decline_offer(
         (status = 403, body = ErrorBody),
         (status = 404, body = ErrorBody),
         (status = 409, body = ErrorBody),
-        (status = 422, description = "`consent_required` (started without `consent_by`) or `record_required` (completed before the visit record)", body = ErrorBody),
+        (status = 422, description = "`consent_required` (started without `consent_by`), `record_required` (completed before the visit record), `too_far_from_address` (arrived farther than the arrival radius; the message gives the distance) or `position_unknown` (arrived with no position sent and no fresh fix)", body = ErrorBody),
     )
 )]
 #[post("/v1/nurse/orders/{id}/progress")]
@@ -240,7 +244,7 @@ pub async fn post_progress(
     let body = body.into_inner();
     let job = svc
         .tracker
-        .progress(&ctx, order, body.step, body.consent_by)
+        .progress_at(&ctx, order, body.step, body.consent_by, body.location)
         .await?;
     audit_shown(&svc, &ctx, &caller, &req, &[&job.order_id], "http_progress").await;
     Ok(web::Json(job))

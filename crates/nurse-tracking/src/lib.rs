@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex, RwLock};
 
 use tokio::sync::watch;
 use yixin_platform::Mount;
-use yixin_platform::config::TrackingSettings;
+use yixin_platform::config::{SafetySettings, TrackingSettings};
 use yixin_queue::{PositionBoard, Queue};
 use yixin_store::Store;
 
@@ -23,6 +23,7 @@ pub use yixin_dispatch_core::fleet;
 pub mod frames;
 pub mod http;
 pub mod notify;
+pub mod safety;
 pub mod service;
 mod writer;
 pub mod ws;
@@ -65,12 +66,23 @@ impl NurseTracking {
                 queue,
                 positions,
                 settings,
+                safety: SafetySettings::default(),
                 fleet: Arc::new(RwLock::new(Fleet::new(rules))),
                 pending: Mutex::default(),
             }),
             instance: uuid::Uuid::new_v4(),
             shutdown,
         }
+    }
+
+    /// With the safety settings (arrival radius, alarms, lone-worker timer);
+    /// the defaults otherwise. Call before the service is shared.
+    pub fn with_safety(mut self, safety: SafetySettings) -> Self {
+        match Arc::get_mut(&mut self.tracker) {
+            Some(tracker) => tracker.safety = safety,
+            None => tracing::error!("safety settings given too late; the defaults apply"),
+        }
+        self
     }
 
     /// The fleet (position index and presence) candidate search reads.
@@ -94,6 +106,9 @@ impl NurseTracking {
             cfg.service(http::get_jobs);
             cfg.service(http::get_jobs_today);
             cfg.service(http::get_me);
+            cfg.service(safety::post_sos);
+            cfg.service(safety::get_my_alarms);
+            cfg.service(safety::post_check_in);
         })
     }
 
@@ -112,10 +127,15 @@ impl NurseTracking {
                 writer::run(tracker.clone(), stop.clone())
             });
         let (tracker, stop) = (self.tracker.clone(), shutdown.clone());
-        let roster = workers.supervise("nurse-tracking.roster", false, shutdown, move |_| {
-            roster_watch(tracker.clone(), stop.clone())
+        let roster =
+            workers.supervise("nurse-tracking.roster", false, shutdown.clone(), move |_| {
+                roster_watch(tracker.clone(), stop.clone())
+            });
+        let (tracker, stop) = (self.tracker.clone(), shutdown.clone());
+        let safety = workers.supervise("nurse-tracking.safety", false, shutdown, move |_| {
+            safety::run(tracker.clone(), stop.clone())
         });
-        vec![writer, roster]
+        vec![writer, roster, safety]
     }
 }
 

@@ -68,6 +68,8 @@ pub struct Tracker {
     pub queue: Arc<dyn Queue>,
     pub positions: Arc<dyn PositionBoard>,
     pub settings: TrackingSettings,
+    /// Arrival radius, alarms and the lone-worker timer.
+    pub safety: yixin_platform::config::SafetySettings,
     pub(crate) fleet: Arc<RwLock<Fleet>>,
     pub(crate) pending: Mutex<Pending>,
 }
@@ -534,6 +536,20 @@ impl Tracker {
         step: Step,
         consent_by: Option<String>,
     ) -> Result<AssignedView, TrackingError> {
+        self.progress_at(ctx, order_id, step, consent_by, None)
+            .await
+    }
+
+    /// [`Tracker::progress`] with the phone's position sent with the step
+    /// (`arrived` is checked against the address: see [`crate::safety`]).
+    pub async fn progress_at(
+        &self,
+        ctx: &NurseCtx,
+        order_id: OrderId,
+        step: Step,
+        consent_by: Option<String>,
+        position: Option<crate::safety::StepPosition>,
+    ) -> Result<AssignedView, TrackingError> {
         let (from, to) = step.transition();
         let order = self.own_job(ctx, order_id).await?;
         if order.status == to {
@@ -549,6 +565,7 @@ impl Tracker {
         let mut next = order.clone();
         next.status = to;
         let mut change = yixin_store::OrderTransition::new(order_id, vec![from], to, now);
+        let mut distance_m = None;
         match step {
             Step::Started => {
                 let name = yixin_domain::clinical::check_consent_by(consent_by.as_deref())
@@ -557,7 +574,10 @@ impl Tracker {
                 change.clinical = Some(next.clinical.clone());
             }
             Step::Completed => self.check_record_submitted(&order).await?,
-            Step::EnRoute | Step::Arrived => {}
+            Step::Arrived => {
+                distance_m = self.check_arrival(ctx, &order, position, now).await?;
+            }
+            Step::EnRoute => {}
         }
         change.outbox = Some(status_changed(&next, from, now));
         let done = match self.store.transition_order(change).await {
@@ -572,6 +592,7 @@ impl Tracker {
         };
         let job = (done.status != OrderStatus::Completed).then_some((done.id, done.status));
         self.fleet_write().set_job(ctx.id, job);
+        self.after_step(ctx, &done, step, distance_m, now).await;
         tracing::info!(order_id = %done.id, nurse_id = %ctx.id, status = %done.status, "visit step");
         Ok(self.job_view(&done).await)
     }

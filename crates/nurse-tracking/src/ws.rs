@@ -410,10 +410,51 @@ impl Connection {
                     Err(e) => send(session, &ServerFrame::error(&e)).await,
                 }
             }
+            ClientFrame::Sos {
+                lat,
+                lng,
+                accuracy_m,
+                note,
+            } => {
+                let location = match (lat, lng) {
+                    (Some(lat), Some(lng)) => Some(crate::safety::StepPosition {
+                        lat,
+                        lng,
+                        accuracy_m,
+                    }),
+                    _ => None,
+                };
+                match tracker.sos(&ctx, location, note.as_deref()).await {
+                    Ok((alarm, _)) => {
+                        send(session, &ack("sos", Some(alarm.id), Some(&alarm.state))).await
+                    }
+                    Err(e) => send(session, &ServerFrame::error(&e)).await,
+                }
+            }
+            ClientFrame::CheckIn { order_id } => {
+                let Ok(id) = order_id.parse().map(OrderId) else {
+                    let e = TrackingError::InvalidId {
+                        what: "order_id",
+                        value: order_id.chars().take(64).collect(),
+                    };
+                    return send(session, &ServerFrame::error(&e)).await;
+                };
+                match tracker.check_in(&ctx, id).await {
+                    Ok(_) => {
+                        send(
+                            session,
+                            &ack("check_in", Some(order_id), Some("checked_in")),
+                        )
+                        .await
+                    }
+                    Err(e) => send(session, &ServerFrame::error(&e)).await,
+                }
+            }
             ClientFrame::Progress {
                 order_id,
                 step,
                 consent_by,
+                location,
             } => {
                 let Ok(id) = order_id.parse().map(OrderId) else {
                     let e = TrackingError::InvalidId {
@@ -422,7 +463,10 @@ impl Connection {
                     };
                     return send(session, &ServerFrame::error(&e)).await;
                 };
-                match tracker.progress(&ctx, id, step, consent_by).await {
+                match tracker
+                    .progress_at(&ctx, id, step, consent_by, location)
+                    .await
+                {
                     Ok(job) => {
                         if job.status == OrderStatus::Completed {
                             self.job = None;
@@ -544,6 +588,29 @@ impl Connection {
                     &ServerFrame::OfferClosed {
                         offer_id: e.offer_id,
                         reason,
+                    },
+                )
+                .await
+            }
+            Event::AlarmChanged(e) => {
+                send(
+                    session,
+                    &ServerFrame::Alarm {
+                        alarm_id: e.alarm_id,
+                        kind: e.kind,
+                        state: e.state,
+                        order_id: e.order_id,
+                        at: chrono::DateTime::from_timestamp_millis(e.at_unix_ms),
+                    },
+                )
+                .await
+            }
+            Event::CheckInDue(e) => {
+                send(
+                    session,
+                    &ServerFrame::CheckInDue {
+                        order_id: e.order_id,
+                        by: chrono::DateTime::from_timestamp_millis(e.by_unix_ms),
                     },
                 )
                 .await

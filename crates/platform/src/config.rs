@@ -30,6 +30,7 @@ pub struct Settings {
     pub dashboard: DashboardSettings,
     pub signin: SigninSettings,
     pub retention: RetentionSettings,
+    pub safety: SafetySettings,
 }
 
 /// How long old rows are kept, and how the pruner deletes them.
@@ -58,6 +59,124 @@ impl Default for RetentionSettings {
             interval_secs: 3600,
             batch: 1000,
         }
+    }
+}
+
+/// Nurse safety and visit checks (issue 17): the arrival geofence, alarms
+/// and their escalation, the lone-worker timer.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SafetySettings {
+    /// `arrived` is accepted within this distance of the address…
+    pub arrival_radius_m: f64,
+    /// …widened by the fix's reported accuracy, at most by this much.
+    pub arrival_max_widening_m: f64,
+    /// The latest fix counts for `arrived` (and an alarm's position) only
+    /// if it is at most this old.
+    pub fix_max_age_secs: u64,
+    /// An alarm nobody acknowledged goes to the escalation webhook after this.
+    pub escalate_after_secs: u64,
+    /// Each organisation's escalation endpoint (`[[safety.escalation_webhooks]]`
+    /// with `org_id` and `url`).
+    pub escalation_webhooks: Vec<EscalationWebhook>,
+    /// Key of the `X-Yixin-Signature` HMAC of escalation posts (at least 32
+    /// bytes; required when an endpoint is configured).
+    pub escalation_secret: Option<SecretString>,
+    /// Tries per escalation (the first included), `escalation_retry_ms` apart.
+    pub escalation_attempts: u32,
+    pub escalation_retry_ms: u64,
+    pub escalation_timeout_ms: u64,
+    /// After the service's expected duration from `arrived`, this much more
+    /// before the phone is asked to check in; also the interval after a check-in.
+    pub check_in_grace_secs: u64,
+    /// Asked to check in and silent this long: a `missed_check_in` alarm.
+    pub check_in_answer_secs: u64,
+    /// No fix (nor check-in) for this long while at the door or in
+    /// service: a `silent_phone` alarm.
+    pub silent_after_secs: u64,
+    /// How often the safety worker scans alarms and open visits.
+    pub scan_interval_ms: u64,
+}
+
+/// Where one organisation's unacknowledged alarms are sent.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EscalationWebhook {
+    pub org_id: String,
+    pub url: String,
+}
+
+impl Default for SafetySettings {
+    fn default() -> Self {
+        Self {
+            arrival_radius_m: 200.0,
+            arrival_max_widening_m: 100.0,
+            fix_max_age_secs: 120,
+            escalate_after_secs: 60,
+            escalation_webhooks: Vec::new(),
+            escalation_secret: None,
+            escalation_attempts: 3,
+            escalation_retry_ms: 2_000,
+            escalation_timeout_ms: 5_000,
+            check_in_grace_secs: 600,
+            check_in_answer_secs: 300,
+            silent_after_secs: 600,
+            scan_interval_ms: 5_000,
+        }
+    }
+}
+
+impl SafetySettings {
+    /// Distances are sane; an endpoint has a key to sign with.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        use secrecy::ExposeSecret;
+        let key_err = |key: &str, message: &str| ConfigError::Key {
+            key: format!("safety.{key}"),
+            message: message.to_owned(),
+        };
+        if !(self.arrival_radius_m.is_finite() && self.arrival_radius_m > 0.0) {
+            return Err(key_err(
+                "arrival_radius_m",
+                "must be a positive number of metres",
+            ));
+        }
+        if !(self.arrival_max_widening_m.is_finite() && self.arrival_max_widening_m >= 0.0) {
+            return Err(key_err(
+                "arrival_max_widening_m",
+                "must be a non-negative number of metres",
+            ));
+        }
+        if self.escalation_attempts == 0 {
+            return Err(key_err("escalation_attempts", "must be at least 1"));
+        }
+        if self.scan_interval_ms == 0 {
+            return Err(key_err("scan_interval_ms", "must be at least 1"));
+        }
+        for hook in &self.escalation_webhooks {
+            if !(hook.url.starts_with("https://") || hook.url.starts_with("http://")) {
+                return Err(key_err("escalation_webhooks.url", "must be an http(s) URL"));
+            }
+        }
+        if !self.escalation_webhooks.is_empty()
+            && self
+                .escalation_secret
+                .as_ref()
+                .is_none_or(|k| k.expose_secret().len() < 32)
+        {
+            return Err(key_err(
+                "escalation_secret",
+                "at least 32 bytes are required when an escalation webhook is configured",
+            ));
+        }
+        Ok(())
+    }
+
+    /// The escalation endpoint of `org`, if one is configured.
+    pub fn escalation_url(&self, org: &str) -> Option<&str> {
+        self.escalation_webhooks
+            .iter()
+            .find(|h| h.org_id == org)
+            .map(|h| h.url.as_str())
     }
 }
 
@@ -653,6 +772,7 @@ impl Settings {
         }
         self.dashboard.validate()?;
         self.signin.validate()?;
+        self.safety.validate()?;
         for (key, url) in [
             ("database.url", &self.database.url),
             ("redis.url", &self.redis.url),
@@ -702,6 +822,28 @@ mod tests {
             .iter()
             .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
             .collect()
+    }
+
+    #[test]
+    fn an_escalation_webhook_needs_a_signing_key() {
+        let mut s = Settings::default();
+        assert_eq!(s.safety.arrival_radius_m, 200.0);
+        assert_eq!(s.safety.escalate_after_secs, 60);
+        s.safety.escalation_webhooks = vec![EscalationWebhook {
+            org_id: "demo".into(),
+            url: "https://alarms.example.org/hook".into(),
+        }];
+        let err = s.validate().unwrap_err().to_string();
+        assert!(err.contains("safety.escalation_secret"), "{err}");
+        s.safety.escalation_secret = Some(SecretString::from("k".repeat(32)));
+        s.validate().unwrap();
+        assert_eq!(
+            s.safety.escalation_url("demo"),
+            Some("https://alarms.example.org/hook")
+        );
+        assert_eq!(s.safety.escalation_url("other"), None);
+        s.safety.arrival_radius_m = -1.0;
+        assert!(s.validate().is_err());
     }
 
     #[test]

@@ -124,3 +124,55 @@ mod tests {
         assert_eq!(listed(OfferStatusName::schema()), offers);
     }
 }
+
+/// A nurse's alarm as her phone and the coordinators see it (issue 17).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct AlarmView {
+    pub id: String,
+    /// `sos`, `missed_check_in` or `silent_phone`.
+    #[schema(example = "sos")]
+    pub kind: String,
+    /// `open`, `acknowledged` or `resolved`.
+    #[schema(example = "open")]
+    pub state: String,
+    pub nurse_id: String,
+    /// The job she was on, if any.
+    pub order_id: Option<String>,
+    /// Where she was when it was raised (the position sent, or her latest fix).
+    pub location: Option<Location>,
+    pub accuracy_m: Option<f64>,
+    /// The nurse's note with an SOS.
+    pub note: Option<String>,
+    pub raised_at: DateTime<Utc>,
+    pub acknowledged_by: Option<String>,
+    pub acknowledged_at: Option<DateTime<Utc>>,
+    pub resolved_by: Option<String>,
+    pub resolved_at: Option<DateTime<Utc>>,
+    pub resolution_note: Option<String>,
+    /// `delivered`, `failed` or `no_endpoint` once sent to the escalation webhook.
+    pub escalation: Option<String>,
+    pub escalated_at: Option<DateTime<Utc>>,
+}
+
+impl From<&yixin_domain::safety::Alarm> for AlarmView {
+    fn from(a: &yixin_domain::safety::Alarm) -> Self {
+        Self {
+            id: a.id.to_string(),
+            kind: a.kind.as_str().to_owned(),
+            state: a.state().as_str().to_owned(),
+            nurse_id: a.nurse_id.to_string(),
+            order_id: a.order_id.map(|o| o.to_string()),
+            location: a.location.map(Location::from),
+            accuracy_m: a.accuracy_m,
+            note: a.note.clone(),
+            raised_at: a.raised_at,
+            acknowledged_by: a.acknowledged_by.clone(),
+            acknowledged_at: a.acknowledged_at,
+            resolved_by: a.resolved_by.clone(),
+            resolved_at: a.resolved_at,
+            resolution_note: a.resolution_note.clone(),
+            escalation: a.escalation.clone(),
+            escalated_at: a.escalated_at,
+        }
+    }
+}

@@ -48,6 +48,8 @@ impl Envelope {
             Some(Event::NurseLocation(_)) => "nurse_location",
             Some(Event::NurseShiftChanged(_)) => "nurse_shift_changed",
             Some(Event::NurseLocations(_)) => "nurse_locations",
+            Some(Event::AlarmChanged(_)) => "alarm_changed",
+            Some(Event::CheckInDue(_)) => "check_in_due",
             None => "unknown",
         }
     }

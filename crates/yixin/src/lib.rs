@@ -437,7 +437,8 @@ impl Yixin {
             backends.positions.clone(),
             settings.tracking.clone(),
             shutdown.subscribe(),
-        );
+        )
+        .with_safety(settings.safety.clone());
         let mut workers = Vec::new();
         if role.runs_order_intake() {
             workers.extend(intake.spawn_workers(&supervised, shutdown.subscribe()));

@@ -448,11 +448,12 @@ async fn job_at_the_door(app: &TestApp, nurse: NurseId, token: &str) -> (OrderId
         .await
         .unwrap();
     for step in ["en_route", "arrived"] {
+        // At the door: the arrival check measures the phone's position.
         let reply = app
             .post(
                 &format!("/v1/nurse/orders/{order}/progress"),
                 Some(token),
-                &json!({"step": step}),
+                &json!({"step": step, "location": {"lat": HERE.0, "lng": HERE.1}}),
             )
             .await;
         assert_eq!(reply.status, StatusCode::OK, "{step}: {}", reply.text);

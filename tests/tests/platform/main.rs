@@ -16,4 +16,5 @@ mod orders;
 mod recovery;
 mod resident;
 mod roster;
+mod safety;
 mod signin;

@@ -13,7 +13,9 @@
 //!   (`accepted`, `declined`, `expired`) or closed (`expired`, `withdrawn`);
 //! - `nurse_location` `{nurse_id, location, accuracy_m, at, order_id?}`, at
 //!   most one per nurse per second;
-//! - `nurse_shift` `{nurse_id, on, at}`.
+//! - `nurse_shift` `{nurse_id, on, at}`;
+//! - `alarm` `{…AlarmView}` when a nurse's alarm is raised, acknowledged,
+//!   resolved or escalated (read again from the database).
 //!
 //! Sources: the organisation's dispatch channel ([`dispatch_channel`]:
 //! orders and offers, published by whoever changes them, see
@@ -107,6 +109,7 @@ pub enum LiveFrame {
         on: bool,
         at: Option<DateTime<Utc>>,
     },
+    Alarm(Box<yixin_platform::views::AlarmView>),
 }
 
 fn millis(ms: i64) -> Option<DateTime<Utc>> {
@@ -312,6 +315,24 @@ impl Feed {
                 .filter_map(|f| self.location_frame(f, Instant::now()))
                 .collect(),
             Event::NurseShiftChanged(e) => self.shift_frame(e).into_iter().collect(),
+            Event::AlarmChanged(e) => self.alarm_frame(svc, &e).await.into_iter().collect(),
+            Event::CheckInDue(_) => Vec::new(),
+        }
+    }
+
+    /// The alarm as it is now, if it is the organisation's.
+    async fn alarm_frame(&self, svc: &Dispatcher, e: &pb::AlarmChanged) -> Option<LiveFrame> {
+        if e.org_id != self.org.as_str() {
+            return None;
+        }
+        let id = e.alarm_id.parse().ok()?;
+        match svc.store.org_alarm(&self.org, id).await {
+            Ok(Some(a)) => Some(LiveFrame::Alarm(Box::new((&a).into()))),
+            Ok(None) => None,
+            Err(err) => {
+                tracing::warn!(alarm_id = %e.alarm_id, error = %err, "coordinator feed: alarm not read");
+                None
+            }
         }
     }
 

@@ -31,6 +31,7 @@ pub mod orders;
 pub mod overview;
 pub mod records;
 pub mod reviews;
+pub mod safety;
 
 /// Broadcasts an event (an encoded protobuf `Envelope`) on the
 /// organisation's dispatch channel, which every coordinator's live feed of

@@ -1,6 +1,7 @@
 //! sea-orm entities, one per table (2.0 dense format). Rows, not domain
 //! types: conversion to and from `yixin_domain` lives in `crate::convert`.
 
+pub mod alarm;
 pub mod audit_log;
 pub mod idempotency_key;
 pub mod nurse;
@@ -19,4 +20,5 @@ pub mod resident_patient;
 pub mod service;
 pub mod service_area;
 pub mod service_category;
+pub mod visit_check;
 pub mod visit_record;
