@@ -9,7 +9,7 @@ mod up_down_up {
     };
     use yixin_migration::{Migrator, MigratorTrait};
 
-    const TABLES: [&str; 19] = [
+    const TABLES: [&str; 21] = [
         "organizations",
         "service_categories",
         "services",
@@ -29,6 +29,8 @@ mod up_down_up {
         "nurse_credentials",
         "audit_log",
         "visit_records",
+        "nurse_shifts",
+        "bookings",
     ];
 
     async fn table_names(db: &DatabaseConnection) -> Vec<String> {

@@ -43,6 +43,7 @@ pub use crate::local_time::OrgTimeZone;
 pub use crate::nurse::{Nurse, ShiftState, external_id};
 pub use crate::offer::{DEFAULT_OFFER_TTL_SECS, Offer, OfferClosedReason, OfferStatus};
 pub use crate::order::{
-    Address, Contact, NewOrder, Order, OrderStatus, PROMISE_MINUTES, Rating, TimelineEvent,
+    Address, Contact, MAX_BOOKING_AHEAD_DAYS, NewOrder, Order, OrderStatus, PROMISE_MINUTES,
+    Rating, TimelineEvent, check_booking_time, is_booking,
 };
 pub use crate::phone::PhoneNumber;

@@ -5,6 +5,7 @@
 //! Writes orders only through the store (order, timeline and outbox in one
 //! transaction); never talks to nurses or decides dispatch.
 
+mod booking;
 pub mod clinical;
 pub mod errors;
 pub mod household;
@@ -259,6 +260,9 @@ pub struct CatalogResponse {
     pub categories: Vec<CatalogCategory>,
     /// The names of the skill codes the services require.
     pub skills: Vec<CatalogSkill>,
+    /// How many days ahead a visit can be booked (the domain's one booking
+    /// horizon; the apps read it here rather than hard-coding it).
+    pub booking_horizon_days: i64,
 }
 
 /// The catalogue: categories with their active services, as stored.
@@ -318,5 +322,9 @@ async fn catalog(
             name_en: k.name_en,
         })
         .collect();
-    Ok(web::Json(CatalogResponse { categories, skills }))
+    Ok(web::Json(CatalogResponse {
+        categories,
+        skills,
+        booking_horizon_days: yixin_domain::MAX_BOOKING_AHEAD_DAYS,
+    }))
 }

@@ -65,7 +65,9 @@ pub struct CreateOrderRequest {
     #[serde(default)]
     #[schema(max_length = 500)]
     pub notes: Option<String>,
-    /// A booked time (within 7 days); none means as soon as possible.
+    /// A booked time (within the booking horizon, `booking_horizon_days` of the
+    /// catalogue); none means as soon as possible. Later than 30 minutes from
+    /// now, the order waits `scheduled` and a nurse is reserved for it.
     #[serde(default)]
     pub scheduled_for: Option<DateTime<Utc>>,
     /// Answers to the service's intake questions, by question code (see the
@@ -412,7 +414,7 @@ pub(crate) fn new_order(
         (status = 400, description = "Malformed JSON or a missing Idempotency-Key", body = ErrorBody),
         (status = 401, body = ErrorBody),
         (status = 403, description = "Not a resident", body = ErrorBody),
-        (status = 409, description = "Key reused with another body", body = ErrorBody),
+        (status = 409, description = "Key reused with another body (`idempotency_conflict`), or every nurse who could come is booked at `scheduled_for` (`booking_overlaps`)", body = ErrorBody),
         (status = 413, body = ErrorBody),
         (status = 422, description = "Invalid field; `field` names it", body = ErrorBody),
         (status = 429, description = "Too many orders; see Retry-After", body = ErrorBody),
@@ -448,6 +450,26 @@ pub async fn create_order(
     // still goes out (the dashboard shows the new order); the dispatcher
     // reads the order and leaves it until a coordinator approves it.
     order.admit(admission);
+    // A booking holds a nurse for its time before the order is written (see
+    // `booking`); a refusal may still be a retry of an earlier use of the key.
+    let reserved = if yixin_domain::is_booking(order.scheduled_for, now) {
+        let catalog = svc
+            .reference
+            .catalog(&svc.store)
+            .await
+            .map_err(store_error)?;
+        match catalog.service(&order.service_code) {
+            Some(service) => match crate::booking::reserve(&svc, &order, service).await {
+                Ok(nurse) => nurse,
+                Err(refusal) => {
+                    return earlier_use_or(&svc, &caller, &scope, &key, &hash, refusal).await;
+                }
+            },
+            None => None,
+        }
+    } else {
+        None
+    };
     let outbox = yixin_contracts::order_created(&order, required_skills);
     let record = IdempotencyRecord {
         scope,
@@ -456,12 +478,11 @@ pub async fn create_order(
         order_id: order.id,
         created_at: now,
     };
-    match svc
-        .store
-        .create_order(&order, outbox, Some(record))
-        .await
-        .map_err(store_error)?
-    {
+    let created = svc.store.create_order(&order, outbox, Some(record)).await;
+    if reserved.is_some() && !matches!(created, Ok(CreateOrderOutcome::Created)) {
+        crate::booking::release(&svc, &order).await;
+    }
+    match created.map_err(store_error)? {
         CreateOrderOutcome::Created => {
             // After the order's commit: an order without its patient link is
             // still an order; a failed link is logged, not a failed order.
