@@ -4,7 +4,8 @@
 //! checks a new one against the nurse's others (with travel between them)
 //! in one transaction under a lock on the nurse's row. A booking is written
 //! before its order (so there is no foreign key to `orders`); one whose
-//! order is cancelled or rejected no longer holds the nurse.
+//! order is cancelled or rejected no longer holds the nurse. The visits of
+//! one course (a package booked at once) share a `course_id`.
 
 use sea_orm_migration::prelude::*;
 
@@ -82,6 +83,7 @@ impl MigrationTrait for Migration {
                             .timestamp_with_time_zone()
                             .not_null(),
                     )
+                    .col(ColumnDef::new(Bookings::CourseId).uuid().null())
                     .col(
                         ColumnDef::new(Bookings::CreatedAt)
                             .timestamp_with_time_zone()
@@ -138,6 +140,7 @@ enum Bookings {
     Lng,
     StartsAt,
     EndsAt,
+    CourseId,
     CreatedAt,
 }
 

@@ -132,7 +132,37 @@ pub struct ServiceClinical {
     pub consent: Option<ConsentText>,
     #[serde(default)]
     pub record_template: Vec<RecordField>,
+    /// A package service is a course of this many visits (absent: one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub course_visits: Option<u32>,
+    /// Days between the visits of a course.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub course_interval_days: Option<u32>,
 }
+
+impl ServiceClinical {
+    /// The times of a course's visits when the first is at `first`: one
+    /// visit for a plain service, `course_visits` every
+    /// `course_interval_days` (at least one day) for a package.
+    pub fn visit_times(
+        &self,
+        first: chrono::DateTime<chrono::Utc>,
+    ) -> Vec<chrono::DateTime<chrono::Utc>> {
+        let n = self.course_visits.unwrap_or(1).clamp(1, MAX_COURSE_VISITS);
+        let every =
+            chrono::TimeDelta::days(i64::from(self.course_interval_days.unwrap_or(1).max(1)));
+        let mut out = Vec::with_capacity(n as usize);
+        let mut at = first;
+        for _ in 0..n {
+            out.push(at);
+            at += every;
+        }
+        out
+    }
+}
+
+/// The most visits one course books.
+pub const MAX_COURSE_VISITS: u32 = 10;
 
 /// What the resident put on an order besides the visit itself.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
@@ -486,6 +516,20 @@ mod tests {
 
     fn consent(code: &str) -> String {
         service(code).consent.unwrap().version
+    }
+
+    #[test]
+    fn a_package_is_a_course_of_visits() {
+        let first = chrono::DateTime::parse_from_rfc3339("2026-12-02T09:00:00Z")
+            .unwrap()
+            .with_timezone(&chrono::Utc);
+        let course = service("cervical_package").visit_times(first);
+        assert_eq!(course.len(), 3);
+        assert_eq!(course[2] - course[0], chrono::TimeDelta::days(4));
+        assert_eq!(
+            service("infant_jaundice_test").visit_times(first),
+            vec![first]
+        );
     }
 
     #[test]

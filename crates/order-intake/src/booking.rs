@@ -37,33 +37,35 @@ pub(crate) fn overlaps() -> ApiError {
     )
 }
 
-/// Reserves a nurse for `order` (a booking), returning her, or none when
-/// no planned shift covers the time. 409 `booking_overlaps` when shifts
-/// cover it but every nurse is booked.
+/// Reserves a nurse for each of `orders` (the visits of one booking: one,
+/// or a course's), all or nothing. A plain booking no planned shift covers
+/// goes unreserved (`None`); a course needs every visit reserved. Later
+/// visits prefer the nurse of the first (continuity), another when she is
+/// booked then. 409 `booking_overlaps` when a visit finds nobody; then
+/// nothing stays reserved.
 pub(crate) async fn reserve(
     svc: &OrderIntake,
-    order: &Order,
+    orders: &[Order],
     service: &Service,
-) -> Result<Option<NurseId>, ApiError> {
-    let Some(start) = order.scheduled_for else {
-        return Ok(None);
+) -> Result<Vec<Option<NurseId>>, ApiError> {
+    let (Some(first), Some(last)) = (
+        orders.first().and_then(|o| o.scheduled_for),
+        orders.last().and_then(|o| o.scheduled_for),
+    ) else {
+        return Ok(vec![None; orders.len()]);
     };
-    let visit = Held {
-        window: Window {
-            start,
-            end: start + TimeDelta::minutes(i64::from(service.duration_min)),
-        },
-        location: order.location,
+    let duration = TimeDelta::minutes(i64::from(service.duration_min));
+    let Some(head) = orders.first() else {
+        return Ok(Vec::new());
     };
-    let org = &order.org_id;
+    let org = &head.org_id;
+    let (from, to) = (first - AROUND, last + duration + AROUND);
     let (nurses, shifts, held, before) = tokio::join!(
         svc.store.nurses(org),
+        svc.store.shifts_between(org, from, to),
+        svc.store.bookings_between(org, from, to),
         svc.store
-            .shifts_between(org, start - AROUND, visit.window.end + AROUND),
-        svc.store
-            .bookings_between(org, start - AROUND, visit.window.end + AROUND),
-        svc.store
-            .last_nurse_of_resident(org, order.resident_id.as_str()),
+            .last_nurse_of_resident(org, head.resident_id.as_str()),
     );
     let nurses = nurses.map_err(store_error)?;
     let shifts: Vec<(NurseId, Window)> = shifts
@@ -84,40 +86,108 @@ pub(crate) async fn reserve(
         .into_iter()
         .map(|b| (b.nurse_id, held_of(&b)))
         .collect();
-    let before = before.map_err(store_error)?;
-    let need = Need::of(service, start);
-    let roster = bookable(&nurses, &need, &shifts, &held);
-    let planned = roster
-        .iter()
-        .any(|n| n.qualified && n.shifts.iter().any(|s| s.covers(&visit.window)));
-    if !planned {
-        return Ok(None);
-    }
+    let mut preferred = before.map_err(store_error)?;
+    let course = (orders.len() > 1).then(uuid::Uuid::new_v4);
     let travel = booking_travel();
-    for nurse in who_can_take(&roster, &visit, before, &travel) {
-        let own_shifts = windows_of(nurse, &shifts);
-        let reserved = svc
-            .store
-            .reserve_nurse(
-                org,
-                order.id,
-                nurse,
-                order.location,
-                visit.window.start,
-                visit.window.end,
-                |others| {
-                    let others: Vec<Held> = others.iter().map(held_of).collect();
-                    fits(&own_shifts, &others, &visit, &travel)
+    let mut out = Vec::with_capacity(orders.len());
+    for order in orders {
+        let Some(start) = order.scheduled_for else {
+            out.push(None);
+            continue;
+        };
+        let visit = Held {
+            window: Window {
+                start,
+                end: start + duration,
+            },
+            location: order.location,
+        };
+        let need = Need::of(service, start);
+        let roster = bookable(
+            &nurses,
+            &need,
+            &shifts,
+            &held_with(&held, orders, &out, duration),
+        );
+        let planned = roster
+            .iter()
+            .any(|n| n.qualified && n.shifts.iter().any(|s| s.covers(&visit.window)));
+        if !planned && course.is_none() {
+            out.push(None);
+            continue;
+        }
+        let mut got = None;
+        for nurse in who_can_take(&roster, &visit, preferred, &travel) {
+            let own_shifts = windows_of(nurse, &shifts);
+            let reserved = svc
+                .store
+                .reserve_nurse(
+                    org,
+                    order.id,
+                    nurse,
+                    order.location,
+                    visit.window.start,
+                    visit.window.end,
+                    course,
+                    |others| {
+                        let others: Vec<Held> = others.iter().map(held_of).collect();
+                        fits(&own_shifts, &others, &visit, &travel)
+                    },
+                )
+                .await;
+            match reserved {
+                Ok(true) => {
+                    got = Some(nurse);
+                    break;
+                }
+                Ok(false) => continue,
+                Err(e) => {
+                    release_all(svc, orders).await;
+                    return Err(store_error(e));
+                }
+            }
+        }
+        let Some(nurse) = got else {
+            release_all(svc, orders).await;
+            return Err(overlaps());
+        };
+        tracing::debug!(order_id = %order.id, nurse_id = %nurse, at = %start, "nurse reserved for a booking");
+        preferred = preferred.or(Some(nurse));
+        out.push(Some(nurse));
+    }
+    Ok(out)
+}
+
+/// The bookings read before, with the visits of this booking reserved so far.
+fn held_with(
+    held: &[(NurseId, Held)],
+    orders: &[Order],
+    reserved: &[Option<NurseId>],
+    duration: TimeDelta,
+) -> Vec<(NurseId, Held)> {
+    let mut all = held.to_vec();
+    for (order, nurse) in orders.iter().zip(reserved) {
+        if let (Some(nurse), Some(start)) = (nurse, order.scheduled_for) {
+            all.push((
+                *nurse,
+                Held {
+                    window: Window {
+                        start,
+                        end: start + duration,
+                    },
+                    location: order.location,
                 },
-            )
-            .await
-            .map_err(store_error)?;
-        if reserved {
-            tracing::debug!(order_id = %order.id, nurse_id = %nurse, at = %start, "nurse reserved for a booking");
-            return Ok(Some(nurse));
+            ));
         }
     }
-    Err(overlaps())
+    all
+}
+
+/// Gives every reservation of `orders` back.
+pub(crate) async fn release_all(svc: &OrderIntake, orders: &[Order]) {
+    for order in orders {
+        release(svc, order).await;
+    }
 }
 
 /// Gives the reservation back (its order was not written).

@@ -243,6 +243,12 @@ pub struct CatalogService {
     pub consent: Option<clinical::ConsentView>,
     /// The visit-record form the nurse fills in.
     pub record_template: Vec<clinical::RecordFieldView>,
+    /// A package: booking it books this many visits (a course).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub course_visits: Option<u32>,
+    /// Days between a course's visits.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub course_interval_days: Option<u32>,
 }
 
 /// A skill code in words.
@@ -307,6 +313,8 @@ async fn catalog(
                     intake: clinical.intake,
                     consent: clinical.consent,
                     record_template: clinical.record_template,
+                    course_visits: s.clinical.course_visits,
+                    course_interval_days: s.clinical.course_interval_days,
                 })
                 .collect(),
             code: c.code,

@@ -143,6 +143,17 @@ pub struct OrderView {
     /// Who the visit is for, when the order names a household member.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub patient: Option<PatientRef>,
+    /// On booking a package: its course, every visit a scheduled order
+    /// (this one first); absent otherwise.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub course: Vec<CourseVisitView>,
+}
+
+/// One visit of a booked course.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct CourseVisitView {
+    pub order_id: String,
+    pub scheduled_for: DateTime<Utc>,
 }
 
 /// The household member an order is for.
@@ -322,6 +333,7 @@ fn view_of(
         review_reason: order.clinical.review_reason.clone(),
         notice: crate::clinical::notice(order),
         patient,
+        course: Vec::new(),
     }
 }
 
@@ -451,25 +463,37 @@ pub async fn create_order(
     // reads the order and leaves it until a coordinator approves it.
     order.admit(admission);
     // A booking holds a nurse for its time before the order is written (see
-    // `booking`); a refusal may still be a retry of an earlier use of the key.
-    let reserved = if yixin_domain::is_booking(order.scheduled_for, now) {
+    // `booking`); a package booked ahead books its whole course, each visit
+    // a scheduled order. A refusal may still be a retry of an earlier use of
+    // the key.
+    let mut visits = vec![order.clone()];
+    let mut reserved: Vec<Option<yixin_domain::NurseId>> = Vec::new();
+    if yixin_domain::is_booking(order.scheduled_for, now) {
         let catalog = svc
             .reference
             .catalog(&svc.store)
             .await
             .map_err(store_error)?;
-        match catalog.service(&order.service_code) {
-            Some(service) => match crate::booking::reserve(&svc, &order, service).await {
-                Ok(nurse) => nurse,
+        if let Some(service) = catalog.service(&order.service_code) {
+            if let Some(first) = order.scheduled_for {
+                for at in service.clinical.visit_times(first).into_iter().skip(1) {
+                    let mut visit = order.clone();
+                    visit.id = OrderId::new();
+                    visit.scheduled_for = Some(at);
+                    visit.promised_by = yixin_domain::order::promise(Some(at), now);
+                    visits.push(visit);
+                }
+            }
+            match crate::booking::reserve(&svc, &visits, service).await {
+                Ok(r) => reserved = r,
                 Err(refusal) => {
                     return earlier_use_or(&svc, &caller, &scope, &key, &hash, refusal).await;
                 }
-            },
-            None => None,
+            }
         }
-    } else {
-        None
-    };
+    }
+    let reserved_any = reserved.iter().any(Option::is_some);
+    let later_skills = required_skills.clone();
     let outbox = yixin_contracts::order_created(&order, required_skills);
     let record = IdempotencyRecord {
         scope,
@@ -479,11 +503,19 @@ pub async fn create_order(
         created_at: now,
     };
     let created = svc.store.create_order(&order, outbox, Some(record)).await;
-    if reserved.is_some() && !matches!(created, Ok(CreateOrderOutcome::Created)) {
-        crate::booking::release(&svc, &order).await;
+    if reserved_any && !matches!(created, Ok(CreateOrderOutcome::Created)) {
+        crate::booking::release_all(&svc, &visits).await;
     }
     match created.map_err(store_error)? {
         CreateOrderOutcome::Created => {
+            // The later visits of a course, each its own scheduled order.
+            for visit in visits.iter().skip(1) {
+                let outbox = yixin_contracts::order_created(visit, later_skills.clone());
+                if let Err(e) = svc.store.create_order(visit, outbox, None).await {
+                    crate::booking::release_all(&svc, &visits[1..]).await;
+                    return Err(store_error(e));
+                }
+            }
             // After the order's commit: an order without its patient link is
             // still an order; a failed link is logged, not a failed order.
             if let Some(p) = &patient
@@ -502,7 +534,19 @@ pub async fn create_order(
                 at: order.created_at,
             }];
             let patient = patient.map(PatientRef::from);
-            Ok(HttpResponse::Created().json(view_of(&order, timeline, None, patient)))
+            let mut view = view_of(&order, timeline, None, patient);
+            if visits.len() > 1 {
+                view.course = visits
+                    .iter()
+                    .filter_map(|v| {
+                        v.scheduled_for.map(|at| CourseVisitView {
+                            order_id: v.id.to_string(),
+                            scheduled_for: at,
+                        })
+                    })
+                    .collect();
+            }
+            Ok(HttpResponse::Created().json(view))
         }
         CreateOrderOutcome::Replayed(id) => replay(&svc, &caller, id).await,
     }

@@ -33,6 +33,7 @@ pub struct Booking {
     pub location: GeoPoint,
     pub starts_at: DateTime<Utc>,
     pub ends_at: DateTime<Utc>,
+    pub course_id: Option<Uuid>,
 }
 
 /// How far around a new booking the others are read for the overlap check:
@@ -120,7 +121,7 @@ impl Store {
     }
 
     /// Reserves `nurse` for the booked order `order_id` at `location` over
-    /// `[starts_at, ends_at)`, if `fits` (given her other bookings still
+    /// `[starts_at, ends_at)` (a visit of `course`, if any), if `fits` (given her other bookings still
     /// holding her, around that time) says she can take it. The check and
     /// the write are one transaction under a lock on the nurse's row
     /// (PostgreSQL: `SELECT … FOR UPDATE`; SQLite: the one writer), so two
@@ -135,6 +136,7 @@ impl Store {
         location: GeoPoint,
         starts_at: DateTime<Utc>,
         ends_at: DateTime<Utc>,
+        course: Option<Uuid>,
         fits: impl FnOnce(&[Booking]) -> bool,
     ) -> Result<bool, StoreError> {
         let txn = self.begin_write().await?;
@@ -165,6 +167,7 @@ impl Store {
                 lng: Set(location.lng()),
                 starts_at: Set(ts(starts_at)),
                 ends_at: Set(ts(ends_at)),
+                course_id: Set(course),
                 created_at: Set(ts(Utc::now())),
             })
             .exec_without_returning(&txn)
@@ -182,6 +185,16 @@ impl Store {
             .exec(&self.db)
             .await?;
         Ok(())
+    }
+
+    /// The visits of a course, soonest first.
+    pub async fn course_bookings(&self, course: Uuid) -> Result<Vec<Booking>, StoreError> {
+        let rows = booking::Entity::find()
+            .filter(booking::Column::CourseId.eq(course))
+            .order_by_asc(booking::Column::StartsAt)
+            .all(&self.db)
+            .await?;
+        holding(&self.db, rows).await
     }
 
     /// The nurse reserved for a booked order, if any.
@@ -264,6 +277,7 @@ async fn holding(
             location,
             starts_at: r.starts_at,
             ends_at: r.ends_at,
+            course_id: r.course_id,
         });
     }
     Ok(out)

@@ -346,3 +346,125 @@ async fn the_catalogue_serves_the_one_booking_horizon() {
     );
     app.stop().await;
 }
+
+/// A qualified rehab nurse with planned shifts of two hours around each of
+/// `times`, not connected (booking needs no phone).
+async fn rehab_nurse(app: &TestApp, times: &[DateTime<Utc>]) -> String {
+    let coord = coordinator(app).await;
+    let id = app
+        .qualified_nurse(
+            &coord,
+            &json!({"name": "康护士", "phone": "13700003333", "skills": ["rehab"]}),
+        )
+        .await;
+    for at in times {
+        plan_shift_at(app, &id, *at).await;
+    }
+    id
+}
+
+async fn plan_shift_at(app: &TestApp, nurse: &str, at: DateTime<Utc>) {
+    let coord = coordinator(app).await;
+    let reply = app
+        .post(
+            &format!("/v1/dispatch/nurses/{nurse}/shifts"),
+            Some(&coord),
+            &json!({"start": at - TimeDelta::hours(1), "end": at + TimeDelta::hours(2)}),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.text);
+}
+
+#[tokio::test]
+async fn a_course_books_its_visits_with_the_same_nurse_when_she_is_free() {
+    let app = spawn().await;
+    let store = &app.running().backends.store;
+    // 颈椎套餐: a course of 3 visits, 2 days apart.
+    let first = Utc::now() + TimeDelta::hours(2);
+    let times = [
+        first,
+        first + TimeDelta::days(2),
+        first + TimeDelta::days(4),
+    ];
+    let regular = rehab_nurse(&app, &times).await;
+    // She is already booked at the second visit's time (the only nurse
+    // planned then, so the booking is hers)…
+    let token = app.resident_token().await;
+    let busy = app
+        .order_service(
+            &token,
+            "frozen_shoulder_package",
+            HOME,
+            json!({"scheduled_for": times[1] + TimeDelta::minutes(30)}),
+        )
+        .await;
+    assert_eq!(busy.status, StatusCode::CREATED, "{}", busy.text);
+    // …so another nurse, planned only then, gets that visit.
+    let stand_in = rehab_nurse(&app, &[times[1]]).await;
+
+    let token = app.resident_token().await;
+    let course = app
+        .order_service(
+            &token,
+            "cervical_package",
+            HOME,
+            json!({"scheduled_for": first}),
+        )
+        .await;
+    assert_eq!(course.status, StatusCode::CREATED, "{}", course.text);
+    let visits = course.json["course"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(visits.len(), 3, "{}", course.json);
+    let mut nurses = Vec::new();
+    for v in &visits {
+        let id: yixin_domain::OrderId = v["order_id"]
+            .as_str()
+            .unwrap()
+            .parse()
+            .map(yixin_domain::OrderId)
+            .unwrap();
+        let order = store.get_order(id).await.unwrap().unwrap();
+        assert_eq!(order.status, yixin_domain::OrderStatus::Scheduled);
+        nurses.push(store.booked_nurse(id).await.unwrap().unwrap().to_string());
+    }
+    assert_eq!(nurses, vec![regular.clone(), stand_in, regular]);
+
+    // All or nothing: a course whose first visit a third nurse could take
+    // but whose second nobody can books nothing.
+    rehab_nurse(&app, &[first]).await;
+    let org = yixin_domain::OrgId::from("demo");
+    let window = (first - TimeDelta::days(1), first + TimeDelta::days(6));
+    let before = store
+        .bookings_between(&org, window.0, window.1)
+        .await
+        .unwrap()
+        .len();
+    let token = app.resident_token().await;
+    let refused = app
+        .order_service(
+            &token,
+            "cervical_package",
+            HOME,
+            json!({"scheduled_for": first}),
+        )
+        .await;
+    assert_eq!(refused.status, StatusCode::CONFLICT, "{}", refused.text);
+    assert_eq!(refused.error_code(), "booking_overlaps");
+    let after = store
+        .bookings_between(&org, window.0, window.1)
+        .await
+        .unwrap()
+        .len();
+    assert_eq!(before, after, "nothing stays reserved");
+    let reply = app.get("/v1/orders", Some(&token)).await;
+    assert_eq!(reply.status, StatusCode::OK);
+    assert_eq!(
+        reply.json["orders"].as_array().map(Vec::len),
+        Some(0),
+        "{}",
+        reply.text
+    );
+    app.stop().await;
+}

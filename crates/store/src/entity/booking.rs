@@ -15,6 +15,8 @@ pub struct Model {
     pub lng: f64,
     pub starts_at: DateTimeUtc,
     pub ends_at: DateTimeUtc,
+    /// The course (package) this visit belongs to, if any.
+    pub course_id: Option<Uuid>,
     pub created_at: DateTimeUtc,
 }
 
