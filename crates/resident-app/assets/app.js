@@ -7,7 +7,7 @@
 import { ApiError, Client, newKey } from './api.js';
 import { getLang, pick, setLang, t } from './i18n.js';
 import { MiniMap } from './minimap.js';
-import { CANCELLABLE, FINAL, dayAndTime, hhmm, isoToLocalInput, minutesUntil, money } from './words.js';
+import { CANCELLABLE, FINAL, dayAndTime, hhmm, minutesUntil, money } from './words.js';
 
 const TOKEN_KEY = 'yixin.app.token';
 const PHONE_KEY = 'yixin.app.phone';
@@ -292,10 +292,15 @@ async function bookScreen(code) {
   // A booking picks a day (up to the catalogue's horizon) and one of its
   // slots from GET /v1/slots: times a qualified nurse is free, never who.
   const horizon = Number(cat.booking_horizon_days) || 0;
+  // Days as the service counts them (the organisation's time zone, China's),
+  // whatever zone the phone is set to.
+  const orgDay = new Intl.DateTimeFormat('en-CA', { timeZone: 'Asia/Shanghai', year: 'numeric', month: '2-digit', day: '2-digit' });
+  const orgTime = new Intl.DateTimeFormat('zh-CN', { timeZone: 'Asia/Shanghai', hour: '2-digit', minute: '2-digit', hourCycle: 'h23' });
   const days = Array.from({ length: horizon + 1 }, (_, i) => {
-    const d = new Date(Date.now() + i * 86400000);
-    const label = i === 0 ? t('book.today') : i === 1 ? t('book.tomorrow') : `${d.getMonth() + 1}/${d.getDate()}`;
-    return [isoToLocalInput(d.toISOString()).slice(0, 10), label];
+    const day = orgDay.format(new Date(Date.now() + i * 86400000));
+    const [, m, dd] = day.split('-').map(Number);
+    const label = i === 0 ? t('book.today') : i === 1 ? t('book.tomorrow') : `${m}/${dd}`;
+    return [day, label];
   });
   const slotBox = h('div', { class: 'slots', id: 'slots', 'aria-live': 'polite' });
   const when = h('div', { id: 'when', 'data-field': 'scheduled_for', hidden: true },
@@ -344,7 +349,7 @@ async function bookScreen(code) {
       const list = await api.get(`/v1/slots?${q}`);
       if (mine !== slotsAsked) return;
       slotBox.replaceChildren(list.length
-        ? choiceList('slot', list.map((x) => [x.start, `${hhmm(x.start)}–${hhmm(x.end)} · ${t('slots.nurses', { n: x.nurses })}`]), null, 'scheduled_for')
+        ? choiceList('slot', list.map((x) => [x.start, `${orgTime.format(new Date(x.start))} · ${t('slots.nurses', { n: x.nurses })}`]), null, 'scheduled_for')
         : h('p', { class: 'muted', id: 'no-slots', text: t('slots.none') }));
     } catch (e) {
       if (mine === slotsAsked) slotBox.replaceChildren(h('p', { class: 'error', text: message(e) }));
@@ -454,6 +459,9 @@ async function orderScreen(id) {
       const n = minutesUntil(eta);
       etaEl.textContent = n > 0 ? t('order.eta', { time: hhmm(eta), n }) : t('order.arrival_passed');
       etaEl.dataset.eta = eta;
+      etaEl.hidden = false;
+    } else if (order.status === 'scheduled' && order.scheduled_for) {
+      etaEl.textContent = t('quote.scheduled', { time: dayAndTime(order.scheduled_for) });
       etaEl.hidden = false;
     } else {
       etaEl.hidden = true;
