@@ -187,6 +187,59 @@ pub struct OrderClinical {
     /// The coordinator who approved or rejected it (token subject).
     #[serde(default)]
     pub reviewed_by: Option<String>,
+    /// Placed by an agent for a patient: who the patient is and who
+    /// consented, how and when.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_behalf_of: Option<OnBehalfOf>,
+}
+
+/// An order an agent (family doctor, grid worker, ward nurse) placed for a
+/// patient, with the consent that allows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OnBehalfOf {
+    pub patient_name: String,
+    /// The patient may have no phone.
+    #[serde(default)]
+    pub patient_phone: Option<String>,
+    /// Who consented: the patient or a family member, by name.
+    pub consent_by: String,
+    /// Their relation to the patient (`self` when the patient consented).
+    pub relation: String,
+    /// `in_person`, `phone` or `written`.
+    pub consent_method: String,
+    pub consented_at: chrono::DateTime<chrono::Utc>,
+}
+
+/// How a consent for an agent's order may be given.
+pub const CONSENT_METHODS: [&str; 3] = ["in_person", "phone", "written"];
+
+impl OnBehalfOf {
+    /// Trims and checks: names and relation required (at most 50
+    /// characters), a known method, a consent time not in the future.
+    pub fn checked(mut self, now: chrono::DateTime<chrono::Utc>) -> Result<Self, DomainError> {
+        for (field, value) in [
+            ("on_behalf_of.patient_name", &mut self.patient_name),
+            ("on_behalf_of.consent_by", &mut self.consent_by),
+            ("on_behalf_of.relation", &mut self.relation),
+        ] {
+            let t = value.trim().to_owned();
+            if t.is_empty() {
+                return Err(DomainError::ConsentRequired { field });
+            }
+            if t.chars().count() > 50 {
+                return Err(DomainError::TooLong { field, max: 50 });
+            }
+            *value = t;
+        }
+        if !CONSENT_METHODS.contains(&self.consent_method.as_str())
+            || self.consented_at > now + chrono::TimeDelta::minutes(5)
+        {
+            return Err(DomainError::ConsentRequired {
+                field: "on_behalf_of.consent_method",
+            });
+        }
+        Ok(self)
+    }
 }
 
 /// One submitted version of a visit record. Never changed once written:
@@ -270,6 +323,7 @@ impl ServiceClinical {
                 consent_by: None,
                 review_reason: None,
                 reviewed_by: None,
+                on_behalf_of: None,
             },
             needs_review,
         })

@@ -30,8 +30,8 @@ pub mod phone;
 pub use crate::area::{GeoJsonPolygon, SHUANGFU_DEMO_AREA_ID, ServiceArea};
 pub use crate::catalog::{Catalog, Category, Service, Skill};
 pub use crate::clinical::{
-    Admission, ConsentText, FieldType, IntakeQuestion, OrderClinical, RecordField, ServiceClinical,
-    VisitRecord,
+    Admission, ConsentText, FieldType, IntakeQuestion, OnBehalfOf, OrderClinical, RecordField,
+    ServiceClinical, VisitRecord,
 };
 pub use crate::credentials::{
     Certificate, Credentials, CredentialsInput, Requirements, Title, Verification,

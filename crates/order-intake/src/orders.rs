@@ -7,7 +7,7 @@ use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
-use yixin_auth::ResidentCaller;
+use yixin_auth::{Caller, ResidentCaller, Role};
 
 use yixin_domain::{
     Address, Admission, Contact, GeoPoint, NewOrder, Order, OrderId, OrgId, Rating, ResidentId,
@@ -89,6 +89,45 @@ pub struct CreateOrderRequest {
     /// Who the visit is for: the `id` of one of `GET /v1/me/patients`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub patient_id: Option<String>,
+    /// An agent's order (role `agent`): the patient and the consent,
+    /// required for agents (else 422 `consent_required`), ignored otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_behalf_of: Option<OnBehalfOfBody>,
+}
+
+/// The patient an agent orders for and the consent recorded.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OnBehalfOfBody {
+    #[schema(example = "张大爷")]
+    pub patient_name: String,
+    #[serde(default)]
+    pub patient_phone: Option<String>,
+    /// Who consented (the patient or family), by name.
+    pub consent_by: String,
+    /// `self`, or e.g. 女儿.
+    pub relation: String,
+    /// `in_person`, `phone` or `written`.
+    #[schema(example = "in_person")]
+    pub consent_method: String,
+    pub consented_at: DateTime<Utc>,
+}
+
+/// The caller of the order routes as the owner of orders: a resident as
+/// is, an agent under `agent:<sub>` (so an agent's orders are nobody else's
+/// and no resident's); `true` for an agent. Other roles: 403.
+fn orderer(caller: Caller) -> Result<(ResidentCaller, bool), ApiError> {
+    let mut claims = caller.0;
+    match claims.role {
+        Role::Resident => Ok((ResidentCaller(claims), false)),
+        Role::Agent => {
+            claims.sub = format!("agent:{}", claims.sub);
+            Ok((ResidentCaller(claims), true))
+        }
+        _ => Err(ApiError::Forbidden(
+            "orders are placed by residents and agents".to_owned(),
+        )),
+    }
 }
 
 #[derive(Debug, Clone, Deserialize, ToSchema)]
@@ -434,12 +473,35 @@ pub(crate) fn new_order(
 )]
 #[post("/v1/orders")]
 pub async fn create_order(
-    caller: ResidentCaller,
+    caller: Caller,
     req: HttpRequest,
     svc: web::Data<OrderIntake>,
     body: JsonBody<CreateOrderRequest>,
 ) -> Result<HttpResponse, ApiError> {
+    let (caller, agent) = orderer(caller)?;
     let body = body.into_inner();
+    // An agent's order carries the patient and the recorded consent.
+    let on_behalf_of = if agent {
+        let Some(ob) = body.on_behalf_of.clone() else {
+            return Err(domain_error(yixin_domain::DomainError::ConsentRequired {
+                field: "on_behalf_of",
+            }));
+        };
+        Some(
+            yixin_domain::OnBehalfOf {
+                patient_name: ob.patient_name,
+                patient_phone: ob.patient_phone,
+                consent_by: ob.consent_by,
+                relation: ob.relation,
+                consent_method: ob.consent_method,
+                consented_at: ob.consented_at,
+            }
+            .checked(Utc::now())
+            .map_err(domain_error)?,
+        )
+    } else {
+        None
+    };
     let key = idempotency_key(&req)?;
     let scope = scope_of(&caller);
     let hash = request_hash(&body)?;
@@ -462,6 +524,7 @@ pub async fn create_order(
     // still goes out (the dashboard shows the new order); the dispatcher
     // reads the order and leaves it until a coordinator approves it.
     order.admit(admission);
+    order.clinical.on_behalf_of = on_behalf_of;
     // A booking holds a nurse for its time before the order is written (see
     // `booking`); a package booked ahead books its whole course, each visit
     // a scheduled order. A refusal may still be a retry of an earlier use of
@@ -681,10 +744,11 @@ async fn replay(
 )]
 #[get("/v1/orders/{id}")]
 pub async fn get_order(
-    caller: ResidentCaller,
+    caller: Caller,
     svc: web::Data<OrderIntake>,
     id: web::Path<String>,
 ) -> Result<web::Json<OrderView>, ApiError> {
+    let (caller, _) = orderer(caller)?;
     let order = owned_order(&svc, &caller, &id).await?;
     Ok(web::Json(view(&svc, &order).await?))
 }
@@ -725,10 +789,11 @@ fn decode_cursor(raw: &str) -> Result<OrderCursor, ApiError> {
 )]
 #[get("/v1/orders")]
 pub async fn list_orders(
-    caller: ResidentCaller,
+    caller: Caller,
     svc: web::Data<OrderIntake>,
     query: web::Query<ListQuery>,
 ) -> Result<web::Json<OrderPage>, ApiError> {
+    let (caller, _) = orderer(caller)?;
     let limit = query.limit.unwrap_or(20);
     if !(1..=100).contains(&limit) {
         return Err(ApiError::BadRequest {
