@@ -24,6 +24,7 @@ mod m20261130_200001_add_nurse_external_id;
 mod m20261130_300001_create_credentials_and_audit;
 mod m20261130_400001_clinical_intake_and_visit_records;
 mod m20261201_300001_create_alarms_and_visit_checks;
+mod m20261201_400001_create_shifts_and_bookings;
 
 /// Every migration of the schema, oldest first.
 pub struct Migrator;
@@ -45,6 +46,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261130_300001_create_credentials_and_audit::Migration),
             Box::new(m20261130_400001_clinical_intake_and_visit_records::Migration),
             Box::new(m20261201_300001_create_alarms_and_visit_checks::Migration),
+            Box::new(m20261201_400001_create_shifts_and_bookings::Migration),
         ]
     }
 }

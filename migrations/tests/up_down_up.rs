@@ -9,7 +9,7 @@ mod up_down_up {
     };
     use yixin_migration::{Migrator, MigratorTrait};
 
-    const TABLES: [&str; 21] = [
+    const TABLES: [&str; 23] = [
         "organizations",
         "service_categories",
         "services",
@@ -31,6 +31,8 @@ mod up_down_up {
         "visit_records",
         "alarms",
         "visit_checks",
+        "nurse_shifts",
+        "bookings",
     ];
 
     async fn table_names(db: &DatabaseConnection) -> Vec<String> {

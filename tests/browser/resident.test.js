@@ -4,6 +4,7 @@
 // on the map, get a quote ("预计 N 分钟上门") and order; a simulated nurse
 // (through the API) accepts and rides over: the page shows her dot moving
 // and the ETA changing; the visit completes and the resident rates it.
+// A booking for later picks a slot (GET /v1/slots) from a planned shift.
 // A screenshot of each main screen lands in artifacts/resident-*.png.
 
 import { after, before, describe, test } from 'node:test';
@@ -198,5 +199,34 @@ describe('resident app', () => {
     // Only script errors count: Chromium also logs the answers the test
     // provokes (401 for the wrong code, 404 while there is no visit record).
     assert.deepEqual(consoleErrors.filter((e) => !/WebSocket|Failed to load resource/.test(e)), []);
+  });
+
+  test('book a visit for later: pick a slot from the planned shifts', async () => {
+    // The nurse's planned shift: an hour from now for four hours.
+    const now = Date.now();
+    await platform.ok('POST', `/v1/dispatch/nurses/${nurse.id}/shifts`, coordinator, {
+      start: new Date(now + 3600e3).toISOString(), end: new Date(now + 5 * 3600e3).toISOString(),
+    });
+    await page.click('#tabs a[data-tab=home]');
+    await page.click('a.service[data-service=infant_jaundice_test]');
+    await page.waitForSelector('#book-form', { timeout: WAIT });
+    await page.check('input[name=when][value=later]');
+    await page.waitForSelector('#slots .choice', { timeout: WAIT });
+    const slotText = await page.textContent('#slots');
+    assert.match(slotText, /\d\d:\d\d · 1 位可约/);
+    await page.$eval('#when', (el) => el.scrollIntoView({ block: 'start' }));
+    await shot('slots');
+    const first = await page.$eval('#slots input[name=slot]', (el) => el.value);
+    await page.check('#slots input[name=slot]');
+    await page.check('#consent');
+    await page.click('#confirm');
+    await page.waitForSelector('#status', { timeout: WAIT });
+    const orderId = page.url().split('#/order/')[1];
+    const order = await platform.ok('GET', `/v1/orders/${orderId}`, await page.evaluate(() => localStorage.getItem('yixin.app.token')));
+    assert.equal(order.status, 'scheduled');
+    assert.equal(new Date(order.scheduled_for).getTime(), new Date(first).getTime());
+    assert.match(await page.textContent('#status'), /已预约/);
+    await page.waitForFunction(() => /护士将于 .+ 上门/.test(document.querySelector('#eta').textContent), null, { timeout: WAIT });
+    await shot('scheduled');
   });
 });

@@ -18,11 +18,15 @@ pub enum Role {
     Nurse,
     /// Dispatches for one organisation and sees all of its orders and nurses.
     Coordinator,
+    /// Orders for a patient who may have no phone (family doctor, grid
+    /// worker 网格员, ward nurse at discharge), with the patient's or
+    /// family's consent recorded; sees only the orders they placed.
+    Agent,
 }
 
 impl Role {
     /// Every role, in a stable order.
-    pub const ALL: [Role; 3] = [Role::Resident, Role::Nurse, Role::Coordinator];
+    pub const ALL: [Role; 4] = [Role::Resident, Role::Nurse, Role::Coordinator, Role::Agent];
 
     /// The wire name: the same string as in tokens and JSON.
     pub fn as_str(self) -> &'static str {
@@ -30,6 +34,7 @@ impl Role {
             Role::Resident => "resident",
             Role::Nurse => "nurse",
             Role::Coordinator => "coordinator",
+            Role::Agent => "agent",
         }
     }
 }
@@ -42,7 +47,7 @@ impl fmt::Display for Role {
 
 /// A string that is not one of the three role names.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown role `{0}`: expected resident, nurse or coordinator")]
+#[error("unknown role `{0}`: expected resident, nurse, coordinator or agent")]
 pub struct UnknownRole(pub String);
 
 impl FromStr for Role {

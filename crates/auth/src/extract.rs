@@ -191,6 +191,11 @@ role_extractor!(
     CoordinatorCaller,
     Role::Coordinator
 );
+role_extractor!(
+    /// An authenticated agent (orders for someone else).
+    AgentCaller,
+    Role::Agent
+);
 
 #[cfg(test)]
 mod tests {

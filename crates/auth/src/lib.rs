@@ -48,7 +48,7 @@ pub use dev_login::{
 };
 pub use error::AuthError;
 pub use extract::{
-    Caller, CoordinatorCaller, NurseCaller, ResidentCaller, authenticate, bearer_token,
+    AgentCaller, Caller, CoordinatorCaller, NurseCaller, ResidentCaller, authenticate, bearer_token,
 };
 
 /// The bearer security scheme of the OpenAPI document is the platform's;

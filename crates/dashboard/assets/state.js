@@ -3,17 +3,17 @@
 
 /** Every order status. */
 export const STATUSES = [
-  'awaiting_review', 'pending', 'offered', 'escalated', 'assigned', 'en_route', 'arrived', 'in_service', 'completed',
-  'cancelled', 'rejected',
+  'awaiting_review', 'scheduled', 'pending', 'offered', 'escalated', 'assigned', 'en_route', 'arrived', 'in_service',
+  'completed', 'cancelled', 'rejected',
 ];
 /** Neither completed, cancelled nor rejected. */
-export const OPEN = ['awaiting_review', 'pending', 'offered', 'escalated', 'assigned', 'en_route', 'arrived', 'in_service'];
+export const OPEN = ['awaiting_review', 'scheduled', 'pending', 'offered', 'escalated', 'assigned', 'en_route', 'arrived', 'in_service'];
 /** Still waiting for a nurse: a coordinator may assign one. */
 export const WAITING = ['pending', 'offered', 'escalated'];
 /** The nurse has not reached the door yet: the promise still counts down. */
 export const AWAITING = ['pending', 'offered', 'escalated', 'assigned', 'en_route'];
 /** Cancellable until the visit starts. */
-export const CANCELLABLE = ['awaiting_review', 'pending', 'offered', 'escalated', 'assigned', 'en_route', 'arrived'];
+export const CANCELLABLE = ['awaiting_review', 'scheduled', 'pending', 'offered', 'escalated', 'assigned', 'en_route', 'arrived'];
 /** A nurse holding one of these is busy. */
 export const WORKING = ['assigned', 'en_route', 'arrived', 'in_service'];
 

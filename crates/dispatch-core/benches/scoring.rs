@@ -44,6 +44,7 @@ fn candidates(n: usize, rng: &mut Rng) -> Vec<Candidate> {
                 offers_accepted: rng.below(u64::from(answered) + 1) as u32,
                 free_at: (rng.below(4) == 0)
                     .then(|| now() + TimeDelta::seconds(rng.below(900) as i64)),
+                preferred: false,
             }
         })
         .collect()

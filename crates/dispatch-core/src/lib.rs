@@ -8,12 +8,14 @@
 //!   title, certificates), one of the candidate rule's facts.
 //! - [`eta`]: the `EtaEstimator` port and the straight-line model.
 //! - [`scoring`], [`matching`]: ranking, greedy choice, the batch assignment.
+//! - [`booking`]: which nurse can take a booked visit, and bookable slots.
 //! - [`decision`]: the engine's decisions as a state machine (events and the
 //!   clock in, commands out).
 //!
 //! Must not touch: I/O, clocks, threads or an async runtime (the port's
 //! `async fn` is only a signature).
 
+pub mod booking;
 pub mod decision;
 pub mod eligibility;
 pub mod eta;

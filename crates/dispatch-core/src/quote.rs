@@ -133,6 +133,7 @@ mod tests {
             offers_answered: 0,
             offers_accepted: 0,
             free_at: None,
+            preferred: false,
         }
     }
 

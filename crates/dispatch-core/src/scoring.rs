@@ -19,13 +19,23 @@
 //! 4. **Then the exact arrival, then the nurse id**, so ranking is a total,
 //!    deterministic order: the same input always gives the same offers.
 //!
+//! **Continuity.** A candidate who is the patient's nurse from before (the
+//! nurse reserved for a booking, an earlier visit of the same course, or the
+//! last completed visit of the same resident) is ranked as if she arrived
+//! [`ScoringWeights::continuity_credit_s`] seconds sooner (300 s by
+//! default; 0 disables). So she is preferred when she is about as near as
+//! the others, and not when she is far: the 30-minute promise still comes
+//! first. The credit changes only the ranking, never the predicted arrival
+//! an offer or an escalation is judged by.
+//!
 //! Banding is anchored on the fastest candidate left (the first band is
 //! `[fastest, fastest + band]`, the next band starts at the fastest arrival
 //! after it, and so on) rather than on pairwise "within 60 s" comparisons,
 //! which would not be transitive and so could not be sorted consistently.
 //!
 //! The batch matcher ([`crate::matching::assign_batch`]) does not use this
-//! rule: it minimises total arrival across orders (see there).
+//! rule (nor the continuity credit): it minimises total arrival across
+//! orders (see there).
 
 use std::cmp::Ordering;
 
@@ -51,6 +61,9 @@ pub struct Candidate {
     pub offers_accepted: u32,
     /// `Some` when the nurse is finishing a job: the ETA counts from its end.
     pub free_at: Option<DateTime<Utc>>,
+    /// The patient's nurse from before (see the module doc on continuity).
+    #[serde(default)]
+    pub preferred: bool,
 }
 
 impl Candidate {
@@ -72,6 +85,17 @@ impl Candidate {
         now + chrono::TimeDelta::seconds(self.arrival_in_s(now))
     }
 
+    /// The arrival ranking compares: [`Self::arrival_in_s`] less the
+    /// continuity credit for the patient's nurse from before.
+    pub fn ranked_arrival_s(&self, now: DateTime<Utc>, weights: &ScoringWeights) -> i64 {
+        let credit = if self.preferred {
+            i64::from(weights.continuity_credit_s)
+        } else {
+            0
+        };
+        self.arrival_in_s(now).saturating_sub(credit)
+    }
+
     /// The acceptance rate estimated under the prior of `weights` (see the module doc).
     pub fn acceptance_rate(&self, weights: &ScoringWeights) -> f64 {
         let answered = f64::from(self.offers_answered);
@@ -84,7 +108,8 @@ impl Candidate {
 /// The tunables of the ranking rule (see the module doc).
 ///
 /// JSON/TOML: `{"eta_band_s": 60, "acceptance_prior_accepted": 4.0,
-/// "acceptance_prior_declined": 1.0}`, every field optional; deserialising validates.
+/// "acceptance_prior_declined": 1.0, "continuity_credit_s": 300}`, every
+/// field optional; deserialising validates.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(try_from = "RawScoringWeights")]
 pub struct ScoringWeights {
@@ -94,6 +119,9 @@ pub struct ScoringWeights {
     pub acceptance_prior_accepted: f64,
     /// Prior pseudo-count of declined offers, > 0.
     pub acceptance_prior_declined: f64,
+    /// Seconds of arrival credited to the patient's nurse from before; 0
+    /// disables continuity. At most 600.
+    pub continuity_credit_s: u32,
 }
 
 impl Default for ScoringWeights {
@@ -102,6 +130,7 @@ impl Default for ScoringWeights {
             eta_band_s: 60,
             acceptance_prior_accepted: 4.0,
             acceptance_prior_declined: 1.0,
+            continuity_credit_s: 300,
         }
     }
 }
@@ -112,6 +141,7 @@ struct RawScoringWeights {
     eta_band_s: u32,
     acceptance_prior_accepted: f64,
     acceptance_prior_declined: f64,
+    continuity_credit_s: u32,
 }
 
 impl Default for RawScoringWeights {
@@ -121,6 +151,7 @@ impl Default for RawScoringWeights {
             eta_band_s: d.eta_band_s,
             acceptance_prior_accepted: d.acceptance_prior_accepted,
             acceptance_prior_declined: d.acceptance_prior_declined,
+            continuity_credit_s: d.continuity_credit_s,
         }
     }
 }
@@ -133,7 +164,8 @@ impl TryFrom<RawScoringWeights> for ScoringWeights {
             r.eta_band_s,
             r.acceptance_prior_accepted,
             r.acceptance_prior_declined,
-        )
+        )?
+        .with_continuity(r.continuity_credit_s)
     }
 }
 
@@ -168,9 +200,27 @@ impl ScoringWeights {
             eta_band_s,
             acceptance_prior_accepted,
             acceptance_prior_declined,
+            continuity_credit_s: ScoringWeights::default().continuity_credit_s,
+        })
+    }
+
+    /// These weights with a continuity credit of `credit_s` seconds (at most 600).
+    pub fn with_continuity(self, credit_s: u32) -> Result<Self, InvalidSettings> {
+        if credit_s > MAX_CONTINUITY_CREDIT_S {
+            return Err(InvalidSettings::new(
+                "continuity_credit_s",
+                format!("must be at most {MAX_CONTINUITY_CREDIT_S}, got {credit_s}"),
+            ));
+        }
+        Ok(Self {
+            continuity_credit_s: credit_s,
+            ..self
         })
     }
 }
+
+/// Largest continuity credit: beyond 10 minutes it would override the promise.
+const MAX_CONTINUITY_CREDIT_S: u32 = 600;
 
 /// A candidate with its ranking keys computed once.
 struct Keyed {
@@ -183,7 +233,7 @@ struct Keyed {
 impl Keyed {
     fn of(c: &Candidate, now: DateTime<Utc>, w: &ScoringWeights) -> Self {
         Self {
-            arrival_s: c.arrival_in_s(now),
+            arrival_s: c.ranked_arrival_s(now, w),
             jobs_today: c.jobs_today,
             acceptance: c.acceptance_rate(w),
             nurse_id: c.nurse_id,
@@ -236,7 +286,7 @@ pub fn best<'a>(
     let fastest = candidates
         .clone()
         .into_iter()
-        .map(|c| c.arrival_in_s(now))
+        .map(|c| c.ranked_arrival_s(now, weights))
         .min()?;
     let limit = fastest.saturating_add(i64::from(weights.eta_band_s));
     candidates
@@ -271,7 +321,33 @@ mod tests {
             offers_answered: 0,
             offers_accepted: 0,
             free_at: None,
+            preferred: false,
         }
+    }
+
+    #[test]
+    fn continuity_prefers_the_nurse_from_before_only_when_near() {
+        let w = ScoringWeights::default();
+        let mut before = cand(2, 650); // 3 min slower than the fastest
+        before.preferred = true;
+        before.jobs_today = 5;
+        let fast = cand(1, 460);
+        assert_eq!(
+            ranked_ids(vec![fast.clone(), before.clone()], &w),
+            vec![2, 1]
+        );
+        assert_eq!(
+            best([&fast, &before], now(), &w).map(|c| c.nurse_id),
+            Some(nurse(2))
+        );
+        // 10 minutes slower: the credit does not cover it.
+        let mut far = cand(2, 1100);
+        far.preferred = true;
+        assert_eq!(ranked_ids(vec![fast.clone(), far], &w), vec![1, 2]);
+        // Off: arrival alone.
+        let off = w.with_continuity(0).unwrap();
+        assert_eq!(ranked_ids(vec![fast, before], &off), vec![1, 2]);
+        assert!(w.with_continuity(601).is_err());
     }
 
     fn ranked_ids(mut cs: Vec<Candidate>, w: &ScoringWeights) -> Vec<u128> {
@@ -424,16 +500,20 @@ mod tests {
             0u32..20,
             0u32..20,
             prop::option::of(-300i64..900),
+            any::<bool>(),
         )
-            .prop_map(|(id, eta_s, jobs, answered, accepted, free)| Candidate {
-                nurse_id: nurse(id),
-                eta_s,
-                distance_m: 0,
-                jobs_today: jobs,
-                offers_answered: answered,
-                offers_accepted: accepted.min(answered),
-                free_at: free.map(|s| now() + chrono::TimeDelta::seconds(s)),
-            })
+            .prop_map(
+                |(id, eta_s, jobs, answered, accepted, free, preferred)| Candidate {
+                    nurse_id: nurse(id),
+                    eta_s,
+                    distance_m: 0,
+                    jobs_today: jobs,
+                    offers_answered: answered,
+                    offers_accepted: accepted.min(answered),
+                    free_at: free.map(|s| now() + chrono::TimeDelta::seconds(s)),
+                    preferred,
+                },
+            )
     }
 
     proptest! {
@@ -454,15 +534,17 @@ mod tests {
             prop_assert_eq!(&a, &b);
             prop_assert_eq!(best(&cs, now(), &w), a.first());
             // The first is within the band of the fastest, and nobody is
-            // ranked above a candidate more than a band faster.
+            // ranked above a candidate more than a band faster (arrivals as
+            // ranked: less the continuity credit).
+            let r = |c: &Candidate| c.ranked_arrival_s(now(), &w);
             if let Some(first) = a.first() {
-                let fastest = cs.iter().map(|c| c.arrival_in_s(now())).min().unwrap();
-                prop_assert!(first.arrival_in_s(now()) <= fastest + i64::from(band));
+                let fastest = cs.iter().map(r).min().unwrap();
+                prop_assert!(r(first) <= fastest + i64::from(band));
             }
             for (i, x) in a.iter().enumerate() {
                 for y in &a[i + 1..] {
                     prop_assert!(
-                        x.arrival_in_s(now()) <= y.arrival_in_s(now()) + i64::from(band),
+                        r(x) <= r(y) + i64::from(band),
                         "{x:?} ranked above a much faster {y:?}"
                     );
                 }

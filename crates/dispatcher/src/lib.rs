@@ -18,6 +18,7 @@ use yixin_platform::Mount;
 use yixin_queue::{PositionBoard, Queue};
 use yixin_store::Store;
 
+pub mod bookings;
 pub mod coordinator;
 pub mod credentials;
 pub mod quotes;
@@ -98,6 +99,9 @@ impl Dispatcher {
             cfg.service(coordinator::overview::get_overview);
             cfg.service(coordinator::live::live);
             cfg.service(quotes::create_quote);
+            cfg.service(bookings::list_slots);
+            cfg.service(bookings::add_shift);
+            cfg.service(bookings::list_shifts);
             cfg.service(credentials::get_credentials);
             cfg.service(credentials::put_credentials);
             cfg.service(credentials::verify_credentials);

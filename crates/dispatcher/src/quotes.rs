@@ -52,7 +52,7 @@ pub struct QuoteView {
     responses(
         (status = 200, body = QuoteView),
         (status = 403, description = "Not a resident", body = ErrorBody),
-        (status = 422, description = "Unknown `service_code`, a `location` outside every service area, or a `scheduled_for` in the past", body = ErrorBody),
+        (status = 422, description = "Unknown `service_code`, a `location` outside every service area, or a `scheduled_for` in the past or beyond the booking horizon", body = ErrorBody),
     )
 )]
 #[post("/v1/quotes")]
@@ -65,14 +65,19 @@ pub async fn create_quote(
     let now = Utc::now();
     let location = GeoPoint::new(body.location.lat, body.location.lng)
         .map_err(|e| ApiError::invalid_field("location", "invalid_location", e.to_string()))?;
-    if body
-        .scheduled_for
-        .is_some_and(|at| at < now - chrono::TimeDelta::minutes(1))
+    if let Some(at) = body.scheduled_for
+        && let Err(e) = yixin_domain::check_booking_time(at, now)
     {
+        // The one booking horizon; the past keeps its own code.
+        let code = if at < now {
+            "in_the_past"
+        } else {
+            "beyond_horizon"
+        };
         return Err(ApiError::invalid_field(
             "scheduled_for",
-            "in_the_past",
-            "the booked time has passed",
+            code,
+            e.to_string(),
         ));
     }
     let Some(engine) = &svc.engine else {

@@ -132,7 +132,37 @@ pub struct ServiceClinical {
     pub consent: Option<ConsentText>,
     #[serde(default)]
     pub record_template: Vec<RecordField>,
+    /// A package service is a course of this many visits (absent: one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub course_visits: Option<u32>,
+    /// Days between the visits of a course.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub course_interval_days: Option<u32>,
 }
+
+impl ServiceClinical {
+    /// The times of a course's visits when the first is at `first`: one
+    /// visit for a plain service, `course_visits` every
+    /// `course_interval_days` (at least one day) for a package.
+    pub fn visit_times(
+        &self,
+        first: chrono::DateTime<chrono::Utc>,
+    ) -> Vec<chrono::DateTime<chrono::Utc>> {
+        let n = self.course_visits.unwrap_or(1).clamp(1, MAX_COURSE_VISITS);
+        let every =
+            chrono::TimeDelta::days(i64::from(self.course_interval_days.unwrap_or(1).max(1)));
+        let mut out = Vec::with_capacity(n as usize);
+        let mut at = first;
+        for _ in 0..n {
+            out.push(at);
+            at += every;
+        }
+        out
+    }
+}
+
+/// The most visits one course books.
+pub const MAX_COURSE_VISITS: u32 = 10;
 
 /// What the resident put on an order besides the visit itself.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
@@ -157,6 +187,59 @@ pub struct OrderClinical {
     /// The coordinator who approved or rejected it (token subject).
     #[serde(default)]
     pub reviewed_by: Option<String>,
+    /// Placed by an agent for a patient: who the patient is and who
+    /// consented, how and when.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_behalf_of: Option<OnBehalfOf>,
+}
+
+/// An order an agent (family doctor, grid worker, ward nurse) placed for a
+/// patient, with the consent that allows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OnBehalfOf {
+    pub patient_name: String,
+    /// The patient may have no phone.
+    #[serde(default)]
+    pub patient_phone: Option<String>,
+    /// Who consented: the patient or a family member, by name.
+    pub consent_by: String,
+    /// Their relation to the patient (`self` when the patient consented).
+    pub relation: String,
+    /// `in_person`, `phone` or `written`.
+    pub consent_method: String,
+    pub consented_at: chrono::DateTime<chrono::Utc>,
+}
+
+/// How a consent for an agent's order may be given.
+pub const CONSENT_METHODS: [&str; 3] = ["in_person", "phone", "written"];
+
+impl OnBehalfOf {
+    /// Trims and checks: names and relation required (at most 50
+    /// characters), a known method, a consent time not in the future.
+    pub fn checked(mut self, now: chrono::DateTime<chrono::Utc>) -> Result<Self, DomainError> {
+        for (field, value) in [
+            ("on_behalf_of.patient_name", &mut self.patient_name),
+            ("on_behalf_of.consent_by", &mut self.consent_by),
+            ("on_behalf_of.relation", &mut self.relation),
+        ] {
+            let t = value.trim().to_owned();
+            if t.is_empty() {
+                return Err(DomainError::ConsentRequired { field });
+            }
+            if t.chars().count() > 50 {
+                return Err(DomainError::TooLong { field, max: 50 });
+            }
+            *value = t;
+        }
+        if !CONSENT_METHODS.contains(&self.consent_method.as_str())
+            || self.consented_at > now + chrono::TimeDelta::minutes(5)
+        {
+            return Err(DomainError::ConsentRequired {
+                field: "on_behalf_of.consent_method",
+            });
+        }
+        Ok(self)
+    }
 }
 
 /// One submitted version of a visit record. Never changed once written:
@@ -240,6 +323,7 @@ impl ServiceClinical {
                 consent_by: None,
                 review_reason: None,
                 reviewed_by: None,
+                on_behalf_of: None,
             },
             needs_review,
         })
@@ -486,6 +570,20 @@ mod tests {
 
     fn consent(code: &str) -> String {
         service(code).consent.unwrap().version
+    }
+
+    #[test]
+    fn a_package_is_a_course_of_visits() {
+        let first = chrono::DateTime::parse_from_rfc3339("2026-12-02T09:00:00Z")
+            .unwrap()
+            .with_timezone(&chrono::Utc);
+        let course = service("cervical_package").visit_times(first);
+        assert_eq!(course.len(), 3);
+        assert_eq!(course[2] - course[0], chrono::TimeDelta::days(4));
+        assert_eq!(
+            service("infant_jaundice_test").visit_times(first),
+            vec![first]
+        );
     }
 
     #[test]

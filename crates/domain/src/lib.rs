@@ -31,8 +31,8 @@ pub mod safety;
 pub use crate::area::{GeoJsonPolygon, SHUANGFU_DEMO_AREA_ID, ServiceArea};
 pub use crate::catalog::{Catalog, Category, Service, Skill};
 pub use crate::clinical::{
-    Admission, ConsentText, FieldType, IntakeQuestion, OrderClinical, RecordField, ServiceClinical,
-    VisitRecord,
+    Admission, ConsentText, FieldType, IntakeQuestion, OnBehalfOf, OrderClinical, RecordField,
+    ServiceClinical, VisitRecord,
 };
 pub use crate::credentials::{
     Certificate, Credentials, CredentialsInput, Requirements, Title, Verification,
@@ -44,6 +44,7 @@ pub use crate::local_time::OrgTimeZone;
 pub use crate::nurse::{Nurse, ShiftState, external_id};
 pub use crate::offer::{DEFAULT_OFFER_TTL_SECS, Offer, OfferClosedReason, OfferStatus};
 pub use crate::order::{
-    Address, Contact, NewOrder, Order, OrderStatus, PROMISE_MINUTES, Rating, TimelineEvent,
+    Address, Contact, MAX_BOOKING_AHEAD_DAYS, NewOrder, Order, OrderStatus, PROMISE_MINUTES,
+    Rating, TimelineEvent, check_booking_time, is_booking,
 };
 pub use crate::phone::PhoneNumber;

@@ -24,13 +24,39 @@ pub const NOTES_MAX_CHARS: usize = 500;
 pub const REASON_MAX_CHARS: usize = 500;
 /// Longest rating comment, in characters.
 pub const COMMENT_MAX_CHARS: usize = 500;
-/// How far ahead a visit can be booked (the one booking horizon).
+/// How far ahead a visit can be booked (the one booking horizon): order
+/// intake, quotes and slots check it through [`check_booking_time`], and the
+/// catalogue serves it to the apps as `booking_horizon_days`.
 pub const MAX_BOOKING_AHEAD_DAYS: i64 = 7;
+
+/// Refuses a booked time in the past (a minute of slack for a client clock a
+/// little behind ours) or beyond [`MAX_BOOKING_AHEAD_DAYS`].
+pub fn check_booking_time(at: DateTime<Utc>, now: DateTime<Utc>) -> Result<(), DomainError> {
+    if at < now - TimeDelta::minutes(1) {
+        return Err(DomainError::InvalidSchedule {
+            reason: "the booked time is in the past",
+        });
+    }
+    if at > now + TimeDelta::days(MAX_BOOKING_AHEAD_DAYS) {
+        return Err(DomainError::InvalidSchedule {
+            reason: "visits can be booked at most 7 days ahead",
+        });
+    }
+    Ok(())
+}
+
+/// Whether an order for `scheduled_for`, placed at `now`, is a booking that
+/// waits in `scheduled` until it is due: its time is later than the
+/// 30-minute promise. A time sooner than that is an order for now.
+pub fn is_booking(scheduled_for: Option<DateTime<Utc>>, now: DateTime<Utc>) -> bool {
+    scheduled_for.is_some_and(|at| at > now + TimeDelta::minutes(PROMISE_MINUTES))
+}
 
 /// Where an order is in its life. The allowed steps:
 ///
 /// ```text
-/// awaiting_review -> pending (approved) | rejected | cancelled      (screening)
+/// awaiting_review -> pending | scheduled (approved) | rejected | cancelled  (screening)
+/// scheduled  -> pending (due: time minus lead) | cancelled       (a booking, not yet due)
 /// pending    -> offered | assigned (manual) | escalated | cancelled
 /// offered    -> assigned (accept) | pending (decline / expiry: next candidate) | escalated | cancelled
 /// escalated  -> offered | assigned | cancelled        (no nurse within 30 min; still dispatchable)
@@ -66,11 +92,14 @@ pub enum OrderStatus {
     AwaitingReview,
     /// Screening refused the visit (the reason is on the order).
     Rejected,
+    /// A booked visit not yet due: not offered, nobody's job; released to
+    /// `pending` at its time minus the lead.
+    Scheduled,
 }
 
 impl OrderStatus {
     /// Every status, in life-cycle order (`escalated` last).
-    pub const ALL: [OrderStatus; 11] = [
+    pub const ALL: [OrderStatus; 12] = [
         Self::Pending,
         Self::Offered,
         Self::Assigned,
@@ -82,6 +111,7 @@ impl OrderStatus {
         Self::Escalated,
         Self::AwaitingReview,
         Self::Rejected,
+        Self::Scheduled,
     ];
 
     /// The snake_case name used in JSON and the database.
@@ -98,6 +128,7 @@ impl OrderStatus {
             Self::Escalated => "escalated",
             Self::AwaitingReview => "awaiting_review",
             Self::Rejected => "rejected",
+            Self::Scheduled => "scheduled",
         }
     }
 
@@ -106,7 +137,8 @@ impl OrderStatus {
         use OrderStatus::*;
         matches!(
             (self, next),
-            (AwaitingReview, Pending | Rejected | Cancelled)
+            (AwaitingReview, Pending | Scheduled | Rejected | Cancelled)
+                | (Scheduled, Pending | Cancelled)
                 | (Pending, Offered | Assigned | Escalated | Cancelled)
                 | (Offered, Assigned | Pending | Escalated | Cancelled)
                 | (Escalated, Offered | Assigned | Cancelled)
@@ -144,8 +176,9 @@ impl OrderStatus {
     pub const NEEDS_NURSE: [OrderStatus; 3] = [Self::Pending, Self::Offered, Self::Escalated];
 
     /// Statuses of an open order: neither completed, cancelled nor rejected.
-    pub const OPEN: [OrderStatus; 8] = [
+    pub const OPEN: [OrderStatus; 9] = [
         Self::AwaitingReview,
+        Self::Scheduled,
         Self::Pending,
         Self::Offered,
         Self::Escalated,
@@ -346,17 +379,7 @@ impl NewOrder {
         required_text("contact.name", &self.contact.name, CONTACT_NAME_MAX_CHARS)?;
         optional_text("notes", self.notes.as_deref(), NOTES_MAX_CHARS)?;
         if let Some(at) = self.scheduled_for {
-            // A minute of slack so a client clock a little behind ours is not refused.
-            if at < now - TimeDelta::minutes(1) {
-                return Err(DomainError::InvalidSchedule {
-                    reason: "the booked time is in the past",
-                });
-            }
-            if at > now + TimeDelta::days(MAX_BOOKING_AHEAD_DAYS) {
-                return Err(DomainError::InvalidSchedule {
-                    reason: "visits can be booked at most 7 days ahead",
-                });
-            }
+            check_booking_time(at, now)?;
         }
         Ok(())
     }
@@ -399,7 +422,8 @@ pub struct TimelineEvent {
 }
 
 impl Order {
-    /// Turns a request into a `pending` order created at `now`.
+    /// Turns a request into a `pending` order created at `now` (`scheduled`
+    /// for a booking: see [`is_booking`]).
     ///
     /// `promised_by`: for an order for now, `now` + [`PROMISE_MINUTES`]; for a
     /// booked visit, `scheduled_for` itself (the nurse must be there by the
@@ -418,7 +442,11 @@ impl Order {
             contact: new.contact,
             notes: new.notes,
             scheduled_for: new.scheduled_for,
-            status: OrderStatus::Pending,
+            status: if is_booking(new.scheduled_for, now) {
+                OrderStatus::Scheduled
+            } else {
+                OrderStatus::Pending
+            },
             created_at: now,
             promised_by,
             nurse_id: None,
@@ -441,15 +469,21 @@ impl Order {
     }
 
     /// Screening approved the order at `at`: it becomes `pending` (the
-    /// dispatcher takes it) and the 30-minute promise starts now.
+    /// dispatcher takes it) and the 30-minute promise starts now; a booking
+    /// not yet due becomes `scheduled` instead.
     pub fn approve(&mut self, at: DateTime<Utc>) -> Result<TimelineEvent, DomainError> {
+        let next = if is_booking(self.scheduled_for, at) {
+            OrderStatus::Scheduled
+        } else {
+            OrderStatus::Pending
+        };
         if self.status != OrderStatus::AwaitingReview {
             return Err(DomainError::IllegalTransition {
                 from: self.status,
-                to: OrderStatus::Pending,
+                to: next,
             });
         }
-        let ev = self.transition(OrderStatus::Pending, at)?;
+        let ev = self.transition(next, at)?;
         self.promised_by = promise(self.scheduled_for, at);
         Ok(ev)
     }
@@ -586,7 +620,7 @@ mod tests {
     use proptest::prelude::*;
 
     /// The statuses in the order of the rows and columns of [`EXPECTED`].
-    const STATES: [OrderStatus; 11] = [
+    const STATES: [OrderStatus; 12] = [
         Pending,
         Offered,
         Assigned,
@@ -598,23 +632,25 @@ mod tests {
         Escalated,
         AwaitingReview,
         Rejected,
+        Scheduled,
     ];
 
     /// Written out by hand from the rules, not derived from the code: 1 = allowed.
     #[rustfmt::skip]
-    const EXPECTED: [[u8; 11]; 11] = [
-        //               pend off asg enr arr ins cmp cnc esc rev rej
-        /* pending    */ [0,   1,  1,  0,  0,  0,  0,  1,  1,  0,  0],
-        /* offered    */ [1,   0,  1,  0,  0,  0,  0,  1,  1,  0,  0],
-        /* assigned   */ [1,   0,  0,  1,  0,  0,  0,  1,  0,  0,  0],
-        /* en_route   */ [0,   0,  0,  0,  1,  0,  0,  1,  0,  0,  0],
-        /* arrived    */ [0,   0,  0,  0,  0,  1,  0,  1,  0,  0,  0],
-        /* in_service */ [0,   0,  0,  0,  0,  0,  1,  0,  0,  0,  0],
-        /* completed  */ [0,   0,  0,  0,  0,  0,  0,  0,  0,  0,  0],
-        /* cancelled  */ [0,   0,  0,  0,  0,  0,  0,  0,  0,  0,  0],
-        /* escalated  */ [0,   1,  1,  0,  0,  0,  0,  1,  0,  0,  0],
-        /* awaiting   */ [1,   0,  0,  0,  0,  0,  0,  1,  0,  0,  1],
-        /* rejected   */ [0,   0,  0,  0,  0,  0,  0,  0,  0,  0,  0],
+    const EXPECTED: [[u8; 12]; 12] = [
+        //               pend off asg enr arr ins cmp cnc esc rev rej sch
+        /* pending    */ [0,   1,  1,  0,  0,  0,  0,  1,  1,  0,  0,  0],
+        /* offered    */ [1,   0,  1,  0,  0,  0,  0,  1,  1,  0,  0,  0],
+        /* assigned   */ [1,   0,  0,  1,  0,  0,  0,  1,  0,  0,  0,  0],
+        /* en_route   */ [0,   0,  0,  0,  1,  0,  0,  1,  0,  0,  0,  0],
+        /* arrived    */ [0,   0,  0,  0,  0,  1,  0,  1,  0,  0,  0,  0],
+        /* in_service */ [0,   0,  0,  0,  0,  0,  1,  0,  0,  0,  0,  0],
+        /* completed  */ [0,   0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0],
+        /* cancelled  */ [0,   0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0],
+        /* escalated  */ [0,   1,  1,  0,  0,  0,  0,  1,  0,  0,  0,  0],
+        /* awaiting   */ [1,   0,  0,  0,  0,  0,  0,  1,  0,  0,  1,  1],
+        /* rejected   */ [0,   0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0],
+        /* scheduled  */ [1,   0,  0,  0,  0,  0,  0,  1,  0,  0,  0,  0],
     ];
 
     fn t(min: i64) -> DateTime<Utc> {
@@ -716,15 +752,15 @@ mod tests {
 
     #[test]
     fn status_predicates_match_the_rules() {
-        //                    pend   off    asg    enr    arr    ins    cmp    cnc    esc    rev    rej
+        //                    pend   off    asg    enr    arr    ins    cmp    cnc    esc    rev    rej    sch
         let terminal = [
-            false, false, false, false, false, false, true, true, false, false, true,
+            false, false, false, false, false, false, true, true, false, false, true, false,
         ];
         let cancellable = [
-            true, true, true, true, true, false, false, false, true, true, false,
+            true, true, true, true, true, false, false, false, true, true, false, true,
         ];
         let dispatchable = [
-            true, false, false, false, false, false, false, false, true, false, false,
+            true, false, false, false, false, false, false, false, true, false, false, false,
         ];
         for (i, s) in STATES.into_iter().enumerate() {
             assert_eq!(s.is_terminal(), terminal[i], "{s}");
@@ -747,8 +783,9 @@ mod tests {
             "escalated",
             "awaiting_review",
             "rejected",
+            "scheduled",
         ];
-        assert_eq!(OrderStatus::ALL.len(), 11);
+        assert_eq!(OrderStatus::ALL.len(), 12);
         for (s, name) in STATES.into_iter().zip(names) {
             assert!(OrderStatus::ALL.contains(&s));
             assert_eq!(s.as_str(), name);
@@ -778,9 +815,35 @@ mod tests {
     fn place_promises_the_booked_time() {
         let o = Order::place(new_order(Some(t(180))), t(0));
         assert_eq!(o.promised_by, t(180));
+        assert_eq!(o.status, Scheduled, "a booking waits until it is due");
         // Booked sooner than the promise allows: treated as an order for now.
         let o = Order::place(new_order(Some(t(10))), t(0));
         assert_eq!(o.promised_by, t(30));
+        assert_eq!(o.status, Pending);
+    }
+
+    #[test]
+    fn approving_a_booking_keeps_it_scheduled() {
+        let mut o = Order::place(new_order(Some(t(180))), t(0));
+        o.admit(Admission {
+            clinical: OrderClinical::default(),
+            needs_review: true,
+        });
+        assert_eq!(o.status, AwaitingReview);
+        o.approve(t(5)).unwrap();
+        assert_eq!(o.status, Scheduled);
+        assert_eq!(o.promised_by, t(180));
+        assert!(!Scheduled.needs_nurse() && !Scheduled.is_dispatchable() && !Scheduled.has_nurse());
+        assert!(Scheduled.is_cancellable());
+    }
+
+    #[test]
+    fn the_booking_horizon_is_one_rule() {
+        assert!(check_booking_time(t(60 * 24 * MAX_BOOKING_AHEAD_DAYS), t(0)).is_ok());
+        assert!(check_booking_time(t(60 * 24 * MAX_BOOKING_AHEAD_DAYS + 1), t(0)).is_err());
+        assert!(check_booking_time(t(-2), t(0)).is_err());
+        assert!(is_booking(Some(t(31)), t(0)) && !is_booking(Some(t(30)), t(0)));
+        assert!(!is_booking(None, t(0)));
     }
 
     #[test]

@@ -354,7 +354,8 @@ async fn reuse_nurse(
 }
 
 /// Order statuses that are neither completed nor cancelled.
-const OPEN: &str = "awaiting_review,pending,offered,escalated,assigned,en_route,arrived,in_service";
+const OPEN: &str =
+    "awaiting_review,scheduled,pending,offered,escalated,assigned,en_route,arrived,in_service";
 /// Why the takeover cancels an earlier run's orders.
 pub const TAKEOVER_REASON: &str = "演示重启：上一轮模拟的订单已关闭 (demo restarted: the previous run's simulated order was closed)";
 

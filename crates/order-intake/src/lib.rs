@@ -5,6 +5,7 @@
 //! Writes orders only through the store (order, timeline and outbox in one
 //! transaction); never talks to nurses or decides dispatch.
 
+mod booking;
 pub mod clinical;
 pub mod errors;
 pub mod household;
@@ -268,6 +269,12 @@ pub struct CatalogService {
     pub consent: Option<clinical::ConsentView>,
     /// The visit-record form the nurse fills in.
     pub record_template: Vec<clinical::RecordFieldView>,
+    /// A package: booking it books this many visits (a course).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub course_visits: Option<u32>,
+    /// Days between a course's visits.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub course_interval_days: Option<u32>,
 }
 
 /// A skill code in words.
@@ -285,6 +292,9 @@ pub struct CatalogResponse {
     pub categories: Vec<CatalogCategory>,
     /// The names of the skill codes the services require.
     pub skills: Vec<CatalogSkill>,
+    /// How many days ahead a visit can be booked (the domain's one booking
+    /// horizon; the apps read it here rather than hard-coding it).
+    pub booking_horizon_days: i64,
 }
 
 /// The catalogue: categories with their active services, as stored.
@@ -329,6 +339,8 @@ async fn catalog(
                     intake: clinical.intake,
                     consent: clinical.consent,
                     record_template: clinical.record_template,
+                    course_visits: s.clinical.course_visits,
+                    course_interval_days: s.clinical.course_interval_days,
                 })
                 .collect(),
             code: c.code,
@@ -344,5 +356,9 @@ async fn catalog(
             name_en: k.name_en,
         })
         .collect();
-    Ok(web::Json(CatalogResponse { categories, skills }))
+    Ok(web::Json(CatalogResponse {
+        categories,
+        skills,
+        booking_horizon_days: yixin_domain::MAX_BOOKING_AHEAD_DAYS,
+    }))
 }

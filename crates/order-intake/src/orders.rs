@@ -7,7 +7,7 @@ use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
-use yixin_auth::ResidentCaller;
+use yixin_auth::{Caller, ResidentCaller, Role};
 
 use yixin_domain::{
     Address, Admission, Contact, GeoPoint, NewOrder, Order, OrderId, OrgId, Rating, ResidentId,
@@ -65,7 +65,9 @@ pub struct CreateOrderRequest {
     #[serde(default)]
     #[schema(max_length = 500)]
     pub notes: Option<String>,
-    /// A booked time (within 7 days); none means as soon as possible.
+    /// A booked time (within the booking horizon, `booking_horizon_days` of the
+    /// catalogue); none means as soon as possible. Later than 30 minutes from
+    /// now, the order waits `scheduled` and a nurse is reserved for it.
     #[serde(default)]
     pub scheduled_for: Option<DateTime<Utc>>,
     /// Answers to the service's intake questions, by question code (see the
@@ -87,6 +89,45 @@ pub struct CreateOrderRequest {
     /// Who the visit is for: the `id` of one of `GET /v1/me/patients`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub patient_id: Option<String>,
+    /// An agent's order (role `agent`): the patient and the consent,
+    /// required for agents (else 422 `consent_required`), ignored otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_behalf_of: Option<OnBehalfOfBody>,
+}
+
+/// The patient an agent orders for and the consent recorded.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OnBehalfOfBody {
+    #[schema(example = "张大爷")]
+    pub patient_name: String,
+    #[serde(default)]
+    pub patient_phone: Option<String>,
+    /// Who consented (the patient or family), by name.
+    pub consent_by: String,
+    /// `self`, or e.g. 女儿.
+    pub relation: String,
+    /// `in_person`, `phone` or `written`.
+    #[schema(example = "in_person")]
+    pub consent_method: String,
+    pub consented_at: DateTime<Utc>,
+}
+
+/// The caller of the order routes as the owner of orders: a resident as
+/// is, an agent under `agent:<sub>` (so an agent's orders are nobody else's
+/// and no resident's); `true` for an agent. Other roles: 403.
+fn orderer(caller: Caller) -> Result<(ResidentCaller, bool), ApiError> {
+    let mut claims = caller.0;
+    match claims.role {
+        Role::Resident => Ok((ResidentCaller(claims), false)),
+        Role::Agent => {
+            claims.sub = format!("agent:{}", claims.sub);
+            Ok((ResidentCaller(claims), true))
+        }
+        _ => Err(ApiError::Forbidden(
+            "orders are placed by residents and agents".to_owned(),
+        )),
+    }
 }
 
 #[derive(Debug, Clone, Deserialize, ToSchema)]
@@ -141,6 +182,17 @@ pub struct OrderView {
     /// Who the visit is for, when the order names a household member.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub patient: Option<PatientRef>,
+    /// On booking a package: its course, every visit a scheduled order
+    /// (this one first); absent otherwise.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub course: Vec<CourseVisitView>,
+}
+
+/// One visit of a booked course.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct CourseVisitView {
+    pub order_id: String,
+    pub scheduled_for: DateTime<Utc>,
 }
 
 /// The household member an order is for.
@@ -320,6 +372,7 @@ fn view_of(
         review_reason: order.clinical.review_reason.clone(),
         notice: crate::clinical::notice(order),
         patient,
+        course: Vec::new(),
     }
 }
 
@@ -412,7 +465,7 @@ pub(crate) fn new_order(
         (status = 400, description = "Malformed JSON or a missing Idempotency-Key", body = ErrorBody),
         (status = 401, body = ErrorBody),
         (status = 403, description = "Not a resident", body = ErrorBody),
-        (status = 409, description = "Key reused with another body", body = ErrorBody),
+        (status = 409, description = "Key reused with another body (`idempotency_conflict`), or every nurse who could come is booked at `scheduled_for` (`booking_overlaps`)", body = ErrorBody),
         (status = 413, body = ErrorBody),
         (status = 422, description = "Invalid field; `field` names it", body = ErrorBody),
         (status = 429, description = "Too many orders; see Retry-After", body = ErrorBody),
@@ -420,12 +473,35 @@ pub(crate) fn new_order(
 )]
 #[post("/v1/orders")]
 pub async fn create_order(
-    caller: ResidentCaller,
+    caller: Caller,
     req: HttpRequest,
     svc: web::Data<OrderIntake>,
     body: JsonBody<CreateOrderRequest>,
 ) -> Result<HttpResponse, ApiError> {
+    let (caller, agent) = orderer(caller)?;
     let body = body.into_inner();
+    // An agent's order carries the patient and the recorded consent.
+    let on_behalf_of = if agent {
+        let Some(ob) = body.on_behalf_of.clone() else {
+            return Err(domain_error(yixin_domain::DomainError::ConsentRequired {
+                field: "on_behalf_of",
+            }));
+        };
+        Some(
+            yixin_domain::OnBehalfOf {
+                patient_name: ob.patient_name,
+                patient_phone: ob.patient_phone,
+                consent_by: ob.consent_by,
+                relation: ob.relation,
+                consent_method: ob.consent_method,
+                consented_at: ob.consented_at,
+            }
+            .checked(Utc::now())
+            .map_err(domain_error)?,
+        )
+    } else {
+        None
+    };
     let key = idempotency_key(&req)?;
     let scope = scope_of(&caller);
     let hash = request_hash(&body)?;
@@ -448,6 +524,39 @@ pub async fn create_order(
     // still goes out (the dashboard shows the new order); the dispatcher
     // reads the order and leaves it until a coordinator approves it.
     order.admit(admission);
+    order.clinical.on_behalf_of = on_behalf_of;
+    // A booking holds a nurse for its time before the order is written (see
+    // `booking`); a package booked ahead books its whole course, each visit
+    // a scheduled order. A refusal may still be a retry of an earlier use of
+    // the key.
+    let mut visits = vec![order.clone()];
+    let mut reserved: Vec<Option<yixin_domain::NurseId>> = Vec::new();
+    if yixin_domain::is_booking(order.scheduled_for, now) {
+        let catalog = svc
+            .reference
+            .catalog(&svc.store)
+            .await
+            .map_err(store_error)?;
+        if let Some(service) = catalog.service(&order.service_code) {
+            if let Some(first) = order.scheduled_for {
+                for at in service.clinical.visit_times(first).into_iter().skip(1) {
+                    let mut visit = order.clone();
+                    visit.id = OrderId::new();
+                    visit.scheduled_for = Some(at);
+                    visit.promised_by = yixin_domain::order::promise(Some(at), now);
+                    visits.push(visit);
+                }
+            }
+            match crate::booking::reserve(&svc, &visits, service).await {
+                Ok(r) => reserved = r,
+                Err(refusal) => {
+                    return earlier_use_or(&svc, &caller, &scope, &key, &hash, refusal).await;
+                }
+            }
+        }
+    }
+    let reserved_any = reserved.iter().any(Option::is_some);
+    let later_skills = required_skills.clone();
     let outbox = yixin_contracts::order_created(&order, required_skills);
     let record = IdempotencyRecord {
         scope,
@@ -456,13 +565,20 @@ pub async fn create_order(
         order_id: order.id,
         created_at: now,
     };
-    match svc
-        .store
-        .create_order(&order, outbox, Some(record))
-        .await
-        .map_err(store_error)?
-    {
+    let created = svc.store.create_order(&order, outbox, Some(record)).await;
+    if reserved_any && !matches!(created, Ok(CreateOrderOutcome::Created)) {
+        crate::booking::release_all(&svc, &visits).await;
+    }
+    match created.map_err(store_error)? {
         CreateOrderOutcome::Created => {
+            // The later visits of a course, each its own scheduled order.
+            for visit in visits.iter().skip(1) {
+                let outbox = yixin_contracts::order_created(visit, later_skills.clone());
+                if let Err(e) = svc.store.create_order(visit, outbox, None).await {
+                    crate::booking::release_all(&svc, &visits[1..]).await;
+                    return Err(store_error(e));
+                }
+            }
             // After the order's commit: an order without its patient link is
             // still an order; a failed link is logged, not a failed order.
             if let Some(p) = &patient
@@ -481,7 +597,19 @@ pub async fn create_order(
                 at: order.created_at,
             }];
             let patient = patient.map(PatientRef::from);
-            Ok(HttpResponse::Created().json(view_of(&order, timeline, None, patient)))
+            let mut view = view_of(&order, timeline, None, patient);
+            if visits.len() > 1 {
+                view.course = visits
+                    .iter()
+                    .filter_map(|v| {
+                        v.scheduled_for.map(|at| CourseVisitView {
+                            order_id: v.id.to_string(),
+                            scheduled_for: at,
+                        })
+                    })
+                    .collect();
+            }
+            Ok(HttpResponse::Created().json(view))
         }
         CreateOrderOutcome::Replayed(id) => replay(&svc, &caller, id).await,
     }
@@ -616,10 +744,11 @@ async fn replay(
 )]
 #[get("/v1/orders/{id}")]
 pub async fn get_order(
-    caller: ResidentCaller,
+    caller: Caller,
     svc: web::Data<OrderIntake>,
     id: web::Path<String>,
 ) -> Result<web::Json<OrderView>, ApiError> {
+    let (caller, _) = orderer(caller)?;
     let order = owned_order(&svc, &caller, &id).await?;
     Ok(web::Json(view(&svc, &order).await?))
 }
@@ -660,10 +789,11 @@ fn decode_cursor(raw: &str) -> Result<OrderCursor, ApiError> {
 )]
 #[get("/v1/orders")]
 pub async fn list_orders(
-    caller: ResidentCaller,
+    caller: Caller,
     svc: web::Data<OrderIntake>,
     query: web::Query<ListQuery>,
 ) -> Result<web::Json<OrderPage>, ApiError> {
+    let (caller, _) = orderer(caller)?;
     let limit = query.limit.unwrap_or(20);
     if !(1..=100).contains(&limit) {
         return Err(ApiError::BadRequest {

@@ -355,6 +355,17 @@ pub struct DispatchSettings {
     pub osrm_url: Option<String>,
     pub osrm_profile: String,
     pub osrm_timeout_ms: u64,
+    /// Continuity: seconds of arrival credited, in ranking, to the patient's
+    /// nurse from before (0 disables; at most 600).
+    pub continuity_credit_s: u32,
+    /// A booked order is released to dispatch at its time minus the
+    /// predicted travel of its reserved nurse (or `booking_max_travel_secs`
+    /// when unknown) minus this buffer.
+    pub booking_buffer_secs: u64,
+    /// The longest travel counted in a booking's lead.
+    pub booking_max_travel_secs: u64,
+    /// How often the booking worker looks for due bookings.
+    pub booking_poll_ms: u64,
 }
 
 /// ETA settings for orders inside one service area.
@@ -386,6 +397,10 @@ impl Default for DispatchSettings {
             osrm_url: None,
             osrm_profile: "driving".to_owned(),
             osrm_timeout_ms: 1_500,
+            continuity_credit_s: 300,
+            booking_buffer_secs: 900,
+            booking_max_travel_secs: 1_800,
+            booking_poll_ms: 2_000,
         }
     }
 }

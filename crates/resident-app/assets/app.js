@@ -7,7 +7,7 @@
 import { ApiError, Client, newKey } from './api.js';
 import { getLang, pick, setLang, t } from './i18n.js';
 import { MiniMap } from './minimap.js';
-import { CANCELLABLE, FINAL, dayAndTime, hhmm, isoToLocalInput, localInputToIso, minutesUntil, money } from './words.js';
+import { CANCELLABLE, FINAL, dayAndTime, hhmm, minutesUntil, money } from './words.js';
 
 const TOKEN_KEY = 'yixin.app.token';
 const PHONE_KEY = 'yixin.app.phone';
@@ -289,8 +289,23 @@ async function bookScreen(code) {
   const quoteBig = h('p', { class: 'big', id: 'quote-text', text: t('quote.loading') });
   const quoteBox = h('section', { class: 'card quote', id: 'quote', 'aria-live': 'polite' },
     h('h3', { text: t('quote.title') }), quoteBig, h('p', { class: 'price', id: 'quote-price', text: t('quote.price', { price: money(service.price_cents) }) }));
-  const when = h('input', { type: 'datetime-local', id: 'when', 'data-field': 'scheduled_for', hidden: true,
-    value: isoToLocalInput(new Date(Date.now() + 2 * 3600 * 1000).toISOString()) });
+  // A booking picks a day (up to the catalogue's horizon) and one of its
+  // slots from GET /v1/slots: times a qualified nurse is free, never who.
+  const horizon = Number(cat.booking_horizon_days) || 0;
+  // Days as the service counts them (the organisation's time zone, China's),
+  // whatever zone the phone is set to.
+  const orgDay = new Intl.DateTimeFormat('en-CA', { timeZone: 'Asia/Shanghai', year: 'numeric', month: '2-digit', day: '2-digit' });
+  const orgTime = new Intl.DateTimeFormat('zh-CN', { timeZone: 'Asia/Shanghai', hour: '2-digit', minute: '2-digit', hourCycle: 'h23' });
+  const days = Array.from({ length: horizon + 1 }, (_, i) => {
+    const day = orgDay.format(new Date(Date.now() + i * 86400000));
+    const [, m, dd] = day.split('-').map(Number);
+    const label = i === 0 ? t('book.today') : i === 1 ? t('book.tomorrow') : `${m}/${dd}`;
+    return [day, label];
+  });
+  const slotBox = h('div', { class: 'slots', id: 'slots', 'aria-live': 'polite' });
+  const when = h('div', { id: 'when', 'data-field': 'scheduled_for', hidden: true },
+    h('div', { class: 'days' }, choiceList('day', days, days[0] ? days[0][0] : null, 'scheduled_for')),
+    slotBox);
   const person = people.patients;
   const place = places.addresses;
   const contactName = h('input', { type: 'text', id: 'contact-name', 'data-field': 'contact.name', maxlength: 50, value: person[0] ? person[0].name : '' });
@@ -320,7 +335,26 @@ async function bookScreen(code) {
     error);
 
   const selectedPlace = () => place.find((a) => a.id === chosen(form, 'address'));
-  const scheduled = () => (chosen(form, 'when') === 'later' ? localInputToIso(when.value) : null);
+  const later = () => chosen(form, 'when') === 'later';
+  const scheduled = () => (later() ? chosen(form, 'slot') : null);
+  let slotsAsked = 0;
+  const loadSlots = async () => {
+    const a = selectedPlace();
+    const day = chosen(form, 'day');
+    if (!later() || !a || !day) return;
+    const mine = ++slotsAsked;
+    slotBox.replaceChildren(h('p', { class: 'muted', text: t('slots.loading') }));
+    try {
+      const q = new URLSearchParams({ service_code: code, lat: a.location.lat, lng: a.location.lng, date: day });
+      const list = await api.get(`/v1/slots?${q}`);
+      if (mine !== slotsAsked) return;
+      slotBox.replaceChildren(list.length
+        ? choiceList('slot', list.map((x) => [x.start, `${orgTime.format(new Date(x.start))} · ${t('slots.nurses', { n: x.nurses })}`]), null, 'scheduled_for')
+        : h('p', { class: 'muted', id: 'no-slots', text: t('slots.none') }));
+    } catch (e) {
+      if (mine === slotsAsked) slotBox.replaceChildren(h('p', { class: 'error', text: message(e) }));
+    }
+  };
   let asked = 0;
   const requote = async () => {
     const a = selectedPlace();
@@ -343,12 +377,13 @@ async function bookScreen(code) {
     }
   };
   form.addEventListener('change', (ev) => {
-    if (ev.target.name === 'when') when.hidden = chosen(form, 'when') !== 'later';
+    if (ev.target.name === 'when') when.hidden = !later();
+    if (['when', 'day', 'address'].includes(ev.target.name)) loadSlots();
     if (ev.target.name === 'patient') {
       const p = person.find((x) => x.id === chosen(form, 'patient'));
       if (p) contactName.value = p.name;
     }
-    if (['address', 'when'].includes(ev.target.name) || ev.target === when) requote();
+    if (['address', 'when', 'slot'].includes(ev.target.name)) requote();
   });
   const idempotencyKey = newKey();
   form.addEventListener('submit', async (ev) => {
@@ -366,6 +401,10 @@ async function bookScreen(code) {
     const notes = form.querySelector('#notes').value.trim();
     if (notes) body.notes = notes;
     const at = scheduled();
+    if (later() && !at) {
+      error.textContent = t('slots.pick');
+      return;
+    }
     if (at) body.scheduled_for = at;
     if (intake.length) body.answers = answers(form, intake);
     if (consent && form.querySelector('#consent').checked) body.consent_version = consent.version;
@@ -420,6 +459,9 @@ async function orderScreen(id) {
       const n = minutesUntil(eta);
       etaEl.textContent = n > 0 ? t('order.eta', { time: hhmm(eta), n }) : t('order.arrival_passed');
       etaEl.dataset.eta = eta;
+      etaEl.hidden = false;
+    } else if (order.status === 'scheduled' && order.scheduled_for) {
+      etaEl.textContent = t('quote.scheduled', { time: dayAndTime(order.scheduled_for) });
       etaEl.hidden = false;
     } else {
       etaEl.hidden = true;

@@ -25,17 +25,3 @@ export function dayAndTime(iso) {
 export function minutesUntil(iso, now = Date.now()) {
   return Math.max(0, Math.ceil((new Date(iso).getTime() - now) / 60000));
 }
-
-/** The value of an <input type=datetime-local> as an RFC 3339 UTC time. */
-export function localInputToIso(value) {
-  if (!value) return null;
-  const d = new Date(value);
-  return Number.isNaN(d.getTime()) ? null : d.toISOString();
-}
-
-/** A datetime-local value for `iso` in the phone's time zone. */
-export function isoToLocalInput(iso) {
-  const d = new Date(iso);
-  const p = (n) => String(n).padStart(2, '0');
-  return `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())}T${p(d.getHours())}:${p(d.getMinutes())}`;
-}

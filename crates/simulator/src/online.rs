@@ -420,6 +420,7 @@ impl Sim<'_> {
                     offers_answered: s.answered,
                     offers_accepted: s.accepted,
                     free_at: None,
+                    preferred: false,
                 }
             })
             .collect();

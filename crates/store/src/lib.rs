@@ -21,6 +21,7 @@
 
 pub mod entity;
 
+mod bookings;
 mod cancel;
 mod catalog;
 mod convert;
@@ -45,6 +46,7 @@ pub mod testing;
 #[cfg(test)]
 mod tests;
 
+pub use crate::bookings::{Booking, PlannedShift};
 pub use crate::cancel::{CANCELLED_OFFER_REASON, Cancelled};
 pub use crate::credentials::{AuditEntry, AuditQuery, AuditRecord, audit_action, is_verified};
 pub use crate::dispatch::DayOrder;

@@ -462,13 +462,25 @@ impl Yixin {
                 let engine = yixin_dispatcher::engine::Engine::new(
                     backends.store.clone(),
                     backends.queue.clone(),
-                    eta,
+                    eta.clone(),
                     config,
                     fleet,
                 );
                 workers.extend(engine.spawn(&supervised, shutdown.subscribe()));
                 dispatch_engine = Some(engine);
             }
+            // Bookings are released to dispatch whether or not it is automatic
+            // (a manual coordinator assigns `pending` orders).
+            let worker = yixin_dispatcher::bookings::BookingWorker {
+                store: backends.store.clone(),
+                queue: backends.queue.clone(),
+                eta: eta.clone(),
+                fleet: dispatch_engine.as_ref().map(|e| e.fleet.clone()),
+                release: yixin_dispatcher::bookings::BookingRelease::from_settings(
+                    &settings.dispatch,
+                ),
+            };
+            workers.push(worker.spawn(shutdown.subscribe()));
         }
         let server = http::start(
             listener,

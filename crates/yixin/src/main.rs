@@ -119,6 +119,7 @@ enum TokenRoleArg {
     Resident,
     Nurse,
     Coordinator,
+    Agent,
 }
 
 impl From<TokenRoleArg> for TokenRole {
@@ -127,6 +128,7 @@ impl From<TokenRoleArg> for TokenRole {
             TokenRoleArg::Resident => TokenRole::Resident,
             TokenRoleArg::Nurse => TokenRole::Nurse,
             TokenRoleArg::Coordinator => TokenRole::Coordinator,
+            TokenRoleArg::Agent => TokenRole::Agent,
         }
     }
 }

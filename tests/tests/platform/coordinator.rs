@@ -818,7 +818,7 @@ async fn the_overview_of_a_scripted_day() {
     assert_eq!(
         overview["open_orders"],
         json!({"pending": 2, "offered": 0, "assigned": 0, "en_route": 0, "arrived": 1,
-               "in_service": 0, "escalated": 0, "awaiting_review": 0, "total": 3})
+               "in_service": 0, "escalated": 0, "awaiting_review": 0, "scheduled": 0, "total": 3})
     );
     assert_eq!(
         overview["nurses"],

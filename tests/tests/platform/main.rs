@@ -3,7 +3,9 @@
 // Test code: a failed unwrap is a failed test, reported where it happened.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod agents;
 mod auth;
+mod bookings;
 mod clinical;
 mod coordinator;
 mod credentials;

@@ -12,8 +12,8 @@ use actix_web::{
 };
 use serde_json::{Value, json};
 use yixin_auth::{
-    Authenticator, Caller, CoordinatorCaller, DevTokenResponse, NurseCaller, ResidentCaller, Role,
-    configure_dev_login,
+    AgentCaller, Authenticator, Caller, CoordinatorCaller, DevTokenResponse, NurseCaller,
+    ResidentCaller, Role, configure_dev_login,
 };
 
 use crate::support::*;
@@ -34,11 +34,16 @@ async fn coordinator(caller: CoordinatorCaller) -> HttpResponse {
     HttpResponse::Ok().body(caller.org.clone())
 }
 
+async fn agent(caller: AgentCaller) -> HttpResponse {
+    HttpResponse::Ok().body(caller.0.sub)
+}
+
 fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/whoami", web::get().to(whoami))
         .route("/resident", web::get().to(resident))
         .route("/nurse", web::get().to(nurse))
-        .route("/coordinator", web::get().to(coordinator));
+        .route("/coordinator", web::get().to(coordinator))
+        .route("/agent", web::get().to(agent));
 }
 
 /// The test service: `routes` plus, with `dev_login`, the dev-token route.

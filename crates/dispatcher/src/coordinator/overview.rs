@@ -16,7 +16,7 @@ use super::{org_of, store_error};
 use crate::Dispatcher;
 
 /// Statuses of orders that are neither completed nor cancelled (domain's).
-pub const OPEN: [OrderStatus; 8] = OrderStatus::OPEN;
+pub const OPEN: [OrderStatus; 9] = OrderStatus::OPEN;
 
 /// Most open orders the overview looks at for risk and cells.
 const MAX_OPEN: u64 = 10_000;
@@ -33,6 +33,8 @@ pub struct OpenOrders {
     pub escalated: u64,
     /// Waiting for a coordinator's screening.
     pub awaiting_review: u64,
+    /// Booked visits not yet due.
+    pub scheduled: u64,
     pub total: u64,
 }
 
@@ -88,6 +90,7 @@ fn open_orders(counts: &std::collections::HashMap<OrderStatus, u64>) -> OpenOrde
         in_service: n(OrderStatus::InService),
         escalated: n(OrderStatus::Escalated),
         awaiting_review: n(OrderStatus::AwaitingReview),
+        scheduled: n(OrderStatus::Scheduled),
         total: OPEN.iter().map(|s| n(*s)).sum(),
     }
 }

@@ -405,13 +405,35 @@ impl Engine {
         }
         let ids: Vec<NurseId> = near.iter().map(|n| n.key).collect();
         let since = OrgTimeZone::default().start_of_day(Utc::now());
-        let standing = self.store.nurse_standing(&ids, since).await?;
+        let (standing, preferred) = tokio::join!(
+            self.store.nurse_standing(&ids, since),
+            self.preferred_nurse(order)
+        );
+        let (standing, preferred) = (standing?, preferred?);
         let near: Vec<_> = near
             .into_iter()
             .filter(|n| !standing.get(&n.key).is_some_and(|s| s.engaged))
             .take(search.keep)
             .collect();
-        Ok(self.with_etas(&near, order.location, &standing).await)
+        let mut candidates = self.with_etas(&near, order.location, &standing).await;
+        for c in &mut candidates {
+            c.preferred = Some(c.nurse_id) == preferred;
+        }
+        Ok(candidates)
+    }
+
+    /// The patient's nurse from before (the scoring's continuity term): the
+    /// nurse reserved for a booking, else the nurse of the resident's latest
+    /// completed visit.
+    async fn preferred_nurse(&self, order: &Order) -> Result<Option<NurseId>, StoreError> {
+        if order.scheduled_for.is_some()
+            && let Some(nurse) = self.store.booked_nurse(order.id).await?
+        {
+            return Ok(Some(nurse));
+        }
+        self.store
+            .last_nurse_of_resident(&order.org_id, order.resident_id.as_str())
+            .await
     }
 
     /// The fleet's free candidates around `at` (the core's candidate rule).
@@ -459,6 +481,7 @@ impl Engine {
                     offers_answered: answered,
                     offers_accepted: accepted,
                     free_at: None,
+                    preferred: false,
                 })
             })
             .collect()

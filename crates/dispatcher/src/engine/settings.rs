@@ -28,7 +28,8 @@ pub fn engine_config(
             ));
         }
     };
-    let policy = MatchingPolicy::new(kind, s.batch_window_ms, crate::ScoringWeights::default())?;
+    let weights = crate::ScoringWeights::default().with_continuity(s.continuity_credit_s)?;
+    let policy = MatchingPolicy::new(kind, s.batch_window_ms, weights)?;
     let default = EtaSettings::new(s.detour_factor, s.speed_kmh, s.fixed_overhead_s)?;
     let mut overrides = Vec::new();
     for o in &s.area_eta {

@@ -3,10 +3,12 @@
 
 pub mod alarm;
 pub mod audit_log;
+pub mod booking;
 pub mod idempotency_key;
 pub mod nurse;
 pub mod nurse_credentials;
 pub mod nurse_location;
+pub mod nurse_shift;
 pub mod offer;
 pub mod order;
 pub mod order_event;
