@@ -9,7 +9,7 @@ mod up_down_up {
     };
     use yixin_migration::{Migrator, MigratorTrait};
 
-    const TABLES: [&str; 23] = [
+    const TABLES: [&str; 25] = [
         "organizations",
         "service_categories",
         "services",
@@ -33,6 +33,8 @@ mod up_down_up {
         "visit_checks",
         "nurse_shifts",
         "bookings",
+        "agents",
+        "agent_patient_homes",
     ];
 
     async fn table_names(db: &DatabaseConnection) -> Vec<String> {

@@ -18,6 +18,7 @@ use yixin_platform::Mount;
 use yixin_queue::{PositionBoard, Queue};
 use yixin_store::Store;
 
+pub mod agents;
 pub mod bookings;
 pub mod coordinator;
 pub mod credentials;
@@ -81,6 +82,9 @@ impl Dispatcher {
         Arc::new(move |cfg| {
             cfg.app_data(data.clone());
             cfg.app_data(live_shutdown.clone());
+            cfg.service(agents::add_agent);
+            cfg.service(agents::list_agents);
+            cfg.service(agents::change_agent);
             cfg.service(roster::add_nurse);
             cfg.service(roster::list_nurses);
             cfg.service(roster::change_nurse);

@@ -14,6 +14,7 @@
 //!
 //! Errors are one [`DomainError`], with a stable `code()` and the `field()` to blame.
 
+pub mod agent;
 pub mod area;
 pub mod catalog;
 pub mod clinical;
@@ -28,6 +29,7 @@ pub mod order;
 pub mod phone;
 pub mod safety;
 
+pub use crate::agent::{Agent, AgentKind};
 pub use crate::area::{GeoJsonPolygon, SHUANGFU_DEMO_AREA_ID, ServiceArea};
 pub use crate::catalog::{Catalog, Category, Service, Skill};
 pub use crate::clinical::{

@@ -463,12 +463,21 @@ async fn escalate_due(
     http: &reqwest::Client,
 ) -> Result<(), yixin_store::StoreError> {
     let now = Utc::now();
+    let lease_expired_by = now - escalation_lease(&tracker.safety);
     let due = tracker
         .store
-        .alarms_to_escalate(now - secs(tracker.safety.escalate_after_secs), 50)
+        .alarms_to_escalate(
+            now - secs(tracker.safety.escalate_after_secs),
+            lease_expired_by,
+            50,
+        )
         .await?;
     for alarm in due {
-        if !tracker.store.claim_alarm_escalation(alarm.id, now).await? {
+        if !tracker
+            .store
+            .claim_alarm_escalation(alarm.id, now, lease_expired_by)
+            .await?
+        {
             continue; // another instance has it, or it was acknowledged
         }
         let tracker = tracker.clone();
@@ -477,6 +486,23 @@ async fn escalate_due(
     }
     Ok(())
 }
+
+/// How long a claim on an alarm's escalation holds: the longest a delivery
+/// can take (every try timing out, with the pauses between tries) plus a
+/// margin of [`ESCALATION_LEASE_MARGIN_MS`]. A claim older than this with no
+/// recorded outcome belonged to an instance that died mid-delivery, and the
+/// next scan claims it again, so an alarm is never left unescalated.
+pub fn escalation_lease(s: &yixin_platform::config::SafetySettings) -> chrono::Duration {
+    let attempts = u64::from(s.escalation_attempts.max(1));
+    let ms = attempts
+        .saturating_mul(s.escalation_timeout_ms)
+        .saturating_add((attempts - 1).saturating_mul(s.escalation_retry_ms))
+        .saturating_add(ESCALATION_LEASE_MARGIN_MS);
+    chrono::Duration::milliseconds(i64::try_from(ms).unwrap_or(i64::MAX / 2))
+}
+
+/// Slack on top of the longest delivery before a claim counts as abandoned.
+pub const ESCALATION_LEASE_MARGIN_MS: u64 = 10_000;
 
 async fn deliver(tracker: &Tracker, http: &reqwest::Client, mut alarm: Alarm) {
     let s = &tracker.safety;
@@ -658,4 +684,32 @@ async fn raise_auto(
     metrics::counter!("nurse_alarms_total", "kind" => kind.as_str()).increment(1);
     tracker.tell_alarm(&alarm, now).await;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_escalation_lease_outlasts_the_longest_delivery() {
+        let s = yixin_platform::config::SafetySettings {
+            escalation_attempts: 3,
+            escalation_timeout_ms: 5_000,
+            escalation_retry_ms: 2_000,
+            ..yixin_platform::config::SafetySettings::default()
+        };
+        // Three tries timing out and two pauses: 19 s, plus the margin.
+        assert_eq!(
+            escalation_lease(&s),
+            chrono::Duration::milliseconds(19_000 + 10_000)
+        );
+        let one = yixin_platform::config::SafetySettings {
+            escalation_attempts: 1,
+            ..s
+        };
+        assert_eq!(
+            escalation_lease(&one),
+            chrono::Duration::milliseconds(15_000)
+        );
+    }
 }

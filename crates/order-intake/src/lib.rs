@@ -5,6 +5,7 @@
 //! Writes orders only through the store (order, timeline and outbox in one
 //! transaction); never talks to nurses or decides dispatch.
 
+pub mod agent_patients;
 mod booking;
 pub mod clinical;
 pub mod errors;
@@ -176,6 +177,10 @@ impl OrderIntake {
             cfg.service(clinical::get_record);
             cfg.service(orders::cancel_order);
             cfg.service(orders::rate_order);
+            cfg.service(agent_patients::list_agent_patients);
+            cfg.service(agent_patients::add_agent_patient);
+            cfg.service(agent_patients::change_agent_patient);
+            cfg.service(agent_patients::delete_agent_patient);
             cfg.service(household::list_addresses);
             cfg.service(household::add_address);
             cfg.service(household::change_address);
@@ -205,14 +210,19 @@ impl OrderIntake {
         let stop = shutdown.clone();
         let prune_stop = shutdown.clone();
         vec![
-            workers.supervise("order-intake.relay", true, shutdown.clone(), move |health| {
-                let relay = OutboxRelay {
-                    store: store.clone(),
-                    queue: queue.clone(),
-                    config: config.clone(),
-                };
-                relay.run_reporting(Some(health), stop.clone())
-            }),
+            workers.supervise(
+                "order-intake.relay",
+                true,
+                shutdown.clone(),
+                move |health| {
+                    let relay = OutboxRelay {
+                        store: store.clone(),
+                        queue: queue.clone(),
+                        config: config.clone(),
+                    };
+                    relay.run_reporting(Some(health), stop.clone())
+                },
+            ),
             workers.supervise("order-intake.retention", false, shutdown, move |_| {
                 let pruner = retention::Pruner {
                     store: prune_store.clone(),

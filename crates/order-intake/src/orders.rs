@@ -86,23 +86,23 @@ pub struct CreateOrderRequest {
     #[serde(default)]
     #[schema(max_length = 64)]
     pub doctor_order_ref: Option<String>,
-    /// Who the visit is for: the `id` of one of `GET /v1/me/patients`.
+    /// Who the visit is for: a resident gives the `id` of one of
+    /// `GET /v1/me/patients` (optional); an agent must give one of her
+    /// registered patients, `GET /v1/agent/patients` (else 422
+    /// `patient_required`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub patient_id: Option<String>,
-    /// An agent's order (role `agent`): the patient and the consent,
-    /// required for agents (else 422 `consent_required`), ignored otherwise.
+    /// An agent's order (role `agent`): the consent of the patient or
+    /// family, required for agents (else 422 `consent_required`), ignored
+    /// otherwise.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub on_behalf_of: Option<OnBehalfOfBody>,
 }
 
-/// The patient an agent orders for and the consent recorded.
+/// The consent recorded with an agent's order (the patient is `patient_id`).
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct OnBehalfOfBody {
-    #[schema(example = "张大爷")]
-    pub patient_name: String,
-    #[serde(default)]
-    pub patient_phone: Option<String>,
     /// Who consented (the patient or family), by name.
     pub consent_by: String,
     /// `self`, or e.g. 女儿.
@@ -115,13 +115,15 @@ pub struct OnBehalfOfBody {
 
 /// The caller of the order routes as the owner of orders: a resident as
 /// is, an agent under `agent:<sub>` (so an agent's orders are nobody else's
-/// and no resident's); `true` for an agent. Other roles: 403.
-fn orderer(caller: Caller) -> Result<(ResidentCaller, bool), ApiError> {
+/// and no resident's) once checked to be an active agent of the
+/// organisation's list (403 `agent_not_listed`); `true` for an agent.
+/// Other roles: 403.
+async fn orderer(svc: &OrderIntake, caller: Caller) -> Result<(ResidentCaller, bool), ApiError> {
     let mut claims = caller.0;
     match claims.role {
         Role::Resident => Ok((ResidentCaller(claims), false)),
         Role::Agent => {
-            claims.sub = format!("agent:{}", claims.sub);
+            claims.sub = crate::agent_patients::listed_agent(svc, &claims).await?;
             Ok((ResidentCaller(claims), true))
         }
         _ => Err(ApiError::Forbidden(
@@ -478,27 +480,25 @@ pub async fn create_order(
     svc: web::Data<OrderIntake>,
     body: JsonBody<CreateOrderRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    let (caller, agent) = orderer(caller)?;
+    let (caller, agent) = orderer(&svc, caller).await?;
     let body = body.into_inner();
-    // An agent's order carries the patient and the recorded consent.
-    let on_behalf_of = if agent {
+    // An agent's order names one of her registered patients and carries
+    // the recorded consent; the patient's name and phone come from the
+    // registration.
+    let consent = if agent {
         let Some(ob) = body.on_behalf_of.clone() else {
             return Err(domain_error(yixin_domain::DomainError::ConsentRequired {
                 field: "on_behalf_of",
             }));
         };
-        Some(
-            yixin_domain::OnBehalfOf {
-                patient_name: ob.patient_name,
-                patient_phone: ob.patient_phone,
-                consent_by: ob.consent_by,
-                relation: ob.relation,
-                consent_method: ob.consent_method,
-                consented_at: ob.consented_at,
-            }
-            .checked(Utc::now())
-            .map_err(domain_error)?,
-        )
+        if body.patient_id.is_none() {
+            return Err(ApiError::invalid_field(
+                "patient_id",
+                "patient_required",
+                "an agent orders for one of her registered patients (GET /v1/agent/patients)",
+            ));
+        }
+        Some(ob)
     } else {
         None
     };
@@ -524,7 +524,21 @@ pub async fn create_order(
     // still goes out (the dashboard shows the new order); the dispatcher
     // reads the order and leaves it until a coordinator approves it.
     order.admit(admission);
-    order.clinical.on_behalf_of = on_behalf_of;
+    if let (Some(ob), Some(p)) = (consent, &patient) {
+        let home = svc.store.patient_home(p.id).await.map_err(store_error)?;
+        order.clinical.on_behalf_of = Some(
+            yixin_domain::OnBehalfOf {
+                patient_name: p.name.clone(),
+                patient_phone: home.and_then(|h| h.phone),
+                consent_by: ob.consent_by,
+                relation: ob.relation,
+                consent_method: ob.consent_method,
+                consented_at: ob.consented_at,
+            }
+            .checked(Utc::now())
+            .map_err(domain_error)?,
+        );
+    }
     // A booking holds a nurse for its time before the order is written (see
     // `booking`); a package booked ahead books its whole course, each visit
     // a scheduled order. A refusal may still be a retry of an earlier use of
@@ -674,7 +688,7 @@ async fn admit(
                 ApiError::invalid_field(
                     "patient_id",
                     "unknown_patient",
-                    "not one of your household (GET /v1/me/patients)",
+                    "not one of your patients (GET /v1/me/patients, or GET /v1/agent/patients for an agent)",
                 )
             };
             let id = Uuid::parse_str(raw.trim()).map_err(|_| unknown())?;
@@ -748,7 +762,7 @@ pub async fn get_order(
     svc: web::Data<OrderIntake>,
     id: web::Path<String>,
 ) -> Result<web::Json<OrderView>, ApiError> {
-    let (caller, _) = orderer(caller)?;
+    let (caller, _) = orderer(&svc, caller).await?;
     let order = owned_order(&svc, &caller, &id).await?;
     Ok(web::Json(view(&svc, &order).await?))
 }
@@ -793,7 +807,7 @@ pub async fn list_orders(
     svc: web::Data<OrderIntake>,
     query: web::Query<ListQuery>,
 ) -> Result<web::Json<OrderPage>, ApiError> {
-    let (caller, _) = orderer(caller)?;
+    let (caller, _) = orderer(&svc, caller).await?;
     let limit = query.limit.unwrap_or(20);
     if !(1..=100).contains(&limit) {
         return Err(ApiError::BadRequest {

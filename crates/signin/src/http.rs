@@ -21,7 +21,7 @@ pub struct OtpRequest {
     /// A mainland China mobile number.
     #[schema(example = "13812345678", max_length = 40)]
     pub phone: String,
-    /// `resident` or `nurse`.
+    /// `resident`, `nurse` or `agent`.
     #[schema(example = "resident")]
     pub role: String,
     /// The organisation signed in to.
@@ -57,20 +57,20 @@ pub struct SignedIn {
     /// The JWT, to send as `Authorization: Bearer <token>`.
     pub token: String,
     pub expires_at: DateTime<Utc>,
-    /// `resident` or `nurse`.
+    /// `resident`, `nurse` or `agent`.
     pub role: String,
-    /// The token's `sub`: the resident's or the nurse's id.
+    /// The token's `sub`: the resident's, the nurse's or the agent's id.
     pub sub: String,
 }
 
 /// The roles that sign in by phone.
 fn phone_role(raw: &str) -> Result<Role, ApiError> {
     match raw.parse::<Role>() {
-        Ok(role @ (Role::Resident | Role::Nurse)) => Ok(role),
+        Ok(role @ (Role::Resident | Role::Nurse | Role::Agent)) => Ok(role),
         _ => Err(ApiError::invalid_field(
             "role",
             "unsupported_role",
-            "sign-in by phone is for `resident` and `nurse`",
+            "sign-in by phone is for `resident`, `nurse` and `agent`",
         )),
     }
 }
@@ -99,7 +99,9 @@ fn internal(err: StoreError) -> ApiError {
 fn not_on_roster() -> ApiError {
     ApiError::ForbiddenAs {
         code: "not_on_roster".into(),
-        message: "this phone is not an active nurse of the organisation's roster".to_owned(),
+        message:
+            "this phone is not on the organisation's active roster of nurses or list of agents"
+                .to_owned(),
     }
 }
 
@@ -113,7 +115,8 @@ fn invalid_code(message: &str) -> ApiError {
 /// Send a one-time sign-in code by SMS.
 ///
 /// A resident's first verified sign-in creates the resident; a nurse's phone
-/// must be on the organisation's roster (403 `not_on_roster` otherwise).
+/// must be on the organisation's roster and an agent's on its agent list,
+/// active (403 `not_on_roster` otherwise).
 /// A new code replaces the previous one. One phone gets a code at most once
 /// every `signin.resend_after_secs` and `signin.per_phone_per_hour` an hour;
 /// one client address `signin.per_address_per_hour` an hour; over that: 429
@@ -124,7 +127,7 @@ fn invalid_code(message: &str) -> ApiError {
     request_body = OtpRequest,
     responses(
         (status = 202, description = "A code was sent", body = OtpSent),
-        (status = 403, description = "`not_on_roster`: a nurse phone not on the roster", body = ErrorBody),
+        (status = 403, description = "`not_on_roster`: a nurse or agent phone not on the roster or agent list", body = ErrorBody),
         (status = 422, description = "A bad `phone`, `role` or `org`, or an unknown organisation; `field` names it", body = ErrorBody),
         (status = 429, description = "Too many codes; `Retry-After` says when to ask again", body = ErrorBody,
             headers(("Retry-After" = u64, description = "Seconds to wait"))),
@@ -173,14 +176,7 @@ pub async fn request_code(
             "no such organisation",
         ));
     }
-    if role == Role::Nurse
-        && svc
-            .store
-            .active_nurse_by_phone(&org, &phone)
-            .await
-            .map_err(internal)?
-            .is_none()
-    {
+    if role != Role::Resident && listed(&svc, role, &org, &phone).await?.is_none() {
         return Err(not_on_roster());
     }
     // 64 bits of the operating system's randomness (a v4 UUID is 122 of them).
@@ -289,13 +285,9 @@ pub async fn verify_code(
         return Err(invalid_code("the code was already used or replaced"));
     }
     let sub = match role {
-        Role::Nurse => svc
-            .store
-            .active_nurse_by_phone(&org, &phone)
-            .await
-            .map_err(internal)?
-            .ok_or_else(not_on_roster)?
-            .to_string(),
+        Role::Nurse | Role::Agent => listed(&svc, role, &org, &phone)
+            .await?
+            .ok_or_else(not_on_roster)?,
         _ => svc
             .store
             .resident_for_phone(&org, &phone)
@@ -321,6 +313,31 @@ pub async fn verify_code(
         role: role.as_str().to_owned(),
         sub,
     }))
+}
+
+/// The id of the active nurse (roster) or agent (agent list) with this
+/// phone; `None` if the phone is on neither for `role`.
+async fn listed(
+    svc: &Signin,
+    role: Role,
+    org: &OrgId,
+    phone: &PhoneNumber,
+) -> Result<Option<String>, ApiError> {
+    Ok(match role {
+        Role::Nurse => svc
+            .store
+            .active_nurse_by_phone(org, phone)
+            .await
+            .map_err(internal)?
+            .map(|id| id.to_string()),
+        Role::Agent => svc
+            .store
+            .active_agent_by_phone(org, phone)
+            .await
+            .map_err(internal)?
+            .map(|id| id.to_string()),
+        _ => None,
+    })
 }
 
 fn anyhow_free(message: &'static str) -> std::io::Error {

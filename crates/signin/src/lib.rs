@@ -1,4 +1,4 @@
-//! Phone sign-in with one-time SMS codes, for residents and nurses:
+//! Phone sign-in with one-time SMS codes, for residents, nurses and agents:
 //! `POST /v1/auth/otp` sends a code, `POST /v1/auth/otp/verify` trades it
 //! for a token.
 //!
@@ -6,10 +6,11 @@
 //! adapters ([`sender`]), the two routes and their rate limits. A resident
 //! is created by their first verified sign-in (token `sub` = the resident's
 //! id); a nurse must be an active nurse of the organisation's roster (token
-//! `sub` = the nurse's id).
+//! `sub` = the nurse's id), an agent an active agent of its agent list
+//! (token `sub` = the agent's id).
 //!
 //! Must not touch: tokens beyond asking the [`Authenticator`] to mint one,
-//! orders, the roster (it only reads it).
+//! orders, the roster and the agent list (it only reads them).
 
 mod http;
 pub mod rules;

@@ -21,6 +21,7 @@
 
 pub mod entity;
 
+mod agents;
 mod bookings;
 mod cancel;
 mod catalog;
@@ -46,6 +47,7 @@ pub mod testing;
 #[cfg(test)]
 mod tests;
 
+pub use crate::agents::{PatientHome, agent_owner};
 pub use crate::bookings::{Booking, PlannedShift};
 pub use crate::cancel::{CANCELLED_OFFER_REASON, Cancelled};
 pub use crate::credentials::{AuditEntry, AuditQuery, AuditRecord, audit_action, is_verified};

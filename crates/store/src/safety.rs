@@ -242,14 +242,17 @@ impl Store {
     }
 
     /// Alarms nobody acknowledged, raised at or before `raised_by`, whose
-    /// escalation nobody has claimed.
+    /// escalation nobody holds: never claimed, or claimed at or before
+    /// `lease_expired_by` (the claimer's lease ran out) with no outcome
+    /// recorded — the instance that claimed it died mid-delivery.
     pub async fn alarms_to_escalate(
         &self,
         raised_by: DateTime<Utc>,
+        lease_expired_by: DateTime<Utc>,
         limit: u64,
     ) -> Result<Vec<Alarm>, StoreError> {
         alarm::Entity::find()
-            .filter(alarm::Column::EscalationClaimedAt.is_null())
+            .filter(claimable(lease_expired_by))
             .filter(alarm::Column::AcknowledgedAt.is_null())
             .filter(alarm::Column::ResolvedAt.is_null())
             .filter(alarm::Column::RaisedAt.lte(ts(raised_by)))
@@ -262,17 +265,20 @@ impl Store {
             .collect()
     }
 
-    /// Claims an alarm's escalation for this instance: `true` for exactly
-    /// one caller, and only while nobody has acknowledged it.
+    /// Claims an alarm's escalation for this instance until its lease runs
+    /// out: `true` for exactly one caller, only while nobody has
+    /// acknowledged it, and only if it was never claimed or its last claim
+    /// (at or before `lease_expired_by`) ended without a recorded outcome.
     pub async fn claim_alarm_escalation(
         &self,
         id: AlarmId,
         now: DateTime<Utc>,
+        lease_expired_by: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
         let res = alarm::Entity::update_many()
             .col_expr(alarm::Column::EscalationClaimedAt, Expr::value(ts(now)))
             .filter(alarm::Column::Id.eq(id.0))
-            .filter(alarm::Column::EscalationClaimedAt.is_null())
+            .filter(claimable(lease_expired_by))
             .filter(alarm::Column::AcknowledgedAt.is_null())
             .filter(alarm::Column::ResolvedAt.is_null())
             .exec(&self.db)
@@ -569,4 +575,16 @@ impl Store {
             .await?;
         Ok(res.rows_affected == 1)
     }
+}
+
+/// An escalation nobody holds: never claimed, or its lease ran out (claimed
+/// at or before `lease_expired_by`) with no outcome recorded.
+fn claimable(lease_expired_by: DateTime<Utc>) -> sea_orm::Condition {
+    sea_orm::Condition::any()
+        .add(alarm::Column::EscalationClaimedAt.is_null())
+        .add(
+            sea_orm::Condition::all()
+                .add(alarm::Column::EscalationClaimedAt.lte(ts(lease_expired_by)))
+                .add(alarm::Column::Escalation.is_null()),
+        )
 }

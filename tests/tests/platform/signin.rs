@@ -353,6 +353,89 @@ async fn a_nurse_signs_in_only_with_a_phone_on_the_roster() {
     app.stop().await;
 }
 
+/// An agent signs in only with a phone on the organisation's agent list,
+/// and only while active: once deactivated she gets no code, and the token
+/// she already holds no longer places or reads orders.
+#[tokio::test]
+async fn an_agent_signs_in_only_while_on_the_agent_list() {
+    // No pause between codes: the second ask must meet the list, not the pause.
+    let (app, gateway) = app_with(|s| s.signin.resend_after_secs = 0).await;
+    let reply = ask(&app, "13600008888", "agent").await;
+    assert_eq!(reply.status, StatusCode::FORBIDDEN, "{}", reply.text);
+    assert_eq!(reply.error_code(), "not_on_roster");
+    assert!(
+        gateway.received.lock().await.is_empty(),
+        "no text to a stranger"
+    );
+
+    let coordinator = app.token("coordinator", "coord-1", "demo").await;
+    let added = app
+        .post(
+            "/v1/dispatch/agents",
+            Some(&coordinator),
+            &json!({"name": "李医生", "phone": "13600008888", "kind": "family_doctor"}),
+        )
+        .await;
+    assert_eq!(added.status, StatusCode::CREATED, "{}", added.text);
+    let id = added.json["id"].as_str().unwrap().to_owned();
+    // A nurse's sign-in is not an agent's: the roster is another list.
+    assert_eq!(
+        ask(&app, "13600008888", "nurse").await.error_code(),
+        "not_on_roster"
+    );
+    assert_eq!(
+        ask(&app, "13600008888", "agent").await.status,
+        StatusCode::ACCEPTED
+    );
+    let code = gateway.last_code("13600008888").await;
+    let signed_in = verify(&app, "13600008888", "agent", &code).await;
+    assert_eq!(signed_in.status, StatusCode::OK, "{}", signed_in.text);
+    assert_eq!(signed_in.json["sub"], id.as_str());
+    assert_eq!(signed_in.json["role"], "agent");
+    let token = signed_in.json["token"].as_str().unwrap().to_owned();
+    let patients = app.get("/v1/agent/patients", Some(&token)).await;
+    assert_eq!(patients.status, StatusCode::OK, "{}", patients.text);
+    assert_eq!(
+        app.get("/v1/orders", Some(&token)).await.status,
+        StatusCode::OK
+    );
+
+    // Deactivated: no new code, and her token stops working on its next use.
+    let path = format!("/v1/dispatch/agents/{id}");
+    let off = app
+        .send(
+            app.http
+                .patch(app.url(&path))
+                .bearer_auth(&coordinator)
+                .json(&json!({"active": false})),
+        )
+        .await;
+    assert_eq!(off.status, StatusCode::OK, "{}", off.text);
+    assert_eq!(off.json["active"], false);
+    let listed = app.get("/v1/dispatch/agents", Some(&coordinator)).await;
+    assert_eq!(listed.json[0]["id"], id.as_str(), "{}", listed.text);
+    assert_eq!(listed.json[0]["active"], false, "{}", listed.text);
+    let again = ask(&app, "13600008888", "agent").await;
+    assert_eq!(again.status, StatusCode::FORBIDDEN, "{}", again.text);
+    assert_eq!(again.error_code(), "not_on_roster");
+    for path in ["/v1/agent/patients", "/v1/orders"] {
+        let refused = app.get(path, Some(&token)).await;
+        assert_eq!(
+            refused.status,
+            StatusCode::FORBIDDEN,
+            "{path}: {}",
+            refused.text
+        );
+        assert_eq!(refused.error_code(), "agent_not_listed");
+    }
+    let order = app
+        .order_service(&token, "infant_jaundice_test", (29.39, 106.32), json!({}))
+        .await;
+    assert_eq!(order.status, StatusCode::FORBIDDEN, "{}", order.text);
+    assert_eq!(order.error_code(), "agent_not_listed");
+    app.stop().await;
+}
+
 #[tokio::test]
 async fn bad_input_names_the_field() {
     let (app, _gateway) = app_with(|_| {}).await;

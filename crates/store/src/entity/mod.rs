@@ -1,6 +1,8 @@
 //! sea-orm entities, one per table (2.0 dense format). Rows, not domain
 //! types: conversion to and from `yixin_domain` lives in `crate::convert`.
 
+pub mod agent;
+pub mod agent_patient_home;
 pub mod alarm;
 pub mod audit_log;
 pub mod booking;

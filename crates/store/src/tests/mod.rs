@@ -132,6 +132,7 @@ mod tracking_on_every_backend {
         a_claim_and_an_expiry_race_to_one_consistent_end,
         a_cancel_withdraws_open_offers_with_the_order_in_one_step,
         a_cancel_and_a_claim_race_to_one_consistent_end,
+        an_abandoned_escalation_claim_is_claimed_again_after_its_lease,
     );
 }
 

@@ -643,3 +643,73 @@ pub async fn a_cancel_and_a_claim_race_to_one_consistent_end(store: Store) {
         }
     }
 }
+
+/// An alarm's escalation claim is a lease: while it holds nobody else
+/// claims it; once it runs out with no outcome recorded (the claimer died
+/// mid-delivery) the next scan lists and claims it again; once an outcome
+/// is recorded it is never claimed again.
+pub async fn an_abandoned_escalation_claim_is_claimed_again_after_its_lease(store: Store) {
+    use yixin_domain::safety::{Alarm, AlarmKind};
+
+    let n = nurse(&store).await;
+    let t0 = now();
+    let alarm = Alarm::raise(org(), n.id, None, AlarmKind::Sos, None, None, None, t0).unwrap();
+    store.insert_alarm(&alarm).await.unwrap();
+    let lease = TimeDelta::seconds(30);
+    let due_at = |t: DateTime<Utc>| {
+        let store = store.clone();
+        async move {
+            store
+                .alarms_to_escalate(t, t - lease, 10)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|a| a.id)
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(due_at(t0).await, vec![alarm.id]);
+    assert!(
+        store
+            .claim_alarm_escalation(alarm.id, t0, t0 - lease)
+            .await
+            .unwrap()
+    );
+    // Within the lease: held by the first claimer.
+    let t1 = t0 + TimeDelta::seconds(10);
+    assert!(due_at(t1).await.is_empty());
+    assert!(
+        !store
+            .claim_alarm_escalation(alarm.id, t1, t1 - lease)
+            .await
+            .unwrap()
+    );
+    // The lease ran out with no outcome: listed and claimed again, once.
+    let t2 = t0 + TimeDelta::seconds(31);
+    assert_eq!(due_at(t2).await, vec![alarm.id]);
+    assert!(
+        store
+            .claim_alarm_escalation(alarm.id, t2, t2 - lease)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .claim_alarm_escalation(alarm.id, t2, t2 - lease)
+            .await
+            .unwrap()
+    );
+    // An outcome recorded: never claimed again, however old the claim.
+    store
+        .record_alarm_escalation(alarm.id, "delivered", 1, t2)
+        .await
+        .unwrap();
+    let t3 = t2 + TimeDelta::seconds(3600);
+    assert!(due_at(t3).await.is_empty());
+    assert!(
+        !store
+            .claim_alarm_escalation(alarm.id, t3, t3 - lease)
+            .await
+            .unwrap()
+    );
+}
