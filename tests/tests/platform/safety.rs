@@ -305,6 +305,96 @@ async fn sos_reaches_every_coordinator_within_a_second_and_escalates_unacknowled
     app.stop().await;
 }
 
+/// An instance that claimed an alarm's escalation and died mid-delivery
+/// left a claim with no outcome: once the claim's lease has run out, a
+/// running instance claims the alarm again and escalates it. A claim still
+/// within its lease is left to its holder.
+#[tokio::test]
+async fn an_escalation_abandoned_mid_delivery_is_sent_once_its_lease_runs_out() {
+    use yixin_domain::safety::{Alarm, AlarmKind};
+
+    let (receiver, url) = Receiver::start().await;
+    let app = spawn(move |s| {
+        s.safety.escalate_after_secs = 1;
+        s.safety.escalation_retry_ms = 100;
+        s.safety.escalation_webhooks = vec![EscalationWebhook {
+            org_id: s.demo.org_id.clone(),
+            url,
+        }];
+        s.safety.escalation_secret = Some(SecretString::from(ESCALATION_SECRET));
+    })
+    .await;
+    let store = &app.running().backends.store;
+    let (nurse_a, _) = nurse(&app, "13900003311").await;
+    let (nurse_b, _) = nurse(&app, "13900003312").await;
+    let org = OrgId::from(app.settings.demo.org_id.as_str());
+    let now = Utc::now();
+    let raise = |nurse: NurseId| {
+        Alarm::raise(
+            org.clone(),
+            nurse,
+            None,
+            AlarmKind::Sos,
+            None,
+            None,
+            None,
+            now - chrono::TimeDelta::minutes(5),
+        )
+        .unwrap()
+    };
+    // Claimed two minutes ago by an instance that is gone (far past the
+    // lease of one delivery), and one claimed just now by a live holder.
+    let abandoned = raise(nurse_a);
+    let held = raise(nurse_b);
+    for (alarm, claimed_at) in [
+        (&abandoned, now - chrono::TimeDelta::minutes(2)),
+        (&held, now),
+    ] {
+        store.insert_alarm(alarm).await.unwrap();
+        assert!(
+            store
+                .claim_alarm_escalation(
+                    alarm.id,
+                    claimed_at,
+                    claimed_at - chrono::TimeDelta::hours(1)
+                )
+                .await
+                .unwrap()
+        );
+    }
+
+    let until = Instant::now() + WAIT;
+    let body = loop {
+        if let Some((body, _, _)) = receiver.received.lock().await.first().cloned() {
+            break body;
+        }
+        assert!(
+            Instant::now() < until,
+            "the abandoned alarm was never escalated"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(body["alarm"]["id"], abandoned.id.to_string());
+    let until = Instant::now() + WAIT;
+    loop {
+        let current = store.org_alarm(&org, abandoned.id).await.unwrap().unwrap();
+        if current.escalation.as_deref() == Some("delivered") {
+            break;
+        }
+        assert!(Instant::now() < until, "the outcome was never recorded");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // The held claim is its holder's while the lease runs (29 s by
+    // default); the abandoned one went out once (its first post refused, retried).
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let received = receiver.received.lock().await.clone();
+    assert_eq!(received.len(), 1, "{received:?}");
+    assert_eq!(receiver.posts.load(std::sync::atomic::Ordering::SeqCst), 2);
+    let held_now = store.org_alarm(&org, held.id).await.unwrap().unwrap();
+    assert_eq!(held_now.escalation, None);
+    app.stop().await;
+}
+
 #[tokio::test]
 async fn an_alarm_is_acknowledged_then_resolved_with_a_note() {
     let app = spawn(|_| {}).await;
