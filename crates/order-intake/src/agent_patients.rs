@@ -220,7 +220,7 @@ pub(crate) async fn own_patient(
 }
 
 /// The agent's registered patients, oldest first.
-#[utoipa::path(tag = "agent", security(("bearer" = [])),
+#[utoipa::path(tag = "resident", security(("bearer" = [])),
     responses((status = 200, body = AgentPatientList),
         (status = 403, description = "Not an agent, or `agent_not_listed`", body = ErrorBody)))]
 #[get("/v1/agent/patients")]
@@ -243,7 +243,7 @@ pub async fn list_agent_patients(
 }
 
 /// Registers a patient in the agent's list.
-#[utoipa::path(tag = "agent", security(("bearer" = [])), request_body = AgentPatient,
+#[utoipa::path(tag = "resident", security(("bearer" = [])), request_body = AgentPatient,
     responses((status = 201, body = AgentPatient),
         (status = 403, description = "Not an agent, or `agent_not_listed`", body = ErrorBody),
         (status = 409, description = "`patient_list_full`", body = ErrorBody)))]
@@ -288,7 +288,7 @@ pub async fn add_agent_patient(
 }
 
 /// Changes one of the agent's registered patients.
-#[utoipa::path(tag = "agent", security(("bearer" = [])), request_body = AgentPatientPatch,
+#[utoipa::path(tag = "resident", security(("bearer" = [])), request_body = AgentPatientPatch,
     params(("id" = String, Path)),
     responses((status = 200, body = AgentPatient),
         (status = 403, description = "Not an agent, or `agent_not_listed`", body = ErrorBody),
@@ -354,7 +354,7 @@ pub async fn change_agent_patient(
 
 /// Removes one of the agent's registered patients (orders placed for them
 /// keep their record and consent).
-#[utoipa::path(tag = "agent", security(("bearer" = [])), params(("id" = String, Path)),
+#[utoipa::path(tag = "resident", security(("bearer" = [])), params(("id" = String, Path)),
     responses((status = 204),
         (status = 403, description = "Not an agent, or `agent_not_listed`", body = ErrorBody),
         (status = 404, body = ErrorBody)))]
