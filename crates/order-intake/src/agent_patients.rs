@@ -234,11 +234,12 @@ pub async fn list_agent_patients(
         .household(&caller.org, &owner)
         .await
         .map_err(store_error)?;
-    let mut patients = Vec::with_capacity(members.len());
-    for m in &members {
-        let home = svc.store.patient_home(m.id).await.map_err(store_error)?;
-        patients.push(shown(m, home));
-    }
+    let ids: Vec<Uuid> = members.iter().map(|m| m.id).collect();
+    let mut homes = svc.store.patient_homes(&ids).await.map_err(store_error)?;
+    let patients = members
+        .iter()
+        .map(|m| shown(m, homes.remove(&m.id)))
+        .collect();
     Ok(web::Json(AgentPatientList { patients }))
 }
 

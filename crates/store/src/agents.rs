@@ -136,6 +136,35 @@ impl Store {
             }))
     }
 
+    /// Where each of these registered patients lives, by patient id (one query).
+    pub async fn patient_homes(
+        &self,
+        patients: &[Uuid],
+    ) -> Result<std::collections::HashMap<Uuid, PatientHome>, StoreError> {
+        if patients.is_empty() {
+            return Ok(std::collections::HashMap::new());
+        }
+        Ok(agent_patient_home::Entity::find()
+            .filter(agent_patient_home::Column::PatientId.is_in(patients.iter().copied()))
+            .all(&self.db)
+            .await?
+            .into_iter()
+            .map(|m| {
+                (
+                    m.patient_id,
+                    PatientHome {
+                        phone: m.phone,
+                        address_text: m.address_text,
+                        address_detail: m.address_detail,
+                        lat: m.lat,
+                        lng: m.lng,
+                        notes: m.notes,
+                    },
+                )
+            })
+            .collect())
+    }
+
     /// Inserts or replaces where a registered patient lives.
     pub async fn save_patient_home(
         &self,
