@@ -127,10 +127,12 @@ impl NurseTracking {
                 writer::run(tracker.clone(), stop.clone())
             });
         let (tracker, stop) = (self.tracker.clone(), shutdown.clone());
-        let roster =
-            workers.supervise("nurse-tracking.roster", false, shutdown.clone(), move |_| {
-                roster_watch(tracker.clone(), stop.clone())
-            });
+        let roster = workers.supervise(
+            "nurse-tracking.roster",
+            false,
+            shutdown.clone(),
+            move |_| roster_watch(tracker.clone(), stop.clone()),
+        );
         let (tracker, stop) = (self.tracker.clone(), shutdown.clone());
         let safety = workers.supervise("nurse-tracking.safety", false, shutdown, move |_| {
             safety::run(tracker.clone(), stop.clone())

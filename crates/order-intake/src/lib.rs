@@ -205,14 +205,19 @@ impl OrderIntake {
         let stop = shutdown.clone();
         let prune_stop = shutdown.clone();
         vec![
-            workers.supervise("order-intake.relay", true, shutdown.clone(), move |health| {
-                let relay = OutboxRelay {
-                    store: store.clone(),
-                    queue: queue.clone(),
-                    config: config.clone(),
-                };
-                relay.run_reporting(Some(health), stop.clone())
-            }),
+            workers.supervise(
+                "order-intake.relay",
+                true,
+                shutdown.clone(),
+                move |health| {
+                    let relay = OutboxRelay {
+                        store: store.clone(),
+                        queue: queue.clone(),
+                        config: config.clone(),
+                    };
+                    relay.run_reporting(Some(health), stop.clone())
+                },
+            ),
             workers.supervise("order-intake.retention", false, shutdown, move |_| {
                 let pruner = retention::Pruner {
                     store: prune_store.clone(),
