@@ -418,8 +418,10 @@ impl ContinuityComparison {
                 continue;
             };
             let points = |a: Option<f64>, b: Option<f64>| {
-                a.zip(b)
-                    .map_or_else(|| "–".to_owned(), |(a, b)| format!("{:+.1} pts", (a - b) * 100.0))
+                a.zip(b).map_or_else(
+                    || "–".to_owned(),
+                    |(a, b)| format!("{:+.1} pts", (a - b) * 100.0),
+                )
             };
             let _ = writeln!(
                 out,

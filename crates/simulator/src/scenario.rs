@@ -620,7 +620,9 @@ pub(crate) fn assign_patients(
             if eligible.is_empty() {
                 let p = patients.len();
                 let offsets = if scenario.courses {
-                    course_offsets.get(order.service).map_or(&[][..], |v| &v[..])
+                    course_offsets
+                        .get(order.service)
+                        .map_or(&[][..], |v| &v[..])
                 } else {
                     &[]
                 };

@@ -296,7 +296,12 @@ fn repeat_patients_are_drawn_from_the_seed_and_keep_the_demand_curve() {
             .filter(|o| o.repeat == Some(scenario::Repeat::Reorder))
             .count()
     };
-    assert!(count(&more) > count(&a) * 3 / 2, "{} vs {}", count(&more), count(&a));
+    assert!(
+        count(&more) > count(&a) * 3 / 2,
+        "{} vs {}",
+        count(&more),
+        count(&a)
+    );
 }
 
 #[test]
@@ -331,7 +336,10 @@ fn repeat_orders_keep_the_patient_and_courses_follow_the_catalogue() {
                         course_visits += 1;
                         let k = per_patient.entry(o.patient).or_insert(0u32);
                         *k += 1;
-                        assert!(*k < clinical.course_visits.unwrap(), "at most the course's visits");
+                        assert!(
+                            *k < clinical.course_visits.unwrap(),
+                            "at most the course's visits"
+                        );
                         // The k-th later visit: k intervals after the first, or later.
                         let interval = i64::from(clinical.course_interval_days.unwrap_or(1));
                         assert!(o.created_ms - f.created_ms >= i64::from(*k) * interval * DAY_MS);
