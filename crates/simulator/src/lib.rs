@@ -1,9 +1,11 @@
 //! yixin-simulator: a deterministic discrete-event simulation of a district
 //! (residents ordering, nurses on shifts with skills, travel by the ETA
 //! model with noise, offers declined or left to expire, visits of the
-//! catalogue's durations) that runs the dispatch engine's own state machine —
-//! `greedy` and `batch` — and a clairvoyant `hindsight` planner as the
-//! reference, and reports the 30-minute promise for each.
+//! catalogue's durations, repeat patients: courses and reorders) that runs
+//! the dispatch engine's own state machine — `greedy` and `batch` — and a
+//! clairvoyant `hindsight` planner as the reference, and reports the
+//! 30-minute promise and the continuity rate for each; [`compare_continuity`]
+//! runs the same instance with the continuity credit and without.
 //!
 //! Owns: the scenario model ([`scenario`]), the event loop of the online
 //! policies ([`online`]), the hindsight planner ([`hindsight`]) and the

@@ -210,6 +210,20 @@ fn policies_and_scenarios_are_checked() {
     let mut s = small();
     s.accept_prob = 0.95;
     assert!(s.validate().is_err());
+    let mut s = small();
+    s.repeat_share = 1.5;
+    assert!(matches!(
+        s.validate(),
+        Err(SimError::Scenario("repeat_share", _))
+    ));
+    let mut s = small();
+    s.continuity_credit_s = 601;
+    assert!(matches!(
+        s.validate(),
+        Err(SimError::Scenario("continuity_credit_s", _))
+    ));
+    s.continuity_credit_s = 0;
+    s.validate().unwrap();
 }
 
 #[test]
