@@ -103,8 +103,8 @@ pub struct Scenario {
     pub batch_window_ms: i64,
     /// Share of orders (other than course visits) placed by a resident who
     /// ordered before, at least [`REPEAT_MIN_GAP_MS`] earlier: same place,
-    /// same service (see [`Repeat`]). An assumption (default 30 %, see
-    /// [`REPEAT_SHARE`]).
+    /// same service (see [`Repeat`]). 0 in the default scenario; an
+    /// assumption of 30 % ([`REPEAT_SHARE`]) with repeat patients on.
     pub repeat_share: f64,
     /// Package services (the catalogue's `course_visits`, e.g. 颈椎套餐 and
     /// 急性腰痛套餐, 3 visits) bring their later visits as orders of the
@@ -143,6 +143,15 @@ impl Scenario {
     /// orders/day = residents × 7.17 % × [`ORDERS_PER_AGED_RESIDENT_DAY`]
     /// (≈ 261), nurses = orders × [`WORK_MIN_PER_ORDER`] ÷ 60 ÷ 8 h ÷
     /// [`TARGET_UTILISATION`], rounded up (45), 60 km² (the demo service area's size).
+    /// The same scenario with repeat patients: [`REPEAT_SHARE`] reorders and
+    /// package services as courses (what `yixin simulate --continuity` and
+    /// `--repeat-patients` run).
+    pub fn with_repeat_patients(mut self) -> Self {
+        self.repeat_share = REPEAT_SHARE;
+        self.courses = true;
+        self
+    }
+
     pub fn shuangfu() -> Self {
         let residents = 182_176;
         let aged = 0.0717;
@@ -167,8 +176,11 @@ impl Scenario {
             duration_noise_sigma: 0.2,
             patience_min: 60,
             batch_window_ms: 2_000,
-            repeat_share: REPEAT_SHARE,
-            courses: true,
+            // Off by default, so the default scenario's figures (and what
+            // the policies are compared on) stay those of every earlier run;
+            // `with_repeat_patients` turns them on.
+            repeat_share: 0.0,
+            courses: false,
             continuity_credit_s: yixin_dispatch_core::ScoringWeights::default().continuity_credit_s,
         }
     }

@@ -22,6 +22,8 @@ fn all_tallies(inst: &Instance) -> Vec<(&'static str, Tally)> {
 #[test]
 fn default_scenario_comes_from_the_source() {
     let s = Scenario::shuangfu();
+    // Repeat patients are opt-in, so the default's figures stay comparable.
+    assert_eq!((s.repeat_share, s.courses), (0.0, false));
     assert_eq!(s.residents, 182_176);
     assert_eq!(s.aged_65_plus_share, 0.0717);
     // 182,176 × 7.17 % = 13,062 aged 65+, 2 % of them a day.
@@ -249,7 +251,7 @@ fn demand_follows_the_hourly_profile() {
 }
 
 fn week() -> Scenario {
-    let mut s = small();
+    let mut s = small().with_repeat_patients();
     s.days = 7;
     s
 }

@@ -96,8 +96,13 @@ struct SimulateArgs {
     /// Minutes a resident waits for a nurse to be on the way before cancelling.
     #[arg(long)]
     patience_min: Option<i64>,
+    /// Repeat patients: 30 % of orders (other than course visits) from a
+    /// resident who ordered before, and package services as courses.
+    /// Off by default; `--continuity` turns it on.
+    #[arg(long)]
+    repeat_patients: bool,
     /// Share of orders (other than course visits) placed by a resident who
-    /// ordered before (default 0.30).
+    /// ordered before (0 by default, 0.30 with repeat patients).
     #[arg(long)]
     repeat_share: Option<f64>,
     /// No courses: package services are single visits.
@@ -258,6 +263,9 @@ fn simulate(args: SimulateArgs) -> anyhow::Result<()> {
     }
     if let Some(p) = args.patience_min {
         scenario.patience_min = p;
+    }
+    if args.repeat_patients || args.continuity {
+        scenario = scenario.with_repeat_patients();
     }
     if let Some(r) = args.repeat_share {
         scenario.repeat_share = r;
