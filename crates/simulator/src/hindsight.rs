@@ -220,6 +220,7 @@ pub fn run(inst: &Instance) -> Tally {
                 tally.on_shift(shift_end, job.end);
             }
             let created = inst.orders[job.order].created_ms;
+            tally.served_by(job.order, n);
             tally.record(
                 job.order,
                 created,

@@ -1,9 +1,11 @@
 //! yixin-simulator: a deterministic discrete-event simulation of a district
 //! (residents ordering, nurses on shifts with skills, travel by the ETA
 //! model with noise, offers declined or left to expire, visits of the
-//! catalogue's durations) that runs the dispatch engine's own state machine —
-//! `greedy` and `batch` — and a clairvoyant `hindsight` planner as the
-//! reference, and reports the 30-minute promise for each.
+//! catalogue's durations, repeat patients: courses and reorders) that runs
+//! the dispatch engine's own state machine — `greedy` and `batch` — and a
+//! clairvoyant `hindsight` planner as the reference, and reports the
+//! 30-minute promise and the continuity rate for each; [`compare_continuity`]
+//! runs the same instance with the continuity credit and without.
 //!
 //! Owns: the scenario model ([`scenario`]), the event loop of the online
 //! policies ([`online`]), the hindsight planner ([`hindsight`]) and the
@@ -82,6 +84,10 @@ pub struct ScenarioSummary {
     pub orders_generated: usize,
     pub nurses_by_shift: BTreeMap<&'static str, usize>,
     pub services: usize,
+    /// Orders that are later visits of a course.
+    pub course_visit_orders: usize,
+    /// Orders that are a resident's reorder.
+    pub reorders: usize,
     pub hourly_profile: [f64; 24],
 }
 
@@ -105,6 +111,7 @@ pub fn simulate(
 /// Runs each policy on an instance already drawn.
 pub fn run_instance(inst: &Instance, policies: &[Policy]) -> Report {
     let created: Vec<i64> = inst.orders.iter().map(|o| o.created_ms).collect();
+    let patients: Vec<usize> = inst.orders.iter().map(|o| o.patient).collect();
     let mut figures = BTreeMap::new();
     for &p in policies {
         let tally = match p {
@@ -112,7 +119,7 @@ pub fn run_instance(inst: &Instance, policies: &[Policy]) -> Report {
             Policy::Batch => online::run(inst, online::Online::Batch),
             Policy::Hindsight => hindsight::run(inst),
         };
-        figures.insert(p.name(), PolicyFigures::of(&tally, &created));
+        figures.insert(p.name(), PolicyFigures::of(&tally, &created, &patients));
     }
     let mut by_shift = BTreeMap::new();
     for n in &inst.nurses {
@@ -136,6 +143,16 @@ pub fn run_instance(inst: &Instance, policies: &[Policy]) -> Report {
             orders_generated: inst.orders.len(),
             nurses_by_shift: by_shift,
             services: inst.services.len(),
+            course_visit_orders: inst
+                .orders
+                .iter()
+                .filter(|o| o.repeat == Some(scenario::Repeat::Course))
+                .count(),
+            reorders: inst
+                .orders
+                .iter()
+                .filter(|o| o.repeat == Some(scenario::Repeat::Reorder))
+                .count(),
             hourly_profile: scenario::HOURLY_PROFILE,
         },
         policies: figures,
@@ -165,7 +182,8 @@ impl Report {
         let _ = writeln!(
             out,
             "{}: {} residents, {:.2} % aged 65+ ({}); {} days, seed {}\n\
-             {} orders ({} a day), {} nurses ({}), {} km², {} services\n",
+             {} orders ({} a day), {} nurses ({}), {} km², {} services\n\
+             repeat patients: {} later course visits, {} reorders ({} % reorder share); continuity credit {} s\n",
             s.inputs.name,
             s.inputs.residents,
             s.inputs.aged_65_plus_share * 100.0,
@@ -182,22 +200,28 @@ impl Report {
                 .join(", "),
             s.inputs.area_km2,
             s.services,
+            s.course_visit_orders,
+            s.reorders,
+            s.inputs.repeat_share * 100.0,
+            s.inputs.continuity_credit_s,
         );
         let _ = writeln!(
             out,
-            "| policy | within 30 min | mean arrival (min) | p90 arrival (min) | unserved | utilisation | offers |\n\
-             |---|---|---|---|---|---|---|"
+            "| policy | within 30 min | mean arrival (min) | p90 arrival (min) | unserved | utilisation | offers | same nurse on repeat visits |\n\
+             |---|---|---|---|---|---|---|---|"
         );
         for (name, f) in self.ordered() {
             let _ = writeln!(
                 out,
-                "| {name} | {} | {} | {} | {} | {} | {} |",
+                "| {name} | {} | {} | {} | {} | {} | {} | {} of {} |",
                 pct(Some(f.within_30_min_share)),
                 min(f.mean_arrival_min),
                 min(f.p90_arrival_min),
                 pct(Some(f.unserved_share)),
                 pct(Some(f.utilization)),
                 f.offers,
+                pct(f.continuity_rate),
+                f.repeat_visits,
             );
         }
         let _ = writeln!(
@@ -318,6 +342,100 @@ impl Report {
         }
         s.push_str("</svg>\n");
         s
+    }
+}
+
+/// The continuity term's effect: the same instance run with the scenario's
+/// continuity credit and with none (the `--continuity` report).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ContinuityComparison {
+    pub credit_s: u32,
+    /// With the scenario's credit.
+    pub on: Report,
+    /// With a credit of 0 (the term off).
+    pub off: Report,
+}
+
+/// Draws the instance of `scenario` once and runs `policies` with its
+/// continuity credit and with the term off. Only the ranking differs
+/// between the two runs: the orders, patients, travel and answers are the same.
+pub fn compare_continuity(
+    scenario: &Scenario,
+    catalog: &Catalog,
+    policies: &[Policy],
+) -> Result<ContinuityComparison, SimError> {
+    let mut inst = Instance::generate(scenario, catalog)?;
+    let on = run_instance(&inst, policies);
+    inst.scenario.continuity_credit_s = 0;
+    let off = run_instance(&inst, policies);
+    Ok(ContinuityComparison {
+        credit_s: scenario.continuity_credit_s,
+        on,
+        off,
+    })
+}
+
+impl ContinuityComparison {
+    /// One row per policy and setting: the 30-minute share, the continuity
+    /// rate and the mean wait, and the differences the term makes.
+    pub fn table(&self) -> String {
+        let s = &self.on.scenario;
+        let mut out = String::new();
+        let _ = writeln!(
+            out,
+            "{}: seed {}, {} days, {} orders: {} later course visits, {} reorders\n\
+             continuity credit {} s against 0 s (off)\n",
+            s.inputs.name,
+            s.inputs.seed,
+            s.inputs.days,
+            s.orders_generated,
+            s.course_visit_orders,
+            s.reorders,
+            self.credit_s,
+        );
+        let _ = writeln!(
+            out,
+            "| policy | credit | within 30 min | same nurse on repeat visits | mean arrival (min) | unserved |\n\
+             |---|---|---|---|---|---|"
+        );
+        for (name, on) in self.on.ordered() {
+            let Some(off) = self.off.policies.get(name) else {
+                continue;
+            };
+            for (credit, f) in [(self.credit_s, on), (0, off)] {
+                let _ = writeln!(
+                    out,
+                    "| {name} | {credit} s | {} | {} ({} visits) | {} | {} |",
+                    pct(Some(f.within_30_min_share)),
+                    pct(f.continuity_rate),
+                    f.repeat_visits,
+                    min(f.mean_arrival_min),
+                    pct(Some(f.unserved_share)),
+                );
+            }
+        }
+        out.push_str("\neffect of the term (on − off):\n\n| policy | within 30 min | same nurse | mean arrival (min) |\n|---|---|---|---|\n");
+        for (name, on) in self.on.ordered() {
+            let Some(off) = self.off.policies.get(name) else {
+                continue;
+            };
+            let points = |a: Option<f64>, b: Option<f64>| {
+                a.zip(b).map_or_else(
+                    || "–".to_owned(),
+                    |(a, b)| format!("{:+.1} pts", (a - b) * 100.0),
+                )
+            };
+            let _ = writeln!(
+                out,
+                "| {name} | {} | {} | {} |",
+                points(Some(on.within_30_min_share), Some(off.within_30_min_share)),
+                points(on.continuity_rate, off.continuity_rate),
+                on.mean_arrival_min
+                    .zip(off.mean_arrival_min)
+                    .map_or_else(|| "–".to_owned(), |(a, b)| format!("{:+.2}", a - b)),
+            );
+        }
+        out
     }
 }
 

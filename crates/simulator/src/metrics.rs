@@ -29,6 +29,8 @@ pub struct Tally {
     pub horizon_ms: i64,
     /// Every job: (nurse, committed at, visit over at); to check nobody is double-booked.
     pub jobs: Vec<(usize, i64, i64)>,
+    /// Per order: the nurse who came (`None`: unserved).
+    pub served_by: Vec<Option<usize>>,
 }
 
 impl Tally {
@@ -40,6 +42,14 @@ impl Tally {
             offers: 0,
             horizon_ms,
             jobs: Vec::new(),
+            served_by: vec![None; orders],
+        }
+    }
+
+    /// Nurse `nurse` came to `order`.
+    pub fn served_by(&mut self, order: usize, nurse: usize) {
+        if let Some(slot) = self.served_by.get_mut(order) {
+            *slot = Some(nurse);
         }
     }
 
@@ -102,7 +112,31 @@ pub struct PolicyFigures {
     /// Busy (travelling or visiting) ÷ on-shift nurse time.
     pub utilization: f64,
     pub offers: u64,
+    /// Served orders of a patient served before (see [`continuity`]).
+    pub repeat_visits: usize,
+    /// Share of those served by the patient's previous nurse (`None`: none).
+    pub continuity_rate: Option<f64>,
     pub by_hour: Vec<HourFigures>,
+}
+
+/// Continuity over orders in creation order: `(repeat visits, by the same
+/// nurse)`. A repeat visit is a served order of a patient with an earlier
+/// served order; it counts as continuous when the nurse who came is the one
+/// who came to the patient's previous served order. `patients[o]` is order
+/// `o`'s patient, `served_by[o]` its nurse.
+pub fn continuity(patients: &[usize], served_by: &[Option<usize>]) -> (usize, usize) {
+    let mut last: std::collections::HashMap<usize, usize> = std::collections::HashMap::new();
+    let (mut repeats, mut same) = (0, 0);
+    for (patient, nurse) in patients.iter().zip(served_by) {
+        let Some(nurse) = *nurse else { continue };
+        if let Some(before) = last.insert(*patient, nurse) {
+            repeats += 1;
+            if before == nurse {
+                same += 1;
+            }
+        }
+    }
+    (repeats, same)
 }
 
 fn round(x: f64, digits: i32) -> f64 {
@@ -171,8 +205,10 @@ impl Acc {
 }
 
 impl PolicyFigures {
-    /// The figures of `tally`; `created` gives each order's creation time.
-    pub fn of(tally: &Tally, created: &[i64]) -> Self {
+    /// The figures of `tally`; `created` gives each order's creation time,
+    /// `patients` its patient.
+    pub fn of(tally: &Tally, created: &[i64], patients: &[usize]) -> Self {
+        let (repeat_visits, same_nurse) = continuity(patients, &tally.served_by);
         let mut all = Acc::new();
         let mut hours: Vec<Acc> = (0..24).map(|_| Acc::new()).collect();
         for (o, &c) in created.iter().enumerate() {
@@ -204,6 +240,9 @@ impl PolicyFigures {
             unserved_share: all.share(all.unserved).unwrap_or(0.0),
             utilization: if on > 0.0 { round(busy / on, 4) } else { 0.0 },
             offers: tally.offers,
+            repeat_visits,
+            continuity_rate: (repeat_visits > 0)
+                .then(|| round(same_nurse as f64 / repeat_visits as f64, 4)),
             by_hour,
         }
     }
@@ -220,6 +259,27 @@ mod tests {
         assert_eq!(b[23], 30.0 * 60_000.0);
         assert_eq!(b[0], HOUR_MS as f64);
         assert_eq!(b.iter().sum::<f64>(), 90.0 * 60_000.0);
+    }
+
+    #[test]
+    fn continuity_counts_repeat_visits_by_the_previous_nurse() {
+        // Patient 0: nurses 3, 3, (unserved), 4, 4 → 3 repeat visits, 2 continuous
+        // (the unserved order does not break the chain). Patient 1: once.
+        // Patient 2: unserved, then nurse 5 → no repeat visit yet.
+        let patients = [0, 1, 0, 2, 0, 0, 2, 0];
+        let served = [
+            Some(3),
+            Some(4),
+            Some(3),
+            None,
+            None,
+            Some(4),
+            Some(5),
+            Some(4),
+        ];
+        assert_eq!(continuity(&patients, &served), (3, 2));
+        assert_eq!(continuity(&[], &[]), (0, 0));
+        assert_eq!(continuity(&[7, 7], &[Some(1), Some(2)]), (1, 0));
     }
 
     #[test]

@@ -140,6 +140,20 @@ struct Sim<'a> {
     tally: Tally,
     /// Orders neither served nor given up yet.
     open_orders: usize,
+    /// Per patient: the nurse of the latest completed visit (the engine's
+    /// "patient's nurse from before", passed to the ranking as `preferred`).
+    last_nurse: Vec<Option<usize>>,
+}
+
+/// The engine's default configuration with the scenario's continuity credit.
+fn engine_config(inst: &Instance) -> EngineConfig {
+    let mut config = EngineConfig::default();
+    // `validate` (run by `Instance::generate`) refuses a credit out of range;
+    // an instance built by hand with one keeps the engine's default.
+    if let Ok(weights) = inst.scenario.scoring() {
+        config.policy.scoring = weights;
+    }
+    config
 }
 
 /// Runs one online policy over the instance.
@@ -147,7 +161,7 @@ pub fn run(inst: &Instance, policy: Online) -> Tally {
     let mut sim = Sim {
         inst,
         policy,
-        decisions: Decisions::new(EngineConfig::default()),
+        decisions: Decisions::new(engine_config(inst)),
         eta: EtaSettings::default(),
         now: 0,
         seq: 0,
@@ -178,6 +192,7 @@ pub fn run(inst: &Instance, policy: Online) -> Tally {
         next_wake: None,
         tally: Tally::new(inst.orders.len(), inst.scenario.horizon_ms()),
         open_orders: inst.orders.len(),
+        last_nurse: vec![None; inst.orders.iter().map(|o| o.patient + 1).max().unwrap_or(0)],
     };
     sim.start();
     sim.run();
@@ -267,6 +282,9 @@ impl Sim<'_> {
                 // Only an accepted order gets here; patience no longer applies.
                 let end = self.now + self.inst.orders[o].duration_ms;
                 self.schedule(end, Event::ServiceEnd(o));
+                if let Status::Assigned { nurse } = self.orders[o].status {
+                    self.tally.served_by(o, nurse);
+                }
                 self.record(
                     o,
                     Outcome::Served {
@@ -279,6 +297,10 @@ impl Sim<'_> {
                     self.orders[o].status = Status::Done;
                     let accepted = self.orders[o].accepted_ms.unwrap_or(self.now);
                     self.tally.busy(nurse, accepted, self.now);
+                    let patient = self.inst.orders[o].patient;
+                    if let Some(last) = self.last_nurse.get_mut(patient) {
+                        *last = Some(nurse);
+                    }
                     self.nurses[nurse].pos = self.inst.orders[o].location;
                     if self.nurses[nurse].on_shift {
                         self.nurses[nurse].phase = Phase::Idle;
@@ -407,6 +429,9 @@ impl Sim<'_> {
         near.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
         // Nobody is engaged behind the simulation's back: keep the nearest.
         near.truncate(search.keep);
+        // As the engine: the patient's nurse from before is marked among the
+        // candidates kept (a far one is not added).
+        let before = self.last_nurse.get(order.patient).copied().flatten();
         let candidates = near
             .into_iter()
             .map(|(_, n)| {
@@ -420,7 +445,7 @@ impl Sim<'_> {
                     offers_answered: s.answered,
                     offers_accepted: s.accepted,
                     free_at: None,
-                    preferred: false,
+                    preferred: before == Some(n),
                 }
             })
             .collect();

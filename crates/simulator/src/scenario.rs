@@ -101,6 +101,18 @@ pub struct Scenario {
     pub patience_min: i64,
     /// The batch policy's window.
     pub batch_window_ms: i64,
+    /// Share of orders (other than course visits) placed by a resident who
+    /// ordered before, at least [`REPEAT_MIN_GAP_MS`] earlier: same place,
+    /// same service (see [`Repeat`]). 0 in the default scenario; an
+    /// assumption of 30 % ([`REPEAT_SHARE`]) with repeat patients on.
+    pub repeat_share: f64,
+    /// Package services (the catalogue's `course_visits`, e.g. 颈椎套餐 and
+    /// 急性腰痛套餐, 3 visits) bring their later visits as orders of the
+    /// same patient at the catalogue's interval.
+    pub courses: bool,
+    /// The ranking's continuity credit for the patient's nurse from before
+    /// (`dispatch.continuity_credit_s`; 0 turns the term off).
+    pub continuity_credit_s: u32,
 }
 
 impl Default for Scenario {
@@ -117,12 +129,29 @@ pub const ORDERS_PER_AGED_RESIDENT_DAY: f64 = 0.02;
 pub const TARGET_UTILISATION: f64 = 0.65;
 /// Assumed mean minutes of work per order (visit ≈ 43 min over the mix, travel ≈ 10).
 pub const WORK_MIN_PER_ORDER: f64 = 53.0;
+/// Default [`Scenario::repeat_share`]: 30 % of orders come from a resident
+/// who ordered before. Assumed (no source gives it): home nursing is largely
+/// recurring care — catheter and gastric-tube changes, PICC maintenance,
+/// wound dressings every few days — so repeat residents are common even
+/// within a week.
+pub const REPEAT_SHARE: f64 = 0.30;
+/// A repeat order comes at least this long after the resident's previous one.
+pub const REPEAT_MIN_GAP_MS: i64 = 12 * HOUR_MS;
 
 impl Scenario {
     /// Shuangfu, Jiangjin: 182,176 residents, 7.17 % aged 65+ (source),
     /// orders/day = residents × 7.17 % × [`ORDERS_PER_AGED_RESIDENT_DAY`]
     /// (≈ 261), nurses = orders × [`WORK_MIN_PER_ORDER`] ÷ 60 ÷ 8 h ÷
     /// [`TARGET_UTILISATION`], rounded up (45), 60 km² (the demo service area's size).
+    /// The same scenario with repeat patients: [`REPEAT_SHARE`] reorders and
+    /// package services as courses (what `yixin simulate --continuity` and
+    /// `--repeat-patients` run).
+    pub fn with_repeat_patients(mut self) -> Self {
+        self.repeat_share = REPEAT_SHARE;
+        self.courses = true;
+        self
+    }
+
     pub fn shuangfu() -> Self {
         let residents = 182_176;
         let aged = 0.0717;
@@ -147,6 +176,12 @@ impl Scenario {
             duration_noise_sigma: 0.2,
             patience_min: 60,
             batch_window_ms: 2_000,
+            // Off by default, so the default scenario's figures (and what
+            // the policies are compared on) stay those of every earlier run;
+            // `with_repeat_patients` turns them on.
+            repeat_share: 0.0,
+            courses: false,
+            continuity_credit_s: yixin_dispatch_core::ScoringWeights::default().continuity_credit_s,
         }
     }
 
@@ -198,9 +233,21 @@ impl Scenario {
         if !(100..=60_000).contains(&self.batch_window_ms) {
             return bad("batch_window_ms", "must be 100 to 60,000");
         }
+        if !(0.0..=1.0).contains(&self.repeat_share) {
+            return bad("repeat_share", "must be within 0..1");
+        }
+        self.scoring()?;
         GeoPoint::new(self.center_lat, self.center_lng)
             .map_err(|e| SimError::Scenario("center", e.to_string()))?;
         Ok(())
+    }
+
+    /// The ranking weights of the online policies: the engine's defaults
+    /// with this scenario's continuity credit.
+    pub fn scoring(&self) -> Result<yixin_dispatch_core::ScoringWeights, SimError> {
+        yixin_dispatch_core::ScoringWeights::default()
+            .with_continuity(self.continuity_credit_s)
+            .map_err(|e| SimError::Scenario("continuity_credit_s", e.to_string()))
     }
 
     /// The simulated span, ms.
@@ -230,6 +277,20 @@ pub struct SimOrder {
     pub required: u64,
     /// How long the visit actually takes, ms.
     pub duration_ms: i64,
+    /// The patient (the resident's household address): orders of one
+    /// patient share it, numbered in order of first appearance.
+    pub patient: usize,
+    /// `Some` when the patient ordered before.
+    pub repeat: Option<Repeat>,
+}
+
+/// Why an order comes from a patient already seen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Repeat {
+    /// A later visit of a course (a package service).
+    Course,
+    /// The resident orders the same service again.
+    Reorder,
 }
 
 /// One drawn instance: the same for every policy, so they are compared on
@@ -436,10 +497,32 @@ impl Instance {
                         service,
                         required: service_skills[service],
                         duration_ms: (minutes * 60_000.0).round().max(60_000.0) as i64,
+                        patient: orders.len(),
+                        repeat: None,
                     });
                 }
             }
         }
+        let course_offsets: Vec<Vec<i64>> = active
+            .iter()
+            .map(|s| {
+                let first = chrono::DateTime::<chrono::Utc>::UNIX_EPOCH;
+                s.clinical
+                    .visit_times(first)
+                    .iter()
+                    .skip(1)
+                    .map(|t| (*t - first).num_milliseconds())
+                    .collect()
+            })
+            .collect();
+        let durations: Vec<u32> = active.iter().map(|s| s.duration_min).collect();
+        assign_patients(
+            scenario,
+            &mut orders,
+            &course_offsets,
+            &durations,
+            &service_skills,
+        );
         Ok(Self {
             scenario: scenario.clone(),
             skills,
@@ -491,6 +574,104 @@ impl Instance {
     }
 }
 
+/// Turns some of the drawn orders into orders of patients already seen,
+/// keeping every order's time (so the demand curve is unchanged) and
+/// drawing from its own stream (so the rest of the instance is too):
+///
+/// - a course visit that is due (its first visit's time plus the
+///   catalogue's interval) takes the next order placed at or after it;
+/// - else, with probability `repeat_share`, the order is a reorder by a
+///   resident whose last order was at least [`REPEAT_MIN_GAP_MS`] earlier
+///   (uniformly among them, none in the middle of a course);
+/// - else it is a new patient, who starts a course if the service is a
+///   package.
+///
+/// A taken-over order gets the patient's place, service and skills, and
+/// its visit length is rescaled to the service's catalogue duration.
+/// Patients are numbered in order of first appearance.
+pub(crate) fn assign_patients(
+    scenario: &Scenario,
+    orders: &mut [SimOrder],
+    course_offsets: &[Vec<i64>],
+    durations: &[u32],
+    service_skills: &[u64],
+) {
+    struct Patient {
+        location: GeoPoint,
+        service: usize,
+        last_ms: i64,
+        in_course: bool,
+    }
+    let mut rng = ChaCha8Rng::seed_from_u64(scenario.seed ^ PATIENT_STREAM);
+    let mut patients: Vec<Patient> = Vec::new();
+    // (due, patient, visits left after this one), due first.
+    let mut due: std::collections::BTreeSet<(i64, usize, usize)> = Default::default();
+    for order in orders.iter_mut() {
+        let t = order.created_ms;
+        let u: f64 = rng.random();
+        let pick: f64 = rng.random();
+        let course = due.first().copied().filter(|(at, _, _)| *at <= t);
+        let (patient, repeat) = if let Some(entry) = course {
+            due.remove(&entry);
+            let (_, p, left) = entry;
+            if left == 0 {
+                patients[p].in_course = false;
+            }
+            (p, Some(Repeat::Course))
+        } else {
+            let eligible: Vec<usize> = if u < scenario.repeat_share {
+                patients
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, p)| !p.in_course && p.last_ms + REPEAT_MIN_GAP_MS <= t)
+                    .map(|(i, _)| i)
+                    .collect()
+            } else {
+                Vec::new()
+            };
+            if eligible.is_empty() {
+                let p = patients.len();
+                let offsets = if scenario.courses {
+                    course_offsets
+                        .get(order.service)
+                        .map_or(&[][..], |v| &v[..])
+                } else {
+                    &[]
+                };
+                for (k, off) in offsets.iter().enumerate() {
+                    due.insert((t + off, p, offsets.len() - 1 - k));
+                }
+                patients.push(Patient {
+                    location: order.location,
+                    service: order.service,
+                    last_ms: t,
+                    in_course: !offsets.is_empty(),
+                });
+                order.patient = p;
+                order.repeat = None;
+                continue;
+            }
+            let k = ((pick * eligible.len() as f64) as usize).min(eligible.len() - 1);
+            (eligible[k], Some(Repeat::Reorder))
+        };
+        let p = &mut patients[patient];
+        p.last_ms = t;
+        if order.service != p.service {
+            let from = f64::from(durations[order.service].max(1));
+            let to = f64::from(durations[p.service]);
+            order.duration_ms = ((order.duration_ms as f64) * to / from)
+                .round()
+                .max(60_000.0) as i64;
+            order.service = p.service;
+            order.required = service_skills[p.service];
+        }
+        order.location = p.location;
+        order.patient = patient;
+        order.repeat = repeat;
+    }
+}
+
+const PATIENT_STREAM: u64 = 0x5A7E_17C0_FFEE_0017;
 const DRAW_TRAVEL_A: u64 = 1;
 const DRAW_TRAVEL_B: u64 = 2;
 const DRAW_ANSWER: u64 = 3;

@@ -22,6 +22,8 @@ fn all_tallies(inst: &Instance) -> Vec<(&'static str, Tally)> {
 #[test]
 fn default_scenario_comes_from_the_source() {
     let s = Scenario::shuangfu();
+    // Repeat patients are opt-in, so the default's figures stay comparable.
+    assert_eq!((s.repeat_share, s.courses), (0.0, false));
     assert_eq!(s.residents, 182_176);
     assert_eq!(s.aged_65_plus_share, 0.0717);
     // 182,176 × 7.17 % = 13,062 aged 65+, 2 % of them a day.
@@ -60,6 +62,7 @@ fn every_order_ends_served_or_unserved() {
         let f = PolicyFigures::of(
             &t,
             &inst.orders.iter().map(|o| o.created_ms).collect::<Vec<_>>(),
+            &inst.orders.iter().map(|o| o.patient).collect::<Vec<_>>(),
         );
         let by_hour: usize = f.by_hour.iter().map(|h| h.orders).sum();
         assert_eq!(by_hour, inst.orders.len(), "{name}");
@@ -114,6 +117,8 @@ fn hindsight_dominates_one_nurse_on_sparse_demand() {
             service: 0,
             required: 1,
             duration_ms: 45 * 60_000,
+            patient: i as usize,
+            repeat: None,
         })
         .collect();
     let inst = Instance {
@@ -207,6 +212,20 @@ fn policies_and_scenarios_are_checked() {
     let mut s = small();
     s.accept_prob = 0.95;
     assert!(s.validate().is_err());
+    let mut s = small();
+    s.repeat_share = 1.5;
+    assert!(matches!(
+        s.validate(),
+        Err(SimError::Scenario("repeat_share", _))
+    ));
+    let mut s = small();
+    s.continuity_credit_s = 601;
+    assert!(matches!(
+        s.validate(),
+        Err(SimError::Scenario("continuity_credit_s", _))
+    ));
+    s.continuity_credit_s = 0;
+    s.validate().unwrap();
 }
 
 #[test]
@@ -229,4 +248,147 @@ fn demand_follows_the_hourly_profile() {
             .windows(2)
             .all(|w| w[0].created_ms <= w[1].created_ms)
     );
+}
+
+fn week() -> Scenario {
+    let mut s = small().with_repeat_patients();
+    s.days = 7;
+    s
+}
+
+#[test]
+fn repeat_patients_are_drawn_from_the_seed_and_keep_the_demand_curve() {
+    let catalog = Catalog::seed();
+    let s = week();
+    let key = |inst: &Instance| -> Vec<_> {
+        inst.orders
+            .iter()
+            .map(|o| (o.created_ms, o.patient, o.repeat, o.service, o.location))
+            .collect()
+    };
+    let a = Instance::generate(&s, &catalog).unwrap();
+    let b = Instance::generate(&s, &catalog).unwrap();
+    assert_eq!(key(&a), key(&b), "same seed, same patients");
+    let mut other = s.clone();
+    other.seed = 2;
+    assert_ne!(key(&a), key(&Instance::generate(&other, &catalog).unwrap()));
+
+    // Without repeat patients every order is a new patient; the order
+    // times are the same either way (only who orders changes).
+    let mut none = s.clone();
+    none.repeat_share = 0.0;
+    none.courses = false;
+    let fresh = Instance::generate(&none, &catalog).unwrap();
+    assert!(fresh.orders.iter().all(|o| o.repeat.is_none()));
+    assert!(fresh.orders.iter().enumerate().all(|(i, o)| o.patient == i));
+    let times = |inst: &Instance| inst.orders.iter().map(|o| o.created_ms).collect::<Vec<_>>();
+    assert_eq!(times(&a), times(&fresh));
+
+    // After the first day (nobody can reorder within 12 h of a first
+    // order), the reorders are about the configured share of the orders
+    // that are not course visits.
+    let later: Vec<_> = a
+        .orders
+        .iter()
+        .filter(|o| o.created_ms >= DAY_MS && o.repeat != Some(scenario::Repeat::Course))
+        .collect();
+    let reorders = later
+        .iter()
+        .filter(|o| o.repeat == Some(scenario::Repeat::Reorder))
+        .count();
+    let share = reorders as f64 / later.len() as f64;
+    assert!(later.len() > 300, "{}", later.len());
+    assert!(
+        (share - s.repeat_share).abs() < 0.05,
+        "reorder share {share:.3} for {}",
+        s.repeat_share
+    );
+    let mut half = s.clone();
+    half.repeat_share = 0.6;
+    let more = Instance::generate(&half, &catalog).unwrap();
+    let count = |inst: &Instance| {
+        inst.orders
+            .iter()
+            .filter(|o| o.repeat == Some(scenario::Repeat::Reorder))
+            .count()
+    };
+    assert!(
+        count(&more) > count(&a) * 3 / 2,
+        "{} vs {}",
+        count(&more),
+        count(&a)
+    );
+}
+
+#[test]
+fn repeat_orders_keep_the_patient_and_courses_follow_the_catalogue() {
+    let catalog = Catalog::seed();
+    let inst = Instance::generate(&week(), &catalog).unwrap();
+    let service = |o: &SimOrder| {
+        catalog
+            .services
+            .iter()
+            .find(|s| s.code == inst.services[o.service])
+            .unwrap()
+    };
+    let mut first: std::collections::HashMap<usize, usize> = Default::default();
+    let mut last: std::collections::HashMap<usize, usize> = Default::default();
+    let mut course_visits = 0;
+    let mut per_patient: std::collections::HashMap<usize, u32> = Default::default();
+    for (i, o) in inst.orders.iter().enumerate() {
+        match o.repeat {
+            None => {
+                assert_eq!(first.insert(o.patient, i), None, "a new patient is new");
+                assert_eq!(o.patient, first.len() - 1, "numbered by first appearance");
+            }
+            Some(kind) => {
+                let f = &inst.orders[first[&o.patient]];
+                let prev = &inst.orders[last[&o.patient]];
+                assert_eq!((o.location, o.service), (f.location, f.service));
+                assert_eq!(o.required, f.required);
+                let clinical = &service(f).clinical;
+                match kind {
+                    scenario::Repeat::Course => {
+                        course_visits += 1;
+                        let k = per_patient.entry(o.patient).or_insert(0u32);
+                        *k += 1;
+                        assert!(
+                            *k < clinical.course_visits.unwrap(),
+                            "at most the course's visits"
+                        );
+                        // The k-th later visit: k intervals after the first, or later.
+                        let interval = i64::from(clinical.course_interval_days.unwrap_or(1));
+                        assert!(o.created_ms - f.created_ms >= i64::from(*k) * interval * DAY_MS);
+                        assert!(o.created_ms > prev.created_ms);
+                    }
+                    scenario::Repeat::Reorder => {
+                        assert!(o.created_ms - prev.created_ms >= scenario::REPEAT_MIN_GAP_MS);
+                    }
+                }
+            }
+        }
+        last.insert(o.patient, i);
+    }
+    assert!(course_visits > 5, "{course_visits} course visits");
+}
+
+#[test]
+fn the_continuity_credit_brings_back_the_nurse_from_before() {
+    let catalog = Catalog::seed();
+    let mut s = week();
+    s.repeat_share = 0.5;
+    let cmp = compare_continuity(&s, &catalog, &Policy::ALL).unwrap();
+    let rate = |r: &Report, p: &str| r.policies[p].continuity_rate.unwrap();
+    let greedy_on = rate(&cmp.on, "greedy");
+    let greedy_off = rate(&cmp.off, "greedy");
+    assert!(
+        greedy_on > greedy_off + 0.05,
+        "greedy: {greedy_on} with the credit, {greedy_off} without"
+    );
+    // The batch matcher and hindsight do not rank by the credit.
+    assert_eq!(cmp.on.policies["batch"], cmp.off.policies["batch"]);
+    assert_eq!(cmp.on.policies["hindsight"], cmp.off.policies["hindsight"]);
+    assert!(cmp.on.policies["greedy"].repeat_visits > 50);
+    let table = cmp.table();
+    assert!(table.contains("| greedy | 300 s |") && table.contains("| greedy | 0 s |"));
 }

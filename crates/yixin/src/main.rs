@@ -96,6 +96,24 @@ struct SimulateArgs {
     /// Minutes a resident waits for a nurse to be on the way before cancelling.
     #[arg(long)]
     patience_min: Option<i64>,
+    /// Repeat patients: 30 % of orders (other than course visits) from a
+    /// resident who ordered before, and package services as courses.
+    /// Off by default; `--continuity` turns it on.
+    #[arg(long)]
+    repeat_patients: bool,
+    /// Share of orders (other than course visits) placed by a resident who
+    /// ordered before (0 by default, 0.30 with repeat patients).
+    #[arg(long)]
+    repeat_share: Option<f64>,
+    /// No courses: package services are single visits.
+    #[arg(long)]
+    no_courses: bool,
+    /// The ranking's continuity credit, seconds (default: the engine's, 300; 0 = off).
+    #[arg(long)]
+    continuity_credit_s: Option<u32>,
+    /// Compare the continuity credit against none on the same instance.
+    #[arg(long)]
+    continuity: bool,
     /// `greedy`, `batch`, `hindsight`, a comma-separated list, or `all`.
     #[arg(long, default_value = "all")]
     policy: String,
@@ -246,7 +264,35 @@ fn simulate(args: SimulateArgs) -> anyhow::Result<()> {
     if let Some(p) = args.patience_min {
         scenario.patience_min = p;
     }
+    if args.repeat_patients || args.continuity {
+        scenario = scenario.with_repeat_patients();
+    }
+    if let Some(r) = args.repeat_share {
+        scenario.repeat_share = r;
+    }
+    if args.no_courses {
+        scenario.courses = false;
+    }
+    if let Some(c) = args.continuity_credit_s {
+        scenario.continuity_credit_s = c;
+    }
     let policies = Policy::parse_list(&args.policy)?;
+    if args.continuity {
+        if args.plot.is_some() {
+            anyhow::bail!("--plot draws one run: leave it out with --continuity");
+        }
+        let cmp = yixin_simulator::compare_continuity(
+            &scenario,
+            &yixin_domain::Catalog::seed(),
+            &policies,
+        )?;
+        if args.json {
+            println!("{}", serde_json::to_string_pretty(&cmp)?);
+        } else {
+            print!("{}", cmp.table());
+        }
+        return Ok(());
+    }
     let report = yixin_simulator::simulate(&scenario, &yixin_domain::Catalog::seed(), &policies)?;
     if let Some(path) = &args.plot {
         if path

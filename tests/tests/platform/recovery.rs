@@ -227,7 +227,12 @@ async fn two_dispatchers_keep_free_nurses_busy() {
                     let reply = apps[*app].submit_jaundice_record(token, &order).await;
                     assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.text);
                 }
-                ws.send_json(&yixin_e2e::progress_frame(&order, step)).await;
+                let mut frame = yixin_e2e::progress_frame(&order, step);
+                if step == "arrived" {
+                    // At the door (the arrival check): the phones start nearby.
+                    frame["location"] = json!({"lat": HOME.0, "lng": HOME.1});
+                }
+                ws.send_json(&frame).await;
                 ws.expect_type("ack", WAIT).await;
             }
         }
