@@ -486,15 +486,9 @@ impl Store {
         order: OrderId,
         now: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
-        let res = visit_check::Entity::update_many()
-            .col_expr(visit_check::Column::CheckInAskedAt, Expr::value(ts(now)))
-            .filter(visit_check::Column::OrderId.eq(order.0))
-            .filter(visit_check::Column::ClosedAt.is_null())
-            .filter(visit_check::Column::CheckInAskedAt.is_null())
-            .filter(visit_check::Column::CheckInDueAt.lte(ts(now)))
-            .exec(&self.db)
-            .await?;
-        Ok(res.rows_affected == 1)
+        let due = Condition::all().add(visit_check::Column::CheckInDueAt.lte(ts(now)));
+        self.claim_visit_check(order, visit_check::Column::CheckInAskedAt, due, now)
+            .await
     }
 
     /// Claims raising the missed-check-in alarm (once per unanswered ask).
@@ -504,15 +498,10 @@ impl Store {
         asked_by: DateTime<Utc>,
         now: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
-        let res = visit_check::Entity::update_many()
-            .col_expr(visit_check::Column::MissedAlarmAt, Expr::value(ts(now)))
-            .filter(visit_check::Column::OrderId.eq(order.0))
-            .filter(visit_check::Column::ClosedAt.is_null())
-            .filter(visit_check::Column::MissedAlarmAt.is_null())
-            .filter(visit_check::Column::CheckInAskedAt.lte(ts(asked_by)))
-            .exec(&self.db)
-            .await?;
-        Ok(res.rows_affected == 1)
+        let unanswered =
+            Condition::all().add(visit_check::Column::CheckInAskedAt.lte(ts(asked_by)));
+        self.claim_visit_check(order, visit_check::Column::MissedAlarmAt, unanswered, now)
+            .await
     }
 
     /// Claims raising the silent-phone alarm (once until the next check-in).
@@ -521,11 +510,31 @@ impl Store {
         order: OrderId,
         now: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
+        self.claim_visit_check(
+            order,
+            visit_check::Column::SilentAlarmAt,
+            Condition::all(),
+            now,
+        )
+        .await
+    }
+
+    /// One conditional update: stamps `mark` on the open visit's check if
+    /// it is still unset and `when` holds, so of two instances (or two
+    /// scans) exactly one wins.
+    async fn claim_visit_check(
+        &self,
+        order: OrderId,
+        mark: visit_check::Column,
+        when: Condition,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
         let res = visit_check::Entity::update_many()
-            .col_expr(visit_check::Column::SilentAlarmAt, Expr::value(ts(now)))
+            .col_expr(mark, Expr::value(ts(now)))
             .filter(visit_check::Column::OrderId.eq(order.0))
             .filter(visit_check::Column::ClosedAt.is_null())
-            .filter(visit_check::Column::SilentAlarmAt.is_null())
+            .filter(mark.is_null())
+            .filter(when)
             .exec(&self.db)
             .await?;
         Ok(res.rows_affected == 1)
