@@ -252,9 +252,7 @@ impl Store {
         limit: u64,
     ) -> Result<Vec<Alarm>, StoreError> {
         alarm::Entity::find()
-            .filter(claimable(lease_expired_by))
-            .filter(alarm::Column::AcknowledgedAt.is_null())
-            .filter(alarm::Column::ResolvedAt.is_null())
+            .filter(escalation_open(lease_expired_by))
             .filter(alarm::Column::RaisedAt.lte(ts(raised_by)))
             .order_by_asc(alarm::Column::RaisedAt)
             .limit(limit)
@@ -278,9 +276,7 @@ impl Store {
         let res = alarm::Entity::update_many()
             .col_expr(alarm::Column::EscalationClaimedAt, Expr::value(ts(now)))
             .filter(alarm::Column::Id.eq(id.0))
-            .filter(claimable(lease_expired_by))
-            .filter(alarm::Column::AcknowledgedAt.is_null())
-            .filter(alarm::Column::ResolvedAt.is_null())
+            .filter(escalation_open(lease_expired_by))
             .exec(&self.db)
             .await?;
         Ok(res.rows_affected == 1)
@@ -588,6 +584,15 @@ impl Store {
 
 /// An escalation nobody holds: never claimed, or its lease ran out (claimed
 /// at or before `lease_expired_by`) with no outcome recorded.
+/// An alarm nobody has acknowledged or resolved whose escalation nobody
+/// holds: what the escalation scan lists and its claim re-checks.
+fn escalation_open(lease_expired_by: DateTime<Utc>) -> Condition {
+    Condition::all()
+        .add(claimable(lease_expired_by))
+        .add(alarm::Column::AcknowledgedAt.is_null())
+        .add(alarm::Column::ResolvedAt.is_null())
+}
+
 fn claimable(lease_expired_by: DateTime<Utc>) -> sea_orm::Condition {
     sea_orm::Condition::any()
         .add(alarm::Column::EscalationClaimedAt.is_null())
