@@ -8,6 +8,8 @@
 //!   title, certificates), one of the candidate rule's facts.
 //! - [`eta`]: the `EtaEstimator` port and the straight-line model.
 //! - [`scoring`], [`matching`]: ranking, greedy choice, the batch assignment.
+//! - [`forecast`], [`reposition`]: demand per H3 cell and hour learnt from
+//!   history, and where idle nurses should wait to cover it.
 //! - [`booking`]: which nurse can take a booked visit, and bookable slots.
 //! - [`decision`]: the engine's decisions as a state machine (events and the
 //!   clock in, commands out).
@@ -20,9 +22,11 @@ pub mod decision;
 pub mod eligibility;
 pub mod eta;
 pub mod fleet;
+pub mod forecast;
 pub mod matching;
 pub mod qualification;
 pub mod quote;
+pub mod reposition;
 pub mod scoring;
 pub mod settings;
 
