@@ -10,6 +10,8 @@
 //! - [`scoring`], [`matching`]: ranking, greedy choice, the batch assignment.
 //! - [`forecast`], [`reposition`]: demand per H3 cell and hour learnt from
 //!   history, and where idle nurses should wait to cover it.
+//! - [`chain`]: chained offers: a nurse finishing a visit soon as a
+//!   candidate, her next job, and the overrun rule.
 //! - [`booking`]: which nurse can take a booked visit, and bookable slots.
 //! - [`decision`]: the engine's decisions as a state machine (events and the
 //!   clock in, commands out).
@@ -18,6 +20,7 @@
 //! `async fn` is only a signature).
 
 pub mod booking;
+pub mod chain;
 pub mod decision;
 pub mod eligibility;
 pub mod eta;
@@ -30,6 +33,7 @@ pub mod reposition;
 pub mod scoring;
 pub mod settings;
 
+pub use chain::{ChainRules, MAX_NEXT_JOBS, NextJob, Visit, next_arrival, predicted_end};
 pub use decision::{Command, Decisions, EngineConfig, MAX_RETRY_MISSES, OrderFacts, Search};
 pub use eligibility::{Ineligible, NurseFacts, covers, eligibility, is_stale};
 pub use eta::{
