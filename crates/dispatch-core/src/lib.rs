@@ -43,6 +43,7 @@ pub use fleet::{Fix, Fleet, PresenceRules};
 pub use matching::{
     BatchCost, CandidateLists, MatchingPolicy, PolicyKind, WaitingOrder, assign_batch,
     assign_greedy, best_candidate,
+    risk::{RiskModel, assign_batch_risk},
 };
 pub use qualification::{
     Need, Shortfall, explain, qualification, qualifies, visit_day, visit_time,
