@@ -1,4 +1,5 @@
-//! Ablation of batch+ features (not part of the report).
+//! `cargo run -p yixin-simulator --example ablate -- SEED`: `batch` with
+//! subsets of the plus features on one 7-day seed (not part of the report).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 use yixin_simulator::online::{self, Features, Online};
 use yixin_simulator::{Instance, PolicyFigures, Scenario};
@@ -11,7 +12,12 @@ fn main() {
     let inst = Instance::generate(&s, &yixin_domain::Catalog::seed()).unwrap();
     let created: Vec<i64> = inst.orders.iter().map(|o| o.created_ms).collect();
     let patients: Vec<usize> = inst.orders.iter().map(|o| o.patient).collect();
-    for (c, r, k) in [(false, true, true), (true, true, true)] {
+    for (c, r, k) in [
+        (false, false, true),
+        (false, true, true),
+        (true, false, true),
+        (true, true, true),
+    ] {
         let t = online::run_with(
             &inst,
             Online::Batch,
