@@ -550,6 +550,10 @@ pub struct AuthSettings {
     /// `POST /v1/auth/dev-token`. Unset: on for the embedded default, off
     /// when a database or Redis URL is configured.
     pub dev_login: Option<bool>,
+    /// Lets dev login run on an address other than loopback (anyone who
+    /// reaches the port can then mint any token). Off: such a start is
+    /// refused. On: it starts, with a warning in the log at every start.
+    pub dev_login_public: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -624,6 +628,7 @@ impl Default for AuthSettings {
             token_ttl_secs: 24 * 3600,
             leeway_secs: 30,
             dev_login: None,
+            dev_login_public: false,
         }
     }
 }
@@ -656,6 +661,12 @@ impl Settings {
 
     pub fn dev_login_enabled(&self) -> bool {
         self.auth.dev_login.unwrap_or_else(|| self.is_embedded())
+    }
+
+    /// Whether dev login may run on the address the server is bound to:
+    /// see [`dev_login_exposure`].
+    pub fn dev_login_exposure(&self, bound: SocketAddr) -> Result<DevLoginExposure, ConfigError> {
+        dev_login_exposure(self.dev_login_enabled(), bound, self.auth.dev_login_public)
     }
 
     pub fn demo_enabled(&self) -> bool {
@@ -800,6 +811,46 @@ impl Settings {
     }
 }
 
+/// Where dev login (a password-less token for any role) would be reachable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DevLoginExposure {
+    /// Dev login is off.
+    Off,
+    /// On, reachable from this machine only.
+    Loopback,
+    /// On, on a non-loopback address, because `auth.dev_login_public` says
+    /// so: the caller logs a loud warning.
+    Public,
+}
+
+/// The rule for dev login and the bound address: off is always fine; on a
+/// loopback address (127.0.0.0/8, ::1) too; on any other address
+/// (including 0.0.0.0 and ::) only with `auth.dev_login_public = true`,
+/// otherwise an error naming both keys.
+pub fn dev_login_exposure(
+    dev_login: bool,
+    bound: SocketAddr,
+    public_allowed: bool,
+) -> Result<DevLoginExposure, ConfigError> {
+    if !dev_login {
+        return Ok(DevLoginExposure::Off);
+    }
+    if bound.ip().is_loopback() {
+        return Ok(DevLoginExposure::Loopback);
+    }
+    if public_allowed {
+        return Ok(DevLoginExposure::Public);
+    }
+    Err(ConfigError::Key {
+        key: "auth.dev_login".to_owned(),
+        message: format!(
+            "dev login (a token for any role without a password) is on and the server listens \
+             on {bound}, which is not a loopback address: turn it off (auth.dev_login = false), \
+             listen on 127.0.0.1, or set auth.dev_login_public = true to expose it on purpose"
+        ),
+    })
+}
+
 fn check_url_scheme(key: &str, url: &SecretString) -> Result<(), ConfigError> {
     use secrecy::ExposeSecret;
     let url = url.expose_secret();
@@ -942,6 +993,57 @@ mod tests {
         )
         .unwrap();
         assert!(s.dev_login_enabled());
+    }
+
+    #[test]
+    fn dev_login_on_a_public_address_needs_an_explicit_yes() {
+        let at = |a: &str| a.parse::<SocketAddr>().unwrap();
+        // Off: any address.
+        for addr in ["0.0.0.0:8080", "10.1.2.3:80", "[::]:8080", "127.0.0.1:8080"] {
+            assert_eq!(
+                dev_login_exposure(false, at(addr), false).unwrap(),
+                DevLoginExposure::Off
+            );
+        }
+        // On, loopback: fine without the opt-in.
+        for addr in ["127.0.0.1:8080", "127.9.9.9:1", "[::1]:8080"] {
+            assert_eq!(
+                dev_login_exposure(true, at(addr), false).unwrap(),
+                DevLoginExposure::Loopback
+            );
+        }
+        // On, anything else: refused, unless opted in.
+        for addr in [
+            "0.0.0.0:8080",
+            "[::]:8080",
+            "192.168.1.5:8080",
+            "[2001:db8::1]:80",
+        ] {
+            let err = dev_login_exposure(true, at(addr), false)
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("auth.dev_login_public"), "{err}");
+            assert!(err.contains(addr), "{err}");
+            assert_eq!(
+                dev_login_exposure(true, at(addr), true).unwrap(),
+                DevLoginExposure::Public
+            );
+        }
+    }
+
+    #[test]
+    fn the_embedded_default_refuses_a_public_address_until_told() {
+        let public = "0.0.0.0:8080".parse::<SocketAddr>().unwrap();
+        let s = Settings::load_from(None, env(&[])).unwrap();
+        assert!(s.dev_login_exposure(public).is_err());
+        let s = Settings::load_from(None, env(&[("YIXIN_AUTH__DEV_LOGIN", "false")])).unwrap();
+        assert_eq!(s.dev_login_exposure(public).unwrap(), DevLoginExposure::Off);
+        let s =
+            Settings::load_from(None, env(&[("YIXIN_AUTH__DEV_LOGIN_PUBLIC", "true")])).unwrap();
+        assert_eq!(
+            s.dev_login_exposure(public).unwrap(),
+            DevLoginExposure::Public
+        );
     }
 
     #[test]

@@ -5,6 +5,8 @@
 //! The end-to-end tests start the platform through [`Yixin::start`], exactly
 //! as `yixin serve` does.
 
+pub mod bootstrap;
+
 use std::{net::TcpListener, path::Path, sync::Arc, time::Duration};
 
 use anyhow::Context;
@@ -14,7 +16,7 @@ use yixin_auth::Authenticator;
 use yixin_domain::{OrgId, ServiceArea};
 use yixin_platform::{
     Mount, Readiness, ReadinessCheck, Settings,
-    config::JwtAlgorithm,
+    config::{DevLoginExposure, JwtAlgorithm},
     http::{self, RunningServer},
 };
 use yixin_queue::{MemoryPositions, MemoryQueue, PositionBoard, Queue, QueueConfig, RedisQueue};
@@ -95,7 +97,8 @@ pub async fn connect_store(settings: &Settings) -> anyhow::Result<Store> {
     Ok(store)
 }
 
-async fn connect_queue(
+/// The queue named by `redis.url`, or the in-process one.
+pub async fn connect_queue(
     settings: &Settings,
 ) -> anyhow::Result<(Arc<dyn Queue>, Arc<dyn PositionBoard>)> {
     let config = QueueConfig {
@@ -243,6 +246,36 @@ pub async fn run_demo(
         "demo: simulated district starting"
     );
     yixin_loadgen::city::run(city, stop).await?;
+    Ok(())
+}
+
+/// `GET /healthz` on `addr` (an unspecified address means this machine),
+/// within `timeout`: Ok on a 200. No HTTP client needed in the image.
+pub fn healthcheck(addr: std::net::SocketAddr, timeout: Duration) -> anyhow::Result<()> {
+    use std::io::{Read, Write};
+    let mut addr = addr;
+    if addr.ip().is_unspecified() {
+        addr.set_ip(match addr {
+            std::net::SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
+            std::net::SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
+        });
+    }
+    let mut stream = std::net::TcpStream::connect_timeout(&addr, timeout)
+        .with_context(|| format!("connecting to {addr}"))?;
+    stream.set_read_timeout(Some(timeout))?;
+    stream.set_write_timeout(Some(timeout))?;
+    stream
+        .write_all(b"GET /healthz HTTP/1.0\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+        .context("sending the request")?;
+    let mut head = [0u8; 64];
+    let n = stream.read(&mut head).context("reading the answer")?;
+    let status_line = String::from_utf8_lossy(&head[..n]);
+    let status = status_line.split_whitespace().nth(1).unwrap_or("");
+    anyhow::ensure!(
+        status == "200",
+        "GET /healthz on {addr} answered {:?}",
+        status_line.lines().next().unwrap_or("")
+    );
     Ok(())
 }
 
@@ -399,6 +432,18 @@ impl Yixin {
         role: Role,
         listener: TcpListener,
     ) -> anyhow::Result<Self> {
+        // Dev login on a public address is refused unless asked for.
+        let bound = listener
+            .local_addr()
+            .context("reading the listen address")?;
+        if settings.dev_login_exposure(bound)? == DevLoginExposure::Public {
+            tracing::warn!(
+                addr = %bound,
+                "DEV LOGIN IS PUBLIC: anyone reaching {bound} can mint a token for any role \
+                 and organisation (POST /v1/auth/dev-token) because auth.dev_login_public = true. \
+                 Never run this with real patients' data."
+            );
+        }
         let backends = connect(&settings).await?;
         if settings.demo_enabled() {
             seed_demo(&backends.store, &settings).await?;

@@ -3,7 +3,7 @@
 //! `yixin migrate` and `yixin token` are operator tools; `yixin simulate`
 //! runs the city simulator (no server, no database).
 
-use std::{net::SocketAddr, path::PathBuf, process::ExitCode};
+use std::{net::SocketAddr, path::PathBuf, process::ExitCode, time::Duration};
 
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
@@ -47,7 +47,8 @@ enum Command {
     /// Simulate a district for days and compare the dispatch policies
     /// (greedy, batch, and a clairvoyant hindsight planner as reference).
     Simulate(SimulateArgs),
-    /// Mint a token for an operator or a test client (needs the signing key).
+    /// Mint a token for an operator or a test client (needs the signing key),
+    /// e.g. the first coordinator's: `--role coordinator --sub ops-1 --org ORG`.
     Token {
         #[arg(long, value_enum)]
         role: TokenRoleArg,
@@ -55,6 +56,76 @@ enum Command {
         sub: String,
         #[arg(long)]
         org: String,
+        /// Lifetime in seconds (default `auth.token_ttl_secs`).
+        #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+        ttl: Option<u64>,
+    },
+    /// Ask the server on `server.addr` (or `--addr`) for `GET /healthz`;
+    /// exit 0 on a 200: the container image's health check.
+    Healthcheck {
+        #[arg(long)]
+        addr: Option<SocketAddr>,
+    },
+    /// Organisations: `yixin org create --name NAME [--id ID]`.
+    Org {
+        #[command(subcommand)]
+        command: OrgCommand,
+    },
+    /// Service areas: `yixin area import FILE.geojson --org ID`.
+    Area {
+        #[command(subcommand)]
+        command: AreaCommand,
+    },
+    /// The nurse roster: `yixin nurse import FILE.csv --org ID`.
+    Nurse {
+        #[command(subcommand)]
+        command: NurseCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum OrgCommand {
+    /// Create an organisation (an existing id is left as it is).
+    Create {
+        /// Display name, e.g. 双福街道社区卫生服务中心.
+        #[arg(long)]
+        name: String,
+        /// The id tokens carry as `org` (1–64 of A-Z a-z 0-9 _ . : @ -);
+        /// default: a new random one.
+        #[arg(long)]
+        id: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum AreaCommand {
+    /// Import service areas from GeoJSON: a FeatureCollection of Polygon or
+    /// MultiPolygon features with a `name` property; an area of the same
+    /// name is replaced.
+    Import {
+        file: PathBuf,
+        #[arg(long)]
+        org: String,
+        /// Check and report only; write nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum NurseCommand {
+    /// Import nurses and their credentials from CSV (columns: README
+    /// "Deploy"); a nurse with the same phone is updated.
+    Import {
+        file: PathBuf,
+        #[arg(long)]
+        org: String,
+        /// Who the audit trail names for the credentials entered and verified.
+        #[arg(long, default_value = yixin::bootstrap::DEFAULT_ACTOR)]
+        by: String,
+        /// Check and report only; write nothing.
+        #[arg(long)]
+        dry_run: bool,
     },
 }
 
@@ -210,13 +281,144 @@ async fn run(command: Command, mut settings: Settings) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Simulate(args) => simulate(args),
-        Command::Token { role, sub, org } => {
+        Command::Healthcheck { addr } => {
+            yixin::healthcheck(addr.unwrap_or(settings.server.addr), Duration::from_secs(3))
+        }
+        Command::Org { command } => bootstrap(settings, Bootstrap::Org(command)).await,
+        Command::Area { command } => bootstrap(settings, Bootstrap::Area(command)).await,
+        Command::Nurse { command } => bootstrap(settings, Bootstrap::Nurse(command)).await,
+        Command::Token {
+            role,
+            sub,
+            org,
+            ttl,
+        } => {
+            for (field, value) in [("--sub", &sub), ("--org", &org)] {
+                anyhow::ensure!(
+                    yixin_auth::is_valid_identifier(value),
+                    "{field} must be 1 to 64 characters of A-Z, a-z, 0-9, `_`, `.`, `:`, `@`, `-`"
+                );
+            }
+            if let Some(ttl) = ttl {
+                settings.auth.token_ttl_secs = ttl;
+            }
             let auth = yixin::authenticator(&settings)?;
             let token = auth
                 .mint(role.into(), &sub, &org)
                 .context("minting (this needs auth.jwt_secret or auth.private_key_pem)")?;
             println!("{token}");
             Ok(())
+        }
+    }
+}
+
+enum Bootstrap {
+    Org(OrgCommand),
+    Area(AreaCommand),
+    Nurse(NurseCommand),
+}
+
+fn read_file(path: &std::path::Path) -> anyhow::Result<String> {
+    std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))
+}
+
+/// `yixin org|area|nurse …`: the bootstrap commands, on the configured
+/// database (migrated first when `database.migrate_on_start`, as `serve` does).
+async fn bootstrap(settings: Settings, command: Bootstrap) -> anyhow::Result<()> {
+    use yixin::bootstrap::{self as b, Outcome};
+    telemetry::init_tracing(&settings.log);
+    let store = yixin::connect_store(&settings).await?;
+    if settings.database.migrate_on_start {
+        store.migrate().await.context("migrating the database")?;
+    }
+    let dry = |dry_run: bool| {
+        if dry_run {
+            " (dry run: nothing written)"
+        } else {
+            ""
+        }
+    };
+    match command {
+        Bootstrap::Org(OrgCommand::Create { name, id }) => {
+            let id = id.unwrap_or_else(|| {
+                format!("org-{}", &uuid::Uuid::new_v4().simple().to_string()[..12])
+            });
+            let outcome = b::create_org(&store, &id, &name).await?;
+            match outcome {
+                Outcome::Created => println!("organisation {id} created"),
+                _ => println!("organisation {id} exists already (left as it is)"),
+            }
+        }
+        Bootstrap::Area(AreaCommand::Import { file, org, dry_run }) => {
+            let text = read_file(&file)?;
+            let org = yixin_domain::OrgId::from(org.as_str());
+            let results = b::import_areas(&store, &org, &text, dry_run).await?;
+            for r in &results {
+                println!("{}\t{}\t{}", r.outcome.as_str(), r.id, r.name);
+            }
+            println!("{} area(s) of {}{}", results.len(), org, dry(dry_run));
+        }
+        Bootstrap::Nurse(NurseCommand::Import {
+            file,
+            org,
+            by,
+            dry_run,
+        }) => {
+            let text = read_file(&file)?;
+            let org = yixin_domain::OrgId::from(org.as_str());
+            let results = b::import_nurses(&store, &org, &text, &by, dry_run).await?;
+            for r in &results {
+                let credentials = r.verification.map_or("no credentials", |v| v.as_str());
+                println!(
+                    "line {}\t{}\t{}\t{}\t{}",
+                    r.line,
+                    r.outcome.as_str(),
+                    r.id,
+                    credentials,
+                    r.name
+                );
+            }
+            let count = |o: Outcome| results.iter().filter(|r| r.outcome == o).count();
+            println!(
+                "{} nurse(s) of {}: {} created, {} updated, {} unchanged{}",
+                results.len(),
+                org,
+                count(Outcome::Created),
+                count(Outcome::Updated),
+                count(Outcome::Unchanged),
+                dry(dry_run)
+            );
+            if !dry_run {
+                announce_roster(&settings, &results).await;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Tells running dispatchers (through Redis) which nurses changed, as the
+/// roster API does; without Redis there is no running instance to tell
+/// (the in-process queue lives in the server's process).
+async fn announce_roster(settings: &Settings, results: &[yixin::bootstrap::NurseResult]) {
+    if settings.redis.url.is_none() {
+        return;
+    }
+    let queue = match yixin::connect_queue(settings).await {
+        Ok((queue, _)) => queue,
+        Err(e) => {
+            eprintln!("yixin: roster changes not announced to running dispatchers: {e:#}");
+            return;
+        }
+    };
+    for r in results
+        .iter()
+        .filter(|r| r.outcome != yixin::bootstrap::Outcome::Unchanged)
+    {
+        if let Err(e) = queue
+            .broadcast(yixin_contracts::ROSTER_CHANNEL, r.id.to_string().as_bytes())
+            .await
+        {
+            eprintln!("yixin: roster change of {} not announced: {e}", r.id);
         }
     }
 }
