@@ -215,9 +215,9 @@ impl HourChart {
             let ty = y(*t);
             let _ = writeln!(
                 s,
-                r##"<line class="target" x1="{LEFT}" x2="{:.1}" y1="{ty:.1}" y2="{ty:.1}" stroke="#333" stroke-width="1.5" stroke-dasharray="8 5"/><text x="{:.1}" y="{:.1}" text-anchor="end" font-size="12" fill="#333" stroke="white" stroke-width="4" paint-order="stroke">{}</text>"##,
+                r##"<line class="target" x1="{LEFT}" x2="{:.1}" y1="{ty:.1}" y2="{ty:.1}" stroke="#333" stroke-width="1.5" stroke-dasharray="8 5"/><text x="{:.1}" y="{:.1}" font-size="12" fill="#333" stroke="white" stroke-width="4" paint-order="stroke">{}</text>"##,
                 LEFT + pw,
-                LEFT + pw - 6.0,
+                LEFT + 6.0,
                 ty - 6.0,
                 xml(label)
             );
