@@ -130,6 +130,8 @@ pub struct StaffingAdvice {
     pub nurses_today: u32,
     pub nurses_recommended: u32,
     pub nurses_largest_tried: u32,
+    /// The largest roster tried was this many times today's in each group.
+    pub max_factor: u32,
     pub within_30_min_today: f64,
     pub within_30_min_recommended: f64,
     pub groups: Vec<GroupAdvice>,
@@ -503,6 +505,7 @@ pub fn sweep(base: &Instance, options: &StaffingOptions) -> Result<StaffingAdvic
         nurses_today: today.iter().sum(),
         nurses_recommended: counts.iter().sum(),
         nurses_largest_tried: largest.iter().sum(),
+        max_factor: options.max_factor,
         within_30_min_today: run_today.share,
         within_30_min_recommended: run_rec.share,
         groups,
@@ -644,7 +647,7 @@ impl StaffingAdvice {
                 out,
                 "\n达不到目标的时段 hours that cannot reach {target:.0} % even with the largest roster tried ({} nurses, {}× today's in each group): {}",
                 self.nurses_largest_tried,
-                MAX_FACTOR,
+                self.max_factor,
                 hours_list(&unreachable),
             );
         }
@@ -888,6 +891,31 @@ mod tests {
                 assert!(f.within_30_min_share <= a.within_30_min_today, "{name}");
             }
         }
+    }
+
+    #[test]
+    fn hours_out_of_reach_are_reported_not_chased() {
+        // A district too wide to cross in 30 minutes: even three times the
+        // fleet leaves hours below the target.
+        let mut s = small();
+        s.orders_per_day = 40.0;
+        s.nurses = Scenario::nurses_for(40.0);
+        s.area_km2 = 3_000.0;
+        let a = advise(&s, &Catalog::seed(), &greedy()).unwrap();
+        let out = a.unreachable();
+        assert!(!out.is_empty(), "{}", a.table());
+        for h in &out {
+            let hour = &a.hours[*h as usize];
+            assert!(hour.within_30_min_largest.unwrap() < TARGET_SHARE);
+        }
+        assert!(a.table().contains("cannot reach 90 %"));
+        let svg = a.svg();
+        assert_eq!(
+            svg.matches("<rect").count() - svg.matches(r#"class="bar""#).count(),
+            // background, frame, one band per hour out of reach, two legend swatches
+            2 + out.len() + 2,
+        );
+        assert!(svg.contains(r#"class="flagged""#));
     }
 
     #[test]
