@@ -24,6 +24,7 @@ use std::time::Duration;
 use chrono::{DateTime, TimeDelta, Utc};
 use yixin_domain::{NurseId, Offer, OfferId, OfferStatus, Order, OrderId, OrderStatus};
 
+use crate::matching::risk::{RiskModel, assign_batch_risk};
 use crate::matching::{CandidateLists, MatchingPolicy, WaitingOrder, assign_batch, best_candidate};
 use crate::scoring::Candidate;
 
@@ -289,6 +290,27 @@ impl Decisions {
     /// Orders without candidates, or whose candidates all went to orders
     /// the solver served better, are retried.
     pub fn batch(&mut self, orders: &[OrderFacts], now: DateTime<Utc>) -> Vec<Command> {
+        self.batch_by(orders, now, None)
+    }
+
+    /// Batch with the risk objective ([`crate::matching::risk`]): the same
+    /// flow, but the pairs minimise the chance of missing the promise
+    /// before the arrival time.
+    pub fn batch_risk(
+        &mut self,
+        orders: &[OrderFacts],
+        now: DateTime<Utc>,
+        model: &RiskModel,
+    ) -> Vec<Command> {
+        self.batch_by(orders, now, Some(model))
+    }
+
+    fn batch_by(
+        &mut self,
+        orders: &[OrderFacts],
+        now: DateTime<Utc>,
+        risk: Option<&RiskModel>,
+    ) -> Vec<Command> {
         let mut out = Vec::new();
         let mut lists = CandidateLists::new();
         let mut matched = Vec::new();
@@ -310,8 +332,12 @@ impl Decisions {
                 promised_by: f.promised_by,
             })
             .collect();
-        let pairs: HashMap<OrderId, NurseId> =
-            assign_batch(&waiting, &lists, now).into_iter().collect();
+        let pairs: HashMap<OrderId, NurseId> = match risk {
+            Some(model) => assign_batch_risk(&waiting, &lists, now, model),
+            None => assign_batch(&waiting, &lists, now),
+        }
+        .into_iter()
+        .collect();
         for facts in matched {
             let chosen = pairs.get(&facts.order).and_then(|nurse| {
                 lists

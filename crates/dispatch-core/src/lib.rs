@@ -8,6 +8,10 @@
 //!   title, certificates), one of the candidate rule's facts.
 //! - [`eta`]: the `EtaEstimator` port and the straight-line model.
 //! - [`scoring`], [`matching`]: ranking, greedy choice, the batch assignment.
+//! - [`forecast`], [`reposition`]: demand per H3 cell and hour learnt from
+//!   history, and where idle nurses should wait to cover it.
+//! - [`chain`]: chained offers: a nurse finishing a visit soon as a
+//!   candidate, her next job, and the overrun rule.
 //! - [`booking`]: which nurse can take a booked visit, and bookable slots.
 //! - [`decision`]: the engine's decisions as a state machine (events and the
 //!   clock in, commands out).
@@ -16,16 +20,20 @@
 //! `async fn` is only a signature).
 
 pub mod booking;
+pub mod chain;
 pub mod decision;
 pub mod eligibility;
 pub mod eta;
 pub mod fleet;
+pub mod forecast;
 pub mod matching;
 pub mod qualification;
 pub mod quote;
+pub mod reposition;
 pub mod scoring;
 pub mod settings;
 
+pub use chain::{ChainRules, MAX_NEXT_JOBS, NextJob, Visit, next_arrival, predicted_end};
 pub use decision::{Command, Decisions, EngineConfig, MAX_RETRY_MISSES, OrderFacts, Search};
 pub use eligibility::{Ineligible, NurseFacts, covers, eligibility, is_stale};
 pub use eta::{
@@ -35,6 +43,7 @@ pub use fleet::{Fix, Fleet, PresenceRules};
 pub use matching::{
     BatchCost, CandidateLists, MatchingPolicy, PolicyKind, WaitingOrder, assign_batch,
     assign_greedy, best_candidate,
+    risk::{RiskModel, assign_batch_risk},
 };
 pub use qualification::{
     Need, Shortfall, explain, qualification, qualifies, visit_day, visit_time,

@@ -36,7 +36,9 @@ pub enum SimError {
     #[error("scenario: {0}: {1}")]
     Scenario(&'static str, String),
     /// An unknown policy name.
-    #[error("unknown policy {0:?}: expected greedy, batch, hindsight or all")]
+    #[error(
+        "unknown policy {0:?}: expected greedy, batch, greedy+, batch+, batch+nochain, hindsight or all"
+    )]
     Policy(String),
 }
 
@@ -45,21 +47,37 @@ pub enum SimError {
 pub enum Policy {
     Greedy,
     Batch,
+    /// Greedy with chained offers and repositioning.
+    GreedyPlus,
+    /// Batch with chained offers, repositioning and the risk objective.
+    BatchPlus,
+    /// `batch+` without chained offers.
+    BatchPlusNoChain,
     Hindsight,
 }
 
 impl Policy {
-    pub const ALL: [Policy; 3] = [Policy::Greedy, Policy::Batch, Policy::Hindsight];
+    pub const ALL: [Policy; 6] = [
+        Policy::Greedy,
+        Policy::Batch,
+        Policy::GreedyPlus,
+        Policy::BatchPlus,
+        Policy::BatchPlusNoChain,
+        Policy::Hindsight,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
             Policy::Greedy => "greedy",
             Policy::Batch => "batch",
+            Policy::GreedyPlus => "greedy+",
+            Policy::BatchPlus => "batch+",
+            Policy::BatchPlusNoChain => "batch+nochain",
             Policy::Hindsight => "hindsight",
         }
     }
 
-    /// `greedy`, `batch`, `hindsight`, or `all`.
+    /// `greedy`, `batch`, `greedy+`, `batch+`, `batch+nochain`, `hindsight`, or `all`.
     pub fn parse_list(s: &str) -> Result<Vec<Policy>, SimError> {
         let mut out = Vec::new();
         for part in s.split(',').map(str::trim) {
@@ -67,6 +85,9 @@ impl Policy {
                 "all" => out.extend(Policy::ALL),
                 "greedy" => out.push(Policy::Greedy),
                 "batch" => out.push(Policy::Batch),
+                "greedy+" => out.push(Policy::GreedyPlus),
+                "batch+" => out.push(Policy::BatchPlus),
+                "batch+nochain" => out.push(Policy::BatchPlusNoChain),
                 "hindsight" => out.push(Policy::Hindsight),
                 other => return Err(SimError::Policy(other.to_owned())),
             }
@@ -98,6 +119,60 @@ pub struct ScenarioSummary {
 pub struct Report {
     pub scenario: ScenarioSummary,
     pub policies: BTreeMap<&'static str, PolicyFigures>,
+    /// The demand forecast's error over the simulated days (what the
+    /// repositioning of `greedy+` and `batch+` works from).
+    pub forecast: ForecastFigures,
+}
+
+/// The forecast's error per cell-hour, over the simulated days: each day
+/// forecast from the history and the days before it (see
+/// [`yixin_dispatch_core::forecast`]).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ForecastFigures {
+    pub method: &'static str,
+    pub history_days: u32,
+    /// Cell-hours compared (cells forecast or with an order × 24 × days).
+    pub cell_hours: usize,
+    pub actual_orders: f64,
+    pub forecast_orders: f64,
+    /// Mean absolute error per cell-hour, orders.
+    pub mae: f64,
+    /// Σ|forecast − actual| ÷ Σ actual.
+    pub wape: Option<f64>,
+}
+
+impl ForecastFigures {
+    fn of(inst: &Instance) -> Self {
+        let mut cell_hours = 0;
+        let (mut abs, mut act, mut fc) = (0.0, 0.0, 0.0);
+        let actual: Vec<_> = inst
+            .orders
+            .iter()
+            .map(|o| (o.location, online::instant(o.created_ms)))
+            .collect();
+        for d in 0..i64::from(inst.scenario.days) {
+            let start = d * scenario::DAY_MS;
+            let f = online::learn_forecast(inst, start);
+            let e = yixin_dispatch_core::forecast::day_error(&f, &actual, online::instant(start));
+            cell_hours += e.cell_hours;
+            abs += e.mae * e.cell_hours as f64;
+            act += e.actual_orders;
+            fc += e.forecast_orders;
+        }
+        Self {
+            method: "exponential smoothing (alpha 0.3) per H3 res-7 cell and local hour of day",
+            history_days: scenario::HISTORY_DAYS,
+            cell_hours,
+            actual_orders: act,
+            forecast_orders: fc,
+            mae: if cell_hours > 0 {
+                abs / cell_hours as f64
+            } else {
+                0.0
+            },
+            wape: (act > 0.0).then(|| abs / act),
+        }
+    }
 }
 
 /// Draws the instance of `scenario` and runs each policy on it.
@@ -119,6 +194,25 @@ pub fn run_instance(inst: &Instance, policies: &[Policy]) -> Report {
         let tally = match p {
             Policy::Greedy => online::run(inst, online::Online::Greedy),
             Policy::Batch => online::run(inst, online::Online::Batch),
+            Policy::GreedyPlus => online::run_with(
+                inst,
+                online::Online::Greedy,
+                online::Features {
+                    risk: false,
+                    ..online::Features::ALL
+                },
+            ),
+            Policy::BatchPlus => {
+                online::run_with(inst, online::Online::Batch, online::Features::ALL)
+            }
+            Policy::BatchPlusNoChain => online::run_with(
+                inst,
+                online::Online::Batch,
+                online::Features {
+                    chain: false,
+                    ..online::Features::ALL
+                },
+            ),
             Policy::Hindsight => hindsight::run(inst),
         };
         figures.insert(p.name(), PolicyFigures::of(&tally, &created, &patients));
@@ -158,6 +252,7 @@ pub fn run_instance(inst: &Instance, policies: &[Policy]) -> Report {
             hourly_profile: scenario::HOURLY_PROFILE,
         },
         policies: figures,
+        forecast: ForecastFigures::of(inst),
     }
 }
 
@@ -226,6 +321,18 @@ impl Report {
                 f.repeat_visits,
             );
         }
+        let f = &self.forecast;
+        let _ = writeln!(
+            out,
+            "\ndemand forecast ({}; {} days of history): MAE {:.3} orders per cell-hour over {} cell-hours, WAPE {} ({:.0} forecast vs {:.0} actual orders)",
+            f.method,
+            f.history_days,
+            f.mae,
+            f.cell_hours,
+            pct(f.wape),
+            f.forecast_orders,
+            f.actual_orders,
+        );
         let _ = writeln!(
             out,
             "\nwithin 30 min by hour of day (orders in that hour):\n"

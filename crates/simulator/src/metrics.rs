@@ -31,6 +31,12 @@ pub struct Tally {
     pub jobs: Vec<(usize, i64, i64)>,
     /// Per order: the nurse who came (`None`: unserved).
     pub served_by: Vec<Option<usize>>,
+    /// Chained offers accepted (a next job queued behind a visit).
+    pub chained: u64,
+    /// Next jobs taken back because an overrun put their promise at risk.
+    pub chain_taken_back: u64,
+    /// Suggested moves nurses followed.
+    pub reposition_moves: u64,
 }
 
 impl Tally {
@@ -43,6 +49,9 @@ impl Tally {
             horizon_ms,
             jobs: Vec::new(),
             served_by: vec![None; orders],
+            chained: 0,
+            chain_taken_back: 0,
+            reposition_moves: 0,
         }
     }
 
@@ -116,6 +125,11 @@ pub struct PolicyFigures {
     pub repeat_visits: usize,
     /// Share of those served by the patient's previous nurse (`None`: none).
     pub continuity_rate: Option<f64>,
+    /// Chained offers accepted, next jobs taken back on an overrun, and
+    /// suggested moves followed (0 for policies without them).
+    pub chained: u64,
+    pub chain_taken_back: u64,
+    pub reposition_moves: u64,
     pub by_hour: Vec<HourFigures>,
 }
 
@@ -243,6 +257,9 @@ impl PolicyFigures {
             repeat_visits,
             continuity_rate: (repeat_visits > 0)
                 .then(|| round(same_nurse as f64 / repeat_visits as f64, 4)),
+            chained: tally.chained,
+            chain_taken_back: tally.chain_taken_back,
+            reposition_moves: tally.reposition_moves,
             by_hour,
         }
     }

@@ -18,10 +18,14 @@ use std::collections::BinaryHeap;
 
 use chrono::{DateTime, TimeDelta, TimeZone, Utc};
 use uuid::Uuid;
+use yixin_dispatch_core::chain::{ChainRules, NextJob, Visit, predicted_end};
+use yixin_dispatch_core::forecast::{DemandForecast, ForecastSettings};
+use yixin_dispatch_core::reposition::{self, IdleNurse, RepositionSettings};
 use yixin_dispatch_core::{
-    Candidate, Command, Decisions, EngineConfig, EtaSettings, NurseFacts, OrderFacts, eligibility,
+    Candidate, Command, Decisions, EngineConfig, EtaSettings, NurseFacts, OrderFacts, RiskModel,
+    eligibility,
 };
-use yixin_domain::{NurseId, OrderId, OrderStatus, PROMISE_MINUTES};
+use yixin_domain::{GeoPoint, NurseId, OrderId, OrderStatus, PROMISE_MINUTES};
 
 use crate::metrics::{Outcome, Tally};
 use crate::scenario::{Answer, DAY_MS, Instance};
@@ -32,6 +36,47 @@ pub enum Online {
     Greedy,
     Batch,
 }
+
+/// The dispatch core's additions an online policy runs with (all off: the
+/// plain `greedy` and `batch`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Features {
+    /// Chained offers ([`yixin_dispatch_core::chain`]): a nurse whose visit
+    /// is predicted to end within the horizon is a candidate.
+    pub chain: bool,
+    /// Idle nurses wait where [`reposition::suggest`] tells them (most of
+    /// the time: see [`FOLLOW_PROB`]), from a forecast learnt each midnight.
+    pub reposition: bool,
+    /// Batch only: the risk objective ([`yixin_dispatch_core::matching::risk`])
+    /// instead of arrival; and every waiting order is woken when a nurse
+    /// comes free (a re-solve on newly free nurses, as on new orders).
+    pub risk: bool,
+}
+
+impl Features {
+    pub const NONE: Features = Features {
+        chain: false,
+        reposition: false,
+        risk: false,
+    };
+    pub const ALL: Features = Features {
+        chain: true,
+        reposition: true,
+        risk: true,
+    };
+}
+
+/// The chain horizon the simulated engine runs with, s.
+pub const CHAIN_HORIZON_S: u32 = 600;
+/// The overrun tolerance of a next job chosen past its promise, s.
+pub const CHAIN_OVERRUN_TOLERANCE_S: u32 = 1_800;
+
+/// How often idle nurses get new suggestions (the production worker's minute
+/// is finer; 5 minutes of simulated time changes little and runs faster).
+pub const REPOSITION_EVERY_MS: i64 = 5 * 60_000;
+/// Share of suggestions a nurse follows (she may ignore them). Assumed.
+pub const FOLLOW_PROB: f64 = 0.8;
+const DRAW_FOLLOW: u64 = 0x464f_4c4c_4f57;
 
 /// Local midnight of day 0 in Chongqing (UTC+8), as the engine's clock.
 pub fn epoch() -> DateTime<Utc> {
@@ -85,6 +130,13 @@ enum Event {
     GiveUp(usize),
     /// Greedy: some order's retry is due. Batch: the window closes.
     Wake,
+    /// Chaining: is nurse's next job (`order`) at risk from her overrun?
+    Overrun {
+        nurse: usize,
+        order: usize,
+    },
+    /// Repositioning: new suggestions for the idle nurses.
+    Reposition,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -105,6 +157,18 @@ struct NurseState {
     accepted: u32,
     /// When the current on-shift (or overtime) period began.
     on_since: Option<i64>,
+    /// The visit she is on (travelling to or at the door).
+    current: Option<usize>,
+    /// When she reached the current visit's door.
+    arrived_ms: Option<i64>,
+    /// Predicted arrival at the current visit (the ETA model's, at set-off).
+    eta_at_ms: i64,
+    /// Her next job (a chained offer she accepted).
+    queued: Option<usize>,
+    /// A chained offer she holds while busy.
+    chain_offer: Option<usize>,
+    /// Moving to a suggested place: (from, to, set off, there at).
+    moving: Option<(GeoPoint, GeoPoint, i64, i64)>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -122,6 +186,8 @@ struct OrderState {
     excluded: Vec<usize>,
     seq: u32,
     accepted_ms: Option<i64>,
+    /// Chained: the arrival she was chosen for.
+    committed_ms: Option<i64>,
 }
 
 struct Sim<'a> {
@@ -143,6 +209,12 @@ struct Sim<'a> {
     /// Per patient: the nurse of the latest completed visit (the engine's
     /// "patient's nurse from before", passed to the ranking as `preferred`).
     last_nurse: Vec<Option<usize>>,
+    features: Features,
+    chain: ChainRules,
+    risk: RiskModel,
+    reposition: RepositionSettings,
+    forecast: Option<DemandForecast>,
+    reposition_ticks: usize,
 }
 
 /// The engine's default configuration with the scenario's continuity credit.
@@ -158,6 +230,24 @@ fn engine_config(inst: &Instance) -> EngineConfig {
 
 /// Runs one online policy over the instance.
 pub fn run(inst: &Instance, policy: Online) -> Tally {
+    run_with(inst, policy, Features::NONE)
+}
+
+/// The risk model of the scenario's noise: travel σ as drawn, a visit's
+/// end uncertain by the duration noise over a mean visit of 43 minutes,
+/// the mean answer delay.
+pub fn risk_model(inst: &Instance) -> RiskModel {
+    let s = &inst.scenario;
+    RiskModel {
+        travel_sigma: s.travel_noise_sigma,
+        finish_sd_s: s.duration_noise_sigma * 43.0 * 60.0,
+        answer_s: (s.answer_delay_s.0 + s.answer_delay_s.1) / 2.0,
+        ..RiskModel::default()
+    }
+}
+
+/// Runs one online policy with the dispatch core's additions in `features`.
+pub fn run_with(inst: &Instance, policy: Online, features: Features) -> Tally {
     let mut sim = Sim {
         inst,
         policy,
@@ -176,6 +266,12 @@ pub fn run(inst: &Instance, policy: Online) -> Tally {
                 answered: 0,
                 accepted: 0,
                 on_since: None,
+                current: None,
+                arrived_ms: None,
+                eta_at_ms: 0,
+                queued: None,
+                chain_offer: None,
+                moving: None,
             })
             .collect(),
         orders: inst
@@ -187,12 +283,23 @@ pub fn run(inst: &Instance, policy: Online) -> Tally {
                 excluded: Vec::new(),
                 seq: 0,
                 accepted_ms: None,
+                committed_ms: None,
             })
             .collect(),
         next_wake: None,
         tally: Tally::new(inst.orders.len(), inst.scenario.horizon_ms()),
         open_orders: inst.orders.len(),
         last_nurse: vec![None; inst.orders.iter().map(|o| o.patient + 1).max().unwrap_or(0)],
+        features,
+        chain: if features.chain {
+            ChainRules::new(CHAIN_HORIZON_S, CHAIN_OVERRUN_TOLERANCE_S).unwrap_or_default()
+        } else {
+            ChainRules::off()
+        },
+        risk: risk_model(inst),
+        reposition: RepositionSettings::default(),
+        forecast: None,
+        reposition_ticks: 0,
     };
     sim.start();
     sim.run();
@@ -226,6 +333,189 @@ impl Sim<'_> {
         if self.policy == Online::Batch && !self.inst.orders.is_empty() {
             self.schedule(self.inst.scenario.batch_window_ms, Event::Wake);
         }
+        if self.features.reposition {
+            self.forecast = Some(learn_forecast(self.inst, 0));
+            self.schedule(0, Event::Reposition);
+        }
+    }
+
+    fn plus(&self) -> bool {
+        self.features != Features::NONE
+    }
+
+    /// Where nurse `n` is now (on her way to a suggested place: pro rata).
+    fn here(&self, n: usize) -> GeoPoint {
+        let s = &self.nurses[n];
+        match s.moving {
+            Some((a, b, t0, t1)) if self.now < t1 => {
+                let f = (self.now - t0) as f64 / (t1 - t0).max(1) as f64;
+                GeoPoint::new(
+                    a.lat() + (b.lat() - a.lat()) * f,
+                    a.lng() + (b.lng() - a.lng()) * f,
+                )
+                .unwrap_or(b)
+            }
+            Some((_, b, _, _)) => b,
+            None => s.pos,
+        }
+    }
+
+    /// Stops a move where the nurse is.
+    fn stop(&mut self, n: usize) {
+        if self.nurses[n].moving.is_some() {
+            self.nurses[n].pos = self.here(n);
+            self.nurses[n].moving = None;
+        }
+    }
+
+    /// The engine's prediction of when nurse `n`'s current visit ends (from
+    /// the catalogue's duration, not the realised one).
+    fn predicted_free(&self, n: usize) -> Option<DateTime<Utc>> {
+        let s = &self.nurses[n];
+        let o = s.current?;
+        let minutes = self
+            .inst
+            .service_minutes
+            .get(self.inst.orders[o].service)
+            .copied()
+            .unwrap_or(0);
+        let mut v = Visit::new(OrderStatus::EnRoute, minutes);
+        match s.arrived_ms {
+            Some(a) => {
+                v.status = OrderStatus::InService;
+                v.arrived_at = Some(at(a));
+                v.started_at = Some(at(a));
+            }
+            None => v.eta = Some(at(s.eta_at_ms)),
+        }
+        predicted_end(&v, at(self.now))
+    }
+
+    /// A busy nurse as a chained candidate: her predicted free time, when
+    /// within the chain rule's horizon and she has no next job yet.
+    fn chain_free_at(&self, n: usize) -> Option<DateTime<Utc>> {
+        let s = &self.nurses[n];
+        if !self.chain.enabled() || !s.on_shift || s.chain_offer.is_some() {
+            return None;
+        }
+        let end = self.predicted_free(n)?;
+        let next_jobs = usize::from(s.queued.is_some());
+        if next_jobs >= yixin_dispatch_core::chain::MAX_NEXT_JOBS {
+            return None;
+        }
+        self.chain.within_horizon(end, at(self.now)).then_some(end)
+    }
+
+    /// Nurse `n` sets off to order `o` now.
+    fn set_off(&mut self, n: usize, o: usize) {
+        self.stop(n);
+        let from = self.nurses[n].pos;
+        let order = &self.inst.orders[o];
+        let eta = self.eta.eta(&from, &order.location);
+        let travel_ms = (f64::from(eta.seconds) * 1_000.0 * self.inst.travel_factor(o, n)).round();
+        let nurse = &mut self.nurses[n];
+        nurse.phase = Phase::Busy;
+        nurse.current = Some(o);
+        nurse.arrived_ms = None;
+        nurse.eta_at_ms = self.now + i64::from(eta.seconds) * 1_000;
+        self.orders[o].status = Status::Assigned { nurse: n };
+        self.orders[o].accepted_ms = Some(self.now);
+        self.schedule(self.now + travel_ms as i64, Event::Arrive(o));
+    }
+
+    /// The chain rule's deadline of nurse `n`'s next job `o`, and her ETA
+    /// to it from her current visit.
+    fn next_job(&self, n: usize, o: usize) -> (NextJob, u32) {
+        let from = self.nurses[n]
+            .current
+            .map_or(self.nurses[n].pos, |c| self.inst.orders[c].location);
+        let eta = self.eta.eta(&from, &self.inst.orders[o].location).seconds;
+        let created = at(self.inst.orders[o].created_ms);
+        let next = NextJob {
+            promised_by: created + TimeDelta::minutes(PROMISE_MINUTES),
+            committed: self.orders[o].committed_ms.map(at),
+        };
+        (next, eta)
+    }
+
+    /// Schedules the overrun check of nurse `n`'s next job `o`: the moment
+    /// after which setting off would miss its deadline.
+    fn schedule_overrun(&mut self, n: usize, o: usize) {
+        let (next, eta) = self.next_job(n, o);
+        let latest = ms_of(next.deadline(&self.chain)) - i64::from(eta) * 1_000 + 1_000;
+        let when = if latest > self.now {
+            latest
+        } else {
+            self.now + 60_000
+        };
+        self.schedule(when, Event::Overrun { nurse: n, order: o });
+    }
+
+    fn on_overrun(&mut self, n: usize, o: usize) {
+        if self.nurses[n].queued != Some(o) {
+            return;
+        }
+        let Some(end) = self.predicted_free(n) else {
+            return;
+        };
+        let (next, eta) = self.next_job(n, o);
+        if self.chain.at_risk(&next, end, eta, at(self.now)) {
+            self.nurses[n].queued = None;
+            let state = &mut self.orders[o];
+            state.status = Status::Waiting;
+            state.excluded.push(n);
+            state.accepted_ms = None;
+            state.committed_ms = None;
+            self.tally.chain_taken_back += 1;
+            self.enqueue(o, self.now);
+        } else {
+            self.schedule_overrun(n, o);
+        }
+    }
+
+    /// New suggestions for the idle nurses from the forecast; each follows
+    /// hers with probability [`FOLLOW_PROB`].
+    fn reposition_tick(&mut self) {
+        self.reposition_ticks += 1;
+        let Some(forecast) = &self.forecast else {
+            return;
+        };
+        let demand = forecast.hour_ahead(at(self.now));
+        let mut idle = Vec::new();
+        let mut others = Vec::new();
+        for (n, s) in self.nurses.iter().enumerate() {
+            if !s.on_shift {
+                continue;
+            }
+            match s.phase {
+                Phase::Off => {}
+                Phase::Idle => idle.push(IdleNurse {
+                    nurse_id: nurse_id(n),
+                    at: self.here(n),
+                }),
+                Phase::Offered => others.push(self.here(n)),
+                Phase::Busy => {
+                    others.push(s.current.map_or(s.pos, |o| self.inst.orders[o].location))
+                }
+            }
+        }
+        let suggestions = reposition::suggest(&idle, &others, &demand, &self.reposition);
+        for sg in suggestions {
+            let n = nurse_index(sg.nurse_id);
+            if self.inst.draw(DRAW_FOLLOW, n, self.reposition_ticks) >= FOLLOW_PROB {
+                continue;
+            }
+            let from = self.here(n);
+            let eta = self.eta.eta(&from, &sg.to);
+            self.nurses[n].pos = from;
+            self.nurses[n].moving = Some((
+                from,
+                sg.to,
+                self.now,
+                self.now + i64::from(eta.seconds) * 1_000,
+            ));
+            self.tally.reposition_moves += 1;
+        }
     }
 
     fn run(&mut self) {
@@ -254,6 +544,9 @@ impl Sim<'_> {
                     n.answered = 0;
                     n.accepted = 0;
                 }
+                if self.features.reposition {
+                    self.forecast = Some(learn_forecast(self.inst, self.now));
+                }
             }
             Event::ShiftStart(n) => {
                 let home = self.inst.nurses[n].home;
@@ -262,6 +555,7 @@ impl Sim<'_> {
                 if nurse.phase == Phase::Off {
                     nurse.phase = Phase::Idle;
                     nurse.pos = home;
+                    nurse.moving = None;
                     nurse.on_since = Some(self.now);
                 }
                 // The engine wakes every waiting order when a nurse comes on shift.
@@ -284,6 +578,7 @@ impl Sim<'_> {
                 self.schedule(end, Event::ServiceEnd(o));
                 if let Status::Assigned { nurse } = self.orders[o].status {
                     self.tally.served_by(o, nurse);
+                    self.nurses[nurse].arrived_ms = Some(self.now);
                 }
                 self.record(
                     o,
@@ -302,8 +597,19 @@ impl Sim<'_> {
                         *last = Some(nurse);
                     }
                     self.nurses[nurse].pos = self.inst.orders[o].location;
-                    if self.nurses[nurse].on_shift {
+                    self.nurses[nurse].current = None;
+                    self.nurses[nurse].arrived_ms = None;
+                    if let Some(next) = self.nurses[nurse].queued.take() {
+                        self.set_off(nurse, next);
+                    } else if self.nurses[nurse].chain_offer.is_some() {
+                        // Free, but holding a chained offer: not a candidate
+                        // until she answers.
+                        self.nurses[nurse].phase = Phase::Offered;
+                    } else if self.nurses[nurse].on_shift {
                         self.nurses[nurse].phase = Phase::Idle;
+                        if self.plus() {
+                            self.decisions.nurse_available(at(self.now));
+                        }
                     } else {
                         self.go_off(nurse);
                     }
@@ -318,7 +624,7 @@ impl Sim<'_> {
                 Status::Offered { nurse, .. } => {
                     // Cancelling closes the live offer; the nurse is free.
                     self.orders[o].status = Status::Cancelled;
-                    self.release(nurse);
+                    self.release(nurse, o);
                     self.record(o, Outcome::Unserved);
                 }
                 _ => {}
@@ -332,6 +638,14 @@ impl Sim<'_> {
                     }
                 } else if self.next_wake == Some(self.now) {
                     self.next_wake = None;
+                }
+            }
+            Event::Overrun { nurse, order } => self.on_overrun(nurse, order),
+            Event::Reposition => {
+                self.reposition_tick();
+                let next = self.now + REPOSITION_EVERY_MS;
+                if next < self.inst.scenario.horizon_ms() {
+                    self.schedule(next, Event::Reposition);
                 }
             }
         }
@@ -350,8 +664,17 @@ impl Sim<'_> {
         }
     }
 
-    /// A nurse holding an offer that closed without a job.
-    fn release(&mut self, n: usize) {
+    /// A nurse holding an offer (of order `o`) that closed without a job.
+    fn release(&mut self, n: usize, o: usize) {
+        if self.nurses[n].chain_offer == Some(o) {
+            self.nurses[n].chain_offer = None;
+            if self.nurses[n].phase == Phase::Busy {
+                return; // still on her visit
+            }
+        }
+        if self.plus() {
+            self.decisions.nurse_available(at(self.now));
+        }
         if self.nurses[n].on_shift {
             self.nurses[n].phase = Phase::Idle;
         } else {
@@ -403,28 +726,43 @@ impl Sim<'_> {
             OrderStatus::Pending
         };
         let search = self.decisions.search(status);
-        let mut near: Vec<(f64, usize)> = self
+        let mut near: Vec<(f64, usize, GeoPoint, Option<DateTime<Utc>>)> = self
             .nurses
             .iter()
             .enumerate()
-            .filter(|(n, s)| {
-                !state.excluded.contains(n)
-                    && eligibility(&NurseFacts {
-                        on_shift: s.on_shift && s.phase != Phase::Off,
-                        skilled: self.inst.qualified(*n, o),
-                        // The simulated roster is verified and meets every
-                        // service's credential requirements (the gate itself
-                        // is the dispatch core's, tested there).
-                        qualified: true,
-                        has_job: s.phase == Phase::Busy,
-                        offered_elsewhere: s.phase == Phase::Offered,
-                        // Simulated phones always report.
-                        fresh: true,
-                    })
-                    .is_ok()
+            .filter_map(|(n, s)| {
+                if state.excluded.contains(&n) {
+                    return None;
+                }
+                // A busy nurse is a candidate only chained: from her
+                // current visit's place, free at its predicted end.
+                let chained = if s.phase == Phase::Busy {
+                    let free_at = self.chain_free_at(n)?;
+                    let place = self.inst.orders[s.current?].location;
+                    Some((place, free_at))
+                } else {
+                    None
+                };
+                eligibility(&NurseFacts {
+                    on_shift: s.on_shift && s.phase != Phase::Off,
+                    skilled: self.inst.qualified(n, o),
+                    // The simulated roster is verified and meets every
+                    // service's credential requirements (the gate itself
+                    // is the dispatch core's, tested there).
+                    qualified: true,
+                    has_job: s.phase == Phase::Busy && chained.is_none(),
+                    offered_elsewhere: s.phase == Phase::Offered || s.chain_offer.is_some(),
+                    // Simulated phones always report.
+                    fresh: true,
+                })
+                .ok()?;
+                let (from, free_at) = match chained {
+                    Some((place, free_at)) => (place, Some(free_at)),
+                    None => (self.here(n), None),
+                };
+                let d = from.distance_m(&order.location);
+                (d <= search.radius_m).then_some((d, n, from, free_at))
             })
-            .map(|(n, s)| (s.pos.distance_m(&order.location), n))
-            .filter(|(d, _)| *d <= search.radius_m)
             .collect();
         near.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
         // Nobody is engaged behind the simulation's back: keep the nearest.
@@ -434,9 +772,9 @@ impl Sim<'_> {
         let before = self.last_nurse.get(order.patient).copied().flatten();
         let candidates = near
             .into_iter()
-            .map(|(_, n)| {
+            .map(|(_, n, from, free_at)| {
                 let s = &self.nurses[n];
-                let eta = self.eta.eta(&s.pos, &order.location);
+                let eta = self.eta.eta(&from, &order.location);
                 Candidate {
                     nurse_id: nurse_id(n),
                     eta_s: eta.seconds,
@@ -444,7 +782,7 @@ impl Sim<'_> {
                     jobs_today: s.accepted,
                     offers_answered: s.answered,
                     offers_accepted: s.accepted,
-                    free_at: None,
+                    free_at,
                     preferred: before == Some(n),
                 }
             })
@@ -473,7 +811,11 @@ impl Sim<'_> {
         if facts.is_empty() {
             return;
         }
-        let commands = self.decisions.batch(&facts, at(self.now));
+        let commands = if self.features.risk {
+            self.decisions.batch_risk(&facts, at(self.now), &self.risk)
+        } else {
+            self.decisions.batch(&facts, at(self.now))
+        };
         self.execute(commands);
     }
 
@@ -503,7 +845,12 @@ impl Sim<'_> {
             seq: state.seq,
         };
         let seq = state.seq;
-        self.nurses[n].phase = Phase::Offered;
+        self.stop(n);
+        if self.nurses[n].phase == Phase::Busy {
+            self.nurses[n].chain_offer = Some(o);
+        } else {
+            self.nurses[n].phase = Phase::Offered;
+        }
         let (_, delay) = self.inst.answer(o, n);
         self.tally.offer();
         self.schedule(self.now + delay, Event::Answer { order: o, seq });
@@ -525,21 +872,50 @@ impl Sim<'_> {
         match answer {
             Answer::Accept => {
                 self.nurses[n].accepted += 1;
-                self.nurses[n].phase = Phase::Busy;
-                let order = &self.inst.orders[o];
-                let eta = self.eta.eta(&self.nurses[n].pos, &order.location);
-                let travel_ms =
-                    (f64::from(eta.seconds) * 1_000.0 * self.inst.travel_factor(o, n)).round();
-                self.orders[o].status = Status::Assigned { nurse: n };
-                self.orders[o].accepted_ms = Some(self.now);
-                self.schedule(self.now + travel_ms as i64, Event::Arrive(o));
+                let chained = self.nurses[n].chain_offer == Some(o);
+                self.nurses[n].chain_offer = None;
+                if chained && self.nurses[n].current.is_some() {
+                    // Her next job: she sets off when the visit ends.
+                    self.nurses[n].queued = Some(o);
+                    self.orders[o].status = Status::Assigned { nurse: n };
+                    let (_, eta) = self.next_job(n, o);
+                    let free = self.predicted_free(n).map_or(self.now, ms_of);
+                    self.orders[o].committed_ms = Some(free.max(self.now) + i64::from(eta) * 1_000);
+                    self.tally.chained += 1;
+                    self.schedule_overrun(n, o);
+                } else {
+                    self.set_off(n, o);
+                }
             }
             Answer::Decline | Answer::Expire => {
                 self.orders[o].excluded.push(n);
                 self.orders[o].status = Status::Waiting;
-                self.release(n);
+                self.release(n, o);
                 self.enqueue(o, self.now);
             }
         }
     }
+}
+
+/// The demand forecast the engine would hold at `now_ms`: learnt from the
+/// organisation's history before day 0 and the simulated orders placed
+/// before `now_ms` (only complete days count).
+pub fn learn_forecast(inst: &Instance, now_ms: i64) -> DemandForecast {
+    let history: Vec<(GeoPoint, DateTime<Utc>)> = inst
+        .history
+        .iter()
+        .map(|(p, t)| (*p, at(*t)))
+        .chain(
+            inst.orders
+                .iter()
+                .filter(|o| o.created_ms < now_ms)
+                .map(|o| (o.location, at(o.created_ms))),
+        )
+        .collect();
+    DemandForecast::fit(ForecastSettings::default(), &history, at(now_ms))
+}
+
+/// The simulation's instant `ms` as the engine's clock.
+pub fn instant(ms: i64) -> DateTime<Utc> {
+    at(ms)
 }

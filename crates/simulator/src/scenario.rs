@@ -304,7 +304,17 @@ pub struct Instance {
     pub nurses: Vec<SimNurse>,
     /// Sorted by creation time.
     pub orders: Vec<SimOrder>,
+    /// Catalogue duration of each service, minutes (what the engine
+    /// predicts a visit's end from; `SimOrder::duration_ms` is the realised one).
+    pub service_minutes: Vec<u32>,
+    /// The organisation's order history before day 0 (place, ms, negative):
+    /// [`HISTORY_DAYS`] days drawn from the same scenario with another seed,
+    /// what the demand forecast learns from before the simulated days.
+    pub history: Vec<(GeoPoint, i64)>,
 }
+
+/// Days of order history before the simulated span (four weeks).
+pub const HISTORY_DAYS: u32 = 28;
 
 /// The square district: `(south, west, north, east)` in degrees.
 pub(crate) fn bounds(s: &Scenario) -> (f64, f64, f64, f64) {
@@ -345,6 +355,27 @@ pub(crate) fn lognormal(sigma: f64, z: f64) -> f64 {
 impl Instance {
     /// Draws the instance of `scenario` from its seed.
     pub fn generate(scenario: &Scenario, catalog: &Catalog) -> Result<Self, SimError> {
+        let mut inst = Self::draw_days(scenario, catalog)?;
+        // The history: the same district and demand, its own seed (so the
+        // simulated days' orders are never what the forecast learnt), no
+        // repeat patients (only places and times matter to it).
+        let past = Scenario {
+            seed: splitmix(scenario.seed ^ 0x4849_5354_4f52_5953),
+            days: HISTORY_DAYS,
+            repeat_share: 0.0,
+            courses: false,
+            ..scenario.clone()
+        };
+        let shift = i64::from(HISTORY_DAYS) * DAY_MS;
+        inst.history = Self::draw_days(&past, catalog)?
+            .orders
+            .into_iter()
+            .map(|o| (o.location, o.created_ms - shift))
+            .collect();
+        Ok(inst)
+    }
+
+    fn draw_days(scenario: &Scenario, catalog: &Catalog) -> Result<Self, SimError> {
         scenario.validate()?;
         let mut rng = ChaCha8Rng::seed_from_u64(scenario.seed);
         let mut skills: Vec<String> = Vec::new();
@@ -533,6 +564,8 @@ impl Instance {
             services: active.iter().map(|s| s.code.clone()).collect(),
             nurses,
             orders,
+            service_minutes: durations,
+            history: Vec::new(),
         })
     }
 

@@ -15,6 +15,14 @@ fn all_tallies(inst: &Instance) -> Vec<(&'static str, Tally)> {
     vec![
         ("greedy", online::run(inst, online::Online::Greedy)),
         ("batch", online::run(inst, online::Online::Batch)),
+        (
+            "greedy+",
+            online::run_with(inst, online::Online::Greedy, online::Features::ALL),
+        ),
+        (
+            "batch+",
+            online::run_with(inst, online::Online::Batch, online::Features::ALL),
+        ),
         ("hindsight", hindsight::run(inst)),
     ]
 }
@@ -131,6 +139,8 @@ fn hindsight_dominates_one_nurse_on_sparse_demand() {
             shifts: vec![(0, 2 * DAY_MS)],
         }],
         orders,
+        service_minutes: vec![30],
+        history: Vec::new(),
     };
     let h = hindsight::run(&inst);
     for policy in [online::Online::Greedy, online::Online::Batch] {
@@ -391,4 +401,102 @@ fn the_continuity_credit_brings_back_the_nurse_from_before() {
     assert!(cmp.on.policies["greedy"].repeat_visits > 50);
     let table = cmp.table();
     assert!(table.contains("| greedy | 300 s |") && table.contains("| greedy | 0 s |"));
+}
+
+/// One nurse, always answering yes; order 0 at 10 min, a visit of
+/// `actual_min` (the catalogue says 30); order 1 next door at 35 min.
+fn two_visits(actual_min: i64) -> Instance {
+    let mut s = small();
+    s.nurses = 1;
+    s.accept_prob = 1.0;
+    s.decline_prob = 0.0;
+    let p = |lat, lng| GeoPoint::new(lat, lng).unwrap();
+    let order = |i: i64, at_min: i64, duration_min: i64| SimOrder {
+        created_ms: at_min * 60_000,
+        location: p(29.400 + 0.001 * i as f64, 106.320),
+        service: 0,
+        required: 1,
+        duration_ms: duration_min * 60_000,
+        patient: i as usize,
+        repeat: None,
+    };
+    Instance {
+        scenario: s,
+        skills: vec!["neonatal".into()],
+        services: vec!["infant_jaundice_test".into()],
+        nurses: vec![SimNurse {
+            skills: 1,
+            home: p(29.401, 106.321),
+            shifts: vec![(0, DAY_MS)],
+        }],
+        orders: vec![order(0, 10, actual_min), order(1, 35, 30)],
+        service_minutes: vec![30],
+        history: Vec::new(),
+    }
+}
+
+fn arrival(t: &Tally, o: usize) -> i64 {
+    match t.outcomes[o] {
+        Some((_, Outcome::Served { arrival_ms })) => arrival_ms,
+        other => panic!("order {o}: {other:?}"),
+    }
+}
+
+#[test]
+fn chaining_queues_the_next_visit_and_starts_it_when_the_first_ends() {
+    let inst = two_visits(30);
+    let chain = online::Features {
+        chain: true,
+        ..online::Features::NONE
+    };
+    for policy in [online::Online::Greedy, online::Online::Batch] {
+        let with = online::run_with(&inst, policy, chain);
+        let without = online::run(&inst, policy);
+        assert_eq!(with.chained, 1, "{policy:?}");
+        assert_eq!(without.chained, 0);
+        // Order 0's visit ends at its arrival + 30 min; order 1 only after it.
+        let end0 = arrival(&with, 0) + 30 * 60_000;
+        assert!(arrival(&with, 1) > end0, "{policy:?}");
+        // Chained, she sets off the moment the visit ends: no later than
+        // the plain policy, which finds her only on a retry.
+        assert!(arrival(&with, 1) <= arrival(&without, 1), "{policy:?}");
+        assert!(arrival(&with, 1) - end0 < 5 * 60_000);
+    }
+}
+
+#[test]
+fn an_overrun_takes_the_next_visit_back() {
+    // The first visit takes 90 minutes where the catalogue says 30: she
+    // cannot reach order 1 by its promise, so it is taken back (and with
+    // nobody else, goes unserved or late, never double-booked).
+    let inst = two_visits(90);
+    let chain = online::Features {
+        chain: true,
+        ..online::Features::NONE
+    };
+    let t = online::run_with(&inst, online::Online::Batch, chain);
+    assert_eq!(t.chained, 1);
+    assert_eq!(t.chain_taken_back, 1);
+    let end0 = arrival(&t, 0) + 90 * 60_000;
+    if let Some((_, Outcome::Served { arrival_ms })) = t.outcomes[1] {
+        assert!(arrival_ms > end0);
+    }
+}
+
+#[test]
+fn plus_policies_are_deterministic_and_use_their_features() {
+    let mut s = small();
+    s.days = 2;
+    let inst = Instance::generate(&s, &Catalog::seed()).unwrap();
+    assert!(inst.history.len() > 1_000, "four weeks of history");
+    assert!(inst.history.iter().all(|(_, t)| *t < 0));
+    let a = online::run_with(&inst, online::Online::Batch, online::Features::ALL);
+    let b = online::run_with(&inst, online::Online::Batch, online::Features::ALL);
+    assert_eq!(a.outcomes, b.outcomes);
+    assert_eq!(a.jobs, b.jobs);
+    assert!(a.chained > 0);
+    assert!(a.reposition_moves > 0);
+    let r = run_instance(&inst, &[Policy::BatchPlus]);
+    assert!(r.forecast.cell_hours > 0 && r.forecast.mae > 0.0);
+    assert!(r.forecast.wape.is_some());
 }

@@ -27,6 +27,7 @@
 //! the batch objective: within one window, arrival is what the residents feel.
 
 pub mod assignment;
+pub mod risk;
 
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
