@@ -53,7 +53,6 @@ pub(crate) struct HourChart {
 }
 
 const W: f64 = 960.0;
-const H: f64 = 580.0;
 const LEFT: f64 = 80.0;
 const RIGHT: f64 = 80.0;
 const TOP: f64 = 78.0;
@@ -94,6 +93,19 @@ fn tick(v: f64) -> String {
 }
 
 impl HourChart {
+    /// Legend entries: the series, the bars, the target, the flagged hours.
+    fn legend_len(&self) -> usize {
+        self.series.len()
+            + 1
+            + usize::from(self.target.is_some())
+            + usize::from(!self.flagged.is_empty())
+    }
+
+    /// Tall enough for the legend's rows (two entries a row).
+    fn height(&self) -> f64 {
+        TOP + PLOT_H + 72.0 + 24.0 * self.legend_len().div_ceil(2) as f64
+    }
+
     pub fn svg(&self) -> String {
         let pw = W - LEFT - RIGHT;
         let ph = PLOT_H;
@@ -106,8 +118,9 @@ impl HourChart {
         let mut s = String::new();
         let _ = writeln!(
             s,
-            r##"<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{H}" viewBox="0 0 {W} {H}" font-family="{}" font-size="13" fill="#222">"##,
-            FONT_STACK
+            r##"<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{h}" viewBox="0 0 {W} {h}" font-family="{}" font-size="13" fill="#222">"##,
+            FONT_STACK,
+            h = self.height()
         );
         let _ = writeln!(s, r##"<rect width="100%" height="100%" fill="white"/>"##);
         let _ = writeln!(
