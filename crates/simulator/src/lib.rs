@@ -16,7 +16,9 @@
 pub mod hindsight;
 pub mod metrics;
 pub mod online;
+mod plot;
 pub mod scenario;
+pub mod staffing;
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -365,90 +367,70 @@ impl Report {
         out
     }
 
-    /// A hand-written SVG line chart: share within 30 minutes by hour, per policy.
+    /// The SVG chart of `--plot`: per policy, the share of orders with a
+    /// nurse at the door within 30 minutes by hour of day (lines), the
+    /// dashed 90 % target and the orders per hour behind (grey bars, a
+    /// second axis), labelled in Chinese and English.
     pub fn svg(&self) -> String {
-        let (w, h) = (760.0, 420.0);
-        let (left, right, top, bottom) = (60.0, 150.0, 40.0, 50.0);
-        let pw = w - left - right;
-        let ph = h - top - bottom;
-        let x = |hour: f64| left + pw * hour / 23.0;
-        let y = |share: f64| top + ph * (1.0 - share);
-        let mut s = String::new();
-        let _ = writeln!(
-            s,
-            r##"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" viewBox="0 0 {w} {h}" font-family="sans-serif" font-size="12">"##
-        );
-        let _ = writeln!(s, r##"<rect width="100%" height="100%" fill="white"/>"##);
-        let _ = writeln!(
-            s,
-            r##"<text x="{left}" y="22" font-size="14">{}: orders with a nurse at the door within 30 min, by hour of day (seed {}, {} day(s))</text>"##,
-            xml(&self.scenario.inputs.name),
-            self.scenario.inputs.seed,
-            self.scenario.inputs.days
-        );
-        for i in 0..=10 {
-            let v = f64::from(i) / 10.0;
-            let _ = writeln!(
-                s,
-                r##"<line x1="{left}" x2="{}" y1="{y:.1}" y2="{y:.1}" stroke="#ddd"/><text x="{}" y="{:.1}" text-anchor="end">{}%</text>"##,
-                left + pw,
-                left - 6.0,
-                y(v) + 4.0,
-                i * 10,
-                y = y(v)
-            );
+        let s = &self.scenario;
+        let days = f64::from(s.inputs.days.max(1));
+        let policies = self.ordered();
+        let mut bars = [0.0; 24];
+        if let Some((_, f)) = policies.first() {
+            for hf in &f.by_hour {
+                if let Some(b) = bars.get_mut(hf.hour as usize) {
+                    *b = hf.orders as f64 / days;
+                }
+            }
         }
-        for hour in (0..24).step_by(2) {
-            let hx = x(f64::from(hour));
-            let _ = writeln!(
-                s,
-                r##"<line x1="{hx:.1}" x2="{hx:.1}" y1="{top}" y2="{}" stroke="#eee"/><text x="{hx:.1}" y="{}" text-anchor="middle">{hour:02}</text>"##,
-                top + ph,
-                top + ph + 18.0
-            );
+        let series = policies
+            .iter()
+            .enumerate()
+            .map(|(i, (name, f))| {
+                let mut values = [None; 24];
+                for hf in &f.by_hour {
+                    if let Some(v) = values.get_mut(hf.hour as usize) {
+                        *v = hf.within_30_min_share;
+                    }
+                }
+                plot::Series {
+                    label: format!(
+                        "{} — 全天 all day {:.1} %",
+                        policy_label(name),
+                        f.within_30_min_share * 100.0
+                    ),
+                    colour: policy_colour(name, i),
+                    dashed: *name == Policy::Hindsight.name(),
+                    shape: plot::Shape::Line,
+                    values,
+                }
+            })
+            .collect();
+        plot::HourChart {
+            title: "30分钟内到达的订单比例（按下单时段） Orders with a nurse at the door within 30 min, by hour".to_owned(),
+            subtitle: format!(
+                "{} · 种子 seed {} · {} 天 day(s) · {} 单 orders · {} 名护士 nurses",
+                s.inputs.name, s.inputs.seed, s.inputs.days, s.orders_generated, s.inputs.nurses
+            ),
+            y_label: "30分钟内到达 arrived within 30 min (%)".to_owned(),
+            y_max: 1.0,
+            y_step: 0.1,
+            y_scale: 100.0,
+            y_unit: "%",
+            bars,
+            bar_label: format!("订单量 / orders per hour (mean of {} day(s))", s.inputs.days),
+            series,
+            target: Some((
+                staffing::TARGET_SHARE,
+                format!(
+                    "目标 {0:.0}% / target {0:.0}%",
+                    staffing::TARGET_SHARE * 100.0
+                ),
+            )),
+            flagged: Vec::new(),
+            flag_label: String::new(),
         }
-        let _ = writeln!(
-            s,
-            r##"<text x="{}" y="{}" text-anchor="middle">hour of day (order placed)</text>"##,
-            left + pw / 2.0,
-            h - 10.0
-        );
-        let colours = [
-            ("greedy", "#d62728"),
-            ("batch", "#1f77b4"),
-            ("hindsight", "#2ca02c"),
-        ];
-        for (i, (name, f)) in self.ordered().into_iter().enumerate() {
-            let colour = colours
-                .iter()
-                .find(|(n, _)| *n == name)
-                .map_or("#555", |(_, c)| *c);
-            let points: Vec<String> = f
-                .by_hour
-                .iter()
-                .filter_map(|hf| {
-                    hf.within_30_min_share
-                        .map(|v| format!("{:.1},{:.1}", x(f64::from(hf.hour)), y(v)))
-                })
-                .collect();
-            let _ = writeln!(
-                s,
-                r##"<polyline fill="none" stroke="{colour}" stroke-width="2" points="{}"/>"##,
-                points.join(" ")
-            );
-            let ly = top + 20.0 * i as f64 + 10.0;
-            let lx = left + pw + 15.0;
-            let _ = writeln!(
-                s,
-                r##"<line x1="{lx}" x2="{}" y1="{ly}" y2="{ly}" stroke="{colour}" stroke-width="3"/><text x="{}" y="{}">{name} {:.1} %</text>"##,
-                lx + 20.0,
-                lx + 26.0,
-                ly + 4.0,
-                f.within_30_min_share * 100.0
-            );
-        }
-        s.push_str("</svg>\n");
-        s
+        .svg()
     }
 }
 
@@ -546,10 +528,24 @@ impl ContinuityComparison {
     }
 }
 
-fn xml(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
+/// A policy's name in the charts, Chinese first.
+pub(crate) fn policy_label(name: &str) -> String {
+    match name {
+        "greedy" => "贪心 greedy".to_owned(),
+        "batch" => "批量 batch".to_owned(),
+        "hindsight" => "事后最优（参考） hindsight (reference)".to_owned(),
+        other => other.to_owned(),
+    }
+}
+
+/// A policy's colour in the charts; a policy not listed takes one by position.
+pub(crate) fn policy_colour(name: &str, i: usize) -> &'static str {
+    match name {
+        "greedy" => "#d62728",
+        "batch" => "#1f77b4",
+        "hindsight" => "#2ca02c",
+        _ => ["#9467bd", "#ff7f0e", "#8c564b", "#17becf"][i % 4],
+    }
 }
 
 #[cfg(test)]

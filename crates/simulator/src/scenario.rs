@@ -317,7 +317,7 @@ pub struct Instance {
 pub const HISTORY_DAYS: u32 = 28;
 
 /// The square district: `(south, west, north, east)` in degrees.
-fn bounds(s: &Scenario) -> (f64, f64, f64, f64) {
+pub(crate) fn bounds(s: &Scenario) -> (f64, f64, f64, f64) {
     let side_km = s.area_km2.sqrt();
     let dlat = side_km / 111.32;
     let dlng = side_km / (111.32 * s.center_lat.to_radians().cos().max(0.01));
@@ -327,6 +327,19 @@ fn bounds(s: &Scenario) -> (f64, f64, f64, f64) {
         s.center_lat + dlat / 2.0,
         s.center_lng + dlng / 2.0,
     )
+}
+
+/// The on-shift intervals, ms, of a nurse on shift `which` (an index into
+/// [`SHIFTS`]) every day of a `days`-day run.
+pub(crate) fn shift_intervals(which: usize, days: i64) -> Vec<(i64, i64)> {
+    let (_, from, to) = SHIFTS[which];
+    // The night shift of the day before covers day 0's small hours.
+    let first = if which == 2 { -1 } else { 0 };
+    (first..days)
+        .map(|d| (((d * 24 + from) * HOUR_MS).max(0), (d * 24 + to) * HOUR_MS))
+        .map(|(a, b)| (a, b.min(days * DAY_MS)))
+        .filter(|(a, b)| a < b)
+        .collect()
 }
 
 /// A standard normal deviate (Box–Muller) from two uniforms in (0, 1].
@@ -409,16 +422,7 @@ impl Instance {
 
         // Nurses: night crew first (every skill), the rest by profile, early/late alternating.
         let days = i64::from(scenario.days);
-        let shift_list = |which: usize| -> Vec<(i64, i64)> {
-            let (_, from, to) = SHIFTS[which];
-            // The night shift of the day before covers day 0's small hours.
-            let first = if which == 2 { -1 } else { 0 };
-            (first..days)
-                .map(|d| (((d * 24 + from) * HOUR_MS).max(0), (d * 24 + to) * HOUR_MS))
-                .map(|(a, b)| (a, b.min(days * DAY_MS)))
-                .filter(|(a, b)| a < b)
-                .collect()
-        };
+        let shift_list = |which: usize| shift_intervals(which, days);
         let total = scenario.nurses as usize;
         let night = ((total as f64) * scenario.night_share).round() as usize;
         let night = night.min(total);
