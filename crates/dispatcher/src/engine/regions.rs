@@ -176,10 +176,7 @@ impl Engine {
 
     /// Regions of `orders` this instance does not serve, for the lease
     /// table (a region with waiting orders must become known).
-    pub(super) fn unserved_regions<'a>(
-        &self,
-        at: impl Iterator<Item = GeoPoint> + 'a,
-    ) -> BTreeSet<Region> {
+    pub(super) fn unserved_regions(&self, at: impl Iterator<Item = GeoPoint>) -> BTreeSet<Region> {
         let Some(shard) = &self.shard else {
             return BTreeSet::new();
         };
