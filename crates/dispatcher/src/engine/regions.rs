@@ -254,11 +254,13 @@ impl Engine {
                 }
             };
             for region in shard.book(|b| b.serving(Instant::now())) {
-                if !consumers.contains_key(&region) {
+                if let std::collections::hash_map::Entry::Vacant(slot) =
+                    consumers.entry(region.clone())
+                {
                     let engine = self.clone();
                     let stop = shutdown.clone();
-                    let task = tokio::spawn(engine.consume_region(region.clone(), stop));
-                    consumers.insert(region, AbortOnDrop(task.abort_handle()));
+                    let task = tokio::spawn(engine.consume_region(region, stop));
+                    slot.insert(AbortOnDrop(task.abort_handle()));
                 }
             }
             metrics::gauge!("dispatch_regions_held").set(consumers.len() as f64);
