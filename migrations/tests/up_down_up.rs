@@ -9,7 +9,7 @@ mod up_down_up {
     };
     use yixin_migration::{Migrator, MigratorTrait};
 
-    const TABLES: [&str; 25] = [
+    const TABLES: [&str; 26] = [
         "organizations",
         "service_categories",
         "services",
@@ -35,6 +35,7 @@ mod up_down_up {
         "bookings",
         "agents",
         "agent_patient_homes",
+        "region_leases",
     ];
 
     async fn table_names(db: &DatabaseConnection) -> Vec<String> {

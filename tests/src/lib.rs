@@ -478,6 +478,15 @@ impl TestApp {
         }
     }
 
+    /// Stops the platform at once, as a crash would (nothing released,
+    /// workers aborted where they stand), keeping its database and Redis
+    /// keys for the instances that take over.
+    pub async fn kill_platform(&mut self) {
+        if let Some(running) = self.running.take() {
+            running.kill().await;
+        }
+    }
+
     /// Graceful stop, as on SIGTERM.
     pub async fn stop(mut self) {
         if let Some(running) = self.running.take() {

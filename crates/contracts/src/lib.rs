@@ -13,6 +13,7 @@
 
 pub mod events;
 pub mod names;
+pub mod regions;
 pub mod safety;
 
 pub use events::{
@@ -21,5 +22,6 @@ pub use events::{
     offer_to_nurse, order_created, status_changed,
 };
 pub use names::*;
+pub use regions::{REGION_RESOLUTIONS, is_region, region_of};
 pub use yixin_proto::events::v1 as pb;
 pub use yixin_proto::{DecodeError, Envelope, Event, Message, decode_envelope};

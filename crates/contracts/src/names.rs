@@ -24,6 +24,17 @@ pub const ROSTER_CHANNEL: &str = "roster";
 /// and `OrderStatusChanged` naming a nurse (protobuf `Envelope`s).
 pub const ENGAGEMENT_CHANNEL: &str = "engagement";
 
+/// Work stream of one dispatch region (sharded dispatch, `dispatch.regions`
+/// set): the outbox relay publishes each `OrderCreated` here instead of to
+/// [`ORDERS_STREAM`], and only the region's lease holder reads it (as
+/// [`DISPATCHER_GROUP`]). `region` is the coarse H3 cell of
+/// [`region_of`](crate::region_of). The `{r:<cell>}` part is a Redis
+/// Cluster hash tag: the stream, its consumer group and its dead-letter
+/// stream (`<stream>:dead`, which keeps the tag) hash to one slot.
+pub fn region_orders_stream(region: &str) -> String {
+    format!("{ORDERS_STREAM}:{{r:{region}}}")
+}
+
 /// Pub/sub: the organisation's events for the coordinators' live feed
 /// (protobuf `Envelope`s: orders created and changed, offers).
 pub fn dispatch_channel(org: &str) -> String {
@@ -66,6 +77,10 @@ mod tests {
             }
         }
         assert_ne!(ORDERS_STREAM, OFFERS_STREAM);
+        assert_eq!(
+            region_orders_stream("8440a6dffffffff"),
+            "orders:{r:8440a6dffffffff}"
+        );
         assert_ne!(FLEET_CHANNEL, ROSTER_CHANNEL);
         assert_ne!(ENGAGEMENT_CHANNEL, FLEET_CHANNEL);
         assert_ne!(ENGAGEMENT_CHANNEL, ROSTER_CHANNEL);

@@ -26,6 +26,7 @@ pub mod eligibility;
 pub mod eta;
 pub mod fleet;
 pub mod forecast;
+pub mod leases;
 pub mod matching;
 pub mod qualification;
 pub mod quote;
@@ -40,6 +41,7 @@ pub use eta::{
     AreaEtaSettings, Eta, EtaError, EtaEstimator, EtaSettings, StraightLineConfig, StraightLineEta,
 };
 pub use fleet::{Fix, Fleet, PresenceRules};
+pub use leases::{LeaseBook, LeaseTiming, LeaseView, Region, Wanted};
 pub use matching::{
     BatchCost, CandidateLists, MatchingPolicy, PolicyKind, WaitingOrder, assign_batch,
     assign_greedy, best_candidate,

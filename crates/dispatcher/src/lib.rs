@@ -100,6 +100,7 @@ impl Dispatcher {
             cfg.service(coordinator::records::export_records);
             cfg.service(coordinator::candidates::list_candidates);
             cfg.service(coordinator::cells::list_cells);
+            cfg.service(coordinator::regions::list_regions);
             cfg.service(coordinator::overview::get_overview);
             cfg.service(coordinator::live::live);
             cfg.service(quotes::create_quote);

@@ -12,6 +12,11 @@
 //! LOCKED`), so no row is published by two relays (a crash may still
 //! publish a row twice, which at-least-once allows). A failing poll (Redis
 //! or the database away) is retried with the reconnect back-off, forever.
+//!
+//! Sharded dispatch ([`RelayConfig::regions`] set): an `OrderCreated` goes
+//! to its region's stream (`orders:{r:<cell>}`) instead of `orders`, and
+//! the region is made known to the dispatchers' lease table the first time
+//! this relay sees it.
 
 use std::{sync::Arc, time::Duration};
 
@@ -20,7 +25,9 @@ use futures_util::{StreamExt, stream};
 use tokio::sync::watch;
 use yixin_contracts::{
     ENGAGEMENT_CHANNEL, Event, decode_envelope, dispatch_channel, is_engagement, order_channel,
+    region_of, region_orders_stream,
 };
+use yixin_domain::GeoPoint;
 use yixin_queue::{Backoff, Queue, QueueError};
 use yixin_store::Store;
 
@@ -39,6 +46,26 @@ pub struct RelayConfig {
     /// once instead of at the next poll (dispatch latency); the poll still
     /// catches everything else.
     pub wake: std::sync::Arc<tokio::sync::Notify>,
+    /// Sharded dispatch: `OrderCreated` goes to its region's stream.
+    pub regions: Option<RegionRouting>,
+}
+
+/// How the relay routes orders to dispatch regions (`dispatch.regions` set).
+#[derive(Debug, Clone, Default)]
+pub struct RegionRouting {
+    /// `dispatch.region_resolution`.
+    pub resolution: u8,
+    /// Regions already made known to the lease table by this relay.
+    pub known: Arc<std::sync::Mutex<std::collections::HashSet<String>>>,
+}
+
+impl RegionRouting {
+    pub fn new(resolution: u8) -> Self {
+        Self {
+            resolution,
+            known: Arc::default(),
+        }
+    }
 }
 
 /// Publishes of one batch under way at once.
@@ -52,6 +79,7 @@ impl Default for RelayConfig {
             idempotency_ttl: Duration::from_secs(48 * 3600),
             purge_interval: Duration::from_secs(3600),
             wake: std::sync::Arc::new(tokio::sync::Notify::new()),
+            regions: None,
         }
     }
 }
@@ -133,8 +161,20 @@ impl OutboxRelay {
         let mut done = Vec::with_capacity(rows.len());
         let mut published = stream::iter(rows)
             .map(|row| async move {
-                self.queue.publish(&row.topic, &row.payload).await?;
-                let (order, org, engagement) = audiences(&row.payload);
+                let Audiences {
+                    order,
+                    org,
+                    engagement,
+                    region,
+                } = audiences(&row.payload, self.config.regions.as_ref());
+                let topic = match &region {
+                    Some(region) => {
+                        self.make_known(region).await?;
+                        region_orders_stream(region)
+                    }
+                    None => row.topic.clone(),
+                };
+                self.queue.publish(&topic, &row.payload).await?;
                 // Every dispatcher instance hears who became busy or free.
                 if engagement
                     && let Err(e) = self.queue.broadcast(ENGAGEMENT_CHANNEL, &row.payload).await
@@ -180,6 +220,34 @@ impl OutboxRelay {
         Ok(done.len())
     }
 
+    /// Makes `region` known to the dispatchers' lease table (once per
+    /// relay), so an instance takes it before its first order waits long.
+    async fn make_known(&self, region: &str) -> Result<(), QueueError> {
+        let Some(routing) = &self.config.regions else {
+            return Ok(());
+        };
+        let known = |r: &str| {
+            routing
+                .known
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .contains(r)
+        };
+        if known(region) {
+            return Ok(());
+        }
+        self.store
+            .register_region(region)
+            .await
+            .map_err(|e| QueueError::Unavailable(format!("region not registered: {e}")))?;
+        routing
+            .known
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(region.to_owned());
+        Ok(())
+    }
+
     async fn purge(&self) {
         let ttl = TimeDelta::from_std(self.config.idempotency_ttl).unwrap_or(TimeDelta::days(2));
         match self.store.purge_idempotency_keys(Utc::now() - ttl).await {
@@ -190,28 +258,56 @@ impl OutboxRelay {
     }
 }
 
-/// Who follows an event besides its stream, decoded once per row: the
-/// order whose live feeds hear of a change (`order:{id}`), the
-/// organisation whose coordinators see it (`dispatch:{org}`), and whether
-/// the dispatchers' engagement channel does.
+/// Who follows an event besides its stream, decoded once per row.
+struct Audiences {
+    /// The order whose live feeds hear of a change (`order:{id}`).
+    order: Option<String>,
+    /// The organisation whose coordinators see it (`dispatch:{org}`).
+    org: Option<String>,
+    /// Whether the dispatchers' engagement channel does.
+    engagement: bool,
+    /// Sharded dispatch: the region whose stream takes it instead of its
+    /// topic (an `OrderCreated`).
+    region: Option<String>,
+}
+
+/// The [`Audiences`] of an event.
 ///
 /// Not `OrderCreated` on the order's channel: nobody can follow an order
 /// before its creation was answered, and a feed opened since then sent the
 /// order as it is on connecting (and the nurse's socket only follows status
 /// changes), so that broadcast would reach no one who needs it — one Redis
 /// call per order saved.
-fn audiences(payload: &[u8]) -> (Option<String>, Option<String>, bool) {
+fn audiences(payload: &[u8], regions: Option<&RegionRouting>) -> Audiences {
     let Some(event) = decode_envelope(payload).ok().and_then(|e| e.event) else {
-        return (None, None, false);
+        return Audiences {
+            order: None,
+            org: None,
+            engagement: false,
+            region: None,
+        };
     };
     let engagement = is_engagement(&event);
+    let mut region = None;
     let (order, org) = match event {
-        Event::OrderCreated(e) => (None, Some(e.org_id)),
+        Event::OrderCreated(e) => {
+            region = regions.and_then(|r| {
+                GeoPoint::new(e.lat, e.lng)
+                    .ok()
+                    .and_then(|p| region_of(p, r.resolution))
+            });
+            (None, Some(e.org_id))
+        }
         Event::OrderStatusChanged(e) => (Some(e.order_id), Some(e.org_id)),
         Event::OfferMade(e) => (Some(e.order_id), None),
         _ => (None, None),
     };
-    (order, org, engagement)
+    Audiences {
+        order,
+        org,
+        engagement,
+        region,
+    }
 }
 
 #[cfg(test)]
@@ -326,5 +422,57 @@ mod tests {
             .collect();
         let expected: Vec<String> = (0..150).map(|i| format!("event-{i:03}")).collect();
         assert_eq!(got, expected);
+    }
+
+    /// Sharded dispatch: an `OrderCreated` goes to its region's stream (not
+    /// `orders`) and the region becomes known to the lease table; other
+    /// events keep their topic.
+    #[tokio::test]
+    async fn sharded_relay_routes_orders_to_their_region_stream() {
+        let store = yixin_store::testing::fresh_sqlite().await;
+        let queue = Arc::new(MemoryQueue::new(QueueConfig::default()));
+        let at = GeoPoint::new(29.39, 106.32).unwrap();
+        let order = Order::place(
+            NewOrder {
+                org_id: OrgId::from("demo"),
+                resident_id: ResidentId::from("r1"),
+                service_code: "wound_care".to_owned(),
+                location: at,
+                address: Address::new("福城大道 1 号", None).unwrap(),
+                contact: Contact::new("王", "13812345678").unwrap(),
+                notes: None,
+                scheduled_for: None,
+            },
+            Utc::now(),
+        );
+        let created = yixin_contracts::order_created(&order, Vec::new());
+        store.create_order(&order, created, None).await.unwrap();
+        let region = region_of(at, 4).unwrap();
+        let stream = region_orders_stream(&region);
+        queue.ensure_group(&stream, "test").await.unwrap();
+        queue.ensure_group("orders", "test").await.unwrap();
+        let relay = OutboxRelay {
+            store: store.clone(),
+            queue: queue.clone(),
+            config: RelayConfig {
+                regions: Some(RegionRouting::new(4)),
+                ..RelayConfig::default()
+            },
+        };
+        assert_eq!(relay.relay_once().await.unwrap(), 1);
+        let got = queue
+            .read(&stream, "test", "c", 10, Duration::ZERO)
+            .await
+            .unwrap();
+        assert_eq!(got.len(), 1);
+        let shared = queue
+            .read("orders", "test", "c", 10, Duration::ZERO)
+            .await
+            .unwrap();
+        assert!(shared.is_empty());
+        let leases = store.region_leases().await.unwrap();
+        assert_eq!(leases.len(), 1);
+        assert_eq!(leases[0].region, region);
+        assert_eq!(leases[0].holder, None);
     }
 }

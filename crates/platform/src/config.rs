@@ -366,6 +366,19 @@ pub struct DispatchSettings {
     pub booking_max_travel_secs: u64,
     /// How often the booking worker looks for due bookings.
     pub booking_poll_ms: u64,
+    /// Sharded dispatch: empty (the default) dispatches every order in
+    /// every instance; `auto` takes an even share of the known regions;
+    /// a comma-separated list of H3 cells (at `region_resolution`) takes
+    /// those first. Either way a dead instance's regions are taken over
+    /// when its lease runs out. The outbox relay routes `OrderCreated` to
+    /// the region's stream when this is set: every instance of a
+    /// deployment must agree on it being set and on the resolution.
+    pub regions: String,
+    /// H3 resolution of a region (0–7; 4 is about 1,800 km²).
+    pub region_resolution: u8,
+    /// A region lease's length; renewed every third of it, and its holder
+    /// stops serving a fifth of it before it runs out.
+    pub lease_ttl_s: u64,
 }
 
 /// ETA settings for orders inside one service area.
@@ -401,6 +414,9 @@ impl Default for DispatchSettings {
             booking_buffer_secs: 900,
             booking_max_travel_secs: 1_800,
             booking_poll_ms: 2_000,
+            regions: String::new(),
+            region_resolution: 4,
+            lease_ttl_s: 15,
         }
     }
 }

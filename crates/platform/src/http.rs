@@ -32,6 +32,11 @@ pub trait ReadinessCheck: Send + Sync {
     fn name(&self) -> &'static str;
     /// `Err` carries a short reason, shown to operators; no secrets.
     async fn check(&self) -> Result<(), String>;
+    /// What `/readyz` shows for it: `ok`, or a short state when ready
+    /// (e.g. the dispatch regions held); `Err` as [`Self::check`].
+    async fn report(&self) -> Result<String, String> {
+        self.check().await.map(|()| "ok".to_owned())
+    }
 }
 
 /// All readiness checks of one process.
@@ -86,7 +91,7 @@ struct NotReady {
 #[get("/readyz")]
 async fn readyz(readiness: web::Data<Readiness>) -> HttpResponse {
     let results = futures_util::future::join_all(readiness.0.iter().map(|check| async move {
-        let outcome = tokio::time::timeout(std::time::Duration::from_secs(3), check.check())
+        let outcome = tokio::time::timeout(std::time::Duration::from_secs(3), check.report())
             .await
             .unwrap_or_else(|_| Err("timed out after 3 s".to_owned()));
         (check.name(), outcome)
@@ -98,7 +103,7 @@ async fn readyz(readiness: web::Data<Readiness>) -> HttpResponse {
         .collect();
     let checks = results
         .into_iter()
-        .map(|(name, r)| (name, r.err().unwrap_or_else(|| "ok".to_owned())))
+        .map(|(name, r)| (name, r.unwrap_or_else(|e| e)))
         .collect();
     if failed.is_empty() {
         HttpResponse::Ok().json(ReadyReport {

@@ -30,6 +30,7 @@ mod credentials;
 mod dispatch;
 mod error;
 mod household;
+mod leases;
 mod offers;
 mod orders;
 mod outbox;
@@ -54,6 +55,7 @@ pub use crate::credentials::{AuditEntry, AuditQuery, AuditRecord, audit_action, 
 pub use crate::dispatch::DayOrder;
 pub use crate::error::StoreError;
 pub use crate::household::{HouseholdMember, SavedAddress};
+pub use crate::leases::RegionLease;
 pub use crate::outbox::OutboxClaim;
 pub use crate::safety::VisitCheck;
 pub use crate::signin::StoredCode;

@@ -315,7 +315,15 @@ pub fn order_intake(
         yixin_order_intake::OrderIntakeConfig {
             orders_per_minute: settings.orders.per_resident_per_minute,
             retention: retention_config(&settings.retention),
-            ..yixin_order_intake::OrderIntakeConfig::default()
+            relay: yixin_order_intake::relay::RelayConfig {
+                // Sharded dispatch: orders to their region's stream.
+                regions: (!settings.dispatch.regions.trim().is_empty()).then(|| {
+                    yixin_order_intake::relay::RegionRouting::new(
+                        settings.dispatch.region_resolution,
+                    )
+                }),
+                ..Default::default()
+            },
         },
         shutdown,
     )
@@ -458,7 +466,7 @@ impl Yixin {
         // Background workers are supervised (restarted when they end, counted
         // in /metrics); a critical one down makes /readyz say so.
         let supervised = yixin_platform::Workers::new();
-        let readiness = Readiness::new()
+        let mut readiness = Readiness::new()
             .with(Arc::new(DatabaseReady(backends.store.clone())))
             .with(Arc::new(QueueReady(backends.queue.clone())))
             .with(supervised.readiness());
@@ -504,14 +512,20 @@ impl Yixin {
                 let fleet = Arc::new(std::sync::RwLock::new(yixin_nurse_tracking::Fleet::new(
                     yixin_nurse_tracking::presence_rules(&settings.tracking),
                 )));
-                let engine = yixin_dispatcher::engine::Engine::new(
+                let shard = yixin_dispatcher::engine::regions::shard_settings(&settings.dispatch)
+                    .map_err(|e| anyhow::anyhow!("{e}"))?;
+                let engine = yixin_dispatcher::engine::Engine::sharded(
                     backends.store.clone(),
                     backends.queue.clone(),
                     eta.clone(),
                     config,
                     fleet,
+                    shard,
                 );
                 workers.extend(engine.spawn(&supervised, shutdown.subscribe()));
+                readiness = readiness.with(Arc::new(
+                    yixin_dispatcher::engine::regions::RegionsReady(engine.clone()),
+                ));
                 dispatch_engine = Some(engine);
             }
             // Bookings are released to dispatch whether or not it is automatic
@@ -645,6 +659,20 @@ impl RunningYixin {
         self.handle.stop(true).await;
         let _ = self.task.await;
         join_workers(self.workers, self.shutdown_timeout).await;
+    }
+
+    /// Stops everything at once, as a crash would (tests of takeover):
+    /// every worker aborted where it stands, nothing released or flushed,
+    /// the listener closed.
+    pub async fn kill(self) {
+        for worker in &self.workers {
+            worker.abort();
+        }
+        self.task.abort();
+        self.handle.stop(false).await;
+        for worker in self.workers {
+            let _ = worker.await;
+        }
     }
 }
 

@@ -16,6 +16,7 @@ mod nurses;
 mod operations;
 mod orders;
 mod recovery;
+mod regions;
 mod resident;
 mod roster;
 mod safety;

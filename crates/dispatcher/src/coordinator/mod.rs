@@ -13,6 +13,7 @@
 //! `GET /v1/dispatch/live`, `GET /v1/dispatch/orders/{id}/candidates`
 //! (nurses by ETA, for manual assignment), `GET /v1/dispatch/cells` (the
 //! H3 cells the dashboard's map draws, with supply and demand),
+//! `GET /v1/dispatch/regions` (sharded dispatch: regions and their leases),
 //! `GET /v1/dispatch/reviews`, `POST /v1/dispatch/orders/{id}/approve` and
 //! `…/reject` (screening), `GET /v1/dispatch/records` (visit-record export).
 
@@ -30,6 +31,7 @@ pub mod live;
 pub mod orders;
 pub mod overview;
 pub mod records;
+pub mod regions;
 pub mod reviews;
 pub mod safety;
 

@@ -131,6 +131,16 @@ impl Engine {
         if self.note_engagement(&event) {
             self.nurse_freed();
         }
+        // Sharded: a decline, a lapse or an order back to waiting reaches
+        // one instance through the shared streams, maybe not the region's
+        // holder; every instance hears it here, and all but the holder drop
+        // it at dispatch time.
+        if self.shard.is_some()
+            && let Some(order) = super::streams::work_in(&event)
+        {
+            self.decide(|d| d.order_waiting(order, Utc::now()));
+            self.wake.notify_one();
+        }
     }
 
     /// Reads nurses from the roster as they are asked for, many at a time,

@@ -28,6 +28,8 @@
 //! - No candidate can arrive by `promised_by` → the order is `escalated`
 //!   (an alert on the dashboard feed), the search widens, and it is still
 //!   offered to the best nurse with the honest ETA.
+//! - Sharded dispatch (`dispatch.regions`): an instance dispatches only the
+//!   regions it holds a lease on ([`regions`]).
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, RwLock};
@@ -56,6 +58,7 @@ use crate::scoring::Candidate;
 
 mod expiry;
 mod fleet_feed;
+pub mod regions;
 mod settings;
 mod streams;
 
@@ -98,6 +101,8 @@ pub struct Engine {
     /// Each organisation's service areas (an offer names the one it is in).
     areas: RwLock<HashMap<OrgId, CachedAreas>>,
     consumer: String,
+    /// Sharded dispatch: the regions this instance holds; `None`: all.
+    shard: Option<Arc<regions::Shard>>,
 }
 
 impl Engine {
@@ -107,6 +112,19 @@ impl Engine {
         eta: Arc<dyn EtaEstimator>,
         config: EngineConfig,
         fleet: Arc<RwLock<Fleet>>,
+    ) -> Arc<Self> {
+        Self::sharded(store, queue, eta, config, fleet, None)
+    }
+
+    /// As [`Engine::new`], dispatching only the regions it holds a lease on
+    /// when `shard` is set.
+    pub fn sharded(
+        store: Store,
+        queue: Arc<dyn Queue>,
+        eta: Arc<dyn EtaEstimator>,
+        config: EngineConfig,
+        fleet: Arc<RwLock<Fleet>>,
+        shard: Option<regions::ShardSettings>,
     ) -> Arc<Self> {
         Arc::new(Self {
             store,
@@ -119,6 +137,7 @@ impl Engine {
             catalog: RwLock::new(None),
             areas: RwLock::new(HashMap::new()),
             consumer: format!("dispatcher-{}", uuid::Uuid::new_v4().simple()),
+            shard: shard.map(|s| Arc::new(regions::Shard::new(s))),
         })
     }
 
@@ -140,7 +159,7 @@ impl Engine {
                     run(engine.clone(), health, stop.clone())
                 })
             };
-        vec![
+        let mut tasks = vec![
             task("dispatcher.fleet", |e, h, s| Box::pin(e.follow_fleet(h, s))),
             task("dispatcher.orders", |e, h, s| {
                 Box::pin(e.consume(ORDERS_STREAM, h, s))
@@ -152,7 +171,13 @@ impl Engine {
                 Box::pin(e.dispatch_loop(s))
             }),
             task("dispatcher.expiry", |e, _, s| Box::pin(e.expiry_loop(s))),
-        ]
+        ];
+        if self.shard.is_some() {
+            tasks.push(task("dispatcher.regions", |e, h, s| {
+                Box::pin(e.lease_loop(h, s))
+            }));
+        }
+        tasks
     }
 
     /// One step of the state machine (never held across an await).
@@ -358,6 +383,10 @@ impl Engine {
         let (Some(order), offers) = (order?, offers?) else {
             return Ok(None);
         };
+        // Sharded: another instance's region is its holder's to dispatch.
+        if !self.serves(order.location) {
+            return Ok(None);
+        }
         Ok(Decisions::needing_nurse(order.status, &offers).map(|excluded| (order, excluded)))
     }
 
@@ -614,6 +643,7 @@ impl Engine {
         let latency = (Utc::now() - order.created_at).num_milliseconds().max(0) as f64 / 1e3;
         metrics::histogram!("dispatch_order_to_offer_seconds").record(latency);
         metrics::counter!("dispatch_offers_total").increment(1);
+        self.offered_at(order.location);
         tracing::info!(order_id = %order.id, nurse_id = %nurse, eta_min, "offer made");
         Ok(Placed::Done)
     }

@@ -11,7 +11,7 @@ use tokio::sync::watch;
 use yixin_contracts::{DISPATCHER_GROUP, Envelope, Event, Message, pb};
 use yixin_domain::{NurseId, OfferId, OrderId, OrderStatus};
 use yixin_platform::WorkerHandle;
-use yixin_queue::{Backoff, QueueError};
+use yixin_queue::{Backoff, Delivery, QueueError};
 
 use super::Engine;
 
@@ -112,38 +112,44 @@ impl Engine {
                     Err(e) => tracing::warn!(stream, error = %e, "reclaim failed"),
                 }
             }
-            if deliveries.is_empty() {
+            self.take_deliveries(stream, deliveries).await;
+        }
+    }
+
+    /// Takes a batch of work-stream entries: engagement noted, the orders
+    /// they ask for queued, then acknowledged.
+    pub(super) async fn take_deliveries(&self, stream: &str, deliveries: Vec<Delivery>) {
+        if deliveries.is_empty() {
+            return;
+        }
+        let mut work = Vec::new();
+        let mut freed = false;
+        for d in &deliveries {
+            let Some(event) = event_of(&d.payload) else {
                 continue;
+            };
+            freed |= self.note_engagement(&event);
+            if let Some(order) = work_in(&event) {
+                work.push(order);
             }
-            let mut work = Vec::new();
-            let mut freed = false;
-            for d in &deliveries {
-                let Some(event) = event_of(&d.payload) else {
-                    continue;
-                };
-                freed |= self.note_engagement(&event);
-                if let Some(order) = work_in(&event) {
-                    work.push(order);
+        }
+        if freed {
+            self.nurse_freed();
+        }
+        if !work.is_empty() {
+            let now = Utc::now();
+            self.decide(|d| {
+                for order in work {
+                    d.order_waiting(order, now);
                 }
-            }
-            if freed {
-                self.nurse_freed();
-            }
-            if !work.is_empty() {
-                let now = Utc::now();
-                self.decide(|d| {
-                    for order in work {
-                        d.order_waiting(order, now);
-                    }
-                });
-                self.wake.notify_one();
-            }
-            let ids: Vec<_> = deliveries.into_iter().map(|d| d.id).collect();
-            // Acknowledged once queued here: the database rediscovery
-            // covers an instance dying before it dispatched them.
-            if let Err(e) = self.queue.ack(stream, DISPATCHER_GROUP, &ids).await {
-                tracing::warn!(stream, error = %e, "ack failed; entries will be redelivered");
-            }
+            });
+            self.wake.notify_one();
+        }
+        let ids: Vec<_> = deliveries.into_iter().map(|d| d.id).collect();
+        // Acknowledged once queued here: the database rediscovery
+        // covers an instance dying before it dispatched them.
+        if let Err(e) = self.queue.ack(stream, DISPATCHER_GROUP, &ids).await {
+            tracing::warn!(stream, error = %e, "ack failed; entries will be redelivered");
         }
     }
 
@@ -254,7 +260,8 @@ impl Engine {
         }
     }
 
-    /// Orders the database says still need a nurse (at start and every 30 s).
+    /// Orders the database says still need a nurse (at start, every 30 s,
+    /// and after taking a region).
     pub(super) async fn rediscover(&self) {
         match self
             .store
@@ -263,12 +270,19 @@ impl Engine {
         {
             Ok(orders) => {
                 let now = Utc::now();
+                // Sharded: only the regions served here (the others' holders
+                // read them), and regions nobody knows yet made known.
                 self.decide(|d| {
-                    for o in &orders {
+                    for o in orders.iter().filter(|o| self.serves(o.location)) {
                         d.order_waiting(o.id, now);
                     }
                 });
                 self.wake.notify_one();
+                for region in self.unserved_regions(orders.iter().map(|o| o.location)) {
+                    if let Err(e) = self.store.register_region(&region).await {
+                        tracing::warn!(region, error = %e, "region not registered");
+                    }
+                }
             }
             Err(e) => tracing::warn!(error = %e, "waiting orders not read"),
         }
@@ -281,7 +295,7 @@ fn event_of(payload: &[u8]) -> Option<Event> {
 }
 
 /// The order a work-stream event asks us to (re)dispatch, if any.
-fn work_in(event: &Event) -> Option<OrderId> {
+pub(super) fn work_in(event: &Event) -> Option<OrderId> {
     let id = match event {
         Event::OrderCreated(e) => &e.order_id,
         Event::OfferAnswered(e)

@@ -18,6 +18,7 @@ pub mod order_patient;
 pub mod organization;
 pub mod otp_code;
 pub mod outbox;
+pub mod region_lease;
 pub mod resident;
 pub mod resident_address;
 pub mod resident_patient;

@@ -5,6 +5,7 @@
 
 mod cases;
 mod dispatch;
+mod leases;
 mod tracking;
 
 /// Instantiates every listed case on each backend.
@@ -145,5 +146,16 @@ mod dispatch_on_every_backend {
         offers_and_timelines_come_per_order,
         open_orders_are_counted_by_status,
         day_orders_carry_first_assignment_and_arrival,
+    );
+}
+
+/// Region leases (sharded dispatch).
+mod leases_on_every_backend {
+    use super::leases as cases;
+
+    on_every_backend!(
+        two_contenders_for_a_region_one_wins,
+        an_expired_lease_is_taken_with_a_new_token,
+        renewal_needs_the_holder_its_token_and_an_unexpired_lease,
     );
 }
