@@ -4,6 +4,7 @@
 //! concurrent writers really contend for the lock).
 
 mod cases;
+mod demand;
 mod dispatch;
 mod tracking;
 
@@ -146,4 +147,11 @@ mod dispatch_on_every_backend {
         open_orders_are_counted_by_status,
         day_orders_carry_first_assignment_and_arrival,
     );
+}
+
+/// The order history the demand forecast learns from.
+mod demand_on_every_backend {
+    use super::demand as cases;
+
+    on_every_backend!(order_history_is_scoped_windowed_newest_first_and_bounded);
 }
