@@ -13,6 +13,7 @@
 
 pub mod events;
 pub mod names;
+pub mod reposition;
 pub mod safety;
 
 pub use events::{

@@ -16,6 +16,7 @@ mod nurses;
 mod operations;
 mod orders;
 mod recovery;
+mod reposition;
 mod resident;
 mod roster;
 mod safety;
