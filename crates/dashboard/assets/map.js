@@ -264,7 +264,7 @@ export class MapView {
       poly.append(el('title', {}, `${c.cell}\n${this.label('forecast.cell', { n: c.expected_orders.toFixed(1) })}`));
       g.append(poly);
       const at = this.screen(c.center.lat, c.center.lng);
-      g.append(el('text', { class: 'forecast-label', x: at.x, y: at.y - 8 }, c.expected_orders.toFixed(1)));
+      g.append(el('text', { class: 'forecast-label', x: at.x, y: at.y + 26 }, c.expected_orders.toFixed(1)));
     }
     return g;
   }
