@@ -40,7 +40,7 @@ use yixin_contracts::reposition::{
 use yixin_dispatch_core::forecast::{DemandForecast, ForecastSettings};
 use yixin_dispatch_core::reposition::{IdleNurse, RepositionSettings, suggest};
 use yixin_dispatch_core::{EtaSettings, Fleet, InvalidSettings};
-use yixin_domain::{GeoPoint, NurseId, OrgId, ShiftState};
+use yixin_domain::{GeoPoint, NurseId, OrgId};
 use yixin_platform::{ApiError, ErrorBody, WorkerHandle, Workers};
 use yixin_queue::Queue;
 use yixin_store::{Store, StoreError};
@@ -216,7 +216,8 @@ struct Seen {
     at: Option<GeoPoint>,
     /// Free to take work (on shift, fresh, present, no offer, no job).
     idle: bool,
-    on_shift: bool,
+    /// Holds an offer or a job.
+    engaged: bool,
 }
 
 /// The suggestion worker of one dispatcher instance.
@@ -284,7 +285,7 @@ impl Repositioner {
                     org: n.org.clone(),
                     at: n.last_fix.map(|f| f.point),
                     idle: n.is_available(),
-                    on_shift: n.shift == ShiftState::On && n.active,
+                    engaged: n.job.is_some() || n.offer.is_some(),
                 })
             })
             .collect();
@@ -302,6 +303,7 @@ impl Repositioner {
         for s in &mut seen {
             if engaged.contains(&s.id) {
                 s.idle = false;
+                s.engaged = true;
             }
         }
         let mut round = Round::default();
@@ -412,9 +414,8 @@ impl Repositioner {
                 .iter()
                 .filter_map(|(id, st)| match by_id.get(id) {
                     Some(s) if s.idle => None,
-                    Some(s) if s.on_shift && s.at.is_some() => {
-                        Some((*id, st.org.clone(), ClearedReason::Engaged))
-                    }
+                    Some(s) if s.engaged => Some((*id, st.org.clone(), ClearedReason::Engaged)),
+                    // Off shift, stale or gone offline.
                     _ => Some((*id, st.org.clone(), ClearedReason::OffShift)),
                 })
                 .collect()
