@@ -14,6 +14,7 @@
 pub mod events;
 pub mod names;
 pub mod regions;
+pub mod reposition;
 pub mod safety;
 
 pub use events::{

@@ -11,6 +11,7 @@ import * as S from './state.js';
 import { Governance } from './governance.js';
 import { ReviewQueue, w as reviewWord } from './reviews.js';
 import { AlarmCenter } from './alarms.js';
+import { ForecastLayer } from './forecast.js';
 
 const TOKEN_KEY = 'yixin.dashboard.token';
 const OPEN_QUERY = `/v1/dispatch/orders?status=${S.OPEN.join(',')}&limit=500`;
@@ -52,6 +53,8 @@ let governance = null;
 let reviews = null;
 /** Nurses' alarms and visits flagged for review (alarms.js). */
 let alarms = null;
+/** The demand forecast layer of the map (forecast.js). */
+let forecast = null;
 const timers = [];
 
 // ---------------------------------------------------------------- DOM helpers
@@ -216,6 +219,13 @@ async function signIn(token) {
     },
   });
   alarms.refresh();
+  if (forecast) forecast.stop();
+  forecast = new ForecastLayer(api, {
+    onChange: () => { renderForecastToggle(); renderLegend(); renderMap(); },
+    toast,
+    label: t,
+  });
+  renderForecastToggle();
   setView(state.view);
   await loadAll();
   live = new LiveFeed(() => state.token, onFrame, onConnection);
@@ -228,6 +238,7 @@ async function signIn(token) {
 function signOut(message = '') {
   if (live) live.stop();
   if (alarms) alarms.stop();
+  if (forecast) forecast.stop();
   live = null;
   while (timers.length) clearInterval(timers.pop());
   sessionStorage.removeItem(TOKEN_KEY);
@@ -435,6 +446,7 @@ function openOrders() {
 function renderAll() {
   translateStatic();
   renderLegend();
+  renderForecastToggle();
   renderKpis();
   renderOrders();
   renderRoster();
@@ -461,7 +473,27 @@ function renderMap() {
     orders: openOrders(),
     selected: state.selected,
     alarms: alarms ? alarms.markers() : [],
+    forecast: forecastWithNames(),
   });
+}
+
+/** The forecast layer's data (null when off), suggestions named after their nurses. */
+function forecastWithNames() {
+  const f = forecast && forecast.layer();
+  if (!f) return null;
+  return {
+    ...f,
+    suggestions: f.suggestions.map((s) => ({ ...s, nurse_name: (state.nurses.get(s.nurse_id) || {}).name })),
+  };
+}
+
+function renderForecastToggle() {
+  const b = $('#forecast-toggle');
+  const on = Boolean(forecast && forecast.visible);
+  b.setAttribute('aria-pressed', String(on));
+  b.classList.toggle('active', on);
+  const f = forecast && forecast.layer();
+  b.textContent = f ? t('forecast.toggle_on', { n: f.expected_orders.toFixed(1) }) : t('forecast.toggle');
 }
 
 function kpiCard(label, value, detail, cls = '') {
@@ -513,6 +545,10 @@ function renderLegend() {
     item('sw-short', t('legend.short')),
     item('sw-surplus', t('legend.surplus')),
     item('sw-area', t('legend.area')),
+    ...(forecast && forecast.visible ? [
+      item('sw-forecast', t('legend.forecast')),
+      item('sw-suggestion', t('legend.suggestion')),
+    ] : []),
   );
 }
 
@@ -915,6 +951,7 @@ async function boot() {
   $('#zoom-in').addEventListener('click', () => map && map.zoom(1.4));
   $('#zoom-out').addEventListener('click', () => map && map.zoom(1 / 1.4));
   $('#zoom-fit').addEventListener('click', () => map && map.fit());
+  $('#forecast-toggle').addEventListener('click', () => forecast && forecast.toggle());
   document.addEventListener('keydown', (e) => {
     if (e.key === 'Escape' && state.selected) closeDrawer();
   });

@@ -37,7 +37,7 @@ export class MapView {
     this.tileUrl = options.tileUrl || '';
     this.onSelectOrder = options.onSelectOrder;
     this.label = options.label;
-    this.data = { areas: [], cells: [], nurses: [], orders: [], selected: null, alarms: [] };
+    this.data = { areas: [], cells: [], nurses: [], orders: [], selected: null, alarms: [], forecast: null };
     this.origin = null;
     this.view = null; // {cx, cy} metres, scale px per metre
     // Until the coordinator pans or zooms, the view follows the areas (and
@@ -189,7 +189,7 @@ export class MapView {
     const now = Date.now();
     const frag = document.createDocumentFragment();
     if (this.tileUrl) frag.append(this.tiles(w, h));
-    frag.append(this.cells(), this.areas(), this.lines(), this.orders(now), this.nurses(), this.alarmMarkers());
+    frag.append(this.cells(), this.forecastCells(), this.areas(), this.lines(), this.orders(now), this.nurses(), this.suggestions(), this.alarmMarkers());
     this.svg.replaceChildren(frag);
   }
 
@@ -242,6 +242,56 @@ export class MapView {
         const at = this.screen(c.center.lat, c.center.lng);
         g.append(el('text', { class: 'cell-label', x: at.x, y: at.y + 4 }, `${c.free_nurses}/${c.waiting_orders}`));
       }
+    }
+    return g;
+  }
+
+  /** The forecast layer: cells shaded by the next hour's expected orders. */
+  forecastCells() {
+    const g = el('g', { class: 'forecast' });
+    const f = this.data.forecast;
+    if (!f) return g;
+    const max = Math.max(0.001, ...f.cells.map((c) => c.expected_orders));
+    for (const c of f.cells) {
+      const pts = c.boundary.map((p) => this.screen(p.lat, p.lng));
+      const share = Math.min(1, c.expected_orders / max);
+      const poly = el('polygon', {
+        class: 'forecast-cell',
+        points: pts.map((p) => `${p.x},${p.y}`).join(' '),
+        'fill-opacity': (0.12 + 0.5 * share).toFixed(2),
+        'data-forecast-cell': c.cell,
+      });
+      poly.append(el('title', {}, `${c.cell}\n${this.label('forecast.cell', { n: c.expected_orders.toFixed(1) })}`));
+      g.append(poly);
+      const at = this.screen(c.center.lat, c.center.lng);
+      g.append(el('text', { class: 'forecast-label', x: at.x, y: at.y + 26 }, c.expected_orders.toFixed(1)));
+    }
+    return g;
+  }
+
+  /** The forecast layer: an arrow from each suggested nurse to her waiting spot. */
+  suggestions() {
+    const g = el('g', { class: 'suggestions' });
+    const f = this.data.forecast;
+    if (!f) return g;
+    for (const s of f.suggestions) {
+      const a = this.screen(s.from.lat, s.from.lng);
+      const b = this.screen(s.location.lat, s.location.lng);
+      const len = Math.hypot(b.x - a.x, b.y - a.y) || 1;
+      const ux = (b.x - a.x) / len;
+      const uy = (b.y - a.y) / len;
+      // Arrow head at the spot: two short strokes back from the tip.
+      const head = (side) => `${r1(b.x - 10 * ux + side * 6 * uy)},${r1(b.y - 10 * uy - side * 6 * ux)}`;
+      const arrow = el('g', { class: 'suggestion', 'data-suggestion-nurse': s.nurse_id });
+      arrow.append(el('line', { class: 'suggest-line', x1: a.x, y1: a.y, x2: b.x, y2: b.y }));
+      arrow.append(el('polygon', { class: 'suggest-head', points: `${b.x},${b.y} ${head(1)} ${head(-1)}` }));
+      arrow.append(el('circle', { class: 'suggest-spot', cx: b.x, cy: b.y, r: 9 }));
+      arrow.append(el('title', {}, this.label('forecast.suggestion', {
+        name: s.nurse_name || s.nurse_id.slice(0, 8),
+        n: s.expected_orders.toFixed(1),
+        km: (s.distance_m / 1000).toFixed(1),
+      })));
+      g.append(arrow);
     }
     return g;
   }

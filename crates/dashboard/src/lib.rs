@@ -46,6 +46,7 @@ const ASSETS: &[Asset] = &[
     asset!("governance.js", JS),
     asset!("reviews.js", JS),
     asset!("alarms.js", JS),
+    asset!("forecast.js", JS),
     asset!("style.css", CSS),
     asset!("governance.css", CSS),
     asset!("alarms.css", CSS),

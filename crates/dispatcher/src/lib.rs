@@ -23,6 +23,7 @@ pub mod bookings;
 pub mod coordinator;
 pub mod credentials;
 pub mod quotes;
+pub mod reposition;
 pub mod roster;
 
 /// What the service needs, built once by the binary.
@@ -40,6 +41,9 @@ pub struct Dispatcher {
     /// The engine whose fleet and rules answer quotes (none when automatic
     /// dispatch is off: quotes are then 503).
     pub engine: Option<Arc<engine::Engine>>,
+    /// The demand forecast and the waiting spots suggested (the default
+    /// settings unless [`Dispatcher::with_forecast`] gives the worker's).
+    pub forecast: Arc<reposition::ForecastBoard>,
 }
 
 impl Dispatcher {
@@ -53,7 +57,14 @@ impl Dispatcher {
                 yixin_platform::config::TrackingSettings::default().stale_after_secs,
             ),
             engine: None,
+            forecast: reposition::ForecastBoard::new(reposition::RepositionConfig::default()),
         }
+    }
+
+    /// The forecast board the reposition worker keeps.
+    pub fn with_forecast(mut self, board: Arc<reposition::ForecastBoard>) -> Self {
+        self.forecast = board;
+        self
     }
 
     /// The ETA estimator the candidate list uses (the engine's, as configured).
@@ -101,6 +112,7 @@ impl Dispatcher {
             cfg.service(coordinator::candidates::list_candidates);
             cfg.service(coordinator::cells::list_cells);
             cfg.service(coordinator::regions::list_regions);
+            cfg.service(reposition::get_forecast);
             cfg.service(coordinator::overview::get_overview);
             cfg.service(coordinator::live::live);
             cfg.service(quotes::create_quote);

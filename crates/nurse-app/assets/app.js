@@ -10,6 +10,7 @@ import { navLinks } from './maps.js';
 import { ring, unlockAudio, keepAwake, awake } from './alert.js';
 import { t, applyI18n, getLang, setLang } from './i18n.js';
 import { Safety } from './sos.js';
+import { Suggestion } from './suggestion.js';
 
 const TOKEN_KEY = 'yixin.nurse.token';
 const $ = (id) => document.getElementById(id);
@@ -40,6 +41,7 @@ const buffer = new FixBuffer(720);
 // The latest fix this page saw (the SOS and `arrived` send it).
 let latestFix = null;
 const safety = new Safety({ api, position: () => latestFix });
+let suggestion = null;
 const socket = new NurseSocket({
   url: () => {
     const proto = location.protocol === 'https:' ? 'wss:' : 'ws:';
@@ -382,6 +384,7 @@ setInterval(renderStatus, 1000);
 
 function onFrame(frame) {
   safety.onFrame(frame);
+  if (suggestion) suggestion.onFrame(frame);
   switch (frame.type) {
     case 'offer':
       showOffer(frame);
@@ -702,6 +705,7 @@ function relabel() {
     renderToday();
   }
   if (state.view === 'job') renderJob();
+  if (suggestion) suggestion.render();
   if (state.offer) {
     $('offer-service').textContent = serviceName(state.offer.service_code, state.offer.service);
     $('offer-eta').textContent = t('offer.eta_min', { n: state.offer.eta_min });
@@ -727,6 +731,7 @@ async function main() {
   });
   $('dev-form').addEventListener('submit', devSignIn);
   $('shift').addEventListener('click', toggleShift);
+  suggestion = new Suggestion();
   $('signout').addEventListener('click', () => signOut(''));
   $('current-job').addEventListener('click', openJob);
   $('job-back').addEventListener('click', () => {

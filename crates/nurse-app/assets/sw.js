@@ -3,7 +3,7 @@
 // It never caches API answers or the socket: only the files listed here,
 // fetched network-first so a new release is picked up at once.
 
-const CACHE = 'yixin-nurse-shell-v2';
+const CACHE = 'yixin-nurse-shell-v3';
 const SHELL = [
   './',
   './app.js',
@@ -14,6 +14,7 @@ const SHELL = [
   './maps.js',
   './alert.js',
   './sos.js',
+  './suggestion.js',
   './i18n.js',
   './style.css',
   './icon.svg',

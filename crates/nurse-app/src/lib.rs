@@ -47,6 +47,7 @@ const ASSETS: &[Asset] = &[
     asset!("maps.js", JS),
     asset!("alert.js", JS),
     asset!("sos.js", JS),
+    asset!("suggestion.js", JS),
     asset!("i18n.js", JS),
     asset!("style.css", CSS),
     asset!("icon.svg", SVG),

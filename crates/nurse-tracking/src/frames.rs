@@ -332,6 +332,19 @@ pub enum ServerFrame {
         order_id: String,
         by: Option<DateTime<Utc>>,
     },
+    /// Where to wait for the next hour's demand (the nurse may ignore it).
+    Suggestion {
+        location: Location,
+        cell: String,
+        expected_orders: f64,
+        distance_m: u32,
+        reason: String,
+        until: DateTime<Utc>,
+    },
+    /// The suggestion no longer holds.
+    SuggestionCleared {
+        reason: String,
+    },
 }
 
 impl ServerFrame {

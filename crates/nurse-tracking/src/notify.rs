@@ -15,6 +15,8 @@ pub(crate) fn for_nurse(event: &Event, nurse: NurseId) -> bool {
         Event::OrderStatusChanged(e) => e.nurse_id.as_deref() == Some(id.as_str()),
         Event::AlarmChanged(e) => e.nurse_id == id,
         Event::CheckInDue(e) => e.nurse_id == id,
+        Event::RepositionSuggested(e) => e.nurse_id == id,
+        Event::SuggestionCleared(e) => e.nurse_id == id,
         _ => false,
     }
 }

@@ -615,6 +615,37 @@ impl Connection {
                 )
                 .await
             }
+            Event::RepositionSuggested(e) => {
+                let until = chrono::DateTime::from_timestamp_millis(e.until_unix_ms);
+                // A late delivery of a suggestion that ran out is dropped;
+                // so is one while she holds an offer or a job.
+                let (Some(until), Ok(to)) = (until, yixin_domain::GeoPoint::new(e.lat, e.lng))
+                else {
+                    return Ok(());
+                };
+                if until <= Utc::now() || self.offer.is_some() || self.job.is_some() {
+                    return Ok(());
+                }
+                send(
+                    session,
+                    &ServerFrame::Suggestion {
+                        location: to.into(),
+                        cell: e.cell,
+                        expected_orders: e.expected_orders,
+                        distance_m: e.distance_m,
+                        reason: e.reason,
+                        until,
+                    },
+                )
+                .await
+            }
+            Event::SuggestionCleared(e) => {
+                send(
+                    session,
+                    &ServerFrame::SuggestionCleared { reason: e.reason },
+                )
+                .await
+            }
             _ => Ok(()),
         }
     }

@@ -379,6 +379,27 @@ pub struct DispatchSettings {
     /// A region lease's length; renewed every third of it, and its holder
     /// stops serving a fifth of it before it runs out.
     pub lease_ttl_s: u64,
+    /// Demand forecast and repositioning: how often idle nurses get
+    /// waiting-spot suggestions (seconds; 0 turns suggestions off).
+    pub reposition_every_s: u64,
+    /// How often each organisation's forecast is learnt again from its
+    /// order history (seconds).
+    pub reposition_relearn_s: u64,
+    /// Days of order history the forecast learns from, and the most orders
+    /// one learning reads (the newest).
+    pub reposition_history_days: u32,
+    pub reposition_history_max: u64,
+    /// Exponential smoothing weight of the newest day, in (0, 1].
+    pub reposition_alpha: f64,
+    /// A cell counts as reachable from a spot within this travel time
+    /// (straight-line ETA; the promise less a margin).
+    pub reposition_reach_s: u32,
+    /// Farthest a nurse is asked to move, and the nearest move worth a
+    /// suggestion (metres).
+    pub reposition_max_move_m: f64,
+    pub reposition_min_move_m: f64,
+    /// How long a suggestion holds (its `until`) before it is made again.
+    pub reposition_hold_s: u64,
 }
 
 /// ETA settings for orders inside one service area.
@@ -417,6 +438,15 @@ impl Default for DispatchSettings {
             regions: String::new(),
             region_resolution: 4,
             lease_ttl_s: 15,
+            reposition_every_s: 60,
+            reposition_relearn_s: 3_600,
+            reposition_history_days: 28,
+            reposition_history_max: 100_000,
+            reposition_alpha: 0.3,
+            reposition_reach_s: 20 * 60,
+            reposition_max_move_m: 4_000.0,
+            reposition_min_move_m: 600.0,
+            reposition_hold_s: 30 * 60,
         }
     }
 }

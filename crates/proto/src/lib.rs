@@ -50,6 +50,8 @@ impl Envelope {
             Some(Event::NurseLocations(_)) => "nurse_locations",
             Some(Event::AlarmChanged(_)) => "alarm_changed",
             Some(Event::CheckInDue(_)) => "check_in_due",
+            Some(Event::RepositionSuggested(_)) => "reposition_suggested",
+            Some(Event::SuggestionCleared(_)) => "suggestion_cleared",
             None => "unknown",
         }
     }
@@ -133,6 +135,22 @@ mod tests {
                 on: true,
                 at_unix_ms: 1_740_000_000_000,
             }),
+            Event::RepositionSuggested(RepositionSuggested {
+                nurse_id: "nurse-1".into(),
+                org_id: "demo".into(),
+                lat: 29.401,
+                lng: 106.305,
+                cell: "8740a6e4cffffff".into(),
+                expected_orders: 2.5,
+                reason: "next_hour_demand".into(),
+                until_unix_ms: 1_740_003_600_000,
+                distance_m: 2_400,
+            }),
+            Event::SuggestionCleared(SuggestionCleared {
+                nurse_id: "nurse-1".into(),
+                org_id: "demo".into(),
+                reason: "engaged".into(),
+            }),
         ]
     }
 
@@ -158,6 +176,8 @@ mod tests {
                 "order_status_changed",
                 "nurse_location",
                 "nurse_shift_changed",
+                "reposition_suggested",
+                "suggestion_cleared",
             ]
         );
     }

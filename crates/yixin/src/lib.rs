@@ -349,6 +349,8 @@ struct Parts {
     tracking: yixin_nurse_tracking::NurseTracking,
     dispatch_eta: Option<Arc<dyn yixin_dispatcher::EtaEstimator>>,
     engine: Option<Arc<yixin_dispatcher::engine::Engine>>,
+    /// The demand forecast and the suggestions standing (issue 18).
+    forecast: Arc<yixin_dispatcher::reposition::ForecastBoard>,
     signin: Mount,
     resident_app: yixin_resident_app::AppConfig,
 }
@@ -367,6 +369,7 @@ fn mounts(
         tracking,
         dispatch_eta,
         engine,
+        forecast,
         signin,
         resident_app,
     } = parts;
@@ -405,6 +408,7 @@ fn mounts(
         if let Some(engine) = engine {
             dispatcher = dispatcher.with_engine(engine);
         }
+        dispatcher = dispatcher.with_forecast(forecast);
         mounts.push(dispatcher.mount(shutdown));
         // The coordinators' web page, served where their API is.
         mounts.push(yixin_dashboard::mount(
@@ -503,6 +507,10 @@ impl Yixin {
         // candidates, automatic dispatch on or off.
         let mut dispatch_eta = None;
         let mut dispatch_engine = None;
+        let forecast = yixin_dispatcher::reposition::ForecastBoard::new(
+            yixin_dispatcher::reposition::RepositionConfig::from_settings(&settings.dispatch)
+                .map_err(|e| anyhow::anyhow!("{e}"))?,
+        );
         if role.runs_dispatcher() {
             let config = engine_config;
             dispatch_eta = Some(eta.clone());
@@ -526,6 +534,14 @@ impl Yixin {
                 readiness = readiness.with(Arc::new(
                     yixin_dispatcher::engine::regions::RegionsReady(engine.clone()),
                 ));
+                // Waiting-spot suggestions for idle nurses (from the engine's fleet).
+                let repositioner = Arc::new(yixin_dispatcher::reposition::Repositioner {
+                    store: backends.store.clone(),
+                    queue: backends.queue.clone(),
+                    fleet: engine.fleet.clone(),
+                    board: forecast.clone(),
+                });
+                workers.extend(repositioner.spawn(&supervised, shutdown.subscribe()));
                 dispatch_engine = Some(engine);
             }
             // Bookings are released to dispatch whether or not it is automatic
@@ -554,6 +570,7 @@ impl Yixin {
                     tracking: tracking.clone(),
                     dispatch_eta,
                     engine: dispatch_engine,
+                    forecast,
                     signin,
                     resident_app: yixin_resident_app::AppConfig::from_settings(
                         &settings,

@@ -17,6 +17,7 @@ mod operations;
 mod orders;
 mod recovery;
 mod regions;
+mod reposition;
 mod resident;
 mod roster;
 mod safety;

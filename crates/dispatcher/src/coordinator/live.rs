@@ -316,7 +316,9 @@ impl Feed {
                 .collect(),
             Event::NurseShiftChanged(e) => self.shift_frame(e).into_iter().collect(),
             Event::AlarmChanged(e) => self.alarm_frame(svc, &e).await.into_iter().collect(),
-            Event::CheckInDue(_) => Vec::new(),
+            Event::CheckInDue(_) | Event::RepositionSuggested(_) | Event::SuggestionCleared(_) => {
+                Vec::new()
+            }
         }
     }
 

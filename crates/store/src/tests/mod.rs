@@ -4,6 +4,7 @@
 //! concurrent writers really contend for the lock).
 
 mod cases;
+mod demand;
 mod dispatch;
 mod leases;
 mod tracking;
@@ -158,4 +159,11 @@ mod leases_on_every_backend {
         an_expired_lease_is_taken_with_a_new_token,
         renewal_needs_the_holder_its_token_and_an_unexpired_lease,
     );
+}
+
+/// The order history the demand forecast learns from.
+mod demand_on_every_backend {
+    use super::demand as cases;
+
+    on_every_backend!(order_history_is_scoped_windowed_newest_first_and_bounded);
 }
