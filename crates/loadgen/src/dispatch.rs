@@ -54,21 +54,21 @@ pub async fn run(args: DispatchArgs) -> anyhow::Result<()> {
     if args.rate <= 0.0 || args.nurses == 0 {
         bail!("--rate and --nurses must be positive");
     }
-    let url = args.url.trim_end_matches('/').to_owned();
+    let urls = crate::split_urls(&args.url);
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(30))
         .pool_max_idle_per_host(64)
         .build()?;
     let ids = add_nurses(
         &http,
-        &url,
+        &urls[0],
         &args.org,
         args.nurses,
         &["neonatal", "wound_care"],
     )
     .await?;
     let timings = Arc::new(Mutex::new(Timings::default()));
-    let tasks = phones_on_shift(&http, &url, &args.org, &ids, Some(timings.clone())).await?;
+    let tasks = phones_on_shift(&http, &urls, &args.org, &ids, Some(timings.clone())).await?;
     // Let the fleet feed reach the dispatcher.
     tokio::time::sleep(Duration::from_secs(2)).await;
 
@@ -83,7 +83,7 @@ pub async fn run(args: DispatchArgs) -> anyhow::Result<()> {
         // Orders spread over the district, as residents are.
         let (lat, lng) = Walk::new(1_000_000 + i).step();
         let http = http.clone();
-        let url = url.clone();
+        let url = urls[i as usize % urls.len()].clone();
         let org = args.org.clone();
         let timings = timings.clone();
         placing.push(tokio::spawn(async move {
@@ -190,24 +190,23 @@ pub async fn run(args: DispatchArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Nurse phones on shift for `ids`: sockets open, one fix each, then a fix
-/// every 15 s at each phone's own phase; every offer is accepted, and its
-/// first sighting recorded in `timings` when given. Abort the tasks to hang up.
+/// Nurse phones on shift for `ids`: sockets open (phone `n` to instance
+/// `urls[n % len]`), one fix each, then a fix every 15 s at each phone's own
+/// phase; every offer is accepted, and its first sighting recorded in
+/// `timings` when given. Abort the tasks to hang up.
 pub(crate) async fn phones_on_shift(
     http: &reqwest::Client,
-    url: &str,
+    urls: &[String],
     org: &str,
     ids: &[String],
     timings: Option<Arc<Mutex<Timings>>>,
 ) -> anyhow::Result<Vec<tokio::task::JoinHandle<()>>> {
     eprintln!("yixin-load: connecting {} phones", ids.len());
-    let ws_base = url.replacen("http", "ws", 1);
-    let url = url.to_owned();
     let sockets: Vec<anyhow::Result<_>> = stream::iter(ids.iter().cloned().enumerate())
         .map(|(n, id)| {
             let http = http.clone();
-            let url = url.clone();
-            let ws_base = ws_base.clone();
+            let url = urls[n % urls.len()].clone();
+            let ws_base = url.replacen("http", "ws", 1);
             let org = org.to_owned();
             async move {
                 let token = token(&http, &url, "nurse", &id, &org).await?;

@@ -156,6 +156,22 @@ async fn scrape(http: &reqwest::Client, url: &str) -> anyhow::Result<Scrape> {
     Ok(s)
 }
 
+/// The sum of every instance's counters (the histograms share bounds).
+async fn scrape_all(http: &reqwest::Client, urls: &[String]) -> anyhow::Result<Scrape> {
+    let mut total = Scrape::default();
+    for url in urls {
+        let s = scrape(http, url).await?;
+        total.accepted += s.accepted;
+        for (le, count) in s.buckets {
+            match total.buckets.iter_mut().find(|(l, _)| *l == le) {
+                Some((_, c)) => *c += count,
+                None => total.buckets.push((le, count)),
+            }
+        }
+    }
+    Ok(total)
+}
+
 /// The smallest bucket bound holding quantile `q` of the window's fixes.
 fn quantile(before: &Scrape, after: &Scrape, q: f64) -> Option<f64> {
     let deltas: Vec<(f64, f64)> = after
@@ -184,20 +200,21 @@ pub async fn run(args: FixesArgs) -> anyhow::Result<()> {
     if args.batch == 0 || args.nurses == 0 || args.frames_per_second <= 0.0 {
         bail!("--nurses, --batch and --frames-per-second must be positive");
     }
-    let url = args.url.trim_end_matches('/').to_owned();
+    let urls = crate::split_urls(&args.url);
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(30))
         .build()?;
 
-    let ids = add_nurses(&http, &url, &args.org, args.nurses, &["wound_care"]).await?;
+    let ids = add_nurses(&http, &urls[0], &args.org, args.nurses, &["wound_care"]).await?;
 
     eprintln!("yixin-load: connecting {} phones", ids.len());
-    let ws_base = url.replacen("http", "ws", 1);
-    let sockets: Vec<anyhow::Result<_>> = stream::iter(ids.iter().cloned())
-        .map(|id| {
+    let sockets: Vec<anyhow::Result<_>> = stream::iter(ids.iter().cloned().enumerate())
+        .map(|(n, id)| {
             let http = http.clone();
-            let url = url.clone();
-            let ws_base = ws_base.clone();
+            // Phone n to instance n (mod): sticky, as a load balancer keeps
+            // a socket on the instance it reached.
+            let url = urls[n % urls.len()].clone();
+            let ws_base = url.replacen("http", "ws", 1);
             let org = args.org.clone();
             async move {
                 let token = token(&http, &url, "nurse", &id, &org).await?;
@@ -281,12 +298,12 @@ pub async fn run(args: FixesArgs) -> anyhow::Result<()> {
     }
 
     tokio::time::sleep(Duration::from_secs(args.warmup_seconds)).await;
-    let before = scrape(&http, &url).await?;
+    let before = scrape_all(&http, &urls).await?;
     let sent_before = sent.load(Ordering::Relaxed);
     let started = Instant::now();
     eprintln!("yixin-load: measuring");
     tokio::time::sleep(Duration::from_secs(args.seconds)).await;
-    let after = scrape(&http, &url).await?;
+    let after = scrape_all(&http, &urls).await?;
     let elapsed = started.elapsed().as_secs_f64();
     let sent_in_window = sent.load(Ordering::Relaxed) - sent_before;
     eprintln!("yixin-load: measured");

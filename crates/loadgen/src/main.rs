@@ -65,6 +65,22 @@ enum Command {
     },
 }
 
+/// The instances in a `--url` that lists several, comma-separated (the
+/// same deployment behind no load balancer: requests and phones are spread
+/// over them in turn), without trailing slashes. Never empty.
+pub(crate) fn split_urls(arg: &str) -> Vec<String> {
+    let urls: Vec<String> = arg
+        .split(',')
+        .map(|u| u.trim().trim_end_matches('/').to_owned())
+        .filter(|u| !u.is_empty())
+        .collect();
+    if urls.is_empty() {
+        vec![arg.to_owned()]
+    } else {
+        urls
+    }
+}
+
 #[derive(clap::Args)]
 struct OrdersArgs {
     /// Base URL of a running platform with dev login on.
@@ -156,7 +172,8 @@ struct WorkerResult {
 
 /// Everything a request needs, prepared before the clock starts.
 struct Prepared {
-    url: reqwest::Url,
+    /// `POST /v1/orders` of each instance, used in turn.
+    urls: Vec<reqwest::Url>,
     /// `Bearer <token>` of each resident.
     auth: Vec<HeaderValue>,
     /// Encoded order bodies, used in turn.
@@ -170,7 +187,8 @@ async fn orders(args: OrdersArgs) -> anyhow::Result<()> {
         .pool_max_idle_per_host(args.concurrency)
         .timeout(Duration::from_secs(30))
         .build()?;
-    let url = args.url.trim_end_matches('/').to_owned();
+    let urls = split_urls(&args.url);
+    let url = urls.join(",");
     let total_seconds = args.seconds + args.warmup_seconds;
     // Each resident places at most `per_resident_per_minute` orders in the
     // run's minutes; enough residents that none is ever limited.
@@ -179,7 +197,7 @@ async fn orders(args: OrdersArgs) -> anyhow::Result<()> {
         .div_ceil(args.per_resident_per_minute.max(1) * minutes)
         .max(args.concurrency as u64) as usize;
     eprintln!("minting {residents} resident tokens…");
-    let tokens = mint_tokens(&http, &url, &args.org, residents).await?;
+    let tokens = mint_tokens(&http, &urls[0], &args.org, residents).await?;
     let auth = tokens
         .iter()
         .map(|t| HeaderValue::try_from(format!("Bearer {t}")))
@@ -189,7 +207,10 @@ async fn orders(args: OrdersArgs) -> anyhow::Result<()> {
         .map(|i| serde_json::to_vec(&order_body(i % 97, i as u64)))
         .collect::<Result<Vec<_>, _>>()?;
     let prepared = Arc::new(Prepared {
-        url: reqwest::Url::parse(&format!("{url}/v1/orders")).context("--url")?,
+        urls: urls
+            .iter()
+            .map(|u| reqwest::Url::parse(&format!("{u}/v1/orders")).context("--url"))
+            .collect::<anyhow::Result<_>>()?,
         auth,
         bodies,
         run: uuid::Uuid::new_v4().simple().to_string(),
@@ -223,7 +244,7 @@ async fn orders(args: OrdersArgs) -> anyhow::Result<()> {
                 let body = prepared.bodies[i % prepared.bodies.len()].clone();
                 let began = Instant::now();
                 let mut request = http
-                    .post(prepared.url.clone())
+                    .post(prepared.urls[i % prepared.urls.len()].clone())
                     .header(
                         AUTHORIZATION,
                         prepared.auth[i % prepared.auth.len()].clone(),

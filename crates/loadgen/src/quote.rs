@@ -51,7 +51,7 @@ pub async fn run(args: QuoteArgs) -> anyhow::Result<()> {
         &["neonatal", "wound_care"],
     )
     .await?;
-    let phones = phones_on_shift(&http, &url, &args.org, &ids, None).await?;
+    let phones = phones_on_shift(&http, std::slice::from_ref(&url), &args.org, &ids, None).await?;
     let mut residents = Vec::with_capacity(RESIDENTS);
     for i in 0..RESIDENTS {
         residents.push(token(&http, &url, "resident", &format!("quote-r-{i}"), &args.org).await?);

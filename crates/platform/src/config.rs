@@ -556,7 +556,8 @@ pub struct DatabaseSettings {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RedisSettings {
-    /// `redis://…`. Unset: the in-process queue.
+    /// `redis://…` (one server) or `redis+cluster://host:port,host:port`
+    /// (a Redis Cluster, through seed nodes). Unset: the in-process queue.
     pub url: Option<SecretString>,
     /// Prefix of every key, stream and channel, so several deployments (or
     /// tests) can share one Redis.
@@ -903,7 +904,14 @@ fn check_url_scheme(key: &str, url: &SecretString) -> Result<(), ConfigError> {
     let allowed: &[&str] = if key == "database.url" {
         &["postgres://", "postgresql://", "sqlite:"]
     } else {
-        &["redis://", "rediss://", "unix://", "redis+unix://"]
+        &[
+            "redis://",
+            "rediss://",
+            "unix://",
+            "redis+unix://",
+            "redis+cluster://",
+            "rediss+cluster://",
+        ]
     };
     if allowed.iter().any(|scheme| url.starts_with(scheme)) {
         Ok(())
@@ -1119,6 +1127,17 @@ mod tests {
             .to_string();
         assert!(err.contains("database.url"), "{err}");
         assert!(!err.contains("secret"), "{err}");
+    }
+
+    #[test]
+    fn a_redis_cluster_url_is_accepted() {
+        let url = "redis+cluster://:pw@10.0.0.1:7000,10.0.0.2:7000";
+        let s = Settings::load_from(None, env(&[("REDIS_URL", url)])).unwrap();
+        assert_eq!(s.redis.url.as_ref().unwrap().expose_secret(), url);
+        let err = Settings::load_from(None, env(&[("REDIS_URL", "cluster://:pw@h:1")]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("redis+cluster://"), "{err}");
     }
 
     #[test]

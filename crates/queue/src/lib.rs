@@ -33,6 +33,7 @@
 //!   miss the orders already waiting on its stream.
 
 mod backoff;
+mod connection;
 mod error;
 mod id;
 mod memory;

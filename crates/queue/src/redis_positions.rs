@@ -6,17 +6,26 @@
 //! - `P{cell}:<cell hex>`: set of the nurses whose latest fix is in the cell;
 //! - `P{trail}`: stream of fixes, trimmed to about `trail_max` entries.
 //!
-//! A batch is one pipeline: one round trip however many nurses moved.
+//! A batch is one pipeline: one round trip however many nurses moved. On a
+//! Redis Cluster the four families (`pos`, `geo`, `cell`, `trail`: each
+//! one hash tag, so one slot) are four pipelines sent at once, since a
+//! pipeline's keys must share a slot there.
 
 use async_trait::async_trait;
-use redis::aio::ConnectionManager;
 
+use crate::connection::{Conn, Pipes};
 use crate::{PositionBoard, PositionRecord, QueueError};
+
+/// Hash tags of the key families, one slot each on a cluster.
+const POS: &str = "pos";
+const GEO: &str = "geo";
+const CELL: &str = "cell";
+const TRAIL: &str = "trail";
 
 /// Latest positions and the trail in Redis. Clones share the connection.
 #[derive(Clone)]
 pub struct RedisPositions {
-    commands: ConnectionManager,
+    commands: Conn,
     command_timeout: std::time::Duration,
     prefix: String,
     trail_max: usize,
@@ -32,7 +41,7 @@ impl std::fmt::Debug for RedisPositions {
 
 impl RedisPositions {
     pub(crate) fn new(
-        commands: ConnectionManager,
+        commands: Conn,
         prefix: String,
         trail_max: usize,
         command_timeout: std::time::Duration,
@@ -46,19 +55,23 @@ impl RedisPositions {
     }
 
     fn pos_key(&self) -> String {
-        format!("{}{{pos}}", self.prefix)
+        format!("{}{{{POS}}}", self.prefix)
     }
 
     fn geo_key(&self, org: &str) -> String {
-        format!("{}{{geo}}:{org}", self.prefix)
+        format!("{}{{{GEO}}}:{org}", self.prefix)
     }
 
     fn cell_key(&self, cell: u64) -> String {
-        format!("{}{{cell}}:{cell:x}", self.prefix)
+        format!("{}{{{CELL}}}:{cell:x}", self.prefix)
     }
 
     fn trail_key(&self) -> String {
-        format!("{}{{trail}}", self.prefix)
+        format!("{}{{{TRAIL}}}", self.prefix)
+    }
+
+    fn pipes(&self) -> Pipes {
+        Pipes::new(self.commands.is_cluster())
     }
 }
 
@@ -104,14 +117,14 @@ impl PositionBoard for RedisPositions {
         if latest.is_empty() && trail.is_empty() {
             return Ok(());
         }
-        let mut pipe = redis::pipe();
+        let mut pipes = self.pipes();
         if !latest.is_empty() {
             let pos = self.pos_key();
             let fields: Vec<(&str, String)> = latest
                 .iter()
                 .map(|r| (r.nurse_id.as_str(), encode(r)))
                 .collect();
-            pipe.hset_multiple(&pos, &fields).ignore();
+            pipes.tagged(POS).hset_multiple(&pos, &fields).ignore();
             // One GEOADD per organisation present in the batch.
             let mut by_org: std::collections::BTreeMap<&str, Vec<(f64, f64, &str)>> =
                 std::collections::BTreeMap::new();
@@ -128,14 +141,20 @@ impl PositionBoard for RedisPositions {
                 for (lng, lat, id) in members {
                     cmd.arg(lng).arg(lat).arg(id);
                 }
-                pipe.add_command(cmd).ignore();
+                pipes.tagged(GEO).add_command(cmd).ignore();
             }
             for r in latest {
                 if let Some(prev) = r.previous_cell.filter(|p| *p != r.cell) {
-                    pipe.srem(self.cell_key(prev), &r.nurse_id).ignore();
+                    pipes
+                        .tagged(CELL)
+                        .srem(self.cell_key(prev), &r.nurse_id)
+                        .ignore();
                 }
                 if r.cell_changed {
-                    pipe.sadd(self.cell_key(r.cell), &r.nurse_id).ignore();
+                    pipes
+                        .tagged(CELL)
+                        .sadd(self.cell_key(r.cell), &r.nurse_id)
+                        .ignore();
                 }
             }
         }
@@ -152,11 +171,10 @@ impl PositionBoard for RedisPositions {
                     .arg(&r.nurse_id)
                     .arg("p")
                     .arg(encode(r));
-                pipe.add_command(cmd).ignore();
+                pipes.tagged(TRAIL).add_command(cmd).ignore();
             }
         }
-        let mut conn = self.commands.clone();
-        pipe.query_async::<()>(&mut conn).await.map_err(failed)
+        pipes.run(&self.commands).await.map_err(failed)
     }
 
     async fn latest(
@@ -208,13 +226,16 @@ impl PositionBoard for RedisPositions {
             .await
             .map_err(failed)?;
         let known_cell = known.and_then(|v| decode(nurse_id, &v)).map(|r| r.cell);
-        let mut pipe = redis::pipe();
-        pipe.hdel(self.pos_key(), nurse_id).ignore();
-        pipe.zrem(self.geo_key(org_id), nurse_id).ignore();
+        let mut pipes = self.pipes();
+        pipes.tagged(POS).hdel(self.pos_key(), nurse_id).ignore();
+        pipes
+            .tagged(GEO)
+            .zrem(self.geo_key(org_id), nurse_id)
+            .ignore();
         for c in [known_cell, cell].into_iter().flatten() {
-            pipe.srem(self.cell_key(c), nurse_id).ignore();
+            pipes.tagged(CELL).srem(self.cell_key(c), nurse_id).ignore();
         }
-        pipe.query_async::<()>(&mut conn).await.map_err(failed)
+        pipes.run(&self.commands).await.map_err(failed)
     }
 
     async fn trail(&self, max: usize) -> Result<Vec<PositionRecord>, QueueError> {

@@ -11,16 +11,26 @@
 //! subscribers re-read the state they may have missed. It also pings the
 //! connection now and then, since a silently dead TCP connection would
 //! otherwise never end.
+//!
+//! On a Redis Cluster the connection is a cluster connection speaking RESP3
+//! and the channels are sharded (`SSUBSCRIBE`; `RedisQueue` publishes with
+//! `SPUBLISH`): each channel lives on the node that owns its slot, so
+//! messages do not cross the cluster bus to every node. A node that drops
+//! its connection (it restarted, say) counts as a loss like a single
+//! server's: the whole connection is rebuilt and every channel resubscribed,
+//! and `generation` goes up.
 
 use std::collections::HashMap;
 use std::time::Duration;
 
 use futures_util::StreamExt;
 use redis::aio::{PubSubSink, PubSubStream};
-use redis::{Client, Msg, Value};
+use redis::cluster_async::ClusterConnection;
+use redis::{PushInfo, PushKind, Value};
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use tokio::time::{Instant, MissedTickBehavior};
 
+use crate::connection::Target;
 use crate::redis_queue::{queue_error, unavailable};
 use crate::subscription::CHANNEL_CAPACITY;
 use crate::{Backoff, PubSubStatus, QueueError, Subscription};
@@ -52,12 +62,14 @@ pub(crate) struct PubSubHub {
 
 impl PubSubHub {
     /// Starts the supervisor; it connects on the first subscription.
-    pub(crate) fn start(client: Client) -> Self {
+    /// `connect_timeout` bounds a cluster connection's setup.
+    pub(crate) fn start(target: Target, connect_timeout: Duration) -> Self {
         let (commands, receiver) = mpsc::unbounded_channel();
         let (status_tx, status) = watch::channel(PubSubStatus::default());
         let mut backoff = Backoff::reconnect();
         let supervisor = Supervisor {
-            client,
+            target,
+            connect_timeout,
             commands: receiver,
             routes: HashMap::new(),
             connection: None,
@@ -114,13 +126,116 @@ impl Drop for ReleaseGuard {
     }
 }
 
-struct Connection {
-    sink: PubSubSink,
-    messages: PubSubStream,
+enum Connection {
+    /// One server: a RESP2 pub/sub connection.
+    Single {
+        sink: PubSubSink,
+        messages: PubSubStream,
+    },
+    /// A cluster: a RESP3 cluster connection whose pushes (messages,
+    /// confirmations, disconnections) arrive on `pushes`.
+    Cluster {
+        conn: ClusterConnection,
+        pushes: mpsc::UnboundedReceiver<PushInfo>,
+    },
+}
+
+/// What a connection delivered.
+enum Incoming {
+    Message {
+        channel: String,
+        payload: Vec<u8>,
+    },
+    /// A node's connection dropped (cluster).
+    Disconnected,
+    /// Confirmations and other pushes.
+    Other,
+}
+
+impl Connection {
+    async fn open(target: &Target, connect_timeout: Duration) -> Result<Self, QueueError> {
+        match target {
+            Target::Single(client) => {
+                let pubsub = tokio::time::timeout(REPLY_TIMEOUT, client.get_async_pubsub())
+                    .await
+                    .map_err(|_| QueueError::Unavailable("pub/sub connect timed out".to_owned()))?
+                    .map_err(unavailable)?;
+                let (sink, messages) = pubsub.split();
+                Ok(Connection::Single { sink, messages })
+            }
+            Target::Cluster(nodes) => {
+                let (push, pushes) = mpsc::unbounded_channel();
+                let client =
+                    Target::cluster_client(nodes, connect_timeout, Some(REPLY_TIMEOUT), Some(push))
+                        .map_err(|e| QueueError::Config(e.to_string()))?;
+                let conn = with_timeout(client.get_async_connection()).await?;
+                Ok(Connection::Cluster { conn, pushes })
+            }
+        }
+    }
+
+    /// The next message or event; `None` when the connection has ended.
+    async fn next(&mut self) -> Option<Incoming> {
+        match self {
+            Connection::Single { messages, .. } => {
+                let message = messages.next().await?;
+                Some(Incoming::Message {
+                    channel: message.get_channel_name().to_owned(),
+                    payload: message.get_payload_bytes().to_vec(),
+                })
+            }
+            Connection::Cluster { pushes, .. } => {
+                let push = pushes.recv().await?;
+                Some(match push.kind {
+                    PushKind::Disconnection => Incoming::Disconnected,
+                    PushKind::SMessage | PushKind::Message => {
+                        let mut data = push.data.into_iter();
+                        match (data.next(), data.next()) {
+                            (Some(channel), Some(Value::BulkString(payload))) => {
+                                match redis::from_redis_value::<String>(channel) {
+                                    Ok(channel) => Incoming::Message { channel, payload },
+                                    Err(_) => Incoming::Other,
+                                }
+                            }
+                            _ => Incoming::Other,
+                        }
+                    }
+                    _ => Incoming::Other,
+                })
+            }
+        }
+    }
+
+    async fn subscribe(&mut self, channel: &str) -> Result<(), QueueError> {
+        match self {
+            Connection::Single { sink, .. } => with_timeout(sink.subscribe(channel)).await,
+            Connection::Cluster { conn, .. } => with_timeout(conn.ssubscribe(channel)).await,
+        }
+    }
+
+    async fn unsubscribe(&mut self, channel: &str) -> Result<(), QueueError> {
+        match self {
+            Connection::Single { sink, .. } => with_timeout(sink.unsubscribe(channel)).await,
+            Connection::Cluster { conn, .. } => with_timeout(conn.sunsubscribe(channel)).await,
+        }
+    }
+
+    async fn ping(&mut self) -> Result<(), QueueError> {
+        match self {
+            Connection::Single { sink, .. } => with_timeout(sink.ping::<Value>()).await.map(|_| ()),
+            // Every primary: wherever our channels are.
+            Connection::Cluster { conn, .. } => {
+                with_timeout(redis::cmd("PING").query_async::<Value>(conn))
+                    .await
+                    .map(|_| ())
+            }
+        }
+    }
 }
 
 struct Supervisor {
-    client: Client,
+    target: Target,
+    connect_timeout: Duration,
     commands: mpsc::UnboundedReceiver<Command>,
     /// Subscribed channels and their local fan-out.
     routes: HashMap<String, broadcast::Sender<Vec<u8>>>,
@@ -134,7 +249,7 @@ struct Supervisor {
 
 enum Event {
     Command(Option<Command>),
-    Message(Option<Msg>),
+    Message(Option<Incoming>),
     HealthCheck,
     Retry,
 }
@@ -147,7 +262,7 @@ impl Supervisor {
             let event = match self.connection.as_mut() {
                 Some(connection) => tokio::select! {
                     command = self.commands.recv() => Event::Command(command),
-                    message = connection.messages.next() => Event::Message(message),
+                    message = connection.next() => Event::Message(message),
                     _ = health.tick() => Event::HealthCheck,
                 },
                 None if self.routes.is_empty() => Event::Command(self.commands.recv().await),
@@ -165,7 +280,13 @@ impl Supervisor {
                     let _ = reply.send(result);
                 }
                 Event::Command(Some(Command::Release { channel })) => self.release(channel).await,
-                Event::Message(Some(message)) => self.dispatch(&message),
+                Event::Message(Some(Incoming::Message { channel, payload })) => {
+                    self.dispatch(&channel, payload);
+                }
+                Event::Message(Some(Incoming::Disconnected)) => {
+                    self.lost("a cluster node dropped its connection");
+                }
+                Event::Message(Some(Incoming::Other)) => {}
                 Event::Message(None) => self.lost("connection closed"),
                 Event::HealthCheck => self.check_health().await,
                 Event::Retry => self.retry().await,
@@ -186,7 +307,7 @@ impl Supervisor {
         let Some(connection) = self.connection.as_mut() else {
             return Err(QueueError::Unavailable("no pub/sub connection".to_owned()));
         };
-        match with_timeout(connection.sink.subscribe(&channel)).await {
+        match connection.subscribe(&channel).await {
             Ok(()) => {
                 let (sender, receiver) = broadcast::channel(CHANNEL_CAPACITY);
                 self.routes.insert(channel, sender);
@@ -211,18 +332,17 @@ impl Supervisor {
         }
         self.routes.remove(&channel);
         if let Some(connection) = self.connection.as_mut()
-            && let Err(e) = with_timeout(connection.sink.unsubscribe(&channel)).await
+            && let Err(e) = connection.unsubscribe(&channel).await
         {
             tracing::warn!(channel, error = %e, "pub/sub unsubscribe failed");
             self.lost("unsubscribe failed");
         }
     }
 
-    fn dispatch(&self, message: &Msg) {
-        let channel = message.get_channel_name();
+    fn dispatch(&self, channel: &str, payload: Vec<u8>) {
         if let Some(sender) = self.routes.get(channel) {
             // No receivers left: their release is on its way.
-            let _ = sender.send(message.get_payload_bytes().to_vec());
+            let _ = sender.send(payload);
         }
     }
 
@@ -230,7 +350,7 @@ impl Supervisor {
         let Some(connection) = self.connection.as_mut() else {
             return;
         };
-        if let Err(e) = with_timeout(connection.sink.ping::<Value>()).await {
+        if let Err(e) = connection.ping().await {
             tracing::warn!(error = %e, "pub/sub connection failed its health check");
             self.lost("health check failed");
         }
@@ -268,16 +388,23 @@ impl Supervisor {
     /// Opens a connection and subscribes every known channel on it.
     async fn reconnect(&mut self) -> Result<(), QueueError> {
         self.connection = None;
-        let pubsub = tokio::time::timeout(REPLY_TIMEOUT, self.client.get_async_pubsub())
-            .await
-            .map_err(|_| QueueError::Unavailable("pub/sub connect timed out".to_owned()))?
-            .map_err(unavailable)?;
-        let (mut sink, messages) = pubsub.split();
-        let channels: Vec<&String> = self.routes.keys().collect();
-        if !channels.is_empty() {
-            with_timeout(sink.subscribe(channels)).await?;
+        let mut connection = Connection::open(&self.target, self.connect_timeout).await?;
+        match &mut connection {
+            Connection::Single { sink, .. } => {
+                let channels: Vec<&String> = self.routes.keys().collect();
+                if !channels.is_empty() {
+                    with_timeout(sink.subscribe(channels)).await?;
+                }
+            }
+            // One at a time: on a cluster the channels sit in different
+            // slots, on different nodes.
+            Connection::Cluster { .. } => {
+                for channel in self.routes.keys() {
+                    connection.subscribe(channel).await?;
+                }
+            }
         }
-        self.connection = Some(Connection { sink, messages });
+        self.connection = Some(connection);
         let was_down = self.down_since.take().is_some();
         self.backoff.reset();
         self.status.send_modify(|s| {

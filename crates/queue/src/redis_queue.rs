@@ -4,14 +4,13 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use redis::aio::{ConnectionManager, ConnectionManagerConfig, MultiplexedConnection};
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::streams::{
     StreamMaxlen, StreamPendingReply, StreamRangeReply, StreamReadOptions, StreamReadReply,
 };
-use redis::{
-    AsyncCommands, AsyncConnectionConfig, Client, ErrorKind, RedisError, RetryMethod, Value,
-};
+use redis::{AsyncCommands, AsyncConnectionConfig, ErrorKind, RedisError, RetryMethod, Value};
 
+use crate::connection::{Conn, Target};
 use crate::id::StreamId;
 use crate::redis_pubsub::PubSubHub;
 use crate::{
@@ -28,7 +27,8 @@ const MAX_IDLE_BLOCKING_CONNECTIONS: usize = 8;
 /// Payload field of a stream entry.
 const PAYLOAD_FIELD: &str = "p";
 
-/// [`Queue`] on Redis (6.2 or later).
+/// [`Queue`] on Redis (6.2 or later), one server or a Redis Cluster (7.0 or
+/// later, for sharded pub/sub).
 ///
 /// Key layout, for a stream `s`, channel `c` and prefix `P`:
 /// - `P{s}`: the stream (entries have one binary field, `p`);
@@ -45,11 +45,15 @@ const PAYLOAD_FIELD: &str = "p";
 /// shared connection per `RedisQueue`, fanned out in process (see
 /// [`subscribe`](Queue::subscribe)).
 ///
+/// On a cluster every command touches one stream (and its dead letters,
+/// same slot), so it goes to that slot's node; pub/sub is sharded
+/// (`SPUBLISH`/`SSUBSCRIBE`), each channel on the node owning its slot.
+///
 /// Clones share connections.
 #[derive(Clone)]
 pub struct RedisQueue {
     config: QueueConfig,
-    commands: ConnectionManager,
+    commands: Conn,
     blocking: Arc<BlockingPool>,
     pubsub: PubSubHub,
     reclaim_script: Arc<redis::Script>,
@@ -64,30 +68,55 @@ impl std::fmt::Debug for RedisQueue {
 }
 
 impl RedisQueue {
-    /// Connects to Redis at `url` (`redis://[user:password@]host:port[/db]`,
-    /// or `rediss://` with TLS if the redis crate was built with it). Fails
-    /// with [`QueueError::Unavailable`] if the server cannot be reached after
-    /// a few retries. Must be called within a Tokio runtime.
+    /// Connects to Redis at `url`: one server
+    /// (`redis://[user:password@]host:port[/db]`, or `rediss://` with TLS if
+    /// the redis crate was built with it), or a Redis Cluster through its seed
+    /// nodes (`redis+cluster://[user:password@]host:port,host:port,…`). Fails
+    /// with [`QueueError::Unavailable`] if the server (or no seed) can be
+    /// reached after a few retries. Must be called within a Tokio runtime.
     pub async fn connect(url: &str, config: QueueConfig) -> Result<Self, QueueError> {
-        let client = Client::open(url).map_err(|e| QueueError::Config(e.to_string()))?;
+        let target = Target::parse(url)?;
         let timeout = config.command_timeout;
-        let manager_config = ConnectionManagerConfig::new()
-            .set_response_timeout(Some(config.command_timeout))
-            .set_connection_timeout(Some(config.command_timeout));
-        let commands = ConnectionManager::new_with_config(client.clone(), manager_config)
-            .await
-            .map_err(unavailable)?;
+        let commands = match &target {
+            Target::Single(client) => {
+                let manager_config = ConnectionManagerConfig::new()
+                    .set_response_timeout(Some(timeout))
+                    .set_connection_timeout(Some(timeout));
+                Conn::Managed(
+                    ConnectionManager::new_with_config(client.clone(), manager_config)
+                        .await
+                        .map_err(unavailable)?,
+                )
+            }
+            Target::Cluster(nodes) => {
+                let client = Target::cluster_client(nodes, timeout, Some(timeout), None)
+                    .map_err(|e| QueueError::Config(e.to_string()))?;
+                Conn::Cluster(bounded(timeout, client.get_async_connection()).await?)
+            }
+        };
+        let blocking = match &target {
+            Target::Single(client) => BlockingSource::Single(client.clone()),
+            Target::Cluster(nodes) => BlockingSource::Cluster(Box::new(
+                Target::cluster_client(nodes, timeout, None, None)
+                    .map_err(|e| QueueError::Config(e.to_string()))?,
+            )),
+        };
         Ok(Self {
             config,
             commands,
             blocking: Arc::new(BlockingPool {
-                client: client.clone(),
+                source: blocking,
                 connect_timeout: timeout,
                 idle: Mutex::new(Vec::new()),
             }),
-            pubsub: PubSubHub::start(client),
+            pubsub: PubSubHub::start(target, timeout),
             reclaim_script: Arc::new(redis::Script::new(include_str!("reclaim.lua"))),
         })
+    }
+
+    /// True when connected to a Redis Cluster.
+    pub fn is_cluster(&self) -> bool {
+        self.commands.is_cluster()
     }
 
     /// The position board on the same connection and key prefix; its trail
@@ -141,7 +170,7 @@ impl RedisQueue {
 
     async fn read_on(
         &self,
-        conn: &mut MultiplexedConnection,
+        conn: &mut Conn,
         key: &str,
         options: &StreamReadOptions,
         block: Duration,
@@ -158,18 +187,27 @@ impl RedisQueue {
     }
 }
 
+/// Where blocking-read connections come from.
+enum BlockingSource {
+    Single(redis::Client),
+    /// A client without a response timeout (the read sets one from its
+    /// `BLOCK`); each connection reaches every node, the read goes to its
+    /// stream's.
+    Cluster(Box<redis::cluster::ClusterClient>),
+}
+
 /// Dedicated connections for blocking reads. Each is used by one read at a
 /// time; they have no response timeout of their own (the read sets one from
 /// its `BLOCK`).
 struct BlockingPool {
-    client: Client,
+    source: BlockingSource,
     connect_timeout: Duration,
-    idle: Mutex<Vec<MultiplexedConnection>>,
+    idle: Mutex<Vec<Conn>>,
 }
 
 impl BlockingPool {
     /// An idle connection, or a new one; `true` if it came from the pool.
-    async fn take(&self) -> Result<(MultiplexedConnection, bool), RedisError> {
+    async fn take(&self) -> Result<(Conn, bool), RedisError> {
         let idle = self
             .idle
             .lock()
@@ -181,16 +219,31 @@ impl BlockingPool {
         }
     }
 
-    async fn connect(&self) -> Result<MultiplexedConnection, RedisError> {
-        let config = AsyncConnectionConfig::new()
-            .set_connection_timeout(Some(self.connect_timeout))
-            .set_response_timeout(None);
-        self.client
-            .get_multiplexed_async_connection_with_config(&config)
-            .await
+    async fn connect(&self) -> Result<Conn, RedisError> {
+        match &self.source {
+            BlockingSource::Single(client) => {
+                let config = AsyncConnectionConfig::new()
+                    .set_connection_timeout(Some(self.connect_timeout))
+                    .set_response_timeout(None);
+                client
+                    .get_multiplexed_async_connection_with_config(&config)
+                    .await
+                    .map(Conn::Plain)
+            }
+            BlockingSource::Cluster(client) => {
+                let connect = client.get_async_connection();
+                match tokio::time::timeout(self.connect_timeout, connect).await {
+                    Ok(conn) => conn.map(Conn::Cluster),
+                    Err(_) => Err(RedisError::from(std::io::Error::new(
+                        std::io::ErrorKind::TimedOut,
+                        "no cluster connection in time",
+                    ))),
+                }
+            }
+        }
     }
 
-    fn put_back(&self, conn: MultiplexedConnection) {
+    fn put_back(&self, conn: Conn) {
         let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
         if idle.len() < MAX_IDLE_BLOCKING_CONNECTIONS {
             idle.push(conn);
@@ -432,9 +485,21 @@ impl Queue for RedisQueue {
 
     async fn broadcast_counted(&self, channel: &str, payload: &[u8]) -> Result<u64, QueueError> {
         let mut conn = self.commands.clone();
+        // On a cluster, sharded pub/sub: the message goes to the node owning
+        // the channel's slot, where every subscriber of it is (see
+        // `redis_pubsub`), and the count it returns is all of them. Plain
+        // PUBLISH would travel the whole cluster bus and count one node's.
+        let command = if self.is_cluster() {
+            "SPUBLISH"
+        } else {
+            "PUBLISH"
+        };
         bounded(
             self.config.command_timeout,
-            conn.publish(self.channel_name(channel), payload),
+            redis::cmd(command)
+                .arg(self.channel_name(channel))
+                .arg(payload)
+                .query_async(&mut conn),
         )
         .await
     }
@@ -456,6 +521,14 @@ impl Queue for RedisQueue {
 
     async fn ping(&self) -> Result<(), QueueError> {
         let mut conn = self.commands.clone();
+        if conn.is_cluster() {
+            return bounded(
+                self.config.command_timeout,
+                crate::connection::cluster_ready(&mut conn),
+            )
+            .await?
+            .map_err(QueueError::Unavailable);
+        }
         let _pong: String = bounded(
             self.config.command_timeout,
             redis::cmd("PING").query_async(&mut conn),

@@ -1,7 +1,11 @@
 //! One behavioural suite, run against both implementations: every test in
 //! `behaviour_tests!` runs once on `MemoryQueue` and once on `RedisQueue`
 //! (a real Redis at `TEST_REDIS_URL`, default `redis://127.0.0.1:6379`, with a
-//! fresh key prefix per test; if Redis is unreachable those tests fail).
+//! fresh key prefix per test; if Redis is unreachable those tests fail),
+//! and all of them once more, in one test (`on_cluster::behaviour_suite`),
+//! on `RedisQueue` against a private 3-master Redis Cluster that the test
+//! starts (`support::PrivateCluster`; needs `redis-server` and `redis-cli`
+//! 7.0 or later).
 //!
 //! "Another instance" is a clone of the same `MemoryQueue`, or a second
 //! `RedisQueue` connected with the same prefix.
@@ -19,6 +23,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
+
+mod support;
+
 use yixin_queue::{MemoryQueue, Queue, QueueConfig, QueueError, RedisQueue, Subscription};
 
 const MIN_IDLE: Duration = Duration::from_millis(80);
@@ -30,10 +37,12 @@ fn redis_url() -> String {
     std::env::var("TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned())
 }
 
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 enum Backend {
     Memory,
     Redis,
+    /// A Redis Cluster at this `redis+cluster://` URL.
+    Cluster(Arc<str>),
 }
 
 #[derive(Clone)]
@@ -58,7 +67,7 @@ impl Harness {
         let mut config = self.config.clone();
         change(&mut config);
         Self {
-            backend: self.backend,
+            backend: self.backend.clone(),
             memory: MemoryQueue::new(config.clone()),
             config,
         }
@@ -72,6 +81,11 @@ impl Harness {
                 RedisQueue::connect(&redis_url(), self.config.clone())
                     .await
                     .expect("Redis must be reachable at TEST_REDIS_URL for the Redis tests"),
+            ),
+            Backend::Cluster(ref url) => Arc::new(
+                RedisQueue::connect(url, self.config.clone())
+                    .await
+                    .expect("the private cluster must be reachable"),
             ),
         }
     }
@@ -116,6 +130,21 @@ macro_rules! behaviour_tests {
                     harness.cleanup().await;
                 }
             )*
+        }
+        mod on_cluster {
+            /// Every behaviour on one private cluster (starting one per
+            /// test would cost a few seconds each), one after the other,
+            /// each with its own key prefix. The cluster is thrown away.
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn behaviour_suite() {
+                let cluster = super::support::PrivateCluster::start().await;
+                let url: std::sync::Arc<str> = cluster.url().into();
+                $(
+                    eprintln!("on the cluster: {}", stringify!($name));
+                    super::$name(super::Harness::new(super::Backend::Cluster(url.clone()))).await;
+                )*
+                drop(cluster);
+            }
         }
     };
 }
@@ -1031,5 +1060,92 @@ mod redis_only {
         }
         q.publish("s", b"y").await.unwrap();
         h.cleanup().await;
+    }
+}
+
+/// What only a Redis Cluster has: nodes that come and go on their own.
+mod cluster_only {
+    use super::*;
+    use support::PrivateCluster;
+
+    /// The node holding a stream (and the channel next to it in the same
+    /// slot) restarts without its data: `/readyz` (`ping`) says not ready
+    /// while it is down, the pub/sub status reports the loss and the
+    /// recovery, the subscription hears new messages, the same queue handle
+    /// recreates the lost group and works again, blocking reads included.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn survives_a_node_restart() {
+        let mut cluster = PrivateCluster::start().await;
+        let q = RedisQueue::connect(&cluster.url(), QueueConfig::with_prefix("t:"))
+            .await
+            .unwrap();
+        assert!(q.is_cluster());
+        q.ping().await.unwrap();
+        q.ensure_group("s", "g").await.unwrap();
+        // `t:{s}:ch` hashes on `s`: the same slot as the stream `t:{s}`.
+        let mut subscription = q.subscribe("{s}:ch").await.unwrap();
+        let mut status = q.pubsub_status();
+        let mut seen = 0;
+        assert_eq!(q.broadcast_counted("{s}:ch", b"one").await.unwrap(), 1);
+        assert_eq!(next_message(&mut subscription).await, b"one");
+        let id = q.publish("s", b"before").await.unwrap();
+        assert_eq!(
+            ids(&q
+                .read("s", "g", "c", 1, Duration::from_millis(50))
+                .await
+                .unwrap()),
+            [id]
+        );
+
+        let owner = cluster.owner_of("t:{s}").await;
+        cluster.kill(owner);
+        tokio::time::timeout(Duration::from_secs(10), status.wait_for(|s| !s.connected))
+            .await
+            .expect("the loss is reported")
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while q.ping().await.is_ok() {
+            assert!(
+                Instant::now() < deadline,
+                "ping still fine with a node down"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+
+        cluster.relaunch(owner).await;
+        let back = tokio::time::timeout(
+            Duration::from_secs(20),
+            yixin_queue::recovered(&mut status, &mut seen),
+        )
+        .await
+        .expect("the recovery is reported");
+        assert!(back.connected && back.generation >= 1, "{back:?}");
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while q.ping().await.is_err() {
+            assert!(Instant::now() < deadline, "never ready again");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let heard = q.broadcast_counted("{s}:ch", b"after").await.unwrap_or(0);
+            if heard == 1 {
+                break;
+            }
+            assert!(Instant::now() < deadline, "never resubscribed");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert_eq!(next_message(&mut subscription).await, b"after");
+
+        let lost = q.read("s", "g", "c", 1, NO_WAIT).await;
+        assert!(matches!(lost, Err(QueueError::NoGroup { .. })), "{lost:?}");
+        q.ensure_group("s", "g").await.unwrap();
+        let id = q.publish("s", b"x").await.unwrap();
+        // A blocking read: its pooled connection knew the old node.
+        let got = q
+            .read("s", "g", "c", 1, Duration::from_millis(200))
+            .await
+            .unwrap();
+        assert_eq!(ids(&got), [id]);
     }
 }

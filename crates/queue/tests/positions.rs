@@ -1,7 +1,11 @@
-//! The position board, on both implementations: latest fixes, H3 cell
-//! membership as nurses move, forgetting a nurse, the bounded trail.
+//! The position board, on both implementations (Redis as one server and
+//! as a private 3-master cluster, where a batch is split by hash tag):
+//! latest fixes, H3 cell membership as nurses move, forgetting a nurse, the
+//! bounded trail.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
 
 use std::sync::Arc;
 
@@ -11,15 +15,29 @@ fn redis_url() -> String {
     std::env::var("TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned())
 }
 
-async fn boards(trail_max: usize) -> Vec<(&'static str, Arc<dyn PositionBoard>)> {
+/// The boards, and the private cluster to keep until the test ends.
+async fn boards(
+    trail_max: usize,
+) -> (
+    Vec<(&'static str, Arc<dyn PositionBoard>)>,
+    support::PrivateCluster,
+) {
     let prefix = format!("test:{}:", uuid::Uuid::new_v4().simple());
-    let redis = RedisQueue::connect(&redis_url(), QueueConfig::with_prefix(prefix))
+    let redis = RedisQueue::connect(&redis_url(), QueueConfig::with_prefix(prefix.clone()))
         .await
         .expect("Redis must be reachable at TEST_REDIS_URL");
-    vec![
-        ("memory", Arc::new(MemoryPositions::new(trail_max))),
-        ("redis", Arc::new(redis.positions(trail_max))),
-    ]
+    let cluster = support::PrivateCluster::start().await;
+    let on_cluster = RedisQueue::connect(&cluster.url(), QueueConfig::with_prefix(prefix))
+        .await
+        .unwrap();
+    (
+        vec![
+            ("memory", Arc::new(MemoryPositions::new(trail_max))),
+            ("redis", Arc::new(redis.positions(trail_max))),
+            ("cluster", Arc::new(on_cluster.positions(trail_max))),
+        ],
+        cluster,
+    )
 }
 
 fn rec(nurse: &str, cell: u64, previous: Option<u64>, changed: bool, ts: i64) -> PositionRecord {
@@ -38,7 +56,8 @@ fn rec(nurse: &str, cell: u64, previous: Option<u64>, changed: bool, ts: i64) ->
 
 #[tokio::test]
 async fn latest_positions_and_cell_membership_follow_the_nurses() {
-    for (name, board) in boards(1_000).await {
+    let (boards, _cluster) = boards(1_000).await;
+    for (name, board) in boards {
         board
             .record(
                 &[rec("a", 1, None, true, 10), rec("b", 1, None, true, 11)],
@@ -84,7 +103,8 @@ async fn latest_positions_and_cell_membership_follow_the_nurses() {
 
 #[tokio::test]
 async fn the_trail_is_bounded_and_newest_first() {
-    for (name, board) in boards(50).await {
+    let (boards, _cluster) = boards(50).await;
+    for (name, board) in boards {
         for batch in 0..10 {
             let trail: Vec<_> = (0..100)
                 .map(|i| rec("a", 1, None, false, batch * 100 + i))
