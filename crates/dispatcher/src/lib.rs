@@ -40,6 +40,9 @@ pub struct Dispatcher {
     /// The engine whose fleet and rules answer quotes (none when automatic
     /// dispatch is off: quotes are then 503).
     pub engine: Option<Arc<engine::Engine>>,
+    /// Chained jobs: a coordinator may give a nurse finishing a visit her
+    /// next job, under the engine's rule.
+    pub chain: yixin_dispatch_core::ChainRules,
 }
 
 impl Dispatcher {
@@ -53,7 +56,14 @@ impl Dispatcher {
                 yixin_platform::config::TrackingSettings::default().stale_after_secs,
             ),
             engine: None,
+            chain: yixin_dispatch_core::ChainRules::default(),
         }
+    }
+
+    /// The chaining rules (`dispatch.chain_horizon_s`).
+    pub fn with_chain(mut self, chain: yixin_dispatch_core::ChainRules) -> Self {
+        self.chain = chain;
+        self
     }
 
     /// The ETA estimator the candidate list uses (the engine's, as configured).

@@ -366,6 +366,14 @@ pub struct DispatchSettings {
     pub booking_max_travel_secs: u64,
     /// How often the booking worker looks for due bookings.
     pub booking_poll_ms: u64,
+    /// Chained offers: a nurse whose visit is predicted to end within this
+    /// many seconds is a candidate, her ETA counted from its end (0 off;
+    /// at most 7200).
+    pub chain_horizon_s: u32,
+    /// A next job chosen already past its promise is taken back once the
+    /// predicted arrival is this much later than the arrival it was chosen
+    /// for (at most 3600); otherwise the promise itself is the limit.
+    pub chain_overrun_tolerance_s: u32,
 }
 
 /// ETA settings for orders inside one service area.
@@ -401,6 +409,8 @@ impl Default for DispatchSettings {
             booking_buffer_secs: 900,
             booking_max_travel_secs: 1_800,
             booking_poll_ms: 2_000,
+            chain_horizon_s: 1_200,
+            chain_overrun_tolerance_s: 300,
         }
     }
 }

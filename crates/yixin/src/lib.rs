@@ -364,6 +364,10 @@ fn mounts(
         if let Some(engine) = engine {
             dispatcher = dispatcher.with_engine(engine);
         }
+        // Validated at startup (`serve` refuses a bad horizon).
+        if let Ok(chain) = yixin_dispatcher::engine::chain_rules(&settings.dispatch) {
+            dispatcher = dispatcher.with_chain(chain);
+        }
         mounts.push(dispatcher.mount(shutdown));
         // The coordinators' web page, served where their API is.
         mounts.push(yixin_dashboard::mount(
@@ -428,6 +432,8 @@ impl Yixin {
         let (engine_config, eta) =
             yixin_dispatcher::engine::engine_config(&settings.dispatch, &areas)
                 .map_err(|e| anyhow::anyhow!("{e}"))?;
+        let chain_rules = yixin_dispatcher::engine::chain_rules(&settings.dispatch)
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
         let intake = order_intake(&settings, &backends, shutdown.subscribe())
             .with_eta(eta.clone())
             .with_positions(backends.positions.clone());
@@ -459,12 +465,13 @@ impl Yixin {
                 let fleet = Arc::new(std::sync::RwLock::new(yixin_nurse_tracking::Fleet::new(
                     yixin_nurse_tracking::presence_rules(&settings.tracking),
                 )));
-                let engine = yixin_dispatcher::engine::Engine::new(
+                let engine = yixin_dispatcher::engine::Engine::with_chain(
                     backends.store.clone(),
                     backends.queue.clone(),
                     eta.clone(),
                     config,
                     fleet,
+                    chain_rules,
                 );
                 workers.extend(engine.spawn(&supervised, shutdown.subscribe()));
                 dispatch_engine = Some(engine);

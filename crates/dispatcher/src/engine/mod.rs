@@ -40,7 +40,7 @@ use yixin_contracts::{
     offer_to_nurse, status_changed,
 };
 use yixin_dispatch_core::{
-    Command, Decisions, Fleet, Need, OrderFacts, qualification, visit_day, visit_time,
+    ChainRules, Command, Decisions, Fleet, Need, OrderFacts, qualification, visit_day, visit_time,
 };
 use yixin_domain::{
     Catalog, GeoPoint, NurseId, Offer, OfferStatus, Order, OrderId, OrderStatus, OrgId,
@@ -54,13 +54,14 @@ use crate::eta::EtaEstimator;
 use crate::matching::PolicyKind;
 use crate::scoring::Candidate;
 
+pub mod chain;
 mod expiry;
 mod fleet_feed;
 mod settings;
 mod streams;
 
 pub use fleet_feed::can_work;
-pub use settings::engine_config;
+pub use settings::{chain_rules, engine_config};
 pub use yixin_dispatch_core::{EngineConfig, MAX_RETRY_MISSES};
 
 /// One engine task, as its supervisor starts it.
@@ -98,6 +99,10 @@ pub struct Engine {
     /// Each organisation's service areas (an offer names the one it is in).
     areas: RwLock<HashMap<OrgId, CachedAreas>>,
     consumer: String,
+    /// Chained offers (`dispatch.chain_horizon_s`, see [`chain`]).
+    pub chain: ChainRules,
+    /// Nurses on a visit, kept by the chain loop.
+    chain_book: RwLock<HashMap<NurseId, chain::BusyNurse>>,
 }
 
 impl Engine {
@@ -107,6 +112,18 @@ impl Engine {
         eta: Arc<dyn EtaEstimator>,
         config: EngineConfig,
         fleet: Arc<RwLock<Fleet>>,
+    ) -> Arc<Self> {
+        Self::with_chain(store, queue, eta, config, fleet, ChainRules::default())
+    }
+
+    /// [`Engine::new`] with the chaining rules as configured.
+    pub fn with_chain(
+        store: Store,
+        queue: Arc<dyn Queue>,
+        eta: Arc<dyn EtaEstimator>,
+        config: EngineConfig,
+        fleet: Arc<RwLock<Fleet>>,
+        chain: ChainRules,
     ) -> Arc<Self> {
         Arc::new(Self {
             store,
@@ -119,6 +136,8 @@ impl Engine {
             catalog: RwLock::new(None),
             areas: RwLock::new(HashMap::new()),
             consumer: format!("dispatcher-{}", uuid::Uuid::new_v4().simple()),
+            chain,
+            chain_book: RwLock::new(HashMap::new()),
         })
     }
 
@@ -152,6 +171,7 @@ impl Engine {
                 Box::pin(e.dispatch_loop(s))
             }),
             task("dispatcher.expiry", |e, _, s| Box::pin(e.expiry_loop(s))),
+            task("dispatcher.chain", |e, _, s| Box::pin(e.chain_loop(s))),
         ]
     }
 
@@ -358,7 +378,14 @@ impl Engine {
         let (Some(order), offers) = (order?, offers?) else {
             return Ok(None);
         };
-        Ok(Decisions::needing_nurse(order.status, &offers).map(|excluded| (order, excluded)))
+        Ok(
+            Decisions::needing_nurse(order.status, &offers).map(|mut excluded| {
+                // A nurse who won it and lost it again (a next job taken
+                // back for an overrun) is not offered it again.
+                excluded.extend(chain::lost_after_winning(&order, &offers));
+                (order, excluded)
+            }),
+        )
     }
 
     /// What the order's service asks of a nurse (skills; credentials on the
@@ -401,7 +428,17 @@ impl Engine {
         let search = self.decide(|d| d.search(order.status));
         let near = self.nearby(order.location, &need, search, excluded);
         if near.is_empty() {
-            return Ok(Vec::new());
+            // Nobody free: perhaps a nurse finishing a visit soon.
+            return Ok(self
+                .chain_candidates(
+                    order.location,
+                    &need,
+                    search.radius_m,
+                    search.keep,
+                    excluded,
+                    &[],
+                )
+                .await);
         }
         let ids: Vec<NurseId> = near.iter().map(|n| n.key).collect();
         let since = OrgTimeZone::default().start_of_day(Utc::now());
@@ -416,6 +453,18 @@ impl Engine {
             .take(search.keep)
             .collect();
         let mut candidates = self.with_etas(&near, order.location, &standing).await;
+        // Nurses finishing a visit soon, counted from its end.
+        let chained = self
+            .chain_candidates(
+                order.location,
+                &need,
+                search.radius_m,
+                search.keep,
+                excluded,
+                &candidates,
+            )
+            .await;
+        candidates.extend(chained);
         for c in &mut candidates {
             c.preferred = Some(c.nurse_id) == preferred;
         }
@@ -542,6 +591,7 @@ impl Engine {
             eta_min,
             distance_m,
             expires_at,
+            arrival,
             ..
         } = command
         else {
@@ -556,6 +606,7 @@ impl Engine {
             distance_m,
         );
         offer.expires_at = expires_at;
+        offer.free_at = self.chained_free_at(nurse, arrival, eta_min, now);
         offer.qualified_by = self.qualified_by(order, nurse).await?;
         let details = self.offer_details(order).await?;
         let made = offer_made(&offer, order, &details);
