@@ -175,7 +175,9 @@ async fn an_overrun_takes_the_next_job_back_and_offers_it_to_another_nurse() {
     // Another nurse comes on shift, farther away: the busy one, free in 3
     // minutes next door, arrives sooner and is offered the order.
     let (other, mut other_ws) = nurse_at(&app, (29.405, 106.335)).await;
-    crate::dispatch::settle().await;
+    // The engine reads visits every 5 s: let one round see her visit (a
+    // free nurse is offered the order at once, without waiting for it).
+    tokio::time::sleep(Duration::from_secs(6)).await;
     let (second, _) = place(&app).await;
     let offer = busy_ws.expect_type("offer", CHAIN_WAIT).await;
     assert_eq!(offer["order_id"], second.to_string());
