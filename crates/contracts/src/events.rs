@@ -171,6 +171,7 @@ pub fn offer_made(offer: &Offer, order: &Order, details: &OfferDetails) -> NewOu
                 service_name_en: details.service_name_en.clone(),
                 place: details.place.clone(),
                 flags: order.clinical.flags.clone(),
+                free_at_unix_ms: offer.free_at.map(|t| t.timestamp_millis()),
             }),
             offer.created_at,
         ),

@@ -44,6 +44,9 @@ pub struct Dispatcher {
     /// The demand forecast and the waiting spots suggested (the default
     /// settings unless [`Dispatcher::with_forecast`] gives the worker's).
     pub forecast: Arc<reposition::ForecastBoard>,
+    /// Chained jobs: a coordinator may give a nurse finishing a visit her
+    /// next job, under the engine's rule.
+    pub chain: yixin_dispatch_core::ChainRules,
 }
 
 impl Dispatcher {
@@ -58,12 +61,19 @@ impl Dispatcher {
             ),
             engine: None,
             forecast: reposition::ForecastBoard::new(reposition::RepositionConfig::default()),
+            chain: yixin_dispatch_core::ChainRules::default(),
         }
     }
 
     /// The forecast board the reposition worker keeps.
     pub fn with_forecast(mut self, board: Arc<reposition::ForecastBoard>) -> Self {
         self.forecast = board;
+        self
+    }
+
+    /// The chaining rules (`dispatch.chain_horizon_s`).
+    pub fn with_chain(mut self, chain: yixin_dispatch_core::ChainRules) -> Self {
+        self.chain = chain;
         self
     }
 

@@ -139,6 +139,12 @@ pub struct Offer {
     /// when the offer was made (the dispatch gate's answer).
     #[serde(default)]
     pub qualified_by: Option<crate::credentials::Qualification>,
+    /// A **chained** offer: the nurse is finishing a visit, predicted to end
+    /// at this time; her travel (`eta_min`) starts then, and the order, if
+    /// she wins it, becomes her next job (`Order::chained_after`). `None`
+    /// for an offer to a free nurse.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub free_at: Option<DateTime<Utc>>,
 }
 
 impl Offer {
@@ -163,7 +169,21 @@ impl Offer {
             answered_at: None,
             decline_reason: None,
             qualified_by: None,
+            free_at: None,
         }
+    }
+
+    /// When the nurse would be at the door: her travel from `free_at` (or
+    /// from when the offer was made, for a free nurse).
+    pub fn arrival(&self) -> DateTime<Utc> {
+        self.free_at
+            .map_or(self.created_at, |at| at.max(self.created_at))
+            + TimeDelta::minutes(i64::from(self.eta_min))
+    }
+
+    /// Whether the offer chains onto the nurse's current visit.
+    pub fn is_chained(&self) -> bool {
+        self.free_at.is_some()
     }
 
     /// Open and before its deadline.

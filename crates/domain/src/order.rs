@@ -411,6 +411,12 @@ pub struct Order {
     /// Intake answers, their flags, consent, doctor's order, screening outcome.
     #[serde(default)]
     pub clinical: OrderClinical,
+    /// A **next job**: the nurse's current job this one waits for (won
+    /// while that visit was ending, see `yixin_dispatch_core::chain`). It
+    /// stays `assigned` until that job ends; then this is cleared and she
+    /// proceeds. `None` for every other order.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chained_after: Option<OrderId>,
 }
 
 /// One step in an order's timeline, as shown to the resident.
@@ -455,6 +461,7 @@ impl Order {
             rating: None,
             updated_at: now,
             clinical: OrderClinical::default(),
+            chained_after: None,
         }
     }
 

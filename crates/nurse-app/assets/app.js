@@ -24,6 +24,9 @@ const state = {
   offer: null,
   offerTotal: 1,
   job: null,
+  // Her next job (a chained one), shown under the current one.
+  next: null,
+  nextNote: '',
   jobs: [],
   catalog: null,
   view: 'signin',
@@ -232,8 +235,10 @@ async function enter() {
     state.catalog = null; // codes instead of names
   }
   try {
-    const jobs = await api.get('/v1/nurse/jobs');
-    if (jobs && jobs.length) state.job = { ...(state.job || {}), ...jobs[0] };
+    const jobs = (await api.get('/v1/nurse/jobs')) || [];
+    const current = jobs.find((j) => !j.next);
+    if (current) state.job = { ...(state.job || {}), ...current };
+    state.next = jobs.find((j) => j.next) || null;
   } catch (_) {
     // the socket's greeting brings it too
   }
@@ -284,7 +289,27 @@ function renderShift() {
   $('shift-note').textContent = on ? t('shift.on_note') : t('shift.off_note');
 }
 
+// The next job's card, on the home screen and under the current job: the
+// service and, since she won it, the address; it starts when the current
+// visit ends.
+function renderNext() {
+  for (const id of ['next-job', 'job-next']) {
+    const card = $(id);
+    const next = state.next;
+    if (!next && !state.nextNote) {
+      card.hidden = true;
+      continue;
+    }
+    card.hidden = false;
+    card.querySelector('.next-service').textContent = next ? serviceName(next.service_code) : '';
+    const addr = (next && next.address) || {};
+    card.querySelector('.next-address').textContent = [addr.text, addr.detail].filter(Boolean).join(' ');
+    card.querySelector('.next-note').textContent = next ? t('next.after') : state.nextNote;
+  }
+}
+
 function renderHome() {
+  renderNext();
   renderShift();
   const link = $('current-job');
   const job = state.job;
@@ -391,6 +416,15 @@ function onFrame(frame) {
       break;
     case 'assigned':
       hideOffer();
+      if (frame.next) {
+        state.next = { ...frame };
+        delete state.next.type;
+        state.nextNote = '';
+        renderNext();
+        loadToday();
+        break;
+      }
+      if (state.next && state.next.order_id === frame.order_id) state.next = null;
       state.job = { ...(state.job && state.job.order_id === frame.order_id ? state.job : {}), ...frame };
       delete state.job.type;
       if (state.view !== 'job') openJob();
@@ -407,7 +441,19 @@ function onFrame(frame) {
         }, 2500);
       }
       break;
+    case 'order_reassigned':
+      if (state.next && state.next.order_id === frame.order_id) {
+        state.next = null;
+        state.nextNote = t('next.reassigned');
+        renderNext();
+      }
+      loadToday();
+      break;
     case 'order_cancelled':
+      if (state.next && state.next.order_id === frame.order_id) {
+        state.next = null;
+        renderNext();
+      }
       if (state.job && state.job.order_id === frame.order_id) {
         state.job.status = 'cancelled';
         renderJob();
@@ -434,6 +480,9 @@ function showOffer(offer) {
   $('offer-distance').textContent = distanceText(offer.distance_m);
   $('offer-eta').textContent = t('offer.eta_min', { n: offer.eta_min });
   $('offer-place').textContent = offer.place || t('offer.place_unknown');
+  const chained = $('offer-chained');
+  chained.hidden = !offer.chained;
+  chained.textContent = offer.chained ? t('offer.chained', { time: offer.free_at ? timeText(offer.free_at) : '—' }) : '';
   renderFlags($('offer-flags'), offer.flags);
   $('offer-error').textContent = '';
   $('offer-actions').hidden = false;
@@ -474,6 +523,14 @@ async function acceptOffer() {
   try {
     const job = await api.post(`/v1/nurse/offers/${encodeURIComponent(offer.offer_id)}/accept`);
     hideOffer();
+    if (job.next) {
+      // Her next job: shown under the current one, started when it ends.
+      state.next = job;
+      state.nextNote = '';
+      renderNext();
+      loadToday();
+      return;
+    }
     state.job = job;
     openJob();
     loadToday();
@@ -508,6 +565,7 @@ function openJob() {
 }
 
 function renderJob() {
+  renderNext();
   const job = state.job;
   if (!job) return;
   const svc = service(job.service_code);

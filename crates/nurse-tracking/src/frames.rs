@@ -246,6 +246,13 @@ pub struct OfferView {
     /// `anticoagulants`, `infectious_disease`): what to know before accepting.
     #[serde(default)]
     pub flags: Vec<String>,
+    /// A chained offer: won, it becomes the nurse's **next** job, started
+    /// when her current visit ends (`eta_min` counts from then).
+    #[serde(default)]
+    pub chained: bool,
+    /// With `chained`: when her current visit is predicted to end.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub free_at: Option<DateTime<Utc>>,
 }
 
 /// The address, contact and exact place: only for the nurse who won the job.
@@ -274,6 +281,11 @@ pub struct AssignedView {
     /// Who the visit is for, when the resident named a household member.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub patient: Option<PatientView>,
+    /// Her **next** job (a chained one): it waits for her current visit to
+    /// end, and takes no visit step until then; it becomes current (an
+    /// `assigned` frame with `next` false) when that visit is completed.
+    #[serde(default)]
+    pub next: bool,
 }
 
 /// The patient of a job, as the nurse needs to know them before the door.
@@ -300,6 +312,12 @@ pub enum ServerFrame {
     },
     OrderCancelled {
         order_id: String,
+    },
+    /// Her next job was taken back (her current visit overran so its
+    /// promise was at risk) and is offered to another nurse.
+    OrderReassigned {
+        order_id: String,
+        reason: String,
     },
     /// A request (shift, decline, progress) was applied. Extension of API.md
     /// so a phone knows its step counted.

@@ -250,7 +250,9 @@ pub async fn post_progress(
     Ok(web::Json(job))
 }
 
-/// The nurse's current job (zero or one), with address and contact.
+/// The nurse's jobs with address and contact: her current job, then her
+/// next job (`next` true: a chained job, waiting for the current visit to
+/// end), each if any.
 #[utoipa::path(
     tag = "nurse",
     security(("bearer" = [])),
@@ -263,7 +265,7 @@ pub async fn get_jobs(
     req: HttpRequest,
 ) -> Result<web::Json<Vec<AssignedView>>, ApiError> {
     let ctx = nurse(&svc, &caller).await?;
-    let jobs: Vec<AssignedView> = svc.tracker.current_job(&ctx).await?.into_iter().collect();
+    let jobs: Vec<AssignedView> = svc.tracker.jobs(&ctx).await?;
     let shown: Vec<&str> = jobs.iter().map(|j| j.order_id.as_str()).collect();
     audit_shown(&svc, &ctx, &caller, &req, &shown, "http_jobs").await;
     Ok(web::Json(jobs))

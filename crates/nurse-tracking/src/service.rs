@@ -397,7 +397,10 @@ impl Tracker {
                 {
                     let mut fleet = self.fleet_write();
                     fleet.set_offer(ctx.id, None);
-                    fleet.set_job(ctx.id, Some((order.id, order.status)));
+                    // A next job leaves her current one as her job.
+                    if order.chained_after.is_none() {
+                        fleet.set_job(ctx.id, Some((order.id, order.status)));
+                    }
                 }
                 tracing::info!(order_id = %order.id, nurse_id = %ctx.id, "offer accepted: order assigned");
                 Ok(self.job_view(&order).await)
@@ -555,6 +558,13 @@ impl Tracker {
         if order.status == to {
             return Ok(self.job_view(&order).await);
         }
+        if order.chained_after.is_some() {
+            // A next job waits for the current visit to end.
+            return Err(TrackingError::StepOutOfOrder {
+                step: step_name(step),
+                current: "next".to_owned(),
+            });
+        }
         if order.status != from {
             return Err(TrackingError::StepOutOfOrder {
                 step: step_name(step),
@@ -593,6 +603,9 @@ impl Tracker {
         let job = (done.status != OrderStatus::Completed).then_some((done.id, done.status));
         self.fleet_write().set_job(ctx.id, job);
         self.after_step(ctx, &done, step, distance_m, now).await;
+        if done.status == OrderStatus::Completed {
+            self.next_becomes_current(ctx, now).await;
+        }
         tracing::info!(order_id = %done.id, nurse_id = %ctx.id, status = %done.status, "visit step");
         Ok(self.job_view(&done).await)
     }
@@ -725,6 +738,50 @@ impl Tracker {
         })
     }
 
+    /// The nurse's jobs: her current job, then her next job (a chained one),
+    /// each if any.
+    pub async fn jobs(&self, ctx: &NurseCtx) -> Result<Vec<AssignedView>, TrackingError> {
+        let (current, next) = self
+            .store
+            .jobs_for_nurse(ctx.id)
+            .await
+            .map_err(TrackingError::store)?;
+        self.fleet_write()
+            .set_job(ctx.id, current.as_ref().map(|o| (o.id, o.status)));
+        let mut out = Vec::with_capacity(2);
+        for order in current.iter().chain(next.iter()) {
+            out.push(self.job_view(order).await);
+        }
+        Ok(out)
+    }
+
+    /// Her visit is over: the next job (promoted by the store in the same
+    /// transaction) is her current job now; every socket of hers is told
+    /// (an `assigned` event on her channel).
+    async fn next_becomes_current(&self, ctx: &NurseCtx, now: DateTime<Utc>) {
+        let current = match self.store.active_order_for_nurse(ctx.id).await {
+            Ok(current) => current,
+            Err(e) => {
+                tracing::warn!(nurse_id = %ctx.id, error = %e, "next job not read");
+                return;
+            }
+        };
+        let Some(order) = current else {
+            return;
+        };
+        self.fleet_write()
+            .set_job(ctx.id, Some((order.id, order.status)));
+        let event = status_changed(&order, order.status, now);
+        if let Err(e) = self
+            .queue
+            .broadcast(&yixin_contracts::nurse_channel(ctx.id), &event.payload)
+            .await
+        {
+            tracing::warn!(nurse_id = %ctx.id, error = %e, "next job not pushed; the phone reads it from its jobs");
+        }
+        tracing::info!(order_id = %order.id, nurse_id = %ctx.id, "next job is now the current one");
+    }
+
     /// The job as its nurse sees it, with the patient the resident named.
     /// A failed patient read is logged and leaves the patient out: the job
     /// itself must still reach the nurse.
@@ -774,6 +831,8 @@ pub fn offer_view(offer: &Offer, order: &Order, details: &OfferDetails) -> Offer
         area: coarse_area(order.location),
         expires_at: offer.expires_at,
         flags: order.clinical.flags.clone(),
+        chained: offer.is_chained(),
+        free_at: offer.free_at,
     }
 }
 
@@ -831,5 +890,6 @@ pub fn assigned_view(order: &Order) -> AssignedView {
         answers: order.clinical.answers.clone(),
         doctor_order_ref: order.clinical.doctor_order_ref.clone(),
         patient: None,
+        next: order.chained_after.is_some(),
     }
 }

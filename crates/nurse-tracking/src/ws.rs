@@ -283,17 +283,21 @@ impl Connection {
             .await;
     }
 
-    /// A phone that (re)connects gets its live offer and current job again.
+    /// A phone that (re)connects gets its live offer, current job and next
+    /// job again.
     async fn greet(&mut self, session: &mut Session) -> WsResult {
-        match self.tracker.current_job(&self.ctx).await {
-            Ok(Some(job)) => {
-                if let Ok(id) = job.order_id.parse().map(OrderId) {
-                    self.watch_job(id).await;
+        match self.tracker.jobs(&self.ctx).await {
+            Ok(jobs) => {
+                for job in jobs {
+                    if !job.next
+                        && let Ok(id) = job.order_id.parse().map(OrderId)
+                    {
+                        self.watch_job(id).await;
+                    }
+                    self.audit_read(&job.order_id).await;
+                    send(session, &ServerFrame::Assigned(job)).await?;
                 }
-                self.audit_read(&job.order_id).await;
-                send(session, &ServerFrame::Assigned(job)).await?;
             }
-            Ok(None) => {}
             Err(e) => tracing::warn!(nurse_id = %self.ctx.id, error = %e, "current job not read"),
         }
         match self.tracker.live_offer(&self.ctx).await {
@@ -381,7 +385,11 @@ impl Connection {
                 match tracker.accept(&ctx, id).await {
                     Ok(job) => {
                         self.drop_offer();
-                        if let Ok(order) = job.order_id.parse().map(OrderId) {
+                        // A next job: the socket keeps following the
+                        // current one until it ends.
+                        if !job.next
+                            && let Ok(order) = job.order_id.parse().map(OrderId)
+                        {
                             self.watch_job(order).await;
                         }
                         self.audit_read(&job.order_id).await;
@@ -546,6 +554,10 @@ impl Connection {
                     place: (!e.place.is_empty()).then_some(e.place),
                     expires_at,
                     flags: e.flags,
+                    chained: e.free_at_unix_ms.is_some(),
+                    free_at: e
+                        .free_at_unix_ms
+                        .and_then(chrono::DateTime::from_timestamp_millis),
                 };
                 self.hold_offer(session, view).await
             }
@@ -554,20 +566,40 @@ impl Connection {
                 if self.job.is_some_and(|j| j.to_string() == e.order_id) {
                     return Ok(());
                 }
-                match self.tracker.current_job(&self.ctx).await {
-                    Ok(Some(job)) if job.order_id == e.order_id => {
-                        if let Ok(id) = job.order_id.parse().map(OrderId) {
+                match self.tracker.jobs(&self.ctx).await {
+                    Ok(jobs) => {
+                        let Some(job) = jobs.into_iter().find(|j| j.order_id == e.order_id) else {
+                            return Ok(());
+                        };
+                        // A next job is shown under the current one; the
+                        // socket follows it once it is current.
+                        if !job.next
+                            && let Ok(id) = job.order_id.parse().map(OrderId)
+                        {
                             self.watch_job(id).await;
                         }
                         self.audit_read(&job.order_id).await;
                         send(session, &ServerFrame::Assigned(job)).await
                     }
-                    Ok(_) => Ok(()),
                     Err(err) => {
                         tracing::warn!(nurse_id = %self.ctx.id, error = %err, "assigned job not read");
                         Ok(())
                     }
                 }
+            }
+            Event::OrderStatusChanged(e)
+                if e.from == OrderStatus::Assigned.as_str()
+                    && e.to == OrderStatus::Pending.as_str() =>
+            {
+                // Her next job taken back (the overrun rule).
+                send(
+                    session,
+                    &ServerFrame::OrderReassigned {
+                        order_id: e.order_id,
+                        reason: "overrun".to_owned(),
+                    },
+                )
+                .await
             }
             Event::OfferClosed(e) => {
                 let reason = match yixin_contracts::pb::offer_closed::Reason::try_from(e.reason) {
@@ -694,6 +726,16 @@ impl Connection {
                 },
             )
             .await?;
+            // Her next job, if she had one, is her current job now.
+            if let Ok(jobs) = self.tracker.jobs(&self.ctx).await
+                && let Some(job) = jobs.into_iter().find(|j| !j.next)
+            {
+                if let Ok(id) = job.order_id.parse().map(OrderId) {
+                    self.watch_job(id).await;
+                }
+                self.audit_read(&job.order_id).await;
+                send(session, &ServerFrame::Assigned(job)).await?;
+            }
         }
         Ok(())
     }

@@ -400,6 +400,14 @@ pub struct DispatchSettings {
     pub reposition_min_move_m: f64,
     /// How long a suggestion holds (its `until`) before it is made again.
     pub reposition_hold_s: u64,
+    /// Chained offers: a nurse whose visit is predicted to end within this
+    /// many seconds is a candidate, her ETA counted from its end (0 off;
+    /// at most 7200).
+    pub chain_horizon_s: u32,
+    /// A next job chosen already past its promise is taken back once the
+    /// predicted arrival is this much later than the arrival it was chosen
+    /// for (at most 3600); otherwise the promise itself is the limit.
+    pub chain_overrun_tolerance_s: u32,
 }
 
 /// ETA settings for orders inside one service area.
@@ -447,6 +455,8 @@ impl Default for DispatchSettings {
             reposition_max_move_m: 4_000.0,
             reposition_min_move_m: 600.0,
             reposition_hold_s: 30 * 60,
+            chain_horizon_s: 1_200,
+            chain_overrun_tolerance_s: 300,
         }
     }
 }

@@ -186,6 +186,7 @@ pub(crate) fn order(m: order::Model) -> Result<Order, StoreError> {
         cancel_reason: m.cancel_reason,
         rating,
         updated_at: m.updated_at,
+        chained_after: m.chained_after.map(OrderId),
     })
 }
 
@@ -237,6 +238,7 @@ pub(crate) fn offer(m: offer::Model) -> Result<Offer, StoreError> {
             .map(serde_json::from_value)
             .transpose()
             .map_err(|e| corrupt(T, &key, e))?,
+        free_at: m.free_at,
     })
 }
 

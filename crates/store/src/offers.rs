@@ -128,6 +128,7 @@ pub(crate) async fn insert_offer_in(
             .qualified_by
             .as_ref()
             .and_then(|q| serde_json::to_value(q).ok())),
+        free_at: Set(offer.free_at.map(ts)),
     })
     .exec_without_returning(db)
     .await

@@ -147,6 +147,7 @@ fn order_row(o: &Order) -> order::ActiveModel {
         updated_at: Set(ts(o.updated_at)),
         version: Set(0),
         clinical: Set(Some(convert::to_json(&o.clinical))),
+        chained_after: Set(o.chained_after.map(|a| a.0)),
     }
 }
 
@@ -588,6 +589,45 @@ async fn create_order_in(
     Ok(())
 }
 
+/// The job that waited for `current` (a next job) is its nurse's current
+/// job from now on: `current` ended (completed, cancelled, or back to
+/// waiting). Returns the promoted order's id, if there was one.
+pub(crate) async fn promote_next_in(
+    txn: &DatabaseTransaction,
+    current: OrderId,
+    at: DateTime<Utc>,
+) -> Result<Option<OrderId>, StoreError> {
+    let next = order::Entity::find()
+        .filter(order::Column::ChainedAfter.eq(current.0))
+        .filter(
+            order::Column::Status.is_in(
+                OrderStatus::ALL
+                    .into_iter()
+                    .filter(|s| s.has_nurse())
+                    .map(OrderStatus::as_str),
+            ),
+        )
+        .one(txn)
+        .await?;
+    let Some(next) = next else {
+        return Ok(None);
+    };
+    order::Entity::update_many()
+        .col_expr(
+            order::Column::ChainedAfter,
+            Expr::value(Option::<uuid::Uuid>::None),
+        )
+        .col_expr(order::Column::UpdatedAt, Expr::value(ts(at)))
+        .col_expr(
+            order::Column::Version,
+            Expr::col(order::Column::Version).add(1),
+        )
+        .filter(order::Column::Id.eq(next.id))
+        .exec(txn)
+        .await?;
+    Ok(Some(OrderId(next.id)))
+}
+
 pub(crate) async fn transition_in(
     txn: &DatabaseTransaction,
     change: &OrderTransition,
@@ -628,9 +668,30 @@ pub(crate) async fn transition_in(
     if let Some(reason) = &change.cancel_reason {
         update = update.col_expr(order::Column::CancelReason, Expr::value(reason.clone()));
     }
+    // A job leaving its nurse: nobody's next job any more, and the job
+    // that waited for it (if any) is her current one.
+    let leaves_nurse = !change.to.has_nurse() && change.from.iter().any(|s| s.has_nurse());
+    if leaves_nurse {
+        update = update.col_expr(
+            order::Column::ChainedAfter,
+            Expr::value(Option::<uuid::Uuid>::None),
+        );
+    } else if let Some(after) = change.chained_after {
+        update = update.col_expr(order::Column::ChainedAfter, Expr::value(Some(after.0)));
+    }
     update = update
         .filter(order::Column::Id.eq(change.id.0))
         .filter(order::Column::Status.is_in(change.from.iter().map(|s| s.as_str())));
+    if matches!(
+        change.to,
+        OrderStatus::EnRoute
+            | OrderStatus::Arrived
+            | OrderStatus::InService
+            | OrderStatus::Completed
+    ) {
+        // A next job waits: no visit step until its nurse's current job ends.
+        update = update.filter(order::Column::ChainedAfter.is_null());
+    }
     if let Some(v) = version {
         update = update.filter(order::Column::Version.eq(v));
     }
@@ -652,6 +713,9 @@ pub(crate) async fn transition_in(
     insert_event(txn, change.id, change.to, change.at).await?;
     if let Some(msg) = &change.outbox {
         insert_outbox(txn, msg, change.at).await?;
+    }
+    if leaves_nurse {
+        promote_next_in(txn, change.id, change.at).await?;
     }
     let row = order::Entity::find_by_id(change.id.0)
         .one(txn)

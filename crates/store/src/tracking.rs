@@ -73,7 +73,8 @@ impl Store {
             .transpose()
     }
 
-    /// The order the nurse is working on (assigned … in service), if any.
+    /// The order the nurse is working on (assigned … in service), if any:
+    /// her current job, never a next job (see [`Store::jobs_for_nurse`]).
     pub async fn active_order_for_nurse(
         &self,
         nurse: NurseId,
@@ -81,11 +82,36 @@ impl Store {
         order::Entity::find()
             .filter(order::Column::NurseId.eq(nurse.0))
             .filter(order::Column::Status.is_in(with_nurse()))
+            .filter(order::Column::ChainedAfter.is_null())
             .order_by_desc(order::Column::UpdatedAt)
             .one(&self.db)
             .await?
             .map(convert::order)
             .transpose()
+    }
+
+    /// The nurse's jobs: her current job and her next job (a chained one,
+    /// waiting for the current to end), each if any.
+    pub async fn jobs_for_nurse(
+        &self,
+        nurse: NurseId,
+    ) -> Result<(Option<Order>, Option<Order>), StoreError> {
+        let rows = order::Entity::find()
+            .filter(order::Column::NurseId.eq(nurse.0))
+            .filter(order::Column::Status.is_in(with_nurse()))
+            .order_by_desc(order::Column::UpdatedAt)
+            .all(&self.db)
+            .await?;
+        let (mut current, mut next) = (None, None);
+        for row in rows {
+            let order = convert::order(row)?;
+            if order.chained_after.is_some() {
+                next = next.or(Some(order));
+            } else {
+                current = current.or(Some(order));
+            }
+        }
+        Ok((current, next))
     }
 
     /// Offers the order to a nurse, atomically: the order goes to `offered`
@@ -104,12 +130,15 @@ impl Store {
         }
         let txn = self.begin_write().await?;
         let result = async {
-            let busy = order::Entity::find()
+            let mut busy = order::Entity::find()
                 .filter(order::Column::NurseId.eq(offer.nurse_id.0))
-                .filter(order::Column::Status.is_in(with_nurse()))
-                .one(&txn)
-                .await?;
-            if busy.is_some() {
+                .filter(order::Column::Status.is_in(with_nurse()));
+            if offer.is_chained() {
+                // A chained offer goes to a nurse with a current job; only
+                // a next job already held makes her busy.
+                busy = busy.filter(order::Column::ChainedAfter.is_not_null());
+            }
+            if busy.one(&txn).await?.is_some() {
                 return Err(StoreError::Conflict(
                     "the nurse has an active job".to_owned(),
                 ));
@@ -127,9 +156,7 @@ impl Store {
                 OrderStatus::Offered,
                 offer.created_at,
             );
-            change.eta = Some(Some(
-                offer.created_at + chrono::TimeDelta::minutes(i64::from(offer.eta_min)),
-            ));
+            change.eta = Some(Some(offer.arrival()));
             preview.eta = change.eta.flatten();
             change.outbox = order_event(&preview, from);
             let order = transition_in(&txn, &change, None).await?;
@@ -166,7 +193,7 @@ impl Store {
                 current: from.as_str().to_owned(),
             });
         }
-        let eta = offer.created_at + chrono::TimeDelta::minutes(i64::from(offer.eta_min));
+        let eta = offer.arrival();
         order.status = OrderStatus::Offered;
         order.eta = Some(eta);
         order.updated_at = offer.created_at;
@@ -193,9 +220,14 @@ impl Store {
                     .as_ref()
                     .and_then(|q| serde_json::to_string(q).ok()),
             ),
+            Value::ChronoDateTimeUtc(offer.free_at.map(ts)),
         ];
         let row = self
-            .one_row(make_offer_sql(outbox.len()), values, &outbox)
+            .one_row(
+                make_offer_sql(outbox.len(), offer.is_chained()),
+                values,
+                &outbox,
+            )
             .await
             .map_err(crate::offers::offer_conflict)?;
         if row.try_get_by_index::<bool>(0)? {
@@ -269,7 +301,11 @@ impl Store {
                 current.order_id.0.into(),
                 version.into(),
             ];
-            let row = match self.one_row(claim_sql(outbox.len()), values, &outbox).await {
+            let chained = current.is_chained();
+            let row = match self
+                .one_row(claim_sql(outbox.len(), chained), values, &outbox)
+                .await
+            {
                 Ok(row) => row,
                 // One active job per nurse: she already has one.
                 Err(e) if crate::error::is_unique_violation(&e) => {
@@ -280,6 +316,8 @@ impl Store {
             let (offer_held, claimed): (bool, bool) =
                 (row.try_get_by_index(0)?, row.try_get_by_index(2)?);
             if claimed {
+                let after: Option<uuid::Uuid> = row.try_get_by_index(3)?;
+                order.chained_after = after.map(OrderId);
                 return Ok(ClaimOutcome::Won(Box::new(order)));
             }
             if !offer_held {
@@ -487,6 +525,7 @@ impl Store {
             .filter(order::Column::OrgId.eq(org.as_str()))
             .filter(order::Column::NurseId.is_not_null())
             .filter(order::Column::Status.is_in(with_nurse()))
+            .filter(order::Column::ChainedAfter.is_null())
             .all(&self.db)
             .await?;
         Ok(rows
@@ -583,7 +622,10 @@ impl Store {
     /// (the order must be claimable, the nurse must hold no other active
     /// job, and a nurse holding an open offer for another order is refused).
     /// `eta` is the nurse's predicted arrival (none when unknown): it
-    /// replaces whatever the order predicted for an earlier offer.
+    /// replaces whatever the order predicted for an earlier offer. With
+    /// `chain` (the caller found her a chain candidate: see
+    /// `yixin_dispatch_core::chain`) a nurse with a current job gets the
+    /// order as her next job, if that slot is free.
     /// Returns the order and the withdrawn offer, if there was one.
     pub async fn assign_order(
         &self,
@@ -591,6 +633,7 @@ impl Store {
         nurse: NurseId,
         now: DateTime<Utc>,
         eta: Option<DateTime<Utc>>,
+        chain: bool,
         order_event: impl FnOnce(&Order, OrderStatus) -> Option<NewOutboxMessage>,
     ) -> Result<(Order, Option<yixin_domain::Offer>), StoreError> {
         let txn = self.begin_write().await?;
@@ -634,7 +677,8 @@ impl Store {
                     withdrawn = Some(convert::offer(row)?);
                 }
             }
-            let order = assign_in(&txn, order_id, nurse, now, Some(eta), order_event).await?;
+            let order =
+                assign_in(&txn, order_id, nurse, now, Some(eta), chain, order_event).await?;
             Ok((order, withdrawn))
         }
         .await;
@@ -686,7 +730,8 @@ async fn claim_in(
     if res.rows_affected == 0 {
         return Ok(ClaimOutcome::Lost(why_lost(txn, current.id, now).await?));
     }
-    match assign_in(txn, current.order_id, nurse, now, None, order_event).await {
+    let chain = current.is_chained();
+    match assign_in(txn, current.order_id, nurse, now, None, chain, order_event).await {
         Ok(order) => {
             for msg in events {
                 insert_outbox(txn, msg, now).await?;
@@ -740,8 +785,22 @@ async fn assign_in(
     now: DateTime<Utc>,
     // `None` keeps the order's ETA (an accepted offer's); `Some` replaces it.
     eta: Option<Option<DateTime<Utc>>>,
+    // A chained claim: behind her current job, if she has one.
+    chain: bool,
     order_event: impl FnOnce(&Order, OrderStatus) -> Option<NewOutboxMessage>,
 ) -> Result<Order, StoreError> {
+    let after = if chain {
+        order::Entity::find()
+            .filter(order::Column::NurseId.eq(nurse.0))
+            .filter(order::Column::Status.is_in(with_nurse()))
+            .filter(order::Column::ChainedAfter.is_null())
+            .filter(order::Column::Id.ne(order_id.0))
+            .one(txn)
+            .await?
+            .map(|o| OrderId(o.id))
+    } else {
+        None
+    };
     // The event describes the order as it will be; build it from the row
     // before the change (the caller fills in status and nurse).
     let before = order::Entity::find_by_id(order_id.0)
@@ -753,8 +812,10 @@ async fn assign_in(
     preview.status = OrderStatus::Assigned;
     preview.nurse_id = Some(nurse);
     preview.updated_at = now;
+    preview.chained_after = after;
     let mut change = OrderTransition::new(order_id, CLAIMABLE.to_vec(), OrderStatus::Assigned, now);
     change.nurse_id = Some(Some(nurse));
+    change.chained_after = after;
     if let Some(eta) = eta {
         preview.eta = eta;
         change.eta = Some(eta);
@@ -770,26 +831,32 @@ async fn assign_in(
 /// [`Store::make_offer`] on PostgreSQL with `outbox` outbox rows. Binds:
 /// `$1` order id, `$2` its version as read, `$3` now, `$4` the ETA, `$5`
 /// nurse, `$6`…`$10` the offer (id, status, expiry, ETA minutes, distance),
-/// `$11` what qualified the nurse (JSON text or null), then a topic and a
-/// payload per outbox row. `busy` is the nurse's active
-/// job; `u` moves the order only if the nurse is not busy and the order is
-/// as read and still claimable; the inserts hang off `u`, so a lost race
+/// `$11` what qualified the nurse (JSON text or null), `$12` the chained
+/// offer's `free_at` (or null), then a topic and a payload per outbox row.
+/// `busy` is the nurse's active job (for a chained offer: her next job, the
+/// one slot it must find free); `u` moves the order only if the nurse is
+/// not busy and the order is as read and still claimable; the inserts hang off `u`, so a lost race
 /// writes nothing. The one-open-offer unique indexes fail the whole
 /// statement. Returns `(offered, nurse_busy)`.
-fn make_offer_sql(outbox: usize) -> String {
+fn make_offer_sql(outbox: usize, chained: bool) -> String {
     let with_nurse = sql_list(with_nurse());
     let claimable = sql_list(CLAIMABLE.iter().map(|s| s.as_str()));
+    let slot = if chained {
+        " AND chained_after IS NOT NULL"
+    } else {
+        ""
+    };
     let mut sql = format!(
-        "WITH busy AS (SELECT 1 FROM orders WHERE nurse_id = $5 AND status IN ({with_nurse}) LIMIT 1), \
+        "WITH busy AS (SELECT 1 FROM orders WHERE nurse_id = $5 AND status IN ({with_nurse}){slot} LIMIT 1), \
          u AS (UPDATE orders SET status = '{offered}', eta = $4, updated_at = $3, version = version + 1 \
          WHERE id = $1 AND version = $2 AND status IN ({claimable}) AND NOT EXISTS (SELECT 1 FROM busy) \
          RETURNING id), \
-         f AS (INSERT INTO offers (id, order_id, nurse_id, status, created_at, expires_at, eta_min, distance_m, qualified_by) \
-         SELECT $6, id, $5, $7, $3, $8, $9, $10, $11::jsonb FROM u), \
+         f AS (INSERT INTO offers (id, order_id, nurse_id, status, created_at, expires_at, eta_min, distance_m, qualified_by, free_at) \
+         SELECT $6, id, $5, $7, $3, $8, $9, $10, $11::jsonb, $12 FROM u), \
          e AS (INSERT INTO order_events (order_id, status, at) SELECT id, '{offered}', $3 FROM u) ",
         offered = OrderStatus::Offered.as_str(),
     );
-    sql.push_str(&outbox_cte(12, outbox));
+    sql.push_str(&outbox_cte(13, outbox));
     sql.push_str("SELECT EXISTS (SELECT 1 FROM u), EXISTS (SELECT 1 FROM busy)");
     sql
 }
@@ -802,20 +869,38 @@ fn make_offer_sql(outbox: usize) -> String {
 /// the newest row versions, so a concurrent answer, expiry, assignment or
 /// cancel that committed first makes the lock find nothing). Only with both
 /// held do `f` (the offer accepted) and `u` (the order assigned) run; the
-/// one-active-job-per-nurse index fails the whole statement if she already
-/// has a job. Returns `(offer_held, order_held, claimed)`.
-fn claim_sql(outbox: usize) -> String {
+/// one-job-per-slot indexes (one current, one next per nurse) fail the
+/// whole statement if the slot is taken. A chained claim (`chained`) also
+/// locks the nurse's current job `cur`, if she has one, and the order
+/// becomes her next job behind it: a current job that ended meanwhile is
+/// re-checked by the lock and not found, so the order is then her current
+/// job. Returns `(offer_held, order_held, claimed, chained_after)`.
+fn claim_sql(outbox: usize, chained: bool) -> String {
     let claimable = sql_list(CLAIMABLE.iter().map(|s| s.as_str()));
+    let (cur, after) = if chained {
+        (
+            format!(
+                "cur AS (SELECT id FROM orders WHERE nurse_id = $2 AND status IN ({}) \
+                 AND chained_after IS NULL AND id <> $4 AND EXISTS (SELECT 1 FROM o) FOR UPDATE), ",
+                sql_list(with_nurse())
+            ),
+            "(SELECT id FROM cur)",
+        )
+    } else {
+        (String::new(), "NULL::uuid")
+    };
     let mut sql = format!(
         "WITH fo AS (SELECT id FROM offers WHERE id = $1 AND nurse_id = $2 AND status = '{open}' \
          AND expires_at > $3 FOR UPDATE), \
          o AS (SELECT id FROM orders WHERE id = $4 AND version = $5 AND status IN ({claimable}) \
          AND EXISTS (SELECT 1 FROM fo) FOR UPDATE), \
+         {cur}\
          f AS (UPDATE offers SET status = '{accepted}', answered_at = $3 \
          WHERE id IN (SELECT id FROM fo) AND EXISTS (SELECT 1 FROM o) RETURNING id), \
          u AS (UPDATE orders SET status = '{assigned}', nurse_id = $2, updated_at = $3, \
+         chained_after = {after}, \
          version = version + 1 WHERE id IN (SELECT id FROM o) AND EXISTS (SELECT 1 FROM f) \
-         RETURNING id), \
+         RETURNING id, chained_after), \
          e AS (INSERT INTO order_events (order_id, status, at) SELECT id, '{assigned}', $3 FROM u) ",
         open = OfferStatus::Open.as_str(),
         accepted = OfferStatus::Accepted.as_str(),
@@ -823,7 +908,8 @@ fn claim_sql(outbox: usize) -> String {
     );
     sql.push_str(&outbox_cte(6, outbox));
     sql.push_str(
-        "SELECT EXISTS (SELECT 1 FROM fo), EXISTS (SELECT 1 FROM o), EXISTS (SELECT 1 FROM u)",
+        "SELECT EXISTS (SELECT 1 FROM fo), EXISTS (SELECT 1 FROM o), EXISTS (SELECT 1 FROM u), \
+         (SELECT chained_after FROM u)",
     );
     sql
 }

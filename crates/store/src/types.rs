@@ -90,6 +90,10 @@ pub struct OrderTransition {
     /// `Some` replaces the order's clinical part (consent on site, a
     /// screening's reason); `None` leaves it.
     pub clinical: Option<OrderClinical>,
+    /// `Some(x)` makes the order a next job waiting for `x` (see
+    /// `Order::chained_after`); `None` leaves it. A change to a status
+    /// without a nurse always clears it.
+    pub chained_after: Option<OrderId>,
 }
 
 impl OrderTransition {
@@ -106,6 +110,7 @@ impl OrderTransition {
             outbox: None,
             promised_by: None,
             clinical: None,
+            chained_after: None,
         }
     }
 }

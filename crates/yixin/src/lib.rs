@@ -409,6 +409,10 @@ fn mounts(
             dispatcher = dispatcher.with_engine(engine);
         }
         dispatcher = dispatcher.with_forecast(forecast);
+        // Validated at startup (`serve` refuses a bad horizon).
+        if let Ok(chain) = yixin_dispatcher::engine::chain_rules(&settings.dispatch) {
+            dispatcher = dispatcher.with_chain(chain);
+        }
         mounts.push(dispatcher.mount(shutdown));
         // The coordinators' web page, served where their API is.
         mounts.push(yixin_dashboard::mount(
@@ -485,6 +489,8 @@ impl Yixin {
         let (engine_config, eta) =
             yixin_dispatcher::engine::engine_config(&settings.dispatch, &areas)
                 .map_err(|e| anyhow::anyhow!("{e}"))?;
+        let chain_rules = yixin_dispatcher::engine::chain_rules(&settings.dispatch)
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
         let intake = order_intake(&settings, &backends, shutdown.subscribe())
             .with_eta(eta.clone())
             .with_positions(backends.positions.clone());
@@ -522,13 +528,14 @@ impl Yixin {
                 )));
                 let shard = yixin_dispatcher::engine::regions::shard_settings(&settings.dispatch)
                     .map_err(|e| anyhow::anyhow!("{e}"))?;
-                let engine = yixin_dispatcher::engine::Engine::sharded(
+                let engine = yixin_dispatcher::engine::Engine::configured(
                     backends.store.clone(),
                     backends.queue.clone(),
                     eta.clone(),
                     config,
                     fleet,
                     shard,
+                    chain_rules,
                 );
                 workers.extend(engine.spawn(&supervised, shutdown.subscribe()));
                 readiness = readiness.with(Arc::new(

@@ -6,6 +6,7 @@
 mod agents;
 mod auth;
 mod bookings;
+mod chain;
 mod clinical;
 mod coordinator;
 mod credentials;

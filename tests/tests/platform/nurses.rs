@@ -459,7 +459,7 @@ async fn a_second_claimant_gets_taken() {
     // A coordinator assigns the order to someone else meanwhile.
     let store = &app.running().backends.store;
     let (assigned, withdrawn) = store
-        .assign_order(order, second.id, Utc::now(), None, |o, from| {
+        .assign_order(order, second.id, Utc::now(), None, false, |o, from| {
             Some(yixin_contracts::status_changed(o, from, Utc::now()))
         })
         .await
@@ -525,7 +525,7 @@ async fn racing_accepts_and_a_manual_assignment_have_one_winner_every_time() {
         let store2 = store.clone();
         let by_c = tokio::spawn(async move {
             store2
-                .assign_order(order, c.id, Utc::now(), None, |_, _| None)
+                .assign_order(order, c.id, Utc::now(), None, false, |_, _| None)
                 .await
                 .is_ok()
         });

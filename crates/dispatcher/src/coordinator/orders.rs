@@ -481,6 +481,64 @@ async fn arrival_if_sent(
     Some(now + chrono::TimeDelta::seconds(i64::from(eta.seconds)))
 }
 
+/// For a nurse on a visit: her arrival at `order` if she may take it as
+/// her next job (chaining on, no next job yet, the visit predicted to end
+/// within the horizon), counted from the visit's end and place; `None`
+/// for a nurse without a job. `nurse_busy` otherwise.
+async fn chained_arrival(
+    svc: &Dispatcher,
+    nurse: NurseId,
+    order: &Order,
+    now: DateTime<Utc>,
+) -> Result<Option<DateTime<Utc>>, ApiError> {
+    let (current, next) = svc
+        .store
+        .jobs_for_nurse(nurse)
+        .await
+        .map_err(|e| store_error(e, "nurse"))?;
+    let Some(current) = current else {
+        return Ok(None);
+    };
+    let busy =
+        |why: &str| ApiError::conflict("nurse_busy", format!("the nurse is not free: {why}"));
+    if next.is_some() {
+        return Err(busy("she already has a next job"));
+    }
+    let check = svc
+        .store
+        .visit_check(current.id)
+        .await
+        .map_err(|e| store_error(e, "order"))?;
+    let duration = svc
+        .store
+        .catalog()
+        .await
+        .map_err(|e| store_error(e, "service"))?
+        .service(&current.service_code)
+        .map_or(60, |s| s.duration_min);
+    let visit = yixin_dispatch_core::Visit {
+        arrived_at: check.as_ref().and_then(|c| c.arrived_at),
+        started_at: check.as_ref().and_then(|c| c.started_at),
+        eta: current.eta,
+        ..yixin_dispatch_core::Visit::new(current.status, duration)
+    };
+    let Some(free_at) = svc.chain.free_at(&visit, 0, now) else {
+        return Err(busy(
+            "she is on a visit that does not end within the chaining horizon",
+        ));
+    };
+    let travel = svc
+        .eta
+        .etas(&[current.location], order.location)
+        .await
+        .ok()
+        .and_then(|e| e.into_iter().next().flatten())
+        .map_or(0, |e| e.seconds);
+    Ok(Some(yixin_dispatch_core::next_arrival(
+        free_at, travel, now,
+    )))
+}
+
 fn not_assignable(status: &str) -> ApiError {
     ApiError::conflict(
         "not_assignable",
@@ -522,15 +580,28 @@ pub async fn assign_order(
         return Err(not_assignable(order.status.as_str()));
     }
     let now = Utc::now();
-    let eta = arrival_if_sent(&svc, &org, nurse.id, &order, now).await;
+    // A nurse on a visit may get the order as her next job, under the
+    // engine's chain rule; her arrival then counts from the visit's end.
+    let chained = chained_arrival(&svc, nurse.id, &order, now).await?;
+    let eta = match chained {
+        Some(at) => Some(at),
+        None => arrival_if_sent(&svc, &org, nurse.id, &order, now).await,
+    };
     let mut event: Option<Vec<u8>> = None;
     let result = svc
         .store
-        .assign_order(order.id, nurse.id, now, eta, |o, from| {
-            let msg = status_changed(o, from, now);
-            event = Some(msg.payload.clone());
-            Some(msg)
-        })
+        .assign_order(
+            order.id,
+            nurse.id,
+            now,
+            eta,
+            chained.is_some(),
+            |o, from| {
+                let msg = status_changed(o, from, now);
+                event = Some(msg.payload.clone());
+                Some(msg)
+            },
+        )
         .await;
     let (assigned, withdrawn) = match result {
         Ok(done) => done,

@@ -42,7 +42,7 @@ use yixin_contracts::{
     offer_to_nurse, status_changed,
 };
 use yixin_dispatch_core::{
-    Command, Decisions, Fleet, Need, OrderFacts, qualification, visit_day, visit_time,
+    ChainRules, Command, Decisions, Fleet, Need, OrderFacts, qualification, visit_day, visit_time,
 };
 use yixin_domain::{
     Catalog, GeoPoint, NurseId, Offer, OfferStatus, Order, OrderId, OrderStatus, OrgId,
@@ -56,6 +56,7 @@ use crate::eta::EtaEstimator;
 use crate::matching::PolicyKind;
 use crate::scoring::Candidate;
 
+pub mod chain;
 mod expiry;
 mod fleet_feed;
 pub mod regions;
@@ -63,7 +64,7 @@ mod settings;
 mod streams;
 
 pub use fleet_feed::can_work;
-pub use settings::engine_config;
+pub use settings::{chain_rules, engine_config};
 pub use yixin_dispatch_core::{EngineConfig, MAX_RETRY_MISSES};
 
 /// One engine task, as its supervisor starts it.
@@ -103,6 +104,10 @@ pub struct Engine {
     consumer: String,
     /// Sharded dispatch: the regions this instance holds; `None`: all.
     shard: Option<Arc<regions::Shard>>,
+    /// Chained offers (`dispatch.chain_horizon_s`, see [`chain`]).
+    pub chain: ChainRules,
+    /// Nurses on a visit, kept by the chain loop.
+    chain_book: RwLock<HashMap<NurseId, chain::BusyNurse>>,
 }
 
 impl Engine {
@@ -113,18 +118,19 @@ impl Engine {
         config: EngineConfig,
         fleet: Arc<RwLock<Fleet>>,
     ) -> Arc<Self> {
-        Self::sharded(store, queue, eta, config, fleet, None)
+        Self::configured(store, queue, eta, config, fleet, None, ChainRules::default())
     }
 
-    /// As [`Engine::new`], dispatching only the regions it holds a lease on
-    /// when `shard` is set.
-    pub fn sharded(
+    /// As [`Engine::new`], with the chaining rules as configured, and
+    /// dispatching only the regions it holds a lease on when `shard` is set.
+    pub fn configured(
         store: Store,
         queue: Arc<dyn Queue>,
         eta: Arc<dyn EtaEstimator>,
         config: EngineConfig,
         fleet: Arc<RwLock<Fleet>>,
         shard: Option<regions::ShardSettings>,
+        chain: ChainRules,
     ) -> Arc<Self> {
         Arc::new(Self {
             store,
@@ -138,6 +144,8 @@ impl Engine {
             areas: RwLock::new(HashMap::new()),
             consumer: format!("dispatcher-{}", uuid::Uuid::new_v4().simple()),
             shard: shard.map(|s| Arc::new(regions::Shard::new(s))),
+            chain,
+            chain_book: RwLock::new(HashMap::new()),
         })
     }
 
@@ -171,6 +179,7 @@ impl Engine {
                 Box::pin(e.dispatch_loop(s))
             }),
             task("dispatcher.expiry", |e, _, s| Box::pin(e.expiry_loop(s))),
+            task("dispatcher.chain", |e, _, s| Box::pin(e.chain_loop(s))),
         ];
         if self.shard.is_some() {
             tasks.push(task("dispatcher.regions", |e, h, s| {
@@ -387,7 +396,14 @@ impl Engine {
         if !self.serves(order.location) {
             return Ok(None);
         }
-        Ok(Decisions::needing_nurse(order.status, &offers).map(|excluded| (order, excluded)))
+        Ok(
+            Decisions::needing_nurse(order.status, &offers).map(|mut excluded| {
+                // A nurse who won it and lost it again (a next job taken
+                // back for an overrun) is not offered it again.
+                excluded.extend(chain::lost_after_winning(&order, &offers));
+                (order, excluded)
+            }),
+        )
     }
 
     /// What the order's service asks of a nurse (skills; credentials on the
@@ -430,7 +446,17 @@ impl Engine {
         let search = self.decide(|d| d.search(order.status));
         let near = self.nearby(order.location, &need, search, excluded);
         if near.is_empty() {
-            return Ok(Vec::new());
+            // Nobody free: perhaps a nurse finishing a visit soon.
+            return Ok(self
+                .chain_candidates(
+                    order.location,
+                    &need,
+                    search.radius_m,
+                    search.keep,
+                    excluded,
+                    &[],
+                )
+                .await);
         }
         let ids: Vec<NurseId> = near.iter().map(|n| n.key).collect();
         let since = OrgTimeZone::default().start_of_day(Utc::now());
@@ -445,6 +471,18 @@ impl Engine {
             .take(search.keep)
             .collect();
         let mut candidates = self.with_etas(&near, order.location, &standing).await;
+        // Nurses finishing a visit soon, counted from its end.
+        let chained = self
+            .chain_candidates(
+                order.location,
+                &need,
+                search.radius_m,
+                search.keep,
+                excluded,
+                &candidates,
+            )
+            .await;
+        candidates.extend(chained);
         for c in &mut candidates {
             c.preferred = Some(c.nurse_id) == preferred;
         }
@@ -571,6 +609,7 @@ impl Engine {
             eta_min,
             distance_m,
             expires_at,
+            arrival,
             ..
         } = command
         else {
@@ -585,6 +624,7 @@ impl Engine {
             distance_m,
         );
         offer.expires_at = expires_at;
+        offer.free_at = self.chained_free_at(nurse, arrival, eta_min, now);
         offer.qualified_by = self.qualified_by(order, nurse).await?;
         let details = self.offer_details(order).await?;
         let made = offer_made(&offer, order, &details);

@@ -12,6 +12,25 @@ use crate::eta::{
     StraightLineConfig, StraightLineEta,
 };
 
+/// The chaining rules as configured (`dispatch.chain_horizon_s`,
+/// `dispatch.chain_overrun_tolerance_s`).
+pub fn chain_rules(
+    s: &yixin_platform::config::DispatchSettings,
+) -> Result<yixin_dispatch_core::ChainRules, InvalidSettings> {
+    yixin_dispatch_core::ChainRules::new(s.chain_horizon_s, s.chain_overrun_tolerance_s).map_err(
+        |e| {
+            InvalidSettings::new(
+                if e.field == "chain_horizon_s" {
+                    "dispatch.chain_horizon_s"
+                } else {
+                    "dispatch.chain_overrun_tolerance_s"
+                },
+                e.reason,
+            )
+        },
+    )
+}
+
 /// The engine and its ETA estimator as configured (`dispatch.*`); `areas`
 /// are the service areas per-area ETA overrides may name.
 pub fn engine_config(

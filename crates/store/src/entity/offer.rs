@@ -23,6 +23,8 @@ pub struct Model {
     /// JSON `Qualification`: the credentials that qualified the nurse.
     #[sea_orm(column_type = "JsonBinary", nullable)]
     pub qualified_by: Option<Json>,
+    /// A chained offer: when the nurse's current visit is predicted to end.
+    pub free_at: Option<DateTimeUtc>,
     #[sea_orm(belongs_to, from = "order_id", to = "id")]
     pub order: BelongsTo<super::order::Entity>,
     #[sea_orm(belongs_to, from = "nurse_id", to = "id")]

@@ -45,6 +45,9 @@ pub struct Model {
     /// JSON object: `OrderClinical` (answers, flags, consent…); null before it existed.
     #[sea_orm(column_type = "JsonBinary", nullable)]
     pub clinical: Option<Json>,
+    /// A next job: the nurse's current job it waits for (see the migration
+    /// `m20261202_100001_chained_jobs`).
+    pub chained_after: Option<Uuid>,
     #[sea_orm(belongs_to, from = "service_code", to = "code")]
     pub service: BelongsTo<super::service::Entity>,
     #[sea_orm(belongs_to, from = "nurse_id", to = "id")]

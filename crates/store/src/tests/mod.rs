@@ -5,6 +5,7 @@
 
 mod cases;
 mod demand;
+mod chain;
 mod dispatch;
 mod leases;
 mod tracking;
@@ -135,6 +136,19 @@ mod tracking_on_every_backend {
         a_cancel_withdraws_open_offers_with_the_order_in_one_step,
         a_cancel_and_a_claim_race_to_one_consistent_end,
         an_abandoned_escalation_claim_is_claimed_again_after_its_lease,
+    );
+}
+
+/// Chained jobs: one current plus one next job per nurse.
+mod chain_on_every_backend {
+    use super::chain as cases;
+
+    on_every_backend!(
+        a_nurse_holds_one_current_and_one_next_job,
+        a_chained_claim_without_a_current_job_is_the_current_job,
+        cancelling_the_current_job_promotes_the_next,
+        two_claims_of_one_next_slot_one_wins,
+        a_next_job_is_taken_back_only_while_it_is_next,
     );
 }
 

@@ -234,7 +234,7 @@ pub async fn claims_and_manual_assignments_race_to_one_winner(store: Store) {
                 .await
         });
         let manual = tokio::spawn(async move {
-            s2.assign_order(order.id, b_id, now(), None, |_, _| None)
+            s2.assign_order(order.id, b_id, now(), None, false, |_, _| None)
                 .await
         });
         let accepted = matches!(accept.await.unwrap(), Ok(ClaimOutcome::Won(_)));
@@ -271,14 +271,14 @@ pub async fn manual_assignment_respects_offers_and_jobs(store: Store) {
     let (other, _) = offered_to(&store, &b, TimeDelta::seconds(30)).await;
     // A is weighing another order's offer: not free.
     let e = store
-        .assign_order(other.id, a.id, now(), None, |_, _| None)
+        .assign_order(other.id, a.id, now(), None, false, |_, _| None)
         .await
         .unwrap_err();
     assert!(matches!(e, StoreError::Conflict(_)), "{e:?}");
     // Assigning B's own offered order to B accepts B's offer.
     let eta = now() + TimeDelta::minutes(9);
     let (o, closed) = store
-        .assign_order(other.id, b.id, now(), Some(eta), |o, _| {
+        .assign_order(other.id, b.id, now(), Some(eta), false, |o, _| {
             assert_eq!(o.eta, Some(eta), "the event carries the new ETA");
             Some(msg("orders"))
         })
@@ -294,7 +294,7 @@ pub async fn manual_assignment_respects_offers_and_jobs(store: Store) {
     // Taken orders cannot be assigned again, even to a free nurse.
     let c = nurse(&store).await;
     let e = store
-        .assign_order(other.id, c.id, now(), None, |_, _| None)
+        .assign_order(other.id, c.id, now(), None, false, |_, _| None)
         .await
         .unwrap_err();
     assert!(matches!(e, StoreError::StaleState { .. }), "{e:?}");
@@ -409,7 +409,7 @@ pub async fn an_offer_is_made_once_per_order_and_nurse_with_its_events(store: St
 
     // A nurse with an active job gets no offer.
     let (assigned, _) = store
-        .assign_order(second.id, b.id, now(), None, |_, _| None)
+        .assign_order(second.id, b.id, now(), None, false, |_, _| None)
         .await
         .unwrap();
     assert_eq!(assigned.status, OrderStatus::Assigned);
