@@ -26,6 +26,7 @@ mod m20261130_400001_clinical_intake_and_visit_records;
 mod m20261201_300001_create_alarms_and_visit_checks;
 mod m20261201_400001_create_shifts_and_bookings;
 mod m20261201_500001_create_agents_and_agent_patients;
+mod m20261202_500001_create_webhooks;
 
 /// Every migration of the schema, oldest first.
 pub struct Migrator;
@@ -49,6 +50,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_300001_create_alarms_and_visit_checks::Migration),
             Box::new(m20261201_400001_create_shifts_and_bookings::Migration),
             Box::new(m20261201_500001_create_agents_and_agent_patients::Migration),
+            Box::new(m20261202_500001_create_webhooks::Migration),
         ]
     }
 }

@@ -9,7 +9,7 @@ mod up_down_up {
     };
     use yixin_migration::{Migrator, MigratorTrait};
 
-    const TABLES: [&str; 25] = [
+    const TABLES: [&str; 27] = [
         "organizations",
         "service_categories",
         "services",
@@ -35,6 +35,8 @@ mod up_down_up {
         "bookings",
         "agents",
         "agent_patient_homes",
+        "webhook_endpoints",
+        "webhook_deliveries",
     ];
 
     async fn table_names(db: &DatabaseConnection) -> Vec<String> {

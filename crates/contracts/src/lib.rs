@@ -14,6 +14,7 @@
 pub mod events;
 pub mod names;
 pub mod safety;
+pub mod webhooks;
 
 pub use events::{
     Broadcast, NewOutboxMessage, OfferDetails, cancellation_broadcasts, coarse_area, envelope,

@@ -24,6 +24,7 @@ pub mod coordinator;
 pub mod credentials;
 pub mod quotes;
 pub mod roster;
+pub mod webhooks;
 
 /// What the service needs, built once by the binary.
 #[derive(Clone)]
@@ -40,6 +41,8 @@ pub struct Dispatcher {
     /// The engine whose fleet and rules answer quotes (none when automatic
     /// dispatch is off: quotes are then 503).
     pub engine: Option<Arc<engine::Engine>>,
+    /// Which webhook URLs are acceptable, how many per organisation.
+    pub webhooks: yixin_platform::config::WebhookSettings,
 }
 
 impl Dispatcher {
@@ -53,6 +56,7 @@ impl Dispatcher {
                 yixin_platform::config::TrackingSettings::default().stale_after_secs,
             ),
             engine: None,
+            webhooks: yixin_platform::config::WebhookSettings::default(),
         }
     }
 
@@ -65,6 +69,12 @@ impl Dispatcher {
     /// The engine that answers quotes.
     pub fn with_engine(mut self, engine: Arc<engine::Engine>) -> Self {
         self.engine = Some(engine);
+        self
+    }
+
+    /// The webhook rules (`webhooks.*`).
+    pub fn with_webhooks(mut self, settings: yixin_platform::config::WebhookSettings) -> Self {
+        self.webhooks = settings;
         self
     }
 
@@ -118,6 +128,15 @@ impl Dispatcher {
             cfg.service(coordinator::safety::override_arrival);
             cfg.service(coordinator::safety::list_visit_flags);
             cfg.service(coordinator::safety::clear_visit_flag);
+            cfg.service(webhooks::create_webhook);
+            cfg.service(webhooks::list_webhooks);
+            cfg.service(webhooks::get_webhook);
+            cfg.service(webhooks::change_webhook);
+            cfg.service(webhooks::delete_webhook);
+            cfg.service(webhooks::rotate_webhook_secret);
+            cfg.service(webhooks::test_webhook);
+            cfg.service(webhooks::list_deliveries);
+            cfg.service(webhooks::replay_delivery);
         })
     }
 }

@@ -282,10 +282,23 @@ pub fn order_intake(
         yixin_order_intake::OrderIntakeConfig {
             orders_per_minute: settings.orders.per_resident_per_minute,
             retention: retention_config(&settings.retention),
-            ..yixin_order_intake::OrderIntakeConfig::default()
+            relay: yixin_order_intake::relay::RelayConfig {
+                notification_templates: notification_templates(&settings.notifications),
+                ..yixin_order_intake::relay::RelayConfig::default()
+            },
         },
         shutdown,
     )
+}
+
+/// The residents' notification templates from `notifications.*`.
+fn notification_templates(
+    n: &yixin_platform::config::NotificationSettings,
+) -> yixin_store::NotificationTemplates {
+    yixin_store::NotificationTemplates {
+        sms: n.sms_templates.clone(),
+        wechat: n.wechat_templates.clone(),
+    }
 }
 
 /// The pruner's configuration from `retention.*`.
@@ -357,7 +370,8 @@ fn mounts(
             backends.queue.clone(),
             backends.positions.clone(),
         )
-        .with_stale_after(Duration::from_secs(settings.tracking.stale_after_secs));
+        .with_stale_after(Duration::from_secs(settings.tracking.stale_after_secs))
+        .with_webhooks(settings.webhooks.clone());
         if let Some(eta) = dispatch_eta {
             dispatcher = dispatcher.with_eta(eta);
         }
@@ -481,6 +495,21 @@ impl Yixin {
                 ),
             };
             workers.push(worker.spawn(shutdown.subscribe()));
+            // The organisations' webhooks (and the residents' notifications).
+            if settings.webhooks.deliver {
+                let worker = yixin_dispatcher::webhooks::worker::DeliveryWorker::new(
+                    backends.store.clone(),
+                    settings.webhooks.clone(),
+                )
+                .context("building the webhook client")?;
+                let stop = shutdown.subscribe();
+                workers.push(supervised.supervise(
+                    "dispatcher.webhooks",
+                    false,
+                    shutdown.subscribe(),
+                    move |health| worker.clone().run(Some(health), stop.clone()),
+                ));
+            }
         }
         let server = http::start(
             listener,

@@ -20,3 +20,4 @@ mod resident;
 mod roster;
 mod safety;
 mod signin;
+mod webhooks;

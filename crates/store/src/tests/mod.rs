@@ -6,6 +6,7 @@
 mod cases;
 mod dispatch;
 mod tracking;
+mod webhooks;
 
 /// Instantiates every listed case on each backend.
 macro_rules! on_every_backend {
@@ -145,5 +146,17 @@ mod dispatch_on_every_backend {
         offers_and_timelines_come_per_order,
         open_orders_are_counted_by_status,
         day_orders_carry_first_assignment_and_arrival,
+    );
+}
+
+/// Webhooks: endpoints, capture, claims, retries, replay, notifications.
+mod webhooks_on_every_backend {
+    use super::webhooks as cases;
+
+    on_every_backend!(
+        endpoints_are_scoped_to_their_organisation,
+        events_are_captured_once_per_subscribed_endpoint,
+        deliveries_are_claimed_retried_dead_and_replayed,
+        notifications_carry_the_template_phone_and_masked_nurse,
     );
 }
