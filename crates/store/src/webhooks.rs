@@ -97,7 +97,7 @@ pub struct DueDelivery {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Replay {
     /// Queued again, attempts from zero.
-    Queued(WebhookDelivery),
+    Queued(Box<WebhookDelivery>),
     /// Still pending: nothing to replay.
     StillPending,
     NotFound,
@@ -705,7 +705,7 @@ impl Store {
         let found = self.webhook_delivery(org, id).await?;
         Ok(match found {
             None => Replay::NotFound,
-            Some(d) if res.rows_affected == 1 => Replay::Queued(d),
+            Some(d) if res.rows_affected == 1 => Replay::Queued(Box::new(d)),
             Some(_) => Replay::StillPending,
         })
     }
