@@ -28,6 +28,7 @@ mod m20261201_400001_create_shifts_and_bookings;
 mod m20261201_500001_create_agents_and_agent_patients;
 mod m20261202_100001_chained_jobs;
 mod m20261202_400001_create_region_leases;
+mod m20261202_500001_create_webhooks;
 
 /// Every migration of the schema, oldest first.
 pub struct Migrator;
@@ -53,6 +54,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_500001_create_agents_and_agent_patients::Migration),
             Box::new(m20261202_100001_chained_jobs::Migration),
             Box::new(m20261202_400001_create_region_leases::Migration),
+            Box::new(m20261202_500001_create_webhooks::Migration),
         ]
     }
 }

@@ -9,7 +9,7 @@ mod up_down_up {
     };
     use yixin_migration::{Migrator, MigratorTrait};
 
-    const TABLES: [&str; 26] = [
+    const TABLES: [&str; 28] = [
         "organizations",
         "service_categories",
         "services",
@@ -36,6 +36,8 @@ mod up_down_up {
         "agents",
         "agent_patient_homes",
         "region_leases",
+        "webhook_endpoints",
+        "webhook_deliveries",
     ];
 
     async fn table_names(db: &DatabaseConnection) -> Vec<String> {

@@ -16,6 +16,7 @@ pub mod names;
 pub mod regions;
 pub mod reposition;
 pub mod safety;
+pub mod webhooks;
 
 pub use events::{
     Broadcast, NewOutboxMessage, OfferDetails, cancellation_broadcasts, coarse_area, envelope,

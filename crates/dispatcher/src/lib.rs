@@ -25,6 +25,7 @@ pub mod credentials;
 pub mod quotes;
 pub mod reposition;
 pub mod roster;
+pub mod webhooks;
 
 /// What the service needs, built once by the binary.
 #[derive(Clone)]
@@ -47,6 +48,8 @@ pub struct Dispatcher {
     /// Chained jobs: a coordinator may give a nurse finishing a visit her
     /// next job, under the engine's rule.
     pub chain: yixin_dispatch_core::ChainRules,
+    /// Which webhook URLs are acceptable, how many per organisation.
+    pub webhooks: yixin_platform::config::WebhookSettings,
 }
 
 impl Dispatcher {
@@ -62,6 +65,7 @@ impl Dispatcher {
             engine: None,
             forecast: reposition::ForecastBoard::new(reposition::RepositionConfig::default()),
             chain: yixin_dispatch_core::ChainRules::default(),
+            webhooks: yixin_platform::config::WebhookSettings::default(),
         }
     }
 
@@ -86,6 +90,12 @@ impl Dispatcher {
     /// The engine that answers quotes.
     pub fn with_engine(mut self, engine: Arc<engine::Engine>) -> Self {
         self.engine = Some(engine);
+        self
+    }
+
+    /// The webhook rules (`webhooks.*`).
+    pub fn with_webhooks(mut self, settings: yixin_platform::config::WebhookSettings) -> Self {
+        self.webhooks = settings;
         self
     }
 
@@ -141,6 +151,15 @@ impl Dispatcher {
             cfg.service(coordinator::safety::override_arrival);
             cfg.service(coordinator::safety::list_visit_flags);
             cfg.service(coordinator::safety::clear_visit_flag);
+            cfg.service(webhooks::create_webhook);
+            cfg.service(webhooks::list_webhooks);
+            cfg.service(webhooks::get_webhook);
+            cfg.service(webhooks::change_webhook);
+            cfg.service(webhooks::delete_webhook);
+            cfg.service(webhooks::rotate_webhook_secret);
+            cfg.service(webhooks::test_webhook);
+            cfg.service(webhooks::list_deliveries);
+            cfg.service(webhooks::replay_delivery);
         })
     }
 }

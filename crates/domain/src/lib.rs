@@ -28,6 +28,7 @@ pub mod offer;
 pub mod order;
 pub mod phone;
 pub mod safety;
+pub mod webhooks;
 
 pub use crate::agent::{Agent, AgentKind};
 pub use crate::area::{GeoJsonPolygon, SHUANGFU_DEMO_AREA_ID, ServiceArea};

@@ -29,7 +29,7 @@ use yixin_contracts::{
 };
 use yixin_domain::GeoPoint;
 use yixin_queue::{Backoff, Queue, QueueError};
-use yixin_store::Store;
+use yixin_store::{NotificationTemplates, Store};
 
 /// What the relay does, and how often.
 #[derive(Debug, Clone)]
@@ -48,6 +48,8 @@ pub struct RelayConfig {
     pub wake: std::sync::Arc<tokio::sync::Notify>,
     /// Sharded dispatch: `OrderCreated` goes to its region's stream.
     pub regions: Option<RegionRouting>,
+    /// The template ids of the residents' notifications that webhooks carry.
+    pub notification_templates: NotificationTemplates,
 }
 
 /// How the relay routes orders to dispatch regions (`dispatch.regions` set).
@@ -80,6 +82,7 @@ impl Default for RelayConfig {
             purge_interval: Duration::from_secs(3600),
             wake: std::sync::Arc::new(tokio::sync::Notify::new()),
             regions: None,
+            notification_templates: NotificationTemplates::default(),
         }
     }
 }
@@ -158,6 +161,8 @@ impl OutboxRelay {
     pub async fn relay_once(&self) -> anyhow::Result<usize> {
         let mut claim = self.store.claim_outbox(self.config.batch).await?;
         let rows = std::mem::take(&mut claim.rows);
+        let rows_by_id: Vec<(i64, Vec<u8>)> =
+            rows.iter().map(|r| (r.id, r.payload.clone())).collect();
         let mut done = Vec::with_capacity(rows.len());
         let mut published = stream::iter(rows)
             .map(|row| async move {
@@ -212,6 +217,13 @@ impl OutboxRelay {
             }
         }
         drop(published);
+        // The organisations' webhooks, before the mark: a relay that dies
+        // in between hands the rows over again, and the store keeps one
+        // delivery per endpoint, event and type (at least once, no double).
+        if let Err(e) = self.capture_webhooks(&rows_by_id, &done).await {
+            drop(claim);
+            return Err(e.into());
+        }
         // Marks what went out and releases the claim (the rest go back).
         claim.published(&done, Utc::now()).await?;
         if let Some(e) = failure {
@@ -246,6 +258,24 @@ impl OutboxRelay {
             .unwrap_or_else(|p| p.into_inner())
             .insert(region.to_owned());
         Ok(())
+    }
+
+    /// Writes the webhook deliveries of the published rows `done`.
+    async fn capture_webhooks(
+        &self,
+        rows: &[(i64, Vec<u8>)],
+        done: &[i64],
+    ) -> Result<u64, yixin_store::StoreError> {
+        let done: std::collections::HashSet<i64> = done.iter().copied().collect();
+        let events: Vec<_> = rows
+            .iter()
+            .filter(|(id, _)| done.contains(id))
+            .filter_map(|(_, payload)| decode_envelope(payload).ok())
+            .filter_map(|env| yixin_contracts::webhooks::from_envelope(&env))
+            .collect();
+        self.store
+            .enqueue_webhook_events(&events, &self.config.notification_templates, Utc::now())
+            .await
     }
 
     async fn purge(&self) {

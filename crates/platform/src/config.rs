@@ -31,6 +31,142 @@ pub struct Settings {
     pub signin: SigninSettings,
     pub retention: RetentionSettings,
     pub safety: SafetySettings,
+    pub webhooks: WebhookSettings,
+    pub notifications: NotificationSettings,
+}
+
+/// Webhooks (issue 19): which endpoint URLs coordinators may register, and
+/// how the delivery worker sends, retries and keeps deliveries.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WebhookSettings {
+    /// Run the delivery worker (where the dispatcher runs).
+    pub deliver: bool,
+    /// Accept `http://` endpoints (development only; production is https).
+    pub allow_http: bool,
+    /// Accept endpoints on private, loopback and link-local addresses
+    /// (the SSRF guard off: development and tests only).
+    pub allow_private: bool,
+    /// Attempts before a delivery is dead (the first included).
+    pub max_attempts: u32,
+    /// The back-off after the first failure; it doubles per failure…
+    pub backoff_base_ms: u64,
+    /// …up to this.
+    pub backoff_cap_ms: u64,
+    /// One attempt's whole time (connect, send, answer).
+    pub timeout_ms: u64,
+    /// Attempts under way at once per endpoint, per worker.
+    pub per_endpoint_concurrency: usize,
+    /// Deliveries claimed per poll.
+    pub batch: u64,
+    pub poll_interval_ms: u64,
+    /// Delivered and dead deliveries are deleted after this.
+    pub retention_days: u64,
+    /// Endpoints one organisation may register.
+    pub max_endpoints_per_org: u64,
+}
+
+impl Default for WebhookSettings {
+    fn default() -> Self {
+        Self {
+            deliver: true,
+            allow_http: false,
+            allow_private: false,
+            max_attempts: 8,
+            backoff_base_ms: 5_000,
+            backoff_cap_ms: 3_600_000,
+            timeout_ms: 5_000,
+            per_endpoint_concurrency: 2,
+            batch: 100,
+            poll_interval_ms: 1_000,
+            retention_days: 30,
+            max_endpoints_per_org: 20,
+        }
+    }
+}
+
+impl WebhookSettings {
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let key_err = |key: &str, message: &str| ConfigError::Key {
+            key: format!("webhooks.{key}"),
+            message: message.to_owned(),
+        };
+        for (key, v) in [
+            ("max_attempts", u64::from(self.max_attempts)),
+            ("backoff_base_ms", self.backoff_base_ms),
+            ("timeout_ms", self.timeout_ms),
+            (
+                "per_endpoint_concurrency",
+                self.per_endpoint_concurrency as u64,
+            ),
+            ("batch", self.batch),
+            ("poll_interval_ms", self.poll_interval_ms),
+        ] {
+            if v == 0 {
+                return Err(key_err(key, "must be at least 1"));
+            }
+        }
+        if self.backoff_cap_ms < self.backoff_base_ms {
+            return Err(key_err(
+                "backoff_cap_ms",
+                "must be at least backoff_base_ms",
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// The residents' template notifications (assigned, on the way, arrived,
+/// completed) that webhooks carry to the operator's SMS and WeChat
+/// gateways: a template id per step; a step left out is not sent.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct NotificationSettings {
+    pub sms_templates: std::collections::BTreeMap<String, String>,
+    pub wechat_templates: std::collections::BTreeMap<String, String>,
+}
+
+impl Default for NotificationSettings {
+    fn default() -> Self {
+        let table = |prefix: &str| {
+            yixin_domain::webhooks::NOTIFIED_STEPS
+                .iter()
+                .map(|s| ((*s).to_owned(), format!("{prefix}_{}", s.to_uppercase())))
+                .collect()
+        };
+        Self {
+            sms_templates: table("SMS_YIXIN"),
+            wechat_templates: table("WX_YIXIN"),
+        }
+    }
+}
+
+impl NotificationSettings {
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        for (key, table) in [
+            ("sms_templates", &self.sms_templates),
+            ("wechat_templates", &self.wechat_templates),
+        ] {
+            for (step, id) in table {
+                if !yixin_domain::webhooks::NOTIFIED_STEPS.contains(&step.as_str()) {
+                    return Err(ConfigError::Key {
+                        key: format!("notifications.{key}.{step}"),
+                        message: format!(
+                            "steps are {}",
+                            yixin_domain::webhooks::NOTIFIED_STEPS.join(", ")
+                        ),
+                    });
+                }
+                if id.trim().is_empty() || id.len() > 100 {
+                    return Err(ConfigError::Key {
+                        key: format!("notifications.{key}.{step}"),
+                        message: "a template id of 1 to 100 characters".to_owned(),
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
 }
 
 /// How long old rows are kept, and how the pruner deletes them.
@@ -856,6 +992,8 @@ impl Settings {
         self.dashboard.validate()?;
         self.signin.validate()?;
         self.safety.validate()?;
+        self.webhooks.validate()?;
+        self.notifications.validate()?;
         for (key, url) in [
             ("database.url", &self.database.url),
             ("redis.url", &self.redis.url),

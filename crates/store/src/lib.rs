@@ -43,6 +43,7 @@ mod signin;
 mod store;
 mod tracking;
 mod types;
+mod webhooks;
 
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
@@ -68,5 +69,9 @@ pub use crate::tracking::{ClaimLost, ClaimOutcome, NurseStanding};
 pub use crate::types::{
     CreateOrderOutcome, IdempotencyRecord, LocationFix, NewOutboxMessage, OrderCursor,
     OrderTransition, OutboxMessage,
+};
+pub use crate::webhooks::{
+    DueDelivery, NewWebhookEndpoint, NotificationTemplates, Replay, WebhookDelivery,
+    WebhookEndpoint, WebhookEndpointChange,
 };
 pub use sea_orm::{ConnAcquireErr, DatabaseBackend, DatabaseConnection, DbErr};

@@ -155,7 +155,26 @@ impl Store {
         .exec_without_returning(&self.db)
         .await
         .map_err(|e| StoreError::from_constraint(e, "alarm"))?;
+        self.alarm_webhooks(a).await;
         Ok(())
+    }
+
+    /// The organisation's `alarm.*` webhooks, right after the change
+    /// committed. Best effort: an alarm is never refused because its
+    /// webhook could not be queued (the escalation webhook stays its
+    /// safety net); a failure is logged.
+    async fn alarm_webhooks(&self, a: &Alarm) {
+        let event = yixin_contracts::webhooks::alarm_event(a);
+        if let Err(e) = self
+            .enqueue_webhook_events(
+                std::slice::from_ref(&event),
+                &crate::webhooks::NotificationTemplates::default(),
+                chrono::Utc::now(),
+            )
+            .await
+        {
+            tracing::warn!(alarm = %a.id, error = %e, "alarm webhook not queued");
+        }
     }
 
     /// An alarm of the organisation.
@@ -238,6 +257,9 @@ impl Store {
             .filter(alarm::Column::ResolvedAt.is_null())
             .exec(&self.db)
             .await?;
+        if res.rows_affected == 1 {
+            self.alarm_webhooks(a).await;
+        }
         Ok(res.rows_affected == 1)
     }
 

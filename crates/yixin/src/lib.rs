@@ -322,11 +322,22 @@ pub fn order_intake(
                         settings.dispatch.region_resolution,
                     )
                 }),
+                notification_templates: notification_templates(&settings.notifications),
                 ..Default::default()
             },
         },
         shutdown,
     )
+}
+
+/// The residents' notification templates from `notifications.*`.
+fn notification_templates(
+    n: &yixin_platform::config::NotificationSettings,
+) -> yixin_store::NotificationTemplates {
+    yixin_store::NotificationTemplates {
+        sms: n.sms_templates.clone(),
+        wechat: n.wechat_templates.clone(),
+    }
 }
 
 /// The pruner's configuration from `retention.*`.
@@ -401,7 +412,8 @@ fn mounts(
             backends.queue.clone(),
             backends.positions.clone(),
         )
-        .with_stale_after(Duration::from_secs(settings.tracking.stale_after_secs));
+        .with_stale_after(Duration::from_secs(settings.tracking.stale_after_secs))
+        .with_webhooks(settings.webhooks.clone());
         if let Some(eta) = dispatch_eta {
             dispatcher = dispatcher.with_eta(eta);
         }
@@ -563,6 +575,21 @@ impl Yixin {
                 ),
             };
             workers.push(worker.spawn(shutdown.subscribe()));
+            // The organisations' webhooks (and the residents' notifications).
+            if settings.webhooks.deliver {
+                let worker = yixin_dispatcher::webhooks::worker::DeliveryWorker::new(
+                    backends.store.clone(),
+                    settings.webhooks.clone(),
+                )
+                .context("building the webhook client")?;
+                let stop = shutdown.subscribe();
+                workers.push(supervised.supervise(
+                    "dispatcher.webhooks",
+                    false,
+                    shutdown.subscribe(),
+                    move |health| worker.clone().run(Some(health), stop.clone()),
+                ));
+            }
         }
         let server = http::start(
             listener,

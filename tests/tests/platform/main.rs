@@ -23,3 +23,4 @@ mod resident;
 mod roster;
 mod safety;
 mod signin;
+mod webhooks;

@@ -27,3 +27,5 @@ pub mod service_area;
 pub mod service_category;
 pub mod visit_check;
 pub mod visit_record;
+pub mod webhook_delivery;
+pub mod webhook_endpoint;

@@ -9,6 +9,7 @@ mod chain;
 mod dispatch;
 mod leases;
 mod tracking;
+mod webhooks;
 
 /// Instantiates every listed case on each backend.
 macro_rules! on_every_backend {
@@ -180,4 +181,16 @@ mod demand_on_every_backend {
     use super::demand as cases;
 
     on_every_backend!(order_history_is_scoped_windowed_newest_first_and_bounded);
+}
+
+/// Webhooks: endpoints, capture, claims, retries, replay, notifications.
+mod webhooks_on_every_backend {
+    use super::webhooks as cases;
+
+    on_every_backend!(
+        endpoints_are_scoped_to_their_organisation,
+        events_are_captured_once_per_subscribed_endpoint,
+        deliveries_are_claimed_retried_dead_and_replayed,
+        notifications_carry_the_template_phone_and_masked_nurse,
+    );
 }
