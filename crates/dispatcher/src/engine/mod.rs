@@ -118,7 +118,15 @@ impl Engine {
         config: EngineConfig,
         fleet: Arc<RwLock<Fleet>>,
     ) -> Arc<Self> {
-        Self::configured(store, queue, eta, config, fleet, None, ChainRules::default())
+        Self::configured(
+            store,
+            queue,
+            eta,
+            config,
+            fleet,
+            None,
+            ChainRules::default(),
+        )
     }
 
     /// As [`Engine::new`], with the chaining rules as configured, and

@@ -4,8 +4,8 @@
 //! concurrent writers really contend for the lock).
 
 mod cases;
-mod demand;
 mod chain;
+mod demand;
 mod dispatch;
 mod leases;
 mod tracking;
