@@ -87,6 +87,7 @@ mod tests {
                 service_name_en: "Wound care".into(),
                 place: "双凤街道".into(),
                 flags: vec!["anticoagulants".into()],
+                free_at_unix_ms: Some(1_740_000_600_000),
             }),
             Event::OfferAnswered(OfferAnswered {
                 offer_id: "offer-1".into(),
