@@ -295,7 +295,7 @@ async fn the_risk_policy_offers_each_window() {
     offers_each_window("risk").await;
 }
 
-async fn offers_each_window(policy: &str) {
+async fn offers_each_window(policy: &'static str) {
     let app = spawn(|s| {
         s.dispatch.policy = policy.to_owned();
         s.dispatch.batch_window_ms = 300;
