@@ -286,8 +286,18 @@ async fn a_dispatcher_killed_with_an_offer_out_still_gets_the_order_done() {
 
 #[tokio::test]
 async fn the_batch_policy_offers_each_window() {
+    offers_each_window("batch").await;
+}
+
+/// `dispatch.policy = "risk"`: the batch flow with the risk objective.
+#[tokio::test]
+async fn the_risk_policy_offers_each_window() {
+    offers_each_window("risk").await;
+}
+
+async fn offers_each_window(policy: &'static str) {
     let app = spawn(|s| {
-        s.dispatch.policy = "batch".to_owned();
+        s.dispatch.policy = policy.to_owned();
         s.dispatch.batch_window_ms = 300;
     })
     .await;

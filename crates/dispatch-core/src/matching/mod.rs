@@ -49,6 +49,11 @@ pub enum PolicyKind {
     Greedy,
     /// Waiting orders and free nurses matched together every window.
     Batch,
+    /// Batch with the risk objective ([`risk::assign_batch_risk`], the
+    /// default [`risk::RiskModel`]): every window, the pairs that minimise
+    /// the chance of missing the promise, then arrival. Serde/config name
+    /// `risk`; the engine runs it through [`crate::Decisions::batch_risk`].
+    Risk,
 }
 
 /// How orders are matched to nurses.

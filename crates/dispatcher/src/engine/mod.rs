@@ -54,6 +54,7 @@ use yixin_store::{Store, StoreError};
 
 use crate::eta::EtaEstimator;
 use crate::matching::PolicyKind;
+use crate::matching::risk::RiskModel;
 use crate::scoring::Candidate;
 
 pub mod chain;
@@ -248,7 +249,7 @@ impl Engine {
         loop {
             let pause = match self.config.policy.kind {
                 PolicyKind::Greedy => Duration::from_millis(250),
-                PolicyKind::Batch => window,
+                PolicyKind::Batch | PolicyKind::Risk => window,
             };
             tokio::select! {
                 _ = self.wake.notified(), if self.config.policy.kind == PolicyKind::Greedy => {}
@@ -282,7 +283,7 @@ impl Engine {
                         });
                     }
                 }
-                PolicyKind::Batch => self.dispatch_batch(&due).await,
+                PolicyKind::Batch | PolicyKind::Risk => self.dispatch_batch(&due).await,
             }
         }
     }
@@ -353,7 +354,10 @@ impl Engine {
             }
         }
         let now = Utc::now();
-        let commands = self.decide(|d| d.batch(&facts, now));
+        let commands = match self.config.policy.kind {
+            PolicyKind::Risk => self.decide(|d| d.batch_risk(&facts, now, &RiskModel::default())),
+            _ => self.decide(|d| d.batch(&facts, now)),
+        };
         // An order whose escalation failed is not offered this round.
         let mut failed: HashSet<OrderId> = HashSet::new();
         for command in commands {

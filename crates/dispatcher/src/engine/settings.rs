@@ -40,10 +40,11 @@ pub fn engine_config(
     let kind = match s.policy.as_str() {
         "greedy" => PolicyKind::Greedy,
         "batch" => PolicyKind::Batch,
+        "risk" => PolicyKind::Risk,
         other => {
             return Err(InvalidSettings::new(
                 "dispatch.policy",
-                format!("`{other}`: use `greedy` or `batch`"),
+                format!("`{other}`: use `greedy`, `batch` or `risk`"),
             ));
         }
     };
@@ -109,4 +110,43 @@ pub fn engine_config(
         },
         eta,
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_policy_name_parses_and_others_are_refused() {
+        for (name, kind) in [
+            ("greedy", PolicyKind::Greedy),
+            ("batch", PolicyKind::Batch),
+            ("risk", PolicyKind::Risk),
+        ] {
+            let s = yixin_platform::config::DispatchSettings {
+                policy: name.to_owned(),
+                ..Default::default()
+            };
+            let (config, _) = engine_config(&s, &[]).unwrap();
+            assert_eq!(config.policy.kind, kind, "{name}");
+        }
+        let s = yixin_platform::config::DispatchSettings {
+            policy: "fastest".to_owned(),
+            ..Default::default()
+        };
+        let Err(e) = engine_config(&s, &[]) else {
+            panic!("`fastest` parsed");
+        };
+        assert!(e.to_string().contains("dispatch.policy"), "{e}");
+    }
+
+    #[test]
+    fn the_risk_kind_has_a_serde_name() {
+        let kind: PolicyKind = serde_json::from_str("\"risk\"").unwrap();
+        assert_eq!(kind, PolicyKind::Risk);
+        assert_eq!(
+            serde_json::to_string(&PolicyKind::Risk).unwrap(),
+            "\"risk\""
+        );
+    }
 }
