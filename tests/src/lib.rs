@@ -674,3 +674,55 @@ impl Drop for PrivateRedis {
         let _ = self.command("SHUTDOWN NOSAVE");
     }
 }
+
+/// One HTTP request read off a stand-in endpoint's socket (the webhook and
+/// escalation receivers of the tests): its head and its body.
+pub struct ReceivedRequest {
+    head: String,
+    pub body: Vec<u8>,
+}
+
+impl ReceivedRequest {
+    /// A header's value (case-insensitive name), empty when absent.
+    pub fn header(&self, name: &str) -> String {
+        self.head
+            .lines()
+            .find_map(|l| {
+                let (k, v) = l.split_once(':')?;
+                k.trim()
+                    .eq_ignore_ascii_case(name)
+                    .then(|| v.trim().to_owned())
+            })
+            .unwrap_or_default()
+    }
+}
+
+/// Reads one request (head and `content-length` body); `None` when the
+/// peer closes before it is whole.
+pub async fn read_request(socket: &mut tokio::net::TcpStream) -> Option<ReceivedRequest> {
+    use tokio::io::AsyncReadExt;
+    let mut raw = Vec::new();
+    let mut buf = [0u8; 8192];
+    loop {
+        let n = socket.read(&mut buf).await.unwrap_or(0);
+        if n == 0 {
+            return None;
+        }
+        raw.extend_from_slice(&buf[..n]);
+        let Some(end) = raw.windows(4).position(|w| w == b"\r\n\r\n") else {
+            continue;
+        };
+        let request = ReceivedRequest {
+            head: String::from_utf8_lossy(&raw[..end]).to_string(),
+            body: Vec::new(),
+        };
+        let length: usize = request.header("content-length").parse().unwrap_or(0);
+        if raw.len() < end + 4 + length {
+            continue;
+        }
+        return Some(ReceivedRequest {
+            body: raw[end + 4..end + 4 + length].to_vec(),
+            ..request
+        });
+    }
+}

@@ -10,12 +10,14 @@ use std::time::{Duration, Instant};
 use chrono::Utc;
 use secrecy::SecretString;
 use serde_json::{Value, json};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpListener;
 use tokio::sync::Mutex;
 use yixin::Role;
 use yixin_domain::{Nurse, NurseId, OrderId, OrderStatus, OrgId, PhoneNumber, Skill};
-use yixin_e2e::{AppOptions, CONSENT_BY, StatusCode, TestApp, WsClient, spawn_app_with};
+use yixin_e2e::{
+    AppOptions, CONSENT_BY, StatusCode, TestApp, WsClient, read_request, spawn_app_with,
+};
 use yixin_platform::Settings;
 use yixin_platform::config::EscalationWebhook;
 use yixin_store::OrderTransition;
@@ -157,33 +159,8 @@ impl Receiver {
             while let Ok((mut socket, _)) = listener.accept().await {
                 let keep = keep.clone();
                 tokio::spawn(async move {
-                    let mut raw = Vec::new();
-                    let mut buf = [0u8; 4096];
-                    loop {
-                        let n = socket.read(&mut buf).await.unwrap_or(0);
-                        if n == 0 {
-                            return;
-                        }
-                        raw.extend_from_slice(&buf[..n]);
-                        let Some(end) = raw.windows(4).position(|w| w == b"\r\n\r\n") else {
-                            continue;
-                        };
-                        let head = String::from_utf8_lossy(&raw[..end]).to_string();
-                        let header = |name: &str| {
-                            head.lines()
-                                .find_map(|l| {
-                                    let (k, v) = l.split_once(':')?;
-                                    k.trim()
-                                        .eq_ignore_ascii_case(name)
-                                        .then(|| v.trim().to_owned())
-                                })
-                                .unwrap_or_default()
-                        };
-                        let length: usize = header("content-length").parse().unwrap_or(0);
-                        if raw.len() < end + 4 + length {
-                            continue;
-                        }
-                        let body = raw[end + 4..end + 4 + length].to_vec();
+                    if let Some(request) = read_request(&mut socket).await {
+                        let (header, body) = (|n: &str| request.header(n), request.body.clone());
                         let n = keep.posts.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                         let answer: &[u8] = if n == 0 {
                             b"HTTP/1.1 503 Service Unavailable\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
@@ -197,7 +174,6 @@ impl Receiver {
                             b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
                         };
                         let _ = socket.write_all(answer).await;
-                        return;
                     }
                 });
             }

@@ -10,12 +10,12 @@ use std::time::{Duration, Instant};
 
 use chrono::{TimeDelta, Utc};
 use serde_json::{Value, json};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpListener;
 use tokio::sync::Mutex;
 use yixin::Role;
 use yixin_domain::{Nurse, NurseId, Offer, OrderId, OrgId, PhoneNumber, Skill};
-use yixin_e2e::{AppOptions, Reply, StatusCode, TestApp, spawn_app_with};
+use yixin_e2e::{AppOptions, Reply, StatusCode, TestApp, read_request, spawn_app_with};
 use yixin_platform::Settings;
 
 const WAIT: Duration = Duration::from_secs(15);
@@ -58,33 +58,8 @@ impl Receiver {
             while let Ok((mut socket, _)) = listener.accept().await {
                 let keep = keep.clone();
                 tokio::spawn(async move {
-                    let mut raw = Vec::new();
-                    let mut buf = [0u8; 8192];
-                    loop {
-                        let n = socket.read(&mut buf).await.unwrap_or(0);
-                        if n == 0 {
-                            return;
-                        }
-                        raw.extend_from_slice(&buf[..n]);
-                        let Some(end) = raw.windows(4).position(|w| w == b"\r\n\r\n") else {
-                            continue;
-                        };
-                        let head = String::from_utf8_lossy(&raw[..end]).to_string();
-                        let header = |name: &str| {
-                            head.lines()
-                                .find_map(|l| {
-                                    let (k, v) = l.split_once(':')?;
-                                    k.trim()
-                                        .eq_ignore_ascii_case(name)
-                                        .then(|| v.trim().to_owned())
-                                })
-                                .unwrap_or_default()
-                        };
-                        let length: usize = header("content-length").parse().unwrap_or(0);
-                        if raw.len() < end + 4 + length {
-                            continue;
-                        }
-                        let body = raw[end + 4..end + 4 + length].to_vec();
+                    if let Some(request) = read_request(&mut socket).await {
+                        let (header, body) = (|n: &str| request.header(n), request.body.clone());
                         let n = keep.count.fetch_add(1, Ordering::SeqCst);
                         let status = keep
                             .script
@@ -104,7 +79,6 @@ impl Receiver {
                             "HTTP/1.1 {status} X\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
                         );
                         let _ = socket.write_all(answer.as_bytes()).await;
-                        return;
                     }
                 });
             }
