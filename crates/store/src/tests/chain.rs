@@ -4,61 +4,11 @@
 
 use std::sync::Arc;
 
-use chrono::{DateTime, SubsecRound, TimeDelta, Utc};
-use yixin_domain::{
-    Address, Contact, GeoPoint, NewOrder, Nurse, Offer, Order, OrderStatus, OrgId, PhoneNumber,
-    ResidentId, Skill,
-};
+use chrono::TimeDelta;
+use yixin_domain::{Nurse, Offer, Order, OrderStatus};
 
-use crate::{ClaimLost, ClaimOutcome, NewOutboxMessage, OrderTransition, Store, StoreError};
-
-fn now() -> DateTime<Utc> {
-    Utc::now().trunc_subsecs(6)
-}
-
-fn org() -> OrgId {
-    OrgId::from("demo")
-}
-
-fn msg(topic: &str) -> NewOutboxMessage {
-    NewOutboxMessage {
-        topic: topic.to_owned(),
-        payload: vec![7, 7],
-    }
-}
-
-async fn nurse(store: &Store) -> Nurse {
-    store.ensure_organization(&org(), "Demo").await.unwrap();
-    let n = Nurse::new(
-        org(),
-        "钱护士",
-        PhoneNumber::new("13900139001").unwrap(),
-        vec![Skill::new("wound_care").unwrap()],
-        now(),
-    )
-    .unwrap();
-    store.insert_nurse(&n).await.unwrap();
-    n
-}
-
-async fn pending_order(store: &Store) -> Order {
-    store.ensure_organization(&org(), "Demo").await.unwrap();
-    let o = Order::place(
-        NewOrder {
-            org_id: org(),
-            resident_id: ResidentId::from("r3"),
-            service_code: "wound_care".to_owned(),
-            location: GeoPoint::new(29.39, 106.32).unwrap(),
-            address: Address::new("双福街道 福城大道 7 号", None).unwrap(),
-            contact: Contact::new("李雷", "13800138001").unwrap(),
-            notes: None,
-            scheduled_for: None,
-        },
-        now(),
-    );
-    store.create_order(&o, msg("orders"), None).await.unwrap();
-    o
-}
+use super::tracking::{msg, now, nurse, pending_order};
+use crate::{ClaimLost, ClaimOutcome, OrderTransition, Store, StoreError};
 
 /// A pending order given to `nurse` as her current job.
 async fn current_job(store: &Store, nurse: &Nurse) -> Order {

@@ -1,5 +1,6 @@
 //! Offers and jobs as nurse-tracking and the dispatcher use them: the
 //! atomic claim, closing offers with their events, manual assignment.
+//! Its fixtures (a nurse, a pending order) serve the chained-job cases too.
 
 use std::sync::Arc;
 
@@ -13,22 +14,22 @@ use yixin_domain::{
 use crate::entity::outbox;
 use crate::{ClaimLost, ClaimOutcome, NewOutboxMessage, OrderTransition, Store, StoreError};
 
-fn now() -> DateTime<Utc> {
+pub(super) fn now() -> DateTime<Utc> {
     Utc::now().trunc_subsecs(6)
 }
 
-fn org() -> OrgId {
+pub(super) fn org() -> OrgId {
     OrgId::from("demo")
 }
 
-fn msg(topic: &str) -> NewOutboxMessage {
+pub(super) fn msg(topic: &str) -> NewOutboxMessage {
     NewOutboxMessage {
         topic: topic.to_owned(),
         payload: vec![7, 7],
     }
 }
 
-async fn nurse(store: &Store) -> Nurse {
+pub(super) async fn nurse(store: &Store) -> Nurse {
     store.ensure_organization(&org(), "Demo").await.unwrap();
     let n = Nurse::new(
         org(),
@@ -43,7 +44,7 @@ async fn nurse(store: &Store) -> Nurse {
 }
 
 /// A new pending order (no offer yet).
-async fn pending_order(store: &Store) -> Order {
+pub(super) async fn pending_order(store: &Store) -> Order {
     store.ensure_organization(&org(), "Demo").await.unwrap();
     let o = Order::place(
         NewOrder {
