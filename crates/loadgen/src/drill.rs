@@ -966,14 +966,23 @@ fn judge(args: &DrillArgs, faults: &[Fault], s: &Seen, h: &History, placed: u64)
             .min()
             .map(|t| (t - f.end_ms) as f64 / 1000.0);
         if never > 0 || !late.is_empty() {
+            // The orders themselves, so their story can be read in the logs
+            // kept (dispatcher.log, tracking.log) and the database.
+            let named: Vec<&str> = waiting
+                .iter()
+                .filter(|(_, t)| t.is_none_or(|t| t > args.offer_within))
+                .map(|(id, _)| *id)
+                .take(5)
+                .collect();
             failures.push(format!(
-                "offered_after_fault: {} of {} orders waiting when `{}` ended were not offered within {} s ({} never, slowest {})",
+                "offered_after_fault: {} of {} orders waiting when `{}` ended were not offered within {} s ({} never, slowest {}; orders {})",
                 never + late.len(),
                 waiting.len(),
                 f.name,
                 args.offer_within,
                 never,
-                late.iter().copied().reduce(f64::max).map_or("-".into(), |t| format!("{t:.1} s"))
+                late.iter().copied().reduce(f64::max).map_or("-".into(), |t| format!("{t:.1} s")),
+                named.join(", ")
             ));
         }
         fault_reports.push(json!({

@@ -538,7 +538,8 @@ pub struct DispatchSettings {
     pub reposition_hold_s: u64,
     /// Chained offers: a nurse whose visit is predicted to end within this
     /// many seconds is a candidate, her ETA counted from its end (0 off;
-    /// at most 7200).
+    /// at most 7200). Off by default: in the simulator, committing a busy
+    /// nurse early costs on-time share (README, Simulator).
     pub chain_horizon_s: u32,
     /// A next job chosen already past its promise is taken back once the
     /// predicted arrival is this much later than the arrival it was chosen
@@ -591,7 +592,7 @@ impl Default for DispatchSettings {
             reposition_max_move_m: 4_000.0,
             reposition_min_move_m: 600.0,
             reposition_hold_s: 30 * 60,
-            chain_horizon_s: 1_200,
+            chain_horizon_s: 0,
             chain_overrun_tolerance_s: 300,
         }
     }

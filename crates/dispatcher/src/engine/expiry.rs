@@ -22,6 +22,7 @@ impl Engine {
                 _ = tokio::time::sleep(Duration::from_millis(500)) => {}
                 _ = shutdown.changed() => return,
             }
+            self.push_again().await;
             if last_sweep.elapsed() >= Duration::from_secs(5) {
                 // Fixes age into staleness here too (the feed only brings
                 // new ones), and lapsed offer hints are forgotten; hints of

@@ -60,6 +60,7 @@ use crate::scoring::Candidate;
 pub mod chain;
 mod expiry;
 mod fleet_feed;
+mod pushes;
 pub mod regions;
 mod settings;
 mod streams;
@@ -109,6 +110,8 @@ pub struct Engine {
     pub chain: ChainRules,
     /// Nurses on a visit, kept by the chain loop.
     chain_book: RwLock<HashMap<NurseId, chain::BusyNurse>>,
+    /// Offers whose push to the phone failed, pushed again by the expiry loop.
+    unpushed: pushes::UnpushedOffers,
 }
 
 impl Engine {
@@ -155,6 +158,7 @@ impl Engine {
             shard: shard.map(|s| Arc::new(regions::Shard::new(s))),
             chain,
             chain_book: RwLock::new(HashMap::new()),
+            unpushed: pushes::UnpushedOffers::default(),
         })
     }
 
@@ -669,11 +673,11 @@ impl Engine {
             .unwrap_or_else(|p| p.into_inner())
             .set_offer(offer.nurse_id, Some((offer.id, offer.expires_at)));
         let push = offer_to_nurse(&offer, &placed, &details);
-        match self
+        let pushed = self
             .queue
             .broadcast_counted(&push.channel, &push.payload)
-            .await
-        {
+            .await;
+        match pushed {
             Ok(0) => {
                 // No nurse-tracking instance holds her socket now (or has not
                 // resubscribed since Redis came back). Her phone gets it on
@@ -684,8 +688,16 @@ impl Engine {
             }
             Ok(_) => {}
             Err(e) => {
-                // The phone also finds it on (re)connect and through `GET /v1/nurse/offers`.
-                tracing::warn!(offer_id = %offer.id, error = %e, "offer not pushed");
+                // The phone also finds it on (re)connect and through `GET
+                // /v1/nurse/offers`; a connected phone gets it when a push
+                // goes through again.
+                tracing::warn!(offer_id = %offer.id, order_id = %order.id, error = %e, "offer not pushed; pushing again");
+                self.unpushed.add(pushes::Unpushed {
+                    offer: offer.id,
+                    order: order.id,
+                    expires_at: offer.expires_at,
+                    push,
+                });
             }
         }
         let _ = self
