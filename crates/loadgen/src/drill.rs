@@ -1005,13 +1005,20 @@ fn judge(args: &DrillArgs, faults: &[Fault], s: &Seen, h: &History, placed: u64)
         .collect();
     let outside_never = outside.iter().filter(|(_, t)| t.is_none()).count();
     if outside_never > 0 || !outside_late.is_empty() {
+        let named: Vec<&str> = outside
+            .iter()
+            .filter(|(_, t)| t.is_none_or(|t| t > args.offer_within))
+            .map(|(id, _)| *id)
+            .take(5)
+            .collect();
         failures.push(format!(
-            "offered_in_time: {} of {} orders no fault caught were not offered within {} s of being placed ({} never, slowest {})",
+            "offered_in_time: {} of {} orders no fault caught were not offered within {} s of being placed ({} never, slowest {}; orders {})",
             outside_never + outside_late.len(),
             outside.len(),
             args.offer_within,
             outside_never,
-            outside_late.iter().copied().reduce(f64::max).map_or("-".into(), |t| format!("{t:.1} s"))
+            outside_late.iter().copied().reduce(f64::max).map_or("-".into(), |t| format!("{t:.1} s")),
+            named.join(", ")
         ));
     }
     // Every order assigned in the end.
