@@ -592,6 +592,7 @@ impl Default for DispatchSettings {
             reposition_max_move_m: 4_000.0,
             reposition_min_move_m: 600.0,
             reposition_hold_s: 30 * 60,
+            // Off, as `yixin_dispatch_core::ChainRules::default()`.
             chain_horizon_s: 0,
             chain_overrun_tolerance_s: 300,
         }
