@@ -13,6 +13,7 @@ import { Safety } from './sos.js';
 import { Suggestion } from './suggestion.js';
 
 const TOKEN_KEY = 'yixin.nurse.token';
+const NEXT_FREE_AT_KEY = 'yixin.nurse.next_free_at';
 const $ = (id) => document.getElementById(id);
 
 const state = {
@@ -27,6 +28,9 @@ const state = {
   // Her next job (a chained one), shown under the current one.
   next: null,
   nextNote: '',
+  // When the current visit should end, from the chained offer she won:
+  // {order_id, at} (the job itself does not carry it).
+  nextFreeAt: null,
   jobs: [],
   catalog: null,
   view: 'signin',
@@ -235,15 +239,23 @@ async function enter() {
     state.catalog = null; // codes instead of names
   }
   try {
-    const jobs = (await api.get('/v1/nurse/jobs')) || [];
-    const current = jobs.find((j) => !j.next);
-    if (current) state.job = { ...(state.job || {}), ...current };
-    state.next = jobs.find((j) => j.next) || null;
+    await loadJobs();
   } catch (_) {
     // the socket's greeting brings it too
   }
   renderHome();
   loadToday();
+}
+
+// Her current and next job as the server has them.
+async function loadJobs() {
+  const jobs = (await api.get('/v1/nurse/jobs')) || [];
+  const current = jobs.find((j) => !j.next);
+  if (current) {
+    const same = state.job && state.job.order_id === current.order_id;
+    state.job = { ...(same ? state.job : {}), ...current };
+  }
+  state.next = jobs.find((j) => j.next) || null;
 }
 
 async function loadToday() {
@@ -301,10 +313,14 @@ function renderNext() {
       continue;
     }
     card.hidden = false;
+    card.dataset.state = next ? 'next' : 'taken-back';
     card.querySelector('.next-service').textContent = next ? serviceName(next.service_code) : '';
     const addr = (next && next.address) || {};
     card.querySelector('.next-address').textContent = [addr.text, addr.detail].filter(Boolean).join(' ');
-    card.querySelector('.next-note').textContent = next ? t('next.after') : state.nextNote;
+    const freeAt = next && state.nextFreeAt && state.nextFreeAt.order_id === next.order_id ? state.nextFreeAt.at : null;
+    card.querySelector('.next-note').textContent = next
+      ? freeAt ? t('next.after_time', { time: timeText(freeAt) }) : t('next.after')
+      : t(state.nextNote);
   }
 }
 
@@ -364,6 +380,10 @@ function onPosition(pos) {
 }
 
 function onGeoError(err) {
+  // A watch that saw no movement within its timeout reports TIMEOUT; a
+  // nurse standing still with a fresh fix (the heartbeat's) is not lost.
+  const fresh = state.lastFixAt !== null && Date.now() - state.lastFixAt < state.config.stale_after_secs * 1000;
+  if (err && err.code === 3 && fresh) return;
   state.geoError = err && err.code === 1 ? t('fix.denied') : t('fix.unavailable');
   renderStatus();
 }
@@ -424,7 +444,10 @@ function onFrame(frame) {
         loadToday();
         break;
       }
-      if (state.next && state.next.order_id === frame.order_id) state.next = null;
+      if (state.next && state.next.order_id === frame.order_id) {
+        state.next = null;
+        rememberFreeAt(null);
+      }
       state.job = { ...(state.job && state.job.order_id === frame.order_id ? state.job : {}), ...frame };
       delete state.job.type;
       if (state.view !== 'job') openJob();
@@ -444,7 +467,7 @@ function onFrame(frame) {
     case 'order_reassigned':
       if (state.next && state.next.order_id === frame.order_id) {
         state.next = null;
-        state.nextNote = t('next.reassigned');
+        state.nextNote = 'next.reassigned';
         renderNext();
       }
       loadToday();
@@ -478,7 +501,7 @@ function showOffer(offer) {
   state.offerTotal = Math.max(1, secondsLeft(offer.expires_at));
   $('offer-service').textContent = serviceName(offer.service_code, offer.service);
   $('offer-distance').textContent = distanceText(offer.distance_m);
-  $('offer-eta').textContent = t('offer.eta_min', { n: offer.eta_min });
+  $('offer-eta').textContent = offerEta(offer);
   $('offer-place').textContent = offer.place || t('offer.place_unknown');
   const chained = $('offer-chained');
   chained.hidden = !offer.chained;
@@ -492,6 +515,26 @@ function showOffer(offer) {
   clearInterval(offerTimer);
   offerTimer = setInterval(tickOffer, 250);
   ring();
+}
+
+// A chained offer's travel starts when her visit ends: the arrival as a
+// time of day says more than minutes that do not count from now.
+function offerEta(offer) {
+  if (offer.chained && offer.free_at) {
+    const at = Date.parse(offer.free_at) + offer.eta_min * 60000;
+    if (!Number.isNaN(at)) return t('offer.arrive_at', { time: timeText(new Date(at).toISOString()) });
+  }
+  return t('offer.eta_min', { n: offer.eta_min });
+}
+
+function rememberFreeAt(value) {
+  state.nextFreeAt = value;
+  try {
+    if (value) localStorage.setItem(NEXT_FREE_AT_KEY, JSON.stringify(value));
+    else localStorage.removeItem(NEXT_FREE_AT_KEY);
+  } catch (_) {
+    // private mode: kept for this page only
+  }
 }
 
 function tickOffer() {
@@ -520,6 +563,8 @@ async function acceptOffer() {
   const offer = state.offer;
   if (!offer) return;
   $('offer-accept').disabled = true;
+  // Before the answer: the socket's `assigned` frame may come first.
+  if (offer.chained && offer.free_at) rememberFreeAt({ order_id: offer.order_id, at: offer.free_at });
   try {
     const job = await api.post(`/v1/nurse/offers/${encodeURIComponent(offer.offer_id)}/accept`);
     hideOffer();
@@ -568,6 +613,17 @@ function renderJob() {
   renderNext();
   const job = state.job;
   if (!job) return;
+  const screen = $('job');
+  if (screen.dataset.order !== job.order_id) {
+    // Another job on the same screen (the next one became current): nothing
+    // typed or saved for the last one carries over.
+    const another = Boolean(screen.dataset.order);
+    screen.dataset.order = job.order_id;
+    $('consent-by').value = '';
+    $('record-saved').hidden = true;
+    // From the foot of the last visit's record form to the top of this one.
+    if (another && state.view === 'job') window.scrollTo(0, 0);
+  }
   const svc = service(job.service_code);
   $('job-service').textContent = serviceName(job.service_code);
   const chip = $('job-status');
@@ -740,7 +796,20 @@ async function doStep() {
   $('job-step').disabled = true;
   try {
     const res = await api.post(`/v1/nurse/orders/${encodeURIComponent(job.order_id)}/progress`, body);
-    state.job = { ...job, ...res };
+    // Completed with a next job: the socket's `assigned` frame may already
+    // have made that one current; the finished visit must not take it back.
+    if (!state.job || state.job.order_id === job.order_id) state.job = { ...job, ...res };
+    // A next job taken back during this visit: the note has had its time.
+    if (res.status === 'completed') state.nextNote = '';
+    if (res.status === 'completed' && state.next && state.job.order_id === job.order_id) {
+      // The next job became current with this completion (one transaction):
+      // show it now rather than wait for the socket's frame.
+      try {
+        await loadJobs();
+      } catch (_) {
+        // the socket's `assigned` frame brings it
+      }
+    }
     renderJob();
     loadToday();
   } catch (err) {
@@ -766,7 +835,7 @@ function relabel() {
   if (suggestion) suggestion.render();
   if (state.offer) {
     $('offer-service').textContent = serviceName(state.offer.service_code, state.offer.service);
-    $('offer-eta').textContent = t('offer.eta_min', { n: state.offer.eta_min });
+    $('offer-eta').textContent = offerEta(state.offer);
     $('offer-place').textContent = state.offer.place || t('offer.place_unknown');
   }
 }
@@ -827,6 +896,11 @@ async function main() {
   $('dev-signin').hidden = !state.config.dev_login;
 
   let saved = null;
+  try {
+    state.nextFreeAt = JSON.parse(localStorage.getItem(NEXT_FREE_AT_KEY) || 'null');
+  } catch (_) {
+    state.nextFreeAt = null;
+  }
   try {
     saved = localStorage.getItem(TOKEN_KEY);
   } catch (_) {
