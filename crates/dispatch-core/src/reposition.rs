@@ -294,6 +294,41 @@ fn resolution_of(demand: &[(CellIndex, f64)]) -> Resolution {
         .map_or(Resolution::Seven, |(c, _)| c.resolution())
 }
 
+/// Nurses who can take the same orders (one skill set), for
+/// [`suggest_by_group`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct SkillGroup {
+    pub idle: Vec<IdleNurse>,
+    /// The group's nurses on a job or holding an offer.
+    pub others: Vec<GeoPoint>,
+    /// The share of the orders the group can take (0..=1).
+    pub share: f64,
+}
+
+/// Suggestions when nurses hold different skills: each group covers its
+/// share of the demand with its own nurses. A rehab nurse waiting in a
+/// cell covers none of its wound-care orders, so one objective over all
+/// nurses would spread the groups *between* them (a rehab nurse here, a
+/// general one there) and leave each group's own orders far from its
+/// nurses; per group, every group is spread over the demand it can take.
+/// Groups that overlap (two groups able to take one kind of order) are
+/// planned independently, which counts that kind twice: an approximation.
+pub fn suggest_by_group(
+    groups: &[SkillGroup],
+    demand: &[(CellIndex, f64)],
+    settings: &RepositionSettings,
+) -> Vec<Suggestion> {
+    groups
+        .iter()
+        .filter(|g| g.share > 0.0 && !g.idle.is_empty())
+        .flat_map(|g| {
+            let share = g.share.min(1.0);
+            let d: Vec<(CellIndex, f64)> = demand.iter().map(|&(c, x)| (c, x * share)).collect();
+            suggest(&g.idle, &g.others, &d, settings)
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -312,6 +347,53 @@ mod tests {
             nurse_id: NurseId::from(uuid::Uuid::from_u128(i + 1)),
             at,
         }
+    }
+
+    #[test]
+    fn each_skill_group_covers_its_own_orders() {
+        let s = RepositionSettings {
+            reach_s: 5 * 60,
+            max_move_m: 10_000.0,
+            ..RepositionSettings::default()
+        };
+        // Two towns 3.3 km apart, out of each other's reach: 3 and 2
+        // expected orders. A general nurse waits in A, a rehab nurse in B.
+        let a = centre_of(cell(&pt(29.40, 106.32))).unwrap();
+        let b = centre_of(cell(&pt(29.40, 106.354))).unwrap();
+        let demand = [(cell(&a), 3.0), (cell(&b), 2.0)];
+        let general = nurse(0, a);
+        let rehab = nurse(1, b);
+        // One objective over both: each town has a nurse, nobody moves
+        // (B alone is worth 2 × 0.5 to the rehab nurse, a second cover of
+        // A only 3 × 0.5 × 0.5).
+        let joint = suggest(&[general.clone(), rehab.clone()], &[], &demand, &s);
+        assert!(joint.is_empty(), "{joint:?}");
+        // Per group (a third of the orders are rehab): the general nurse
+        // covers none of the rehab orders, so the rehab nurse goes where
+        // most of hers are, A (1 × 0.5 against B's 2/3 × 0.5).
+        let groups = [
+            SkillGroup {
+                idle: vec![general],
+                others: vec![],
+                share: 2.0 / 3.0,
+            },
+            SkillGroup {
+                idle: vec![rehab.clone()],
+                others: vec![],
+                share: 1.0 / 3.0,
+            },
+        ];
+        let out = suggest_by_group(&groups, &demand, &s);
+        assert_eq!(out.len(), 1, "{out:?}");
+        assert_eq!(out[0].nurse_id, rehab.nurse_id);
+        assert_eq!(out[0].cell, cell(&a));
+        assert!((out[0].expected_gain - 0.5).abs() < 1e-9);
+        // A group with no share of the orders stays where it is.
+        let none = [SkillGroup {
+            share: 0.0,
+            ..groups[1].clone()
+        }];
+        assert!(suggest_by_group(&none, &demand, &s).is_empty());
     }
 
     #[test]
