@@ -2,7 +2,9 @@
 //! `batch+nochain` and `batch+` on one 7-day seed with the risk model's and
 //! repositioning's fields overridden by `KEY=VALUE` (e.g. `late_reserve=2`,
 //! `reach_s=900`); `only=chain` or `only=nochain` runs one of them;
-//! `NOSKILLS=1` turns skill-aware repositioning off, `DIAG=1` prints the
+//! `NOSKILLS=1` turns skill-aware repositioning off, `NOREPO=1` all
+//! repositioning (the risk objective alone, as the engine's `risk`
+//! policy: `NOREPO=1 ablate SEED only=nochain`), `DIAG=1` prints the
 //! outcome per required skill set, `HS=1` the same for hindsight, `HOURS=1`
 //! the figures by hour (not part of the report).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -51,6 +53,7 @@ fn main() {
     let created: Vec<i64> = inst.orders.iter().map(|o| o.created_ms).collect();
     let patients: Vec<usize> = inst.orders.iter().map(|o| o.patient).collect();
     let skills = std::env::var("NOSKILLS").is_err();
+    let reposition = std::env::var("NOREPO").is_err();
     for chain in [false, true] {
         if (only == "chain" && !chain) || (only == "nochain" && chain) {
             continue;
@@ -58,6 +61,7 @@ fn main() {
         let features = Features {
             chain,
             skills,
+            reposition,
             ..Features::ALL
         };
         let t = online::run_tuned(&inst, Online::Batch, features, &model, &repo);

@@ -1004,11 +1004,14 @@ impl SkillMix {
         let mut classes: Vec<u64> = Vec::new();
         let mut orders: Vec<[f64; 24]> = Vec::new();
         for (t, required) in past {
-            let c = classes.iter().position(|&m| m == required).unwrap_or_else(|| {
-                classes.push(required);
-                orders.push([0.0; 24]);
-                classes.len() - 1
-            });
+            let c = classes
+                .iter()
+                .position(|&m| m == required)
+                .unwrap_or_else(|| {
+                    classes.push(required);
+                    orders.push([0.0; 24]);
+                    classes.len() - 1
+                });
             let hour = ((t.rem_euclid(DAY_MS) / HOUR_MS) as usize).min(23);
             orders[c][hour] += 1.0;
         }
@@ -1090,7 +1093,11 @@ mod tests {
         // Learnt again later, the simulated days count too.
         let later = SkillMix::learn(&inst, 3 * DAY_MS);
         let n: f64 = later.orders.iter().map(|o| o.iter().sum::<f64>()).sum();
-        let before = inst.orders.iter().filter(|o| o.created_ms < 3 * DAY_MS).count();
+        let before = inst
+            .orders
+            .iter()
+            .filter(|o| o.created_ms < 3 * DAY_MS)
+            .count();
         assert_eq!(n as usize, inst.history.len() + before);
     }
 }

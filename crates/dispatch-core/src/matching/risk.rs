@@ -391,7 +391,10 @@ mod tests {
             let got = m.p_late(&chained(visit_s), due, now());
             assert!((got - want).abs() < 1e-12, "{visit_s:?}: {got} vs {want}");
         }
-        assert!(m.p_late(&chained(Some(5_400)), due, now()) > m.p_late(&chained(Some(1_800)), due, now()));
+        assert!(
+            m.p_late(&chained(Some(5_400)), due, now())
+                > m.p_late(&chained(Some(1_800)), due, now())
+        );
         // A visit predicted to end now (overrunning) is still uncertain: she
         // is riskier than a free nurse as far away.
         let overrunning = Candidate {
