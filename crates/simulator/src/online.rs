@@ -67,6 +67,8 @@ impl Features {
         skills: false,
         late_reserve: false,
     };
+    /// Every addition but the late reserve (which trades unserved orders
+    /// for punctual ones: `batch+reserve` turns it on).
     pub const ALL: Features = Features {
         chain: true,
         reposition: true,
