@@ -20,7 +20,7 @@ use chrono::{DateTime, TimeDelta, TimeZone, Utc};
 use uuid::Uuid;
 use yixin_dispatch_core::chain::{ChainRules, NextJob, Visit, predicted_end};
 use yixin_dispatch_core::forecast::{DemandForecast, ForecastSettings};
-use yixin_dispatch_core::reposition::{self, IdleNurse, RepositionSettings, SkillGroup};
+use yixin_dispatch_core::reposition::{self, IdleNurse, RepositionSettings};
 use yixin_dispatch_core::{
     Candidate, Command, Decisions, EngineConfig, EtaSettings, NurseFacts, OrderFacts, RiskModel,
     eligibility,
@@ -51,8 +51,9 @@ pub struct Features {
     /// instead of arrival; and every waiting order is woken when a nurse
     /// comes free (a re-solve on newly free nurses, as on new orders).
     pub risk: bool,
-    /// Repositioning per skill group ([`reposition::suggest_by_group`]),
-    /// each group's share of the orders learnt from history ([`SkillMix`]).
+    /// Skill-aware repositioning ([`reposition::suggest_by_kind`]): a nurse
+    /// covers only the orders whose skills she holds, the mix of orders
+    /// learnt from history ([`SkillMix`]).
     pub skills: bool,
     /// With `risk`: the late reserve ([`yixin_dispatch_core::matching::risk`],
     /// [`LATE_RESERVE`] free nurses held back from hopeless orders).
@@ -536,46 +537,49 @@ impl Sim<'_> {
             return;
         };
         let demand = forecast.hour_ahead(at(self.now));
-        // One group of all nurses, or one per skill set.
-        let mut groups: Vec<(u64, SkillGroup)> = Vec::new();
+        // The kinds of orders (one per skill set orders require, with its
+        // share of the next hour's orders) and which each nurse can take;
+        // without the mix, one kind every nurse takes.
+        let (kinds, classes) = match &self.mix {
+            Some(mix) => (mix.shares(self.now), mix.classes.clone()),
+            None => (vec![1.0], Vec::new()),
+        };
+        let takes = |n: usize| -> u64 {
+            if classes.is_empty() {
+                return 1;
+            }
+            let skills = self.inst.nurses[n].skills;
+            classes
+                .iter()
+                .take(64)
+                .enumerate()
+                .filter(|&(_, &m)| skills & m == m)
+                .fold(0, |acc, (c, _)| acc | 1 << c)
+        };
+        let mut idle = Vec::new();
+        let mut others = Vec::new();
         for (n, s) in self.nurses.iter().enumerate() {
-            if !s.on_shift || s.phase == Phase::Off {
+            if !s.on_shift {
                 continue;
             }
-            let key = match &self.mix {
-                Some(_) => self.inst.nurses[n].skills,
-                None => 0,
-            };
-            let g = match groups.iter().position(|(k, _)| *k == key) {
-                Some(i) => i,
-                None => {
-                    let share = self.mix.as_ref().map_or(1.0, |m| m.share(key, self.now));
-                    groups.push((
-                        key,
-                        SkillGroup {
-                            idle: Vec::new(),
-                            others: Vec::new(),
-                            share,
-                        },
-                    ));
-                    groups.len() - 1
-                }
-            };
-            let group = &mut groups[g].1;
             match s.phase {
                 Phase::Off => {}
-                Phase::Idle => group.idle.push(IdleNurse {
-                    nurse_id: nurse_id(n),
-                    at: self.here(n),
-                }),
-                Phase::Offered => group.others.push(self.here(n)),
-                Phase::Busy => group
-                    .others
-                    .push(s.current.map_or(s.pos, |o| self.inst.orders[o].location)),
+                Phase::Idle => idle.push((
+                    IdleNurse {
+                        nurse_id: nurse_id(n),
+                        at: self.here(n),
+                    },
+                    takes(n),
+                )),
+                Phase::Offered => others.push((self.here(n), takes(n))),
+                Phase::Busy => others.push((
+                    s.current.map_or(s.pos, |o| self.inst.orders[o].location),
+                    takes(n),
+                )),
             }
         }
-        let groups: Vec<SkillGroup> = groups.into_iter().map(|(_, g)| g).collect();
-        let suggestions = reposition::suggest_by_group(&groups, &demand, &self.reposition);
+        let suggestions =
+            reposition::suggest_by_kind(&idle, &others, &demand, &kinds, &self.reposition);
         for sg in suggestions {
             let n = nurse_index(sg.nurse_id);
             if self.inst.draw(DRAW_FOLLOW, n, self.reposition_ticks) >= FOLLOW_PROB {
@@ -980,8 +984,8 @@ impl Sim<'_> {
 
 /// The mix of orders by skill class and local hour the engine would know,
 /// learnt from the organisation's history and the simulated days before
-/// (as the forecast, each midnight): each skill group's share of the
-/// orders, for skill-aware repositioning.
+/// (as the forecast, each midnight): each kind's share of the orders, for
+/// skill-aware repositioning.
 #[derive(Debug, Clone)]
 struct SkillMix {
     /// The classes: the skill sets orders required.
@@ -1020,22 +1024,15 @@ impl SkillMix {
         Self { classes, orders }
     }
 
-    /// The share of the next hour's orders a nurse with `skills` can take
-    /// (all of them when nothing is known yet).
-    fn share(&self, skills: u64, now_ms: i64) -> f64 {
+    /// Each class's share of the next hour's orders (all equal when
+    /// nothing is known yet).
+    fn shares(&self, now_ms: i64) -> Vec<f64> {
         let h = ((now_ms.rem_euclid(DAY_MS) / HOUR_MS) as usize + 1) % 24;
         let total: f64 = self.orders.iter().map(|o| o[h]).sum();
         if total <= 0.0 {
-            return 1.0;
+            return vec![1.0 / self.classes.len().max(1) as f64; self.classes.len()];
         }
-        let mine: f64 = self
-            .classes
-            .iter()
-            .zip(&self.orders)
-            .filter(|&(&m, _)| skills & m == m)
-            .map(|(_, o)| o[h])
-            .sum();
-        mine / total
+        self.orders.iter().map(|o| o[h] / total).collect()
     }
 }
 
@@ -1069,29 +1066,27 @@ mod tests {
     use yixin_domain::Catalog;
 
     #[test]
-    fn a_skill_group_gets_the_share_of_orders_it_can_take() {
+    fn each_kind_gets_its_share_of_the_next_hours_orders() {
         let inst = Instance::generate(&crate::Scenario::shuangfu(), &Catalog::seed()).unwrap();
         let mix = SkillMix::learn(&inst, 0);
-        let all: u64 = mix.classes.iter().fold(0, |a, m| a | m);
         let at_nine = 9 * HOUR_MS;
-        // Every skill: every order; no skill: none.
-        assert!((mix.share(all, at_nine) - 1.0).abs() < 1e-12);
-        assert_eq!(mix.share(0, at_nine), 0.0);
-        // By hand: the history's orders of the next hour (10–11) a nurse
-        // holding exactly one class's skills can take.
-        let one = mix.classes[0];
+        let shares = mix.shares(at_nine);
+        assert_eq!(shares.len(), mix.classes.len());
+        assert!((shares.iter().sum::<f64>() - 1.0).abs() < 1e-12);
+        // By hand: the history's orders of the next hour (10–11) of the
+        // first kind.
         let hour = |t: i64| t.rem_euclid(DAY_MS) / HOUR_MS;
         let (mut mine, mut total) = (0.0, 0.0);
         for ((_, t), &m) in inst.history.iter().zip(&inst.history_required) {
             if hour(*t) == 10 {
                 total += 1.0;
-                if one & m == m {
+                if m == mix.classes[0] {
                     mine += 1.0;
                 }
             }
         }
         assert!(total > 0.0);
-        assert!((mix.share(one, at_nine) - mine / total).abs() < 1e-12);
+        assert!((shares[0] - mine / total).abs() < 1e-12);
         // Learnt again later, the simulated days count too.
         let later = SkillMix::learn(&inst, 3 * DAY_MS);
         let n: f64 = later.orders.iter().map(|o| o.iter().sum::<f64>()).sum();
