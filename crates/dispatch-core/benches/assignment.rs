@@ -120,6 +120,7 @@ fn scene(n_orders: usize, n_nurses: usize, per_order: usize, seed: u64) -> Scene
                     offers_accepted: n.accepted,
                     free_at: n.free_at,
                     preferred: false,
+                    visit_s: None,
                 }
             })
             .collect();

@@ -45,6 +45,7 @@ fn candidates(n: usize, rng: &mut Rng) -> Vec<Candidate> {
                 free_at: (rng.below(4) == 0)
                     .then(|| now() + TimeDelta::seconds(rng.below(900) as i64)),
                 preferred: false,
+                visit_s: None,
             }
         })
         .collect()

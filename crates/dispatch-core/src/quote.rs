@@ -134,6 +134,7 @@ mod tests {
             offers_accepted: 0,
             free_at: None,
             preferred: false,
+            visit_s: None,
         }
     }
 

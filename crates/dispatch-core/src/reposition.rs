@@ -207,14 +207,49 @@ pub fn suggest(
     demand: &[(CellIndex, f64)],
     settings: &RepositionSettings,
 ) -> Vec<Suggestion> {
+    let idle: Vec<(IdleNurse, u64)> = idle.iter().map(|n| (n.clone(), 1)).collect();
+    let others: Vec<(GeoPoint, u64)> = others.iter().map(|p| (*p, 1)).collect();
+    suggest_by_kind(&idle, &others, demand, &[1.0], settings)
+}
+
+/// [`suggest`] when nurses hold different skills. Orders come in kinds
+/// (the skills they need), kind `c` being `kinds[c]` of every cell's
+/// orders; a nurse covers only the kinds she can take (bit `c` of her
+/// mask), so a cell's orders of kind `c` miss with the product of the busy
+/// probabilities of the nurses *of that kind* covering it. A rehab nurse
+/// waiting in a cell covers none of its wound-care orders: one objective
+/// over interchangeable nurses would spread the skill groups between the
+/// towns (a rehab nurse here, a general one there) and leave each group's
+/// orders far from its nurses. The objective is still a sum of
+/// submodular coverage terms, so the lazy greedy stays within a half of
+/// the optimum. At most 64 kinds (bits of the mask); `kinds` are shares,
+/// negative or non-finite ones count as zero.
+pub fn suggest_by_kind(
+    idle: &[(IdleNurse, u64)],
+    others: &[(GeoPoint, u64)],
+    demand: &[(CellIndex, f64)],
+    kinds: &[f64],
+    settings: &RepositionSettings,
+) -> Vec<Suggestion> {
     let d = Demand::new(demand);
-    if d.points.is_empty() || idle.is_empty() {
+    let kinds: Vec<f64> = kinds
+        .iter()
+        .take(64)
+        .map(|&x| if x.is_finite() && x > 0.0 { x } else { 0.0 })
+        .collect();
+    let nk = kinds.len();
+    if d.points.is_empty() || idle.is_empty() || nk == 0 {
         return Vec::new();
     }
-    let mut miss = vec![1.0; d.points.len()];
-    for p in others {
+    let bits = |mask: u64| (0..nk).filter(move |&c| mask >> c & 1 == 1);
+    // miss[i × nk + c]: the probability that point i's orders of kind c
+    // find no nurse.
+    let mut miss = vec![1.0; d.points.len() * nk];
+    for (p, mask) in others {
         for i in d.reach(p, settings) {
-            miss[i] *= settings.busy_busy_prob;
+            for c in bits(*mask) {
+                miss[i * nk + c] *= settings.busy_busy_prob;
+            }
         }
     }
     // Sites: each demand point; its reach computed once. Site `k` for
@@ -222,32 +257,35 @@ pub fn suggest(
     // reach list (index n_points + j).
     let n = d.points.len();
     let mut reach: Vec<Vec<usize>> = d.points.iter().map(|p| d.reach(p, settings)).collect();
-    reach.extend(idle.iter().map(|nurse| d.reach(&nurse.at, settings)));
+    reach.extend(idle.iter().map(|(nurse, _)| d.reach(&nurse.at, settings)));
     let q = settings.idle_busy_prob;
-    let gain = |miss: &[f64], site: usize| -> f64 {
+    let gain = |miss: &[f64], site: usize, mask: u64| -> f64 {
         reach[site]
             .iter()
-            .map(|&i| d.orders[i] * miss[i] * (1.0 - q))
+            .map(|&i| {
+                let open: f64 = bits(mask).map(|c| kinds[c] * miss[i * nk + c]).sum();
+                d.orders[i] * open * (1.0 - q)
+            })
             .sum()
     };
     let moved_km = |nurse: usize, site: usize| -> f64 {
         if site >= n {
             0.0
         } else {
-            idle[nurse].at.distance_m(&d.points[site]) / 1000.0
+            idle[nurse].0.at.distance_m(&d.points[site]) / 1000.0
         }
     };
     let mut heap = BinaryHeap::new();
-    for (j, nurse) in idle.iter().enumerate() {
+    for (j, (nurse, mask)) in idle.iter().enumerate() {
         heap.push(Entry {
-            score: gain(&miss, n + j),
+            score: gain(&miss, n + j, *mask),
             nurse: j,
             site: n + j,
         });
         for (k, p) in d.points.iter().enumerate() {
             if nurse.at.distance_m(p) <= settings.max_move_m {
                 heap.push(Entry {
-                    score: gain(&miss, k) - settings.move_cost_per_km * moved_km(j, k),
+                    score: gain(&miss, k, *mask) - settings.move_cost_per_km * moved_km(j, k),
                     nurse: j,
                     site: k,
                 });
@@ -260,7 +298,8 @@ pub fn suggest(
         if placed[top.nurse] {
             continue;
         }
-        let g = gain(&miss, top.site);
+        let mask = idle[top.nurse].1;
+        let g = gain(&miss, top.site, mask);
         let score = g - settings.move_cost_per_km * moved_km(top.nurse, top.site);
         // Lazy greedy: a stale score is recomputed and pushed back unless
         // it still beats the next best.
@@ -270,13 +309,15 @@ pub fn suggest(
         }
         placed[top.nurse] = true;
         for &i in &reach[top.site] {
-            miss[i] *= q;
+            for c in bits(mask) {
+                miss[i * nk + c] *= q;
+            }
         }
         if top.site < n && moved_km(top.nurse, top.site) * 1000.0 >= settings.min_move_m {
             let to = d.points[top.site];
             if let Some(cell) = cell_of(&to, resolution_of(demand)) {
                 out.push(Suggestion {
-                    nurse_id: idle[top.nurse].nurse_id,
+                    nurse_id: idle[top.nurse].0.nurse_id,
                     to,
                     cell,
                     expected_gain: g,
@@ -312,6 +353,62 @@ mod tests {
             nurse_id: NurseId::from(uuid::Uuid::from_u128(i + 1)),
             at,
         }
+    }
+
+    #[test]
+    fn each_nurse_covers_the_kinds_of_orders_she_can_take() {
+        let s = RepositionSettings {
+            reach_s: 5 * 60,
+            max_move_m: 10_000.0,
+            ..RepositionSettings::default()
+        };
+        // Two towns 3.3 km apart, out of each other's reach: 3 and 2
+        // expected orders. A general nurse waits in A, a rehab nurse in B.
+        let a = centre_of(cell(&pt(29.40, 106.32))).unwrap();
+        let b = centre_of(cell(&pt(29.40, 106.354))).unwrap();
+        let demand = [(cell(&a), 3.0), (cell(&b), 2.0)];
+        let general = nurse(0, a);
+        let rehab = nurse(1, b);
+        // Interchangeable: each town has a nurse, nobody moves (B alone is
+        // worth 2 × 0.5 to the second nurse, a second cover of A only
+        // 3 × 0.5 × 0.5).
+        let joint = suggest(&[general.clone(), rehab.clone()], &[], &demand, &s);
+        assert!(joint.is_empty(), "{joint:?}");
+        // Two kinds, general 2/3 and rehab 1/3 of the orders: the general
+        // nurse covers none of the rehab orders, so the rehab nurse goes
+        // where most of hers are, A (3 × 1/3 × 0.5 against B's 2 × 1/3 × 0.5).
+        let kinds = [2.0 / 3.0, 1.0 / 3.0];
+        let idle = [(general.clone(), 0b01), (rehab.clone(), 0b10)];
+        let out = suggest_by_kind(&idle, &[], &demand, &kinds, &s);
+        assert_eq!(out.len(), 1, "{out:?}");
+        assert_eq!(out[0].nurse_id, rehab.nurse_id);
+        assert_eq!(out[0].cell, cell(&a));
+        assert!((out[0].expected_gain - 0.5).abs() < 1e-9);
+        // Two busy rehab nurses in A already cover A's rehab orders (miss
+        // 0.8² = 0.64): B's then gain more (2/3 × 0.5 against
+        // 1 × 0.64 × 0.5), so the idle rehab nurse stays.
+        let busy_rehab = [(a, 0b10), (a, 0b10)];
+        assert!(suggest_by_kind(&idle, &busy_rehab, &demand, &kinds, &s).is_empty());
+        // Busy general nurses there change nothing for her.
+        let busy_general = [(a, 0b01), (a, 0b01)];
+        assert_eq!(
+            suggest_by_kind(&idle, &busy_general, &demand, &kinds, &s)[0].cell,
+            cell(&a)
+        );
+        // A nurse who can take both kinds counts both: alone in B, she is
+        // sent to A like an interchangeable nurse would be.
+        let both = [(nurse(2, b), 0b11)];
+        let alone = suggest_by_kind(&both, &[], &demand, &kinds, &s);
+        let plain = suggest(&[nurse(2, b)], &[], &demand, &s);
+        assert_eq!(alone.len(), 1);
+        assert_eq!(
+            (alone[0].nurse_id, alone[0].cell),
+            (plain[0].nurse_id, plain[0].cell)
+        );
+        assert!((alone[0].expected_gain - plain[0].expected_gain).abs() < 1e-9);
+        // No kinds, or kinds that are no orders: nothing to cover.
+        assert!(suggest_by_kind(&idle, &[], &demand, &[], &s).is_empty());
+        assert!(suggest_by_kind(&idle, &[], &demand, &[0.0, f64::NAN], &s).is_empty());
     }
 
     #[test]
@@ -414,6 +511,41 @@ mod tests {
             let greedy = expected_covered(&places, &[], &demand, &s);
             let best = exhaustive(&idle, &demand, &s);
             prop_assert!(greedy >= 0.5 * best - 1e-9, "greedy {greedy} best {best}");
+        }
+
+        /// Orders split into kinds every nurse can take are the orders
+        /// unsplit: the same places, the same gains.
+        #[test]
+        fn kinds_every_nurse_takes_are_one_kind(
+            nurses in prop::collection::vec((0.0f64..1.0, 0.0f64..1.0), 1..4),
+            busy in prop::collection::vec((0.0f64..1.0, 0.0f64..1.0), 0..3),
+            cells in prop::collection::vec((0.0f64..1.0, 0.0f64..1.0, 0.1f64..4.0), 1..5),
+            split in 0.05f64..0.95,
+        ) {
+            let at = |(y, x): (f64, f64)| pt(29.36 + 0.07 * y, 106.28 + 0.07 * x);
+            let s = RepositionSettings {
+                reach_s: 8 * 60,
+                ..RepositionSettings::default()
+            };
+            let idle: Vec<IdleNurse> =
+                nurses.iter().enumerate().map(|(i, &p)| nurse(i as u128, at(p))).collect();
+            let others: Vec<GeoPoint> = busy.iter().map(|&p| at(p)).collect();
+            let mut demand: Vec<(CellIndex, f64)> = Vec::new();
+            for &(y, x, w) in &cells {
+                let c = cell(&at((y, x)));
+                if !demand.iter().any(|(d, _)| *d == c) {
+                    demand.push((c, w));
+                }
+            }
+            let plain = suggest(&idle, &others, &demand, &s);
+            let idle2: Vec<(IdleNurse, u64)> = idle.iter().map(|n| (n.clone(), 0b11)).collect();
+            let others2: Vec<(GeoPoint, u64)> = others.iter().map(|p| (*p, 0b11)).collect();
+            let kinds = suggest_by_kind(&idle2, &others2, &demand, &[split, 1.0 - split], &s);
+            prop_assert_eq!(plain.len(), kinds.len());
+            for (p, k) in plain.iter().zip(&kinds) {
+                prop_assert_eq!((p.nurse_id, p.cell), (k.nurse_id, k.cell));
+                prop_assert!((p.expected_gain - k.expected_gain).abs() < 1e-9);
+            }
         }
     }
 }

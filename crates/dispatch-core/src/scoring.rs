@@ -64,6 +64,12 @@ pub struct Candidate {
     /// The patient's nurse from before (see the module doc on continuity).
     #[serde(default)]
     pub preferred: bool,
+    /// With `free_at`: the catalogue length of the visit she is finishing,
+    /// in seconds, when known. The risk objective scales the uncertainty
+    /// of her visit's end with it (a 90-minute visit overruns by more than
+    /// a 30-minute one); `None` falls back to a fixed spread.
+    #[serde(default)]
+    pub visit_s: Option<u32>,
 }
 
 impl Candidate {
@@ -322,6 +328,7 @@ mod tests {
             offers_accepted: 0,
             free_at: None,
             preferred: false,
+            visit_s: None,
         }
     }
 
@@ -512,6 +519,7 @@ mod tests {
                     offers_accepted: accepted.min(answered),
                     free_at: free.map(|s| now() + chrono::TimeDelta::seconds(s)),
                     preferred,
+                    visit_s: None,
                 },
             )
     }

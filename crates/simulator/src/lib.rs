@@ -37,7 +37,7 @@ pub enum SimError {
     Scenario(&'static str, String),
     /// An unknown policy name.
     #[error(
-        "unknown policy {0:?}: expected greedy, batch, greedy+, batch+, batch+nochain, hindsight or all"
+        "unknown policy {0:?}: expected greedy, batch, greedy+, batch+, batch+nochain, batch+reserve, hindsight or all"
     )]
     Policy(String),
 }
@@ -53,16 +53,20 @@ pub enum Policy {
     BatchPlus,
     /// `batch+` without chained offers.
     BatchPlusNoChain,
+    /// `batch+` with the late reserve (trunk reservation): punctual at the
+    /// price of more orders unserved.
+    BatchPlusReserve,
     Hindsight,
 }
 
 impl Policy {
-    pub const ALL: [Policy; 6] = [
+    pub const ALL: [Policy; 7] = [
         Policy::Greedy,
         Policy::Batch,
         Policy::GreedyPlus,
         Policy::BatchPlus,
         Policy::BatchPlusNoChain,
+        Policy::BatchPlusReserve,
         Policy::Hindsight,
     ];
 
@@ -73,11 +77,13 @@ impl Policy {
             Policy::GreedyPlus => "greedy+",
             Policy::BatchPlus => "batch+",
             Policy::BatchPlusNoChain => "batch+nochain",
+            Policy::BatchPlusReserve => "batch+reserve",
             Policy::Hindsight => "hindsight",
         }
     }
 
-    /// `greedy`, `batch`, `greedy+`, `batch+`, `batch+nochain`, `hindsight`, or `all`.
+    /// `greedy`, `batch`, `greedy+`, `batch+`, `batch+nochain`,
+    /// `batch+reserve`, `hindsight`, or `all`.
     pub fn parse_list(s: &str) -> Result<Vec<Policy>, SimError> {
         let mut out = Vec::new();
         for part in s.split(',').map(str::trim) {
@@ -88,6 +94,7 @@ impl Policy {
                 "greedy+" => out.push(Policy::GreedyPlus),
                 "batch+" => out.push(Policy::BatchPlus),
                 "batch+nochain" => out.push(Policy::BatchPlusNoChain),
+                "batch+reserve" => out.push(Policy::BatchPlusReserve),
                 "hindsight" => out.push(Policy::Hindsight),
                 other => return Err(SimError::Policy(other.to_owned())),
             }
@@ -210,6 +217,14 @@ pub fn run_instance(inst: &Instance, policies: &[Policy]) -> Report {
                 online::Online::Batch,
                 online::Features {
                     chain: false,
+                    ..online::Features::ALL
+                },
+            ),
+            Policy::BatchPlusReserve => online::run_with(
+                inst,
+                online::Online::Batch,
+                online::Features {
+                    late_reserve: true,
                     ..online::Features::ALL
                 },
             ),

@@ -28,7 +28,7 @@ use yixin_dispatch_core::{
 use yixin_domain::{GeoPoint, NurseId, OrderId, OrderStatus, PROMISE_MINUTES};
 
 use crate::metrics::{Outcome, Tally};
-use crate::scenario::{Answer, DAY_MS, Instance};
+use crate::scenario::{Answer, DAY_MS, HOUR_MS, Instance};
 
 /// Which online policy.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -51,6 +51,13 @@ pub struct Features {
     /// instead of arrival; and every waiting order is woken when a nurse
     /// comes free (a re-solve on newly free nurses, as on new orders).
     pub risk: bool,
+    /// Skill-aware repositioning ([`reposition::suggest_by_kind`]): a nurse
+    /// covers only the orders whose skills she holds, the mix of orders
+    /// learnt from history ([`SkillMix`]).
+    pub skills: bool,
+    /// With `risk`: the late reserve ([`yixin_dispatch_core::matching::risk`],
+    /// [`LATE_RESERVE`] free nurses held back from hopeless orders).
+    pub late_reserve: bool,
 }
 
 impl Features {
@@ -58,16 +65,26 @@ impl Features {
         chain: false,
         reposition: false,
         risk: false,
+        skills: false,
+        late_reserve: false,
     };
+    /// Every addition but the late reserve (which trades unserved orders
+    /// for punctual ones: `batch+reserve` turns it on).
     pub const ALL: Features = Features {
         chain: true,
         reposition: true,
         risk: true,
+        skills: true,
+        late_reserve: false,
     };
 }
 
 /// The chain horizon the simulated engine runs with, s.
 pub const CHAIN_HORIZON_S: u32 = 600;
+/// The late reserve of `batch+reserve`: a hopeless order is offered only
+/// while more than this many free candidates are left for it (1, 2 and 3
+/// were tried: see the README's Simulator section).
+pub const LATE_RESERVE: u32 = 2;
 /// The overrun tolerance of a next job chosen past its promise, s.
 pub const CHAIN_OVERRUN_TOLERANCE_S: u32 = 1_800;
 
@@ -215,6 +232,9 @@ struct Sim<'a> {
     reposition: RepositionSettings,
     forecast: Option<DemandForecast>,
     reposition_ticks: usize,
+    /// The mix of orders by skill class and hour (skill-aware
+    /// repositioning only).
+    mix: Option<SkillMix>,
 }
 
 /// The engine's default configuration with the scenario's continuity credit.
@@ -234,13 +254,15 @@ pub fn run(inst: &Instance, policy: Online) -> Tally {
 }
 
 /// The risk model of the scenario's noise: travel σ as drawn, a visit's
-/// end uncertain by the duration noise over a mean visit of 43 minutes,
-/// the mean answer delay.
+/// end uncertain by the duration noise on the visit's own length (over a
+/// mean visit of 43 minutes when the length is unknown), the mean answer
+/// delay.
 pub fn risk_model(inst: &Instance) -> RiskModel {
     let s = &inst.scenario;
     RiskModel {
         travel_sigma: s.travel_noise_sigma,
         finish_sd_s: s.duration_noise_sigma * 43.0 * 60.0,
+        visit_sigma: s.duration_noise_sigma,
         answer_s: (s.answer_delay_s.0 + s.answer_delay_s.1) / 2.0,
         ..RiskModel::default()
     }
@@ -248,6 +270,24 @@ pub fn risk_model(inst: &Instance) -> RiskModel {
 
 /// Runs one online policy with the dispatch core's additions in `features`.
 pub fn run_with(inst: &Instance, policy: Online, features: Features) -> Tally {
+    run_tuned(
+        inst,
+        policy,
+        features,
+        &risk_model(inst),
+        &RepositionSettings::default(),
+    )
+}
+
+/// [`run_with`] with the risk objective's model and the repositioning
+/// settings given (experiments: see `examples/ablate.rs`).
+pub fn run_tuned(
+    inst: &Instance,
+    policy: Online,
+    features: Features,
+    risk: &RiskModel,
+    reposition: &RepositionSettings,
+) -> Tally {
     let mut sim = Sim {
         inst,
         policy,
@@ -296,10 +336,16 @@ pub fn run_with(inst: &Instance, policy: Online, features: Features) -> Tally {
         } else {
             ChainRules::off()
         },
-        risk: risk_model(inst),
-        reposition: RepositionSettings::default(),
+        risk: RiskModel {
+            late_reserve: risk
+                .late_reserve
+                .or(features.late_reserve.then_some(LATE_RESERVE)),
+            ..*risk
+        },
+        reposition: *reposition,
         forecast: None,
         reposition_ticks: 0,
+        mix: None,
     };
     sim.start();
     sim.run();
@@ -336,6 +382,9 @@ impl Sim<'_> {
         if self.features.reposition {
             self.forecast = Some(learn_forecast(self.inst, 0));
             self.schedule(0, Event::Reposition);
+        }
+        if self.features.skills && self.features.reposition {
+            self.mix = Some(SkillMix::learn(self.inst, 0));
         }
     }
 
@@ -389,6 +438,13 @@ impl Sim<'_> {
             None => v.eta = Some(at(s.eta_at_ms)),
         }
         predicted_end(&v, at(self.now))
+    }
+
+    /// The catalogue length of nurse `n`'s current visit, s.
+    fn visit_s(&self, n: usize) -> Option<u32> {
+        let o = self.nurses[n].current?;
+        let minutes = self.inst.service_minutes.get(self.inst.orders[o].service)?;
+        Some(minutes * 60)
     }
 
     /// A busy nurse as a chained candidate: her predicted free time, when
@@ -481,6 +537,25 @@ impl Sim<'_> {
             return;
         };
         let demand = forecast.hour_ahead(at(self.now));
+        // The kinds of orders (one per skill set orders require, with its
+        // share of the next hour's orders) and which each nurse can take;
+        // without the mix, one kind every nurse takes.
+        let (kinds, classes) = match &self.mix {
+            Some(mix) => (mix.shares(self.now), mix.classes.clone()),
+            None => (vec![1.0], Vec::new()),
+        };
+        let takes = |n: usize| -> u64 {
+            if classes.is_empty() {
+                return 1;
+            }
+            let skills = self.inst.nurses[n].skills;
+            classes
+                .iter()
+                .take(64)
+                .enumerate()
+                .filter(|&(_, &m)| skills & m == m)
+                .fold(0, |acc, (c, _)| acc | 1 << c)
+        };
         let mut idle = Vec::new();
         let mut others = Vec::new();
         for (n, s) in self.nurses.iter().enumerate() {
@@ -489,17 +564,22 @@ impl Sim<'_> {
             }
             match s.phase {
                 Phase::Off => {}
-                Phase::Idle => idle.push(IdleNurse {
-                    nurse_id: nurse_id(n),
-                    at: self.here(n),
-                }),
-                Phase::Offered => others.push(self.here(n)),
-                Phase::Busy => {
-                    others.push(s.current.map_or(s.pos, |o| self.inst.orders[o].location))
-                }
+                Phase::Idle => idle.push((
+                    IdleNurse {
+                        nurse_id: nurse_id(n),
+                        at: self.here(n),
+                    },
+                    takes(n),
+                )),
+                Phase::Offered => others.push((self.here(n), takes(n))),
+                Phase::Busy => others.push((
+                    s.current.map_or(s.pos, |o| self.inst.orders[o].location),
+                    takes(n),
+                )),
             }
         }
-        let suggestions = reposition::suggest(&idle, &others, &demand, &self.reposition);
+        let suggestions =
+            reposition::suggest_by_kind(&idle, &others, &demand, &kinds, &self.reposition);
         for sg in suggestions {
             let n = nurse_index(sg.nurse_id);
             if self.inst.draw(DRAW_FOLLOW, n, self.reposition_ticks) >= FOLLOW_PROB {
@@ -546,6 +626,9 @@ impl Sim<'_> {
                 }
                 if self.features.reposition {
                     self.forecast = Some(learn_forecast(self.inst, self.now));
+                }
+                if self.mix.is_some() {
+                    self.mix = Some(SkillMix::learn(self.inst, self.now));
                 }
             }
             Event::ShiftStart(n) => {
@@ -784,6 +867,7 @@ impl Sim<'_> {
                     offers_accepted: s.accepted,
                     free_at,
                     preferred: before == Some(n),
+                    visit_s: free_at.and_then(|_| self.visit_s(n)),
                 }
             })
             .collect();
@@ -807,10 +891,11 @@ impl Sim<'_> {
     }
 
     fn dispatch_due_batch(&mut self) {
-        let facts: Vec<OrderFacts> = self.take_due().into_iter().map(|o| self.facts(o)).collect();
-        if facts.is_empty() {
+        let due = self.take_due();
+        if due.is_empty() {
             return;
         }
+        let facts: Vec<OrderFacts> = due.into_iter().map(|o| self.facts(o)).collect();
         let commands = if self.features.risk {
             self.decisions.batch_risk(&facts, at(self.now), &self.risk)
         } else {
@@ -897,6 +982,60 @@ impl Sim<'_> {
     }
 }
 
+/// The mix of orders by skill class and local hour the engine would know,
+/// learnt from the organisation's history and the simulated days before
+/// (as the forecast, each midnight): each kind's share of the orders, for
+/// skill-aware repositioning.
+#[derive(Debug, Clone)]
+struct SkillMix {
+    /// The classes: the skill sets orders required.
+    classes: Vec<u64>,
+    /// Per class, per local hour: expected orders a day.
+    orders: Vec<[f64; 24]>,
+}
+
+impl SkillMix {
+    fn learn(inst: &Instance, now_ms: i64) -> Self {
+        let past = inst
+            .history
+            .iter()
+            .zip(&inst.history_required)
+            .map(|((_, t), &required)| (*t, required))
+            .chain(
+                inst.orders
+                    .iter()
+                    .filter(|o| o.created_ms < now_ms)
+                    .map(|o| (o.created_ms, o.required)),
+            );
+        let mut classes: Vec<u64> = Vec::new();
+        let mut orders: Vec<[f64; 24]> = Vec::new();
+        for (t, required) in past {
+            let c = classes
+                .iter()
+                .position(|&m| m == required)
+                .unwrap_or_else(|| {
+                    classes.push(required);
+                    orders.push([0.0; 24]);
+                    classes.len() - 1
+                });
+            let hour = ((t.rem_euclid(DAY_MS) / HOUR_MS) as usize).min(23);
+            orders[c][hour] += 1.0;
+        }
+        Self { classes, orders }
+    }
+
+    /// Each class's share of the next hour's orders (all equal when
+    /// nothing is known yet).
+    fn shares(&self, now_ms: i64) -> Vec<f64> {
+        let h = ((now_ms.rem_euclid(DAY_MS) / HOUR_MS) as usize + 1) % 24;
+        let total: f64 = self.orders.iter().map(|o| o[h]).sum();
+        if total <= 0.0 {
+            return vec![1.0 / self.classes.len().max(1) as f64; self.classes.len()];
+        }
+        self.orders.iter().map(|o| o[h] / total).collect()
+    }
+}
+
 /// The demand forecast the engine would hold at `now_ms`: learnt from the
 /// organisation's history before day 0 and the simulated orders placed
 /// before `now_ms` (only complete days count).
@@ -918,4 +1057,44 @@ pub fn learn_forecast(inst: &Instance, now_ms: i64) -> DemandForecast {
 /// The simulation's instant `ms` as the engine's clock.
 pub fn instant(ms: i64) -> DateTime<Utc> {
     at(ms)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use yixin_domain::Catalog;
+
+    #[test]
+    fn each_kind_gets_its_share_of_the_next_hours_orders() {
+        let inst = Instance::generate(&crate::Scenario::shuangfu(), &Catalog::seed()).unwrap();
+        let mix = SkillMix::learn(&inst, 0);
+        let at_nine = 9 * HOUR_MS;
+        let shares = mix.shares(at_nine);
+        assert_eq!(shares.len(), mix.classes.len());
+        assert!((shares.iter().sum::<f64>() - 1.0).abs() < 1e-12);
+        // By hand: the history's orders of the next hour (10–11) of the
+        // first kind.
+        let hour = |t: i64| t.rem_euclid(DAY_MS) / HOUR_MS;
+        let (mut mine, mut total) = (0.0, 0.0);
+        for ((_, t), &m) in inst.history.iter().zip(&inst.history_required) {
+            if hour(*t) == 10 {
+                total += 1.0;
+                if m == mix.classes[0] {
+                    mine += 1.0;
+                }
+            }
+        }
+        assert!(total > 0.0);
+        assert!((shares[0] - mine / total).abs() < 1e-12);
+        // Learnt again later, the simulated days count too.
+        let later = SkillMix::learn(&inst, 3 * DAY_MS);
+        let n: f64 = later.orders.iter().map(|o| o.iter().sum::<f64>()).sum();
+        let before = inst
+            .orders
+            .iter()
+            .filter(|o| o.created_ms < 3 * DAY_MS)
+            .count();
+        assert_eq!(n as usize, inst.history.len() + before);
+    }
 }

@@ -311,6 +311,10 @@ pub struct Instance {
     /// [`HISTORY_DAYS`] days drawn from the same scenario with another seed,
     /// what the demand forecast learns from before the simulated days.
     pub history: Vec<(GeoPoint, i64)>,
+    /// The skills each order of [`Self::history`] required, as the
+    /// organisation's records hold (skill-aware repositioning learns the
+    /// mix of orders from it).
+    pub history_required: Vec<u64>,
 }
 
 /// Days of order history before the simulated span (four weeks).
@@ -367,8 +371,9 @@ impl Instance {
             ..scenario.clone()
         };
         let shift = i64::from(HISTORY_DAYS) * DAY_MS;
-        inst.history = Self::draw_days(&past, catalog)?
-            .orders
+        let past_orders = Self::draw_days(&past, catalog)?.orders;
+        inst.history_required = past_orders.iter().map(|o| o.required).collect();
+        inst.history = past_orders
             .into_iter()
             .map(|o| (o.location, o.created_ms - shift))
             .collect();
@@ -566,6 +571,7 @@ impl Instance {
             orders,
             service_minutes: durations,
             history: Vec::new(),
+            history_required: Vec::new(),
         })
     }
 

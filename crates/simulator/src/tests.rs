@@ -23,6 +23,17 @@ fn all_tallies(inst: &Instance) -> Vec<(&'static str, Tally)> {
             "batch+",
             online::run_with(inst, online::Online::Batch, online::Features::ALL),
         ),
+        (
+            "batch+reserve",
+            online::run_with(
+                inst,
+                online::Online::Batch,
+                online::Features {
+                    late_reserve: true,
+                    ..online::Features::ALL
+                },
+            ),
+        ),
         ("hindsight", hindsight::run(inst)),
     ]
 }
@@ -141,6 +152,7 @@ fn hindsight_dominates_one_nurse_on_sparse_demand() {
         orders,
         service_minutes: vec![30],
         history: Vec::new(),
+        history_required: Vec::new(),
     };
     let h = hindsight::run(&inst);
     for policy in [online::Online::Greedy, online::Online::Batch] {
@@ -432,6 +444,7 @@ fn two_visits(actual_min: i64) -> Instance {
         orders: vec![order(0, 10, actual_min), order(1, 35, 30)],
         service_minutes: vec![30],
         history: Vec::new(),
+        history_required: Vec::new(),
     }
 }
 

@@ -122,6 +122,7 @@ impl Engine {
                     offers_accepted: accepted,
                     free_at: Some(n.3),
                     preferred: false,
+                    visit_s: None,
                 })
             })
             .collect()

@@ -565,6 +565,7 @@ impl Engine {
                     offers_accepted: accepted,
                     free_at: None,
                     preferred: false,
+                    visit_s: None,
                 })
             })
             .collect()
