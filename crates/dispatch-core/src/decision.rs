@@ -44,6 +44,8 @@ pub struct EngineConfig {
     pub retry: Duration,
     /// No free candidate for this long → escalated.
     pub escalate_after: TimeDelta,
+    /// The `risk` policy's model of lateness (and its optional late reserve).
+    pub risk: RiskModel,
 }
 
 impl Default for EngineConfig {
@@ -56,6 +58,7 @@ impl Default for EngineConfig {
             candidates: 20,
             retry: Duration::from_secs(5),
             escalate_after: TimeDelta::seconds(120),
+            risk: RiskModel::default(),
         }
     }
 }

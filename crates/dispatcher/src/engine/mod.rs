@@ -54,7 +54,6 @@ use yixin_store::{Store, StoreError};
 
 use crate::eta::EtaEstimator;
 use crate::matching::PolicyKind;
-use crate::matching::risk::RiskModel;
 use crate::scoring::Candidate;
 
 pub mod chain;
@@ -359,7 +358,7 @@ impl Engine {
         }
         let now = Utc::now();
         let commands = match self.config.policy.kind {
-            PolicyKind::Risk => self.decide(|d| d.batch_risk(&facts, now, &RiskModel::default())),
+            PolicyKind::Risk => self.decide(|d| d.batch_risk(&facts, now, &self.config.risk)),
             _ => self.decide(|d| d.batch(&facts, now)),
         };
         // An order whose escalation failed is not offered this round.

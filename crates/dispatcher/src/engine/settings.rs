@@ -31,6 +31,26 @@ pub fn chain_rules(
     )
 }
 
+/// The `risk` policy's model: the core's default, with the late reserve as
+/// configured (`dispatch.risk_late_reserve`, 0 off).
+fn risk_model(
+    s: &yixin_platform::config::DispatchSettings,
+) -> Result<yixin_dispatch_core::matching::risk::RiskModel, InvalidSettings> {
+    if s.risk_late_reserve as usize > s.candidates {
+        return Err(InvalidSettings::new(
+            "dispatch.risk_late_reserve",
+            format!(
+                "{} free nurses can never be left for an order that keeps at most {} candidates",
+                s.risk_late_reserve, s.candidates
+            ),
+        ));
+    }
+    Ok(yixin_dispatch_core::matching::risk::RiskModel {
+        late_reserve: (s.risk_late_reserve > 0).then_some(s.risk_late_reserve),
+        ..Default::default()
+    })
+}
+
 /// The engine and its ETA estimator as configured (`dispatch.*`); `areas`
 /// are the service areas per-area ETA overrides may name.
 pub fn engine_config(
@@ -107,6 +127,7 @@ pub fn engine_config(
             candidates: s.candidates,
             retry: Duration::from_secs(s.retry_secs.max(1)),
             escalate_after: TimeDelta::seconds(i64::try_from(s.escalate_after_secs).unwrap_or(120)),
+            risk: risk_model(s)?,
         },
         eta,
     ))
@@ -138,6 +159,28 @@ mod tests {
             panic!("`fastest` parsed");
         };
         assert!(e.to_string().contains("dispatch.policy"), "{e}");
+    }
+
+    #[test]
+    fn the_late_reserve_is_off_unless_configured_and_bounded_by_the_candidates() {
+        let (config, _) = engine_config(&Default::default(), &[]).unwrap();
+        assert_eq!(config.risk.late_reserve, None);
+        let s = yixin_platform::config::DispatchSettings {
+            policy: "risk".to_owned(),
+            risk_late_reserve: 2,
+            ..Default::default()
+        };
+        let (config, _) = engine_config(&s, &[]).unwrap();
+        assert_eq!(config.risk.late_reserve, Some(2));
+        let s = yixin_platform::config::DispatchSettings {
+            risk_late_reserve: 21,
+            candidates: 20,
+            ..Default::default()
+        };
+        let Err(e) = engine_config(&s, &[]) else {
+            panic!("a reserve larger than the candidate list parsed");
+        };
+        assert!(e.to_string().contains("dispatch.risk_late_reserve"), "{e}");
     }
 
     #[test]
