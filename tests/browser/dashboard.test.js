@@ -13,10 +13,8 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { chromium } from 'playwright-core';
-import { Platform } from './platform.js';
+import { Platform, launchChromium } from './platform.js';
 
-const CHROMIUM = process.env.CHROMIUM_PATH || '/usr/bin/chromium';
 const ARTIFACTS = join(import.meta.dirname ?? new URL('.', import.meta.url).pathname, 'artifacts');
 const WAIT = 15000;
 
@@ -89,12 +87,7 @@ describe('coordinator dashboard', () => {
     platform = new Platform();
     await platform.start();
     coordinator = await platform.token('coordinator', 'browser-test');
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      headless: true,
-      args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update',
-        '--disable-sync', '--no-first-run'],
-    });
+    browser = await launchChromium();
     const context = await browser.newContext({ viewport: { width: 1440, height: 900 }, locale: 'zh-CN' });
     page = await context.newPage();
     page.setDefaultTimeout(WAIT);

@@ -15,10 +15,8 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { chromium } from 'playwright-core';
-import { Platform } from './platform.js';
+import { Platform, launchChromium, phoneContext } from './platform.js';
 
-const CHROMIUM = process.env.CHROMIUM_PATH || '/usr/bin/chromium';
 const ARTIFACTS = join(import.meta.dirname ?? new URL('.', import.meta.url).pathname, 'artifacts');
 const WAIT = 15000;
 const DEMAND = { lat: 29.42, lng: 106.35 };
@@ -53,17 +51,11 @@ describe('demand forecast and repositioning', { skip: embedded && 'the history i
     const forecast = await platform.ok('GET', '/v1/dispatch/forecast', coordinator);
     assert.equal(forecast.cells.length, 1, JSON.stringify(forecast));
     cell = forecast.cells[0];
-    const n = await platform.ok('POST', '/v1/dispatch/nurses', coordinator, {
+    const n = await platform.hireNurse(coordinator, {
       name: '吴护士', phone: '13712340002', skills: ['neonatal'],
     });
-    await platform.qualify(coordinator, n.id);
     nurse = n;
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      headless: true,
-      args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update',
-        '--disable-sync', '--no-first-run'],
-    });
+    browser = await launchChromium();
   });
 
   after(async () => {
@@ -82,15 +74,7 @@ describe('demand forecast and repositioning', { skip: embedded && 'the history i
   test('an idle nurse on shift gets the suggestion card and may ignore it', async () => {
     // 3.5 km west of the cell's centre: out of its reach, within a move.
     const at = { latitude: cell.center.lat, longitude: cell.center.lng - 0.0361 };
-    const context = await browser.newContext({
-      viewport: { width: 360, height: 740 },
-      deviceScaleFactor: 2,
-      isMobile: true,
-      hasTouch: true,
-      locale: 'zh-CN',
-      geolocation: { ...at, accuracy: 8 },
-      permissions: ['geolocation'],
-    });
+    const context = await phoneContext(browser, at);
     const page = await context.newPage();
     watch(page);
     await page.goto(`${platform.baseUrl}/nurse/`);

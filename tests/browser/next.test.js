@@ -17,13 +17,12 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { chromium } from 'playwright-core';
-import { Platform } from './platform.js';
+import { Platform, launchChromium, phoneContext } from './platform.js';
 
 const here = import.meta.dirname ?? new URL('.', import.meta.url).pathname;
-const CHROMIUM = process.env.CHROMIUM_PATH || '/usr/bin/chromium';
 const ARTIFACTS = join(here, 'artifacts');
 const WAIT = 15000;
+const PHONE = { width: 390, height: 844 };
 
 // Shuangfu (the demo area): she starts at START, the first visit is at HOME,
 // the second order at NEXT_HOME, about 600 m away.
@@ -109,34 +108,19 @@ describe('nurse app: the next job', () => {
     await platform.start();
     coordinator = await platform.token('coordinator', 'next-test');
     resident = await platform.token('resident', `resident-${platform.id}`);
-    const n = await platform.ok('POST', '/v1/dispatch/nurses', coordinator, {
+    const n = await platform.hireNurse(coordinator, {
       name: '林护士',
       phone: '13712340003',
       skills: ['venipuncture', 'wound_care'],
       external_id: `hr-next-${platform.id}`,
     });
-    await platform.qualify(coordinator, n.id);
     nurse = n;
     names = {
       draw: (await platform.service('venous_blood_draw')).name_zh,
       wound: (await platform.service('wound_care')).name_zh,
     };
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      headless: true,
-      args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update',
-        '--disable-sync', '--no-first-run', '--autoplay-policy=no-user-gesture-required'],
-    });
-    context = await browser.newContext({
-      viewport: { width: 390, height: 844 },
-      deviceScaleFactor: 2,
-      isMobile: true,
-      hasTouch: true,
-      locale: 'zh-CN',
-      timezoneId: 'Asia/Shanghai',
-      geolocation: { ...START, accuracy: 8 },
-      permissions: ['geolocation'],
-    });
+    browser = await launchChromium({ sound: true });
+    context = await phoneContext(browser, START, { viewport: PHONE, timezoneId: 'Asia/Shanghai' });
     page = await context.newPage();
     page.setDefaultTimeout(WAIT);
     page.on('console', (msg) => {
@@ -278,22 +262,15 @@ describe('nurse app: the next job', () => {
 
   test('a next job taken back for an overrun: her card says so', async () => {
     // The first nurse is on her way to a 30-minute visit: no candidate now.
-    const n = await platform.ok('POST', '/v1/dispatch/nurses', coordinator, {
+    const n = await platform.hireNurse(coordinator, {
       name: '赵护士',
       phone: '13712340004',
       skills: ['venipuncture', 'wound_care'],
       external_id: `hr-next2-${platform.id}`,
     });
-    await platform.qualify(coordinator, n.id);
-    const other = await browser.newContext({
-      viewport: { width: 390, height: 844 },
-      deviceScaleFactor: 2,
-      isMobile: true,
-      hasTouch: true,
-      locale: 'zh-CN',
+    const other = await phoneContext(browser, { latitude: FAR_HOME.lat, longitude: FAR_HOME.lng }, {
+      viewport: PHONE,
       timezoneId: 'Asia/Shanghai',
-      geolocation: { latitude: FAR_HOME.lat, longitude: FAR_HOME.lng, accuracy: 8 },
-      permissions: ['geolocation'],
     });
     const p = await other.newPage();
     p.setDefaultTimeout(WAIT);

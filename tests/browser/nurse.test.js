@@ -13,12 +13,10 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { chromium } from 'playwright-core';
-import { Platform } from './platform.js';
+import { Platform, launchChromium, phoneContext } from './platform.js';
 
 const here = import.meta.dirname ?? new URL('.', import.meta.url).pathname;
 const ASSETS_DIR = join(here, '..', '..', 'crates', 'nurse-app', 'assets');
-const CHROMIUM = process.env.CHROMIUM_PATH || '/usr/bin/chromium';
 const ARTIFACTS = join(here, 'artifacts');
 const WAIT = 15000;
 /** Sign in with the dev sign-in by external id instead of the SMS code. */
@@ -130,29 +128,15 @@ describe('nurse app', () => {
     platform.env.YIXIN_DISPATCH__OFFER_TTL_SECS = '120';
     await platform.start();
     coordinator = await platform.token('coordinator', 'nurse-app-test');
-    const n = await platform.ok('POST', '/v1/dispatch/nurses', coordinator, {
+    const n = await platform.hireNurse(coordinator, {
       name: '林护士',
       phone: PHONE,
       skills: ['wound_care'],
       external_id: `hr-${platform.id}`,
     });
-    await platform.qualify(coordinator, n.id);
     nurse = { id: n.id, external: n.external_id };
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      headless: true,
-      args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update',
-        '--disable-sync', '--no-first-run', '--autoplay-policy=no-user-gesture-required'],
-    });
-    context = await browser.newContext({
-      viewport: { width: 360, height: 740 },
-      deviceScaleFactor: 2,
-      isMobile: true,
-      hasTouch: true,
-      locale: 'zh-CN',
-      geolocation: { ...START, accuracy: 8 },
-      permissions: ['geolocation'],
-    });
+    browser = await launchChromium({ sound: true });
+    context = await phoneContext(browser, START);
     page = await context.newPage();
     page.setDefaultTimeout(WAIT);
     page.on('console', (msg) => {

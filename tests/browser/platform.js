@@ -6,12 +6,43 @@
 // dispatch is off, so the coordinator (the test, through the page) assigns.
 
 import { spawn, execFileSync } from 'node:child_process';
+import { chromium } from 'playwright-core';
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 
 const REPO = resolve(import.meta.dirname ?? new URL('.', import.meta.url).pathname, '..', '..');
+
+/**
+ * Headless Chromium as every browser test runs it: Debian's package (a
+ * browser download fails here), no sandbox, no background traffic; `sound`
+ * lets a page play its alert tones without a user gesture.
+ */
+export function launchChromium({ sound = false } = {}) {
+  const args = ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update',
+    '--disable-sync', '--no-first-run'];
+  if (sound) args.push('--autoplay-policy=no-user-gesture-required');
+  return chromium.launch({ executablePath: process.env.CHROMIUM_PATH || '/usr/bin/chromium', headless: true, args });
+}
+
+/**
+ * A phone's browser context: touch, 2× pixels, Chinese, located at `at`
+ * (`{ latitude, longitude }`, 8 m accuracy) with leave to read it; 360×740
+ * unless `viewport` says otherwise; `extra` adds other context options.
+ */
+export function phoneContext(browser, at, { viewport = { width: 360, height: 740 }, ...extra } = {}) {
+  return browser.newContext({
+    viewport,
+    deviceScaleFactor: 2,
+    isMobile: true,
+    hasTouch: true,
+    locale: 'zh-CN',
+    geolocation: { ...at, accuracy: 8 },
+    permissions: ['geolocation'],
+    ...extra,
+  });
+}
 
 export function binaryPath() {
   if (process.env.YIXIN_BIN) return process.env.YIXIN_BIN;
@@ -187,6 +218,13 @@ export class Platform {
    * Enters and verifies credentials that meet every service's requirements:
    * without them the dispatch gate never offers the nurse anything.
    */
+  /** A nurse put on the roster by `coordinator`, her credentials verified. */
+  async hireNurse(coordinator, nurse) {
+    const n = await this.ok('POST', '/v1/dispatch/nurses', coordinator, nurse);
+    await this.qualify(coordinator, n.id);
+    return n;
+  }
+
   async qualify(coordinator, nurseId) {
     const certificates = ['picc', 'wound_stoma', 'maternal_infant', 'rehab', 'oral_care']
       .map((code) => ({ code, number: `B-${code}`, issued_on: '2020-01-01', expires_on: null }));

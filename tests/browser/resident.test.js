@@ -62,10 +62,9 @@ describe('resident app', () => {
     const lngs = ring.map((p) => p[0]);
     centre = { lat: (Math.min(...lats) + Math.max(...lats)) / 2, lng: (Math.min(...lngs) + Math.max(...lngs)) / 2 };
     const catalog = await platform.ok('GET', '/v1/catalog', coordinator);
-    const n = await platform.ok('POST', '/v1/dispatch/nurses', coordinator, {
+    const n = await platform.hireNurse(coordinator, {
       name: '周护士', phone: '13700003333', skills: catalog.skills.map((s) => s.code),
     });
-    await platform.qualify(coordinator, n.id);
     nurse = { id: n.id, token: await platform.token('nurse', n.id) };
     await platform.ok('POST', '/v1/nurse/shift', nurse.token, { state: 'on' });
     await locate({ lat: centre.lat + 0.012, lng: centre.lng + 0.012 });

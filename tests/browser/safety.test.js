@@ -10,11 +10,9 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { chromium } from 'playwright-core';
-import { Platform } from './platform.js';
+import { Platform, launchChromium, phoneContext } from './platform.js';
 
 const here = import.meta.dirname ?? new URL('.', import.meta.url).pathname;
-const CHROMIUM = process.env.CHROMIUM_PATH || '/usr/bin/chromium';
 const ARTIFACTS = join(here, 'artifacts');
 const WAIT = 15000;
 const AT = { latitude: 29.3925, longitude: 106.3228 };
@@ -37,17 +35,8 @@ describe('nurse safety', () => {
       name: '周护士', phone: '13712340077', skills: ['wound_care'], external_id: `hr-safety-${platform.id}`,
     });
     nurse = n;
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      headless: true,
-      args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update',
-        '--disable-sync', '--no-first-run', '--autoplay-policy=no-user-gesture-required'],
-    });
-    const phoneContext = await browser.newContext({
-      viewport: { width: 360, height: 740 }, deviceScaleFactor: 2, isMobile: true, hasTouch: true, locale: 'zh-CN',
-      geolocation: { ...AT, accuracy: 8 }, permissions: ['geolocation'],
-    });
-    phone = await phoneContext.newPage();
+    browser = await launchChromium({ sound: true });
+    phone = await (await phoneContext(browser, AT)).newPage();
     const deskContext = await browser.newContext({ viewport: { width: 1280, height: 800 }, locale: 'zh-CN' });
     desk = await deskContext.newPage();
     for (const p of [phone, desk]) {

@@ -883,6 +883,19 @@ fn pct(mut v: Vec<f64>, q: f64) -> Value {
     json!((v[i.min(v.len() - 1)] * 100.0).round() / 100.0)
 }
 
+/// The first few orders never offered, or offered later than `within`
+/// seconds, joined for a failure message: their story can then be read in
+/// the logs kept (scripts/drill prints their lines) and the database.
+fn not_offered_within(orders: &[(&str, Option<f64>)], within: f64) -> String {
+    orders
+        .iter()
+        .filter(|(_, t)| t.is_none_or(|t| t > within))
+        .map(|(id, _)| *id)
+        .take(5)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 fn judge(args: &DrillArgs, faults: &[Fault], s: &Seen, h: &History, placed: u64) -> Value {
     let mut failures: Vec<String> = Vec::new();
     // 1. Every order answered 201 is in the database.
@@ -966,14 +979,7 @@ fn judge(args: &DrillArgs, faults: &[Fault], s: &Seen, h: &History, placed: u64)
             .min()
             .map(|t| (t - f.end_ms) as f64 / 1000.0);
         if never > 0 || !late.is_empty() {
-            // The orders themselves, so their story can be read in the logs
-            // kept (dispatcher.log, tracking.log) and the database.
-            let named: Vec<&str> = waiting
-                .iter()
-                .filter(|(_, t)| t.is_none_or(|t| t > args.offer_within))
-                .map(|(id, _)| *id)
-                .take(5)
-                .collect();
+            let named = not_offered_within(&waiting, args.offer_within);
             failures.push(format!(
                 "offered_after_fault: {} of {} orders waiting when `{}` ended were not offered within {} s ({} never, slowest {}; orders {})",
                 never + late.len(),
@@ -982,7 +988,7 @@ fn judge(args: &DrillArgs, faults: &[Fault], s: &Seen, h: &History, placed: u64)
                 args.offer_within,
                 never,
                 late.iter().copied().reduce(f64::max).map_or("-".into(), |t| format!("{t:.1} s")),
-                named.join(", ")
+                named
             ));
         }
         fault_reports.push(json!({
@@ -1005,12 +1011,7 @@ fn judge(args: &DrillArgs, faults: &[Fault], s: &Seen, h: &History, placed: u64)
         .collect();
     let outside_never = outside.iter().filter(|(_, t)| t.is_none()).count();
     if outside_never > 0 || !outside_late.is_empty() {
-        let named: Vec<&str> = outside
-            .iter()
-            .filter(|(_, t)| t.is_none_or(|t| t > args.offer_within))
-            .map(|(id, _)| *id)
-            .take(5)
-            .collect();
+        let named = not_offered_within(&outside, args.offer_within);
         failures.push(format!(
             "offered_in_time: {} of {} orders no fault caught were not offered within {} s of being placed ({} never, slowest {}; orders {})",
             outside_never + outside_late.len(),
@@ -1018,7 +1019,7 @@ fn judge(args: &DrillArgs, faults: &[Fault], s: &Seen, h: &History, placed: u64)
             args.offer_within,
             outside_never,
             outside_late.iter().copied().reduce(f64::max).map_or("-".into(), |t| format!("{t:.1} s")),
-            named.join(", ")
+            named
         ));
     }
     // Every order assigned in the end.
@@ -1230,6 +1231,18 @@ mod tests {
 
     fn iv(holder: &str, what: &str, from: i64, to: i64) -> (String, String, i64, i64) {
         (holder.into(), what.into(), from, to)
+    }
+
+    #[test]
+    fn a_failure_names_the_orders_not_offered_in_time() {
+        let orders = [
+            ("a", Some(1.0)),
+            ("b", None),
+            ("c", Some(25.0)),
+            ("d", Some(20.0)),
+        ];
+        assert_eq!(not_offered_within(&orders, 20.0), "b, c");
+        assert_eq!(not_offered_within(&orders[..1], 20.0), "");
     }
 
     #[test]
