@@ -238,23 +238,9 @@ async fn dev_login_on_a_public_address_is_refused_unless_asked_for() {
     assert!(stderr.contains(&format!("0.0.0.0:{port}")), "{stderr}");
 
     // Dev login off (as the image sets it): starts, and no dev login.
-    let port = free_port();
-    let mut child = yixin(dir.path())
-        .env("YIXIN_AUTH__DEV_LOGIN", "false")
-        .args(["serve", "--addr", &format!("0.0.0.0:{port}")])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let base = format!("http://127.0.0.1:{port}");
-    wait_healthy(&base).await;
-    let dev = reqwest::Client::new()
-        .post(format!("{base}/v1/auth/dev-token"))
-        .json(&serde_json::json!({"role": "coordinator", "sub": "x", "org": "demo"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(dev.status(), 404);
+    let (mut child, port) =
+        serve_on_all_interfaces(dir.path(), "YIXIN_AUTH__DEV_LOGIN", "false", Stdio::null).await;
+    assert_eq!(dev_token_status(port).await, 404);
     // The image's health check against it, then against nothing.
     let health = yixin(dir.path())
         .args(["healthcheck", "--addr", &format!("0.0.0.0:{port}")])
@@ -278,23 +264,14 @@ async fn dev_login_on_a_public_address_is_refused_unless_asked_for() {
     assert!(!health.status.success());
 
     // Told explicitly: starts, mints, and says so loudly in the log.
-    let port = free_port();
-    let mut child = yixin(dir.path())
-        .env("YIXIN_AUTH__DEV_LOGIN_PUBLIC", "true")
-        .args(["serve", "--addr", &format!("0.0.0.0:{port}")])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let base = format!("http://127.0.0.1:{port}");
-    wait_healthy(&base).await;
-    let dev = reqwest::Client::new()
-        .post(format!("{base}/v1/auth/dev-token"))
-        .json(&serde_json::json!({"role": "coordinator", "sub": "x", "org": "demo"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(dev.status(), 200);
+    let (mut child, port) = serve_on_all_interfaces(
+        dir.path(),
+        "YIXIN_AUTH__DEV_LOGIN_PUBLIC",
+        "true",
+        Stdio::piped,
+    )
+    .await;
+    assert_eq!(dev_token_status(port).await, 200);
     child.kill().unwrap();
     let out = child.wait_with_output().unwrap();
     let log = format!(
@@ -303,6 +280,37 @@ async fn dev_login_on_a_public_address_is_refused_unless_asked_for() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(log.contains("DEV LOGIN IS PUBLIC"), "{log}");
+}
+
+/// `yixin serve` on every interface of a free port with one setting
+/// (`key` = `value`), its output to `output`, once it answers `/healthz`.
+async fn serve_on_all_interfaces(
+    dir: &std::path::Path,
+    key: &str,
+    value: &str,
+    output: fn() -> Stdio,
+) -> (std::process::Child, u16) {
+    let port = free_port();
+    let child = yixin(dir)
+        .env(key, value)
+        .args(["serve", "--addr", &format!("0.0.0.0:{port}")])
+        .stdout(output())
+        .stderr(output())
+        .spawn()
+        .unwrap();
+    wait_healthy(&format!("http://127.0.0.1:{port}")).await;
+    (child, port)
+}
+
+/// What the dev login answers a coordinator token request on `port`.
+async fn dev_token_status(port: u16) -> reqwest::StatusCode {
+    reqwest::Client::new()
+        .post(format!("http://127.0.0.1:{port}/v1/auth/dev-token"))
+        .json(&serde_json::json!({"role": "coordinator", "sub": "x", "org": "demo"}))
+        .send()
+        .await
+        .unwrap()
+        .status()
 }
 
 /// `yixin ARGS` in `dir`, which must succeed; its standard output.
