@@ -382,6 +382,41 @@ impl TestApp {
             .to_owned()
     }
 
+    /// A nurse on the demo roster holding every skill the catalogue asks
+    /// for, with verified credentials (the dispatch gate would refuse her
+    /// otherwise), inserted through the store; and a token for her.
+    pub async fn stored_qualified_nurse(
+        &self,
+        name: &str,
+        phone: &str,
+    ) -> (yixin_domain::Nurse, String) {
+        let store = &self.running().backends.store;
+        let catalog = store.catalog().await.expect("catalogue");
+        let mut skills: Vec<yixin_domain::Skill> = Vec::new();
+        for k in catalog.services.iter().flat_map(|s| &s.required_skills) {
+            if !skills.contains(k) {
+                skills.push(k.clone());
+            }
+        }
+        let nurse = yixin_domain::Nurse::new(
+            yixin_domain::OrgId::from(self.settings.demo.org_id.as_str()),
+            name,
+            yixin_domain::PhoneNumber::new(phone).expect("phone number"),
+            skills,
+            chrono::Utc::now(),
+        )
+        .expect("nurse");
+        store.insert_nurse(&nurse).await.expect("nurse inserted");
+        store
+            .put_credentials(&nurse, &qualified_credentials())
+            .await
+            .expect("credentials");
+        let token = self
+            .token("nurse", &nurse.id.to_string(), &self.settings.demo.org_id)
+            .await;
+        (nurse, token)
+    }
+
     /// A resident of the demo organisation with a fresh id.
     pub async fn resident_token(&self) -> String {
         let sub = format!("resident-{}", uuid::Uuid::new_v4().simple());

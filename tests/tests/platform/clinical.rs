@@ -6,7 +6,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 use yixin::Role;
-use yixin_domain::{Nurse, NurseId, OrderId, OrderStatus, OrgId, PhoneNumber, Skill};
+use yixin_domain::{NurseId, OrderId, OrderStatus};
 use yixin_e2e::{
     AppOptions, CONSENT_BY, CONSENT_VERSION, StatusCode, TestApp, jaundice_record, spawn_app,
     spawn_app_with,
@@ -30,34 +30,7 @@ async fn spawn_manual() -> TestApp {
 /// token for them. (Where credentials gate dispatch, this is the one place
 /// to make the nurse qualified.)
 async fn ready_nurse(app: &TestApp) -> (NurseId, String) {
-    let store = &app.running().backends.store;
-    let catalog = store.catalog().await.unwrap();
-    let mut skills: Vec<Skill> = Vec::new();
-    for s in &catalog.services {
-        for k in &s.required_skills {
-            if !skills.contains(k) {
-                skills.push(k.clone());
-            }
-        }
-    }
-    let nurse = Nurse::new(
-        OrgId::from(app.settings.demo.org_id.as_str()),
-        "赵护士",
-        PhoneNumber::new("13900002222").unwrap(),
-        skills,
-        Utc::now(),
-    )
-    .unwrap();
-    store.insert_nurse(&nurse).await.unwrap();
-    // Verified credentials that meet every service's requirements: the
-    // dispatch gate would refuse her otherwise.
-    store
-        .put_credentials(&nurse, &yixin_e2e::qualified_credentials())
-        .await
-        .unwrap();
-    let token = app
-        .token("nurse", &nurse.id.to_string(), &app.settings.demo.org_id)
-        .await;
+    let (nurse, token) = app.stored_qualified_nurse("赵护士", "13900002222").await;
     (nurse.id, token)
 }
 

@@ -6,9 +6,7 @@ use std::time::Duration;
 use chrono::{TimeDelta, Utc};
 use serde_json::{Value, json};
 use yixin::Role;
-use yixin_domain::{
-    GeoPoint, Nurse, NurseId, Offer, OrderId, OrderStatus, OrgId, PhoneNumber, Skill,
-};
+use yixin_domain::{GeoPoint, Nurse, NurseId, Offer, OrderId, OrderStatus};
 use yixin_e2e::{AppOptions, Backend, StatusCode, TestApp, WsClient, spawn_app_with};
 use yixin_store::OrderTransition;
 
@@ -28,33 +26,7 @@ const HERE: (f64, f64) = (29.39, 106.32);
 /// A nurse on the demo roster holding every skill the catalogue asks for
 /// jaundice tests; returns the nurse and a token for them.
 async fn rostered_nurse(app: &TestApp) -> (Nurse, String) {
-    let store = &app.running().backends.store;
-    let mut nurse = Nurse::new(
-        OrgId::from(app.settings.demo.org_id.as_str()),
-        "李护士",
-        PhoneNumber::new("13900001111").unwrap(),
-        vec![Skill::new("wound_care").unwrap()],
-        Utc::now(),
-    )
-    .unwrap();
-    // Give the nurse every skill in the catalogue, whatever the seed calls them.
-    let catalog = store.catalog().await.unwrap();
-    for service in &catalog.services {
-        for skill in &service.required_skills {
-            if !nurse.skills.contains(skill) {
-                nurse.skills.push(skill.clone());
-            }
-        }
-    }
-    store.insert_nurse(&nurse).await.unwrap();
-    store
-        .put_credentials(&nurse, &yixin_e2e::qualified_credentials())
-        .await
-        .unwrap();
-    let token = app
-        .token("nurse", &nurse.id.to_string(), &app.settings.demo.org_id)
-        .await;
-    (nurse, token)
+    app.stored_qualified_nurse("李护士", "13900001111").await
 }
 
 async fn place_order(app: &TestApp) -> (OrderId, String) {

@@ -14,7 +14,7 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::TcpListener;
 use tokio::sync::Mutex;
 use yixin::Role;
-use yixin_domain::{Nurse, NurseId, OrderId, OrderStatus, OrgId, PhoneNumber, Skill};
+use yixin_domain::{NurseId, OrderId, OrderStatus, OrgId};
 use yixin_e2e::{
     AppOptions, CONSENT_BY, StatusCode, TestApp, WsClient, read_request, spawn_app_with,
 };
@@ -46,32 +46,7 @@ async fn spawn(configure: impl FnOnce(&mut Settings) + Send + 'static) -> TestAp
 
 /// A qualified nurse of the demo organisation with every skill, and her token.
 async fn nurse(app: &TestApp, phone: &str) -> (NurseId, String) {
-    let store = &app.running().backends.store;
-    let catalog = store.catalog().await.unwrap();
-    let mut skills: Vec<Skill> = Vec::new();
-    for s in &catalog.services {
-        for k in &s.required_skills {
-            if !skills.contains(k) {
-                skills.push(k.clone());
-            }
-        }
-    }
-    let nurse = Nurse::new(
-        OrgId::from(app.settings.demo.org_id.as_str()),
-        "孙护士",
-        PhoneNumber::new(phone).unwrap(),
-        skills,
-        Utc::now(),
-    )
-    .unwrap();
-    store.insert_nurse(&nurse).await.unwrap();
-    store
-        .put_credentials(&nurse, &yixin_e2e::qualified_credentials())
-        .await
-        .unwrap();
-    let token = app
-        .token("nurse", &nurse.id.to_string(), &app.settings.demo.org_id)
-        .await;
+    let (nurse, token) = app.stored_qualified_nurse("孙护士", phone).await;
     (nurse.id, token)
 }
 

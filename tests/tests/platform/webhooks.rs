@@ -14,7 +14,7 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::TcpListener;
 use tokio::sync::Mutex;
 use yixin::Role;
-use yixin_domain::{Nurse, NurseId, Offer, OrderId, OrgId, PhoneNumber, Skill};
+use yixin_domain::{NurseId, Offer, OrderId, OrgId};
 use yixin_e2e::{AppOptions, Reply, StatusCode, TestApp, read_request, spawn_app_with};
 use yixin_platform::Settings;
 
@@ -461,32 +461,7 @@ async fn endpoints_are_the_organisations_own_and_urls_are_checked() {
 
 /// A nurse of the demo organisation who may do every service.
 async fn nurse(app: &TestApp, name: &str, phone: &str) -> (NurseId, String) {
-    let store = &app.running().backends.store;
-    let catalog = store.catalog().await.unwrap();
-    let mut skills: Vec<Skill> = Vec::new();
-    for s in &catalog.services {
-        for k in &s.required_skills {
-            if !skills.contains(k) {
-                skills.push(k.clone());
-            }
-        }
-    }
-    let nurse = Nurse::new(
-        OrgId::from(app.settings.demo.org_id.as_str()),
-        name,
-        PhoneNumber::new(phone).unwrap(),
-        skills,
-        Utc::now(),
-    )
-    .unwrap();
-    store.insert_nurse(&nurse).await.unwrap();
-    store
-        .put_credentials(&nurse, &yixin_e2e::qualified_credentials())
-        .await
-        .unwrap();
-    let token = app
-        .token("nurse", &nurse.id.to_string(), &app.settings.demo.org_id)
-        .await;
+    let (nurse, token) = app.stored_qualified_nurse(name, phone).await;
     (nurse.id, token)
 }
 
