@@ -97,6 +97,7 @@ fn scene(n_orders: usize, n_nurses: usize, per_order: usize, seed: u64) -> Scene
         let order = WaitingOrder {
             order_id: OrderId(Uuid::from_u128(1_000_000 + i as u128)),
             promised_by: now() + TimeDelta::seconds(300 + i64::from(rng.below(1_500))),
+            continuity_credit_s: 0,
         };
         let mut by_distance: Vec<(f64, usize)> = nurses
             .iter()

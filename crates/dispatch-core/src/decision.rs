@@ -333,6 +333,7 @@ impl Decisions {
             .map(|f| WaitingOrder {
                 order_id: f.order,
                 promised_by: f.promised_by,
+                continuity_credit_s: self.config.policy.scoring.continuity_credit_s,
             })
             .collect();
         let pairs: HashMap<OrderId, NurseId> = match risk {

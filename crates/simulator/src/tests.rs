@@ -407,8 +407,14 @@ fn the_continuity_credit_brings_back_the_nurse_from_before() {
         greedy_on > greedy_off + 0.05,
         "greedy: {greedy_on} with the credit, {greedy_off} without"
     );
-    // The batch matcher and hindsight do not rank by the credit.
-    assert_eq!(cmp.on.policies["batch"], cmp.off.policies["batch"]);
+    // The batch objectives read the credit too (the engine's `batch` and
+    // `risk`); hindsight is a planner of its own and does not. (Here
+    // `batch` gains about 6 points and `batch+` about 3: among its
+    // candidates the risk objective keeps fewer near ties.)
+    for p in ["batch", "batch+"] {
+        let (on, off) = (rate(&cmp.on, p), rate(&cmp.off, p));
+        assert!(on > off + 0.02, "{p}: {on} with the credit, {off} without");
+    }
     assert_eq!(cmp.on.policies["hindsight"], cmp.off.policies["hindsight"]);
     assert!(cmp.on.policies["greedy"].repeat_visits > 50);
     let table = cmp.table();

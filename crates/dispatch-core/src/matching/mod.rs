@@ -17,7 +17,12 @@
 //!    amount of lateness.
 //! 2. **Then as few late orders as possible** (arrival past `promised_by`).
 //! 3. **Then the least total of arrival seconds plus seconds of lateness**
-//!    (lateness counts twice: a late minute hurts more than an early one).
+//!    (lateness counts twice: a late minute hurts more than an early one),
+//!    less the continuity credit: the patient's nurse from before
+//!    ([`Candidate::preferred`]) counts as arriving
+//!    [`WaitingOrder::continuity_credit_s`] seconds sooner, as in the greedy
+//!    ranking ([`crate::scoring`]). The credit moves only this term, never
+//!    whether an order is late or assigned.
 //!
 //! As one cost per (order, nurse) pair: `arrival_s`, plus, when late,
 //! `P + late_s`, where the late penalty `P` is at least 10⁶ and more than
@@ -139,6 +144,22 @@ pub struct WaitingOrder {
     pub order_id: OrderId,
     /// The nurse should be at the door by then.
     pub promised_by: DateTime<Utc>,
+    /// Seconds of arrival the patient's nurse from before is worth
+    /// ([`ScoringWeights::continuity_credit_s`]; 0: none).
+    pub continuity_credit_s: u32,
+}
+
+impl WaitingOrder {
+    /// What choosing `c` costs beyond her arrival for continuity: every
+    /// candidate but the patient's nurse from before pays the credit, so
+    /// costs stay non-negative and the difference is the credit.
+    pub fn continuity_cost_s(&self, c: &Candidate) -> i64 {
+        if c.preferred {
+            0
+        } else {
+            i64::from(self.continuity_credit_s)
+        }
+    }
 }
 
 impl From<&Order> for WaitingOrder {
@@ -146,6 +167,7 @@ impl From<&Order> for WaitingOrder {
         Self {
             order_id: o.id,
             promised_by: o.promised_by,
+            continuity_credit_s: ScoringWeights::default().continuity_credit_s,
         }
     }
 }
@@ -250,6 +272,9 @@ pub struct BatchCost {
     pub arrival_s: i64,
     /// Seconds past `promised_by`, 0 when on time (capped likewise).
     pub late_s: i64,
+    /// The order's continuity credit unless she is the patient's nurse from
+    /// before ([`WaitingOrder::continuity_cost_s`]).
+    pub continuity_s: i64,
 }
 
 impl BatchCost {
@@ -266,6 +291,7 @@ impl BatchCost {
         Self {
             arrival_s,
             late_s: late_s.min(MAX_BATCH_SECONDS),
+            continuity_s: order.continuity_cost_s(candidate),
         }
     }
 
@@ -273,9 +299,10 @@ impl BatchCost {
         self.late_s > 0
     }
 
-    /// Arrival plus lateness: the term minimised after the count of late orders.
+    /// Arrival plus lateness (plus the continuity cost): the term minimised
+    /// after the count of late orders.
     pub fn seconds(&self) -> i64 {
-        self.arrival_s + self.late_s
+        self.arrival_s + self.late_s + self.continuity_s
     }
 }
 
@@ -371,6 +398,7 @@ mod tests {
         WaitingOrder {
             order_id: OrderId(Uuid::from_u128(1_000 + n)),
             promised_by: now() + TimeDelta::minutes(minutes_left),
+            continuity_credit_s: 0,
         }
     }
 
@@ -513,6 +541,59 @@ mod tests {
     }
 
     #[test]
+    fn batch_prefers_the_patients_nurse_from_before_only_when_about_as_near() {
+        // Nurse 1 is the patient's nurse from before, 4 minutes farther
+        // than nurse 2: the 300 s credit gives her the order.
+        let credited = WaitingOrder {
+            continuity_credit_s: 300,
+            ..order(1, 30)
+        };
+        let mut before = cand(1, 540);
+        before.preferred = true;
+        let lists: CandidateLists = [(credited.order_id, vec![before, cand(2, 300)])]
+            .into_iter()
+            .collect();
+        assert_eq!(
+            assign_batch(&[credited], &lists, now()),
+            vec![(credited.order_id, nurse(1))]
+        );
+        // Without the credit the nearer nurse wins.
+        let plain = WaitingOrder {
+            continuity_credit_s: 0,
+            ..credited
+        };
+        assert_eq!(
+            assign_batch(&[plain], &lists, now()),
+            vec![(plain.order_id, nurse(2))]
+        );
+        // Six minutes farther: more than the credit, the nearer nurse wins.
+        let mut far = cand(1, 661);
+        far.preferred = true;
+        let lists: CandidateLists = [(credited.order_id, vec![far, cand(2, 300)])]
+            .into_iter()
+            .collect();
+        assert_eq!(
+            assign_batch(&[credited], &lists, now()),
+            vec![(credited.order_id, nurse(2))]
+        );
+        // The credit never makes a late nurse beat an on-time one: 1 minute
+        // of promise left, she arrives 30 s late, the other on time.
+        let tight = WaitingOrder {
+            promised_by: now() + TimeDelta::seconds(60),
+            ..credited
+        };
+        let mut late = cand(1, 90);
+        late.preferred = true;
+        let lists: CandidateLists = [(tight.order_id, vec![late, cand(2, 60)])]
+            .into_iter()
+            .collect();
+        assert_eq!(
+            assign_batch(&[tight], &lists, now()),
+            vec![(tight.order_id, nurse(2))]
+        );
+    }
+
+    #[test]
     fn batch_beats_greedy_on_a_contested_nurse() {
         // Nurse 1 is closest to both orders; order B has no alternative.
         let (a, b) = (order(1, 30), order(2, 30));
@@ -643,7 +724,8 @@ mod tests {
             k,
             BatchCost {
                 arrival_s: 1_260,
-                late_s: 1_860
+                late_s: 1_860,
+                continuity_s: 0
             }
         );
         // Exactly on the promise is on time.
@@ -656,7 +738,8 @@ mod tests {
             k,
             BatchCost {
                 arrival_s: MAX_BATCH_SECONDS,
-                late_s: MAX_BATCH_SECONDS
+                late_s: MAX_BATCH_SECONDS,
+                continuity_s: 0
             }
         );
     }

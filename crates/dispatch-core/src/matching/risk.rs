@@ -20,7 +20,9 @@
 //! arrival. So a nurse nearly sure to be on time beats a nearer one with a
 //! real chance of being late, and among safe choices the sooner wins (a
 //! nurse spending less of her time on the road is free sooner for the next
-//! order).
+//! order). The patient's nurse from before counts as arriving the order's
+//! continuity credit sooner ([`WaitingOrder::continuity_cost_s`]), as in
+//! the plain batch.
 //!
 //! **Chained candidates** (still on a visit) are kept only when nearly sure
 //! to be on time ([`RiskModel::max_chained_p_late`]) and only for an order
@@ -161,10 +163,10 @@ impl RiskModel {
     }
 
     /// The pair's cost in the risk objective (module doc), in seconds-equivalent.
-    pub fn cost(&self, c: &Candidate, promised_by: DateTime<Utc>, now: DateTime<Utc>) -> i64 {
+    pub fn cost(&self, c: &Candidate, order: &WaitingOrder, now: DateTime<Utc>) -> i64 {
         let arrival_s = c.arrival_in_s(now).clamp(0, MAX_BATCH_SECONDS);
-        let risk = (self.p_late(c, promised_by, now) * self.risk_weight_s).round() as i64;
-        arrival_s + risk.clamp(0, MAX_BATCH_SECONDS)
+        let risk = (self.p_late(c, order.promised_by, now) * self.risk_weight_s).round() as i64;
+        arrival_s + risk.clamp(0, MAX_BATCH_SECONDS) + order.continuity_cost_s(c)
     }
 
     /// The candidates of an order (promised by `promised_by`) the batch may
@@ -242,7 +244,7 @@ pub fn assign_batch_risk(
                     nurses.push(c.nurse_id);
                     nurses.len() - 1
                 });
-                (col, model.cost(c, o.promised_by, now))
+                (col, model.cost(c, o, now))
             })
             .collect();
         row_edges.push(edges);
@@ -343,6 +345,7 @@ mod tests {
         let o = WaitingOrder {
             order_id: OrderId(Uuid::from_u128(99)),
             promised_by: now() + TimeDelta::minutes(20),
+            continuity_credit_s: 0,
         };
         let mut lists = CandidateLists::new();
         // Nurse 1 idle, 900 s away: p_late ≈ 0.11. Nurse 2 finishing a
@@ -368,6 +371,46 @@ mod tests {
         };
         let pairs = assign_batch_risk(&[relaxed], &lists, now(), &m);
         assert_eq!(pairs, vec![(o.order_id, NurseId(Uuid::from_u128(2)))]);
+    }
+
+    #[test]
+    fn the_patients_nurse_from_before_wins_a_near_tie_not_a_risky_one() {
+        let m = RiskModel::default();
+        let o = WaitingOrder {
+            order_id: OrderId(Uuid::from_u128(99)),
+            promised_by: now() + TimeDelta::minutes(30),
+            continuity_credit_s: 300,
+        };
+        // Both sure to be on time; she is 4 minutes farther: the credit wins.
+        let mut before = cand(1, 540, None);
+        before.preferred = true;
+        let lists: CandidateLists = [(o.order_id, vec![before.clone(), cand(2, 300, None)])]
+            .into_iter()
+            .collect();
+        assert_eq!(
+            assign_batch_risk(&[o], &lists, now(), &m),
+            vec![(o.order_id, before.nurse_id)]
+        );
+        let plain = WaitingOrder {
+            continuity_credit_s: 0,
+            ..o
+        };
+        assert_eq!(
+            assign_batch_risk(&[plain], &lists, now(), &m),
+            vec![(o.order_id, NurseId(Uuid::from_u128(2)))]
+        );
+        // 26 minutes away she has a real chance of being late (about 1 in 4):
+        // the credit does not buy that risk.
+        let mut risky = cand(1, 1_560, None);
+        risky.preferred = true;
+        assert!(m.p_late(&risky, o.promised_by, now()) > 0.1);
+        let lists: CandidateLists = [(o.order_id, vec![risky, cand(2, 1_200, None)])]
+            .into_iter()
+            .collect();
+        assert_eq!(
+            assign_batch_risk(&[o], &lists, now(), &m),
+            vec![(o.order_id, NurseId(Uuid::from_u128(2)))]
+        );
     }
 
     #[test]
@@ -410,6 +453,7 @@ mod tests {
         let o = WaitingOrder {
             order_id: OrderId(Uuid::from_u128(99)),
             promised_by: now() + TimeDelta::minutes(30),
+            continuity_credit_s: 0,
         };
         let soon = cand(2, 120, Some(60));
         assert!(m.p_late(&soon, o.promised_by, now()) <= m.max_chained_p_late);
@@ -447,10 +491,12 @@ mod tests {
         let late = WaitingOrder {
             order_id: OrderId(Uuid::from_u128(98)),
             promised_by: now() - TimeDelta::minutes(10),
+            continuity_credit_s: 0,
         };
         let fresh = WaitingOrder {
             order_id: OrderId(Uuid::from_u128(99)),
             promised_by: now() + TimeDelta::minutes(30),
+            continuity_credit_s: 0,
         };
         let two = [cand(1, 300, None), cand(2, 600, None)];
         let three = [cand(1, 300, None), cand(2, 600, None), cand(3, 900, None)];
