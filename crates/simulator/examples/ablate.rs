@@ -6,7 +6,8 @@
 //! repositioning (the risk objective alone, as the engine's `risk`
 //! policy: `NOREPO=1 ablate SEED only=nochain`), `DIAG=1` prints the
 //! outcome per required skill set, `HS=1` the same for hindsight, `HOURS=1`
-//! the figures by hour (not part of the report).
+//! the figures by hour (not part of the report), `WINDOW_MS=N` the batch
+//! window (2,000 ms by default).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 use yixin_dispatch_core::reposition::RepositionSettings;
 use yixin_simulator::metrics::{Outcome, Tally};
@@ -23,6 +24,9 @@ fn main() {
         s.orders_per_day = rest[0].parse().unwrap();
         s.nurses = rest[1].parse().unwrap();
         rest = &rest[2..];
+    }
+    if let Some(ms) = std::env::var("WINDOW_MS").ok().and_then(|v| v.parse().ok()) {
+        s.batch_window_ms = ms;
     }
     let inst = Instance::generate(&s, &yixin_domain::Catalog::seed()).unwrap();
     let mut model = online::risk_model(&inst);
