@@ -463,7 +463,9 @@ pub struct DispatchSettings {
     /// assignment (an organisation that dispatches by phone, or tests of
     /// the nurse side alone).
     pub auto: bool,
-    /// `greedy` (each order at once) or `batch` (a min-cost assignment every window).
+    /// `risk` (the default: every window, the min-cost assignment that least
+    /// risks missing the promise), `batch` (least total arrival every
+    /// window) or `greedy` (each order at once to its best-ranked nurse).
     pub policy: String,
     /// The batch window.
     pub batch_window_ms: u64,
@@ -567,7 +569,7 @@ impl Default for DispatchSettings {
     fn default() -> Self {
         Self {
             auto: true,
-            policy: "greedy".to_owned(),
+            policy: "risk".to_owned(),
             batch_window_ms: 2_000,
             offer_ttl_secs: yixin_domain::DEFAULT_OFFER_TTL_SECS.unsigned_abs(),
             search_radius_m: 8_000.0,

@@ -172,12 +172,10 @@ async fn an_overrun_takes_the_next_job_back_and_offers_it_to_another_nurse() {
         duration(&app).await - TimeDelta::minutes(3),
     )
     .await;
-    // Another nurse comes on shift, farther away: the busy one, free in 3
-    // minutes next door, arrives sooner and is offered the order.
-    let (other, mut other_ws) = nurse_at(&app, (29.405, 106.335)).await;
-    // The engine reads visits every 5 s: let one round see her visit (a
-    // free nurse is offered the order at once, without waiting for it).
+    // The engine reads visits every 5 s: let one round see her visit.
     tokio::time::sleep(Duration::from_secs(6)).await;
+    // Nobody else is on shift: the busy one, free in 3 minutes next door,
+    // is offered the order as her next job (under every policy).
     let (second, _) = place(&app).await;
     let offer = busy_ws.expect_type("offer", CHAIN_WAIT).await;
     assert_eq!(offer["order_id"], second.to_string());
@@ -186,6 +184,9 @@ async fn an_overrun_takes_the_next_job_back_and_offers_it_to_another_nurse() {
         .send_json(&json!({"type":"accept","offer_id": offer["offer_id"]}))
         .await;
     assert_eq!(busy_ws.expect_type("assigned", WAIT).await["next"], true);
+    // Another nurse comes on shift, farther away.
+    let (other, mut other_ws) = nurse_at(&app, (29.405, 106.335)).await;
+    crate::dispatch::settle().await;
 
     // Time passes on the visit: the next order's promise is now behind the
     // predicted arrival (its promise moved into the past stands for the

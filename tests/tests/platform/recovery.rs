@@ -213,10 +213,17 @@ async fn two_dispatchers_keep_free_nurses_busy() {
         for i in 0..phones.len() {
             orders.push(place(apps[(round + i) % 2]).await.0);
         }
-        // Each phone gets one offer, accepts it and does the visit.
-        for (_, ws, token, app) in &mut phones {
+        // Each phone gets one offer (held, so no nurse is free before every
+        // order of the round is offered: a nurse done with her visit could
+        // rightly take the next order under a windowed policy); then each
+        // accepts hers and does the visit.
+        let mut offers = Vec::new();
+        for (_, ws, _, _) in &mut phones {
             let offer = ws.expect_type("offer", Duration::from_secs(10)).await;
             slowest = slowest.max(placed.elapsed());
+            offers.push(offer);
+        }
+        for ((_, ws, token, app), offer) in phones.iter_mut().zip(offers) {
             let order = offer["order_id"].as_str().unwrap().to_owned();
             assert!(orders.iter().any(|o| o.to_string() == order), "{offer}");
             ws.send_json(&json!({"type":"accept","offer_id": offer["offer_id"]}))
