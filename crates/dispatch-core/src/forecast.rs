@@ -13,6 +13,12 @@
 //! forecast of today never saw today. No trend and no spatial smoothing: a
 //! documented baseline whose error the simulator reports ([`day_error`]).
 //!
+//! **The mix of kinds ([`SkillMix`]).** Orders come in *kinds*: the set of
+//! skills an order requires. From the same history, each kind's share of
+//! the orders placed in each local hour is counted, so that repositioning
+//! ([`crate::reposition::suggest_by_kind`]) knows what share of the next
+//! hour's orders a nurse can take.
+//!
 //! Pure: no I/O and no clock (`now` is passed in).
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -20,7 +26,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use chrono::{DateTime, Datelike, TimeDelta, Utc};
 use h3o::{CellIndex, LatLng, Resolution};
 use serde::Serialize;
-use yixin_domain::{GeoPoint, OrgTimeZone};
+use yixin_domain::{GeoPoint, OrgTimeZone, Skill};
 
 use crate::settings::InvalidSettings;
 
@@ -230,6 +236,181 @@ impl ForecastSettings {
     }
 }
 
+/// The skills an order kind requires, as [`SkillMix`] keys it: the
+/// simulator's bit masks (`u64`, a bit per skill) or the platform's skill
+/// codes (`BTreeSet<Skill>`).
+pub trait SkillSet: Clone + Ord {
+    /// Whether a nurse holding `held` holds every skill of `self`.
+    fn within(&self, held: &Self) -> bool;
+    /// The skills of both.
+    fn union(&self, other: &Self) -> Self;
+}
+
+impl SkillSet for u64 {
+    fn within(&self, held: &Self) -> bool {
+        held & self == *self
+    }
+
+    fn union(&self, other: &Self) -> Self {
+        self | other
+    }
+}
+
+impl SkillSet for BTreeSet<Skill> {
+    fn within(&self, held: &Self) -> bool {
+        self.is_subset(held)
+    }
+
+    fn union(&self, other: &Self) -> Self {
+        self | other
+    }
+}
+
+/// At most this many kinds (the bits of a nurse's kinds mask, see
+/// [`crate::reposition::suggest_by_kind`]).
+pub const MAX_KINDS: usize = 64;
+
+/// Each kind of order's share of the orders by local hour, learnt from the
+/// organisation's history (the kinds are the skill sets its orders
+/// required), for skill-aware repositioning.
+///
+/// Kinds are kept in the order they first appear in the history. With more
+/// than [`MAX_KINDS`], the 63 most frequent are kept (ties to the earlier)
+/// and the rest become one last kind requiring the union of their skills:
+/// their orders still count in the shares, and only a nurse holding every
+/// one of those rare skills counts as covering them (conservative: a rare
+/// kind is left to the widely skilled).
+#[derive(Debug, Clone, PartialEq)]
+pub struct SkillMix<K> {
+    tz: OrgTimeZone,
+    kinds: Vec<K>,
+    /// Per kind, per local hour: orders in the history.
+    orders: Vec<[f64; 24]>,
+}
+
+impl<K: SkillSet> SkillMix<K> {
+    /// A mix that knows no kind: one kind, every nurse's (as
+    /// [`crate::reposition::suggest`]).
+    pub fn empty(tz: OrgTimeZone) -> Self {
+        Self {
+            tz,
+            kinds: Vec::new(),
+            orders: Vec::new(),
+        }
+    }
+
+    /// Learns from `history` (each order's creation time and required
+    /// skills); as [`DemandForecast::fit`], only orders of complete local
+    /// days before `now`'s day count.
+    pub fn fit(
+        tz: OrgTimeZone,
+        history: impl IntoIterator<Item = (DateTime<Utc>, K)>,
+        now: DateTime<Utc>,
+    ) -> Self {
+        let today = tz.start_of_day(now);
+        let mut index: BTreeMap<K, usize> = BTreeMap::new();
+        let mut kinds: Vec<K> = Vec::new();
+        let mut orders: Vec<[f64; 24]> = Vec::new();
+        for (t, required) in history {
+            if t >= today {
+                continue;
+            }
+            let c = *index.entry(required.clone()).or_insert_with(|| {
+                kinds.push(required);
+                orders.push([0.0; 24]);
+                kinds.len() - 1
+            });
+            orders[c][tz.hour(t) as usize % 24] += 1.0;
+        }
+        let mut mix = Self { tz, kinds, orders };
+        mix.cap();
+        mix
+    }
+
+    /// At most [`MAX_KINDS`] kinds (see the type's doc).
+    fn cap(&mut self) {
+        if self.kinds.len() <= MAX_KINDS {
+            return;
+        }
+        let total = |o: &[f64; 24]| o.iter().sum::<f64>();
+        let mut by_count: Vec<usize> = (0..self.kinds.len()).collect();
+        by_count.sort_by(|&a, &b| {
+            total(&self.orders[b])
+                .total_cmp(&total(&self.orders[a]))
+                .then(a.cmp(&b))
+        });
+        let mut keep = vec![false; self.kinds.len()];
+        for &c in by_count.iter().take(MAX_KINDS - 1) {
+            keep[c] = true;
+        }
+        let (mut kinds, mut orders) = (Vec::new(), Vec::new());
+        let mut rest: Option<(K, [f64; 24])> = None;
+        for ((kind, o), keep) in self.kinds.drain(..).zip(self.orders.drain(..)).zip(keep) {
+            if keep {
+                kinds.push(kind);
+                orders.push(o);
+            } else {
+                rest = Some(match rest {
+                    None => (kind, o),
+                    Some((k, mut sum)) => {
+                        for (s, x) in sum.iter_mut().zip(o) {
+                            *s += x;
+                        }
+                        (k.union(&kind), sum)
+                    }
+                });
+            }
+        }
+        if let Some((k, o)) = rest {
+            kinds.push(k);
+            orders.push(o);
+        }
+        self.kinds = kinds;
+        self.orders = orders;
+    }
+
+    /// The kinds, bit `c` of a kinds mask being `kinds()[c]`.
+    pub fn kinds(&self) -> &[K] {
+        &self.kinds
+    }
+
+    /// Orders learnt from.
+    pub fn orders_learnt(&self) -> f64 {
+        self.orders.iter().map(|o| o.iter().sum::<f64>()).sum()
+    }
+
+    /// Each kind's share of the orders of the local hour after the one
+    /// containing `now` (at 09:40, the orders of 10–11); all equal when the
+    /// history has none in that hour; `[1.0]` (one kind) when it knows no
+    /// kind.
+    pub fn shares(&self, now: DateTime<Utc>) -> Vec<f64> {
+        if self.kinds.is_empty() {
+            return vec![1.0];
+        }
+        let h = self.tz.hour(now + TimeDelta::hours(1)) as usize % 24;
+        let total: f64 = self.orders.iter().map(|o| o[h]).sum();
+        if total <= 0.0 {
+            return vec![1.0 / self.kinds.len() as f64; self.kinds.len()];
+        }
+        self.orders.iter().map(|o| o[h] / total).collect()
+    }
+
+    /// The kinds a nurse holding `skills` can take, as a mask (bit `c`:
+    /// `kinds()[c]`'s skills are all hers); `1` (the one kind) when the mix
+    /// knows no kind.
+    pub fn mask(&self, skills: &K) -> u64 {
+        if self.kinds.is_empty() {
+            return 1;
+        }
+        self.kinds
+            .iter()
+            .take(MAX_KINDS)
+            .enumerate()
+            .filter(|(_, k)| k.within(skills))
+            .fold(0, |acc, (c, _)| acc | 1 << c)
+    }
+}
+
 /// The forecast's error over one local day, per cell-hour.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct ForecastError {
@@ -371,6 +552,98 @@ mod tests {
         assert_eq!(e.forecast_orders, 2.0);
         assert!((e.mae - 1.0 / 24.0).abs() < 1e-12);
         assert_eq!(e.wape, Some(1.0));
+    }
+
+    /// Local `h`:10 on day `d` of December 2026.
+    fn at(d: u32, h: u32) -> DateTime<Utc> {
+        at9(d) + TimeDelta::hours(i64::from(h) - 9)
+    }
+
+    fn skills(codes: &[&str]) -> BTreeSet<Skill> {
+        codes.iter().map(|c| Skill::new(c).unwrap()).collect()
+    }
+
+    #[test]
+    fn each_kind_gets_its_share_of_the_next_hours_orders() {
+        let rehab = skills(&["rehab"]);
+        let wound = skills(&["wound_care"]);
+        // At 10:xx: 3 rehab and 1 wound-care order over two days; at 14:xx
+        // only wound care; today's orders are not learnt.
+        let mut h = vec![
+            (at(1, 10), rehab.clone()),
+            (at(1, 10), wound.clone()),
+            (at(2, 10), rehab.clone()),
+            (at(2, 10), rehab.clone()),
+            (at(2, 14), wound.clone()),
+        ];
+        h.push((at(3, 10), wound.clone()));
+        let mix = SkillMix::fit(OrgTimeZone::CHINA, h, at(3, 9));
+        assert_eq!(mix.kinds(), [rehab.clone(), wound.clone()]);
+        assert_eq!(mix.orders_learnt(), 5.0);
+        // At 09:10 the next hour is 10–11.
+        assert_eq!(mix.shares(at(3, 9)), [0.75, 0.25]);
+        assert_eq!(mix.shares(at(3, 13)), [0.0, 1.0]);
+        // An hour without orders: equal shares.
+        assert_eq!(mix.shares(at(3, 2)), [0.5, 0.5]);
+    }
+
+    #[test]
+    fn no_history_is_one_kind_every_nurse_takes() {
+        let none: Vec<(DateTime<Utc>, u64)> = Vec::new();
+        let mix = SkillMix::fit(OrgTimeZone::CHINA, none, at(3, 9));
+        assert_eq!(mix, SkillMix::empty(OrgTimeZone::CHINA));
+        assert!(mix.kinds().is_empty());
+        assert_eq!(mix.shares(at(3, 9)), [1.0]);
+        assert_eq!(mix.mask(&0), 1);
+        assert_eq!(mix.mask(&0b111), 1);
+    }
+
+    #[test]
+    fn a_nurse_takes_the_kinds_whose_skills_she_holds() {
+        let rehab = skills(&["rehab"]);
+        let both = skills(&["rehab", "wound_care"]);
+        let wound = skills(&["wound_care"]);
+        let h = [
+            (at(1, 10), rehab.clone()),
+            (at(1, 11), both.clone()),
+            (at(1, 12), wound.clone()),
+        ];
+        let mix = SkillMix::fit(OrgTimeZone::CHINA, h, at(2, 9));
+        assert_eq!(mix.mask(&rehab), 0b001);
+        assert_eq!(mix.mask(&wound), 0b100);
+        assert_eq!(mix.mask(&skills(&["rehab", "wound_care", "oral"])), 0b111);
+        assert_eq!(mix.mask(&skills(&["oral"])), 0);
+        assert_eq!(mix.mask(&BTreeSet::new()), 0);
+        // Bit masks: the same rule.
+        let h = [(at(1, 10), 0b01u64), (at(1, 10), 0b11)];
+        let mix = SkillMix::fit(OrgTimeZone::CHINA, h, at(2, 9));
+        assert_eq!(mix.mask(&0b01), 0b01);
+        assert_eq!(mix.mask(&0b111), 0b11);
+        assert_eq!(mix.mask(&0b10), 0);
+    }
+
+    #[test]
+    fn past_64_kinds_the_rarest_become_one() {
+        // 70 kinds, kind i (the mask i + 1) placed i + 1 times: kinds 0–6
+        // (masks 1–7) are the rarest and become one kind needing all their
+        // skills (0b111).
+        let mut h = Vec::new();
+        for i in 0..70u64 {
+            for _ in 0..=i {
+                h.push((at(1, 10), i + 1));
+            }
+        }
+        let mix = SkillMix::fit(OrgTimeZone::CHINA, h.clone(), at(2, 9));
+        assert_eq!(mix.kinds().len(), MAX_KINDS);
+        assert_eq!(mix.kinds()[..63], (8..=70).collect::<Vec<u64>>());
+        assert_eq!(mix.kinds()[63], 0b111);
+        // Every order still counts.
+        assert_eq!(mix.orders_learnt(), h.len() as f64);
+        let shares = mix.shares(at(2, 9));
+        assert!((shares[63] - 28.0 / h.len() as f64).abs() < 1e-12);
+        // Only a nurse with all the rare skills covers the merged kind.
+        assert_eq!(mix.mask(&0b011) >> 63, 0);
+        assert_eq!(mix.mask(&0b111) >> 63, 1);
     }
 
     #[test]

@@ -8,8 +8,9 @@
 //!   title, certificates), one of the candidate rule's facts.
 //! - [`eta`]: the `EtaEstimator` port and the straight-line model.
 //! - [`scoring`], [`matching`]: ranking, greedy choice, the batch assignment.
-//! - [`forecast`], [`reposition`]: demand per H3 cell and hour learnt from
-//!   history, and where idle nurses should wait to cover it.
+//! - [`forecast`], [`reposition`]: demand per H3 cell and hour and the mix
+//!   of kinds of orders (skill sets) by hour learnt from history, and where
+//!   idle nurses should wait to cover it.
 //! - [`chain`]: chained offers: a nurse finishing a visit soon as a
 //!   candidate, her next job, and the overrun rule.
 //! - [`booking`]: which nurse can take a booked visit, and bookable slots.

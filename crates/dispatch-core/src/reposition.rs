@@ -223,7 +223,8 @@ pub fn suggest(
 /// orders far from its nurses. The objective is still a sum of
 /// submodular coverage terms, so the lazy greedy stays within a half of
 /// the optimum. At most 64 kinds (bits of the mask); `kinds` are shares,
-/// negative or non-finite ones count as zero.
+/// negative or non-finite ones count as zero. The kinds, their shares and
+/// each nurse's mask come from a [`crate::forecast::SkillMix`].
 pub fn suggest_by_kind(
     idle: &[(IdleNurse, u64)],
     others: &[(GeoPoint, u64)],

@@ -8,8 +8,11 @@
 //! - the [`Repositioner`], a worker that every `dispatch.reposition_every_s`
 //!   takes the idle nurses of each organisation (on shift, a fresh fix,
 //!   connected, no offer and no job — the fleet's view, checked against the
-//!   database), asks the core's [`suggest`] where they should wait so that
-//!   most of the next hour's expected orders are within reach, and sends each
+//!   database), asks the core's [`suggest_by_kind`] where they should wait so
+//!   that most of the next hour's expected orders are within reach of a
+//!   nurse who holds their skills (the kinds of orders and their shares by
+//!   hour: the board's [`SkillMix`], learnt with the forecast; each nurse's
+//!   skills: the fleet's), and sends each
 //!   nurse whose spot is far enough a `suggestion` frame through her channel;
 //!   the same spot is not sent again until its `until` has passed; a nurse
 //!   who gets work or leaves the shift is sent `suggestion_cleared`. Nurses
@@ -23,7 +26,7 @@
 //! dispatcher instances each one learns the same forecast from the same
 //! database, and each sends its suggestions (a phone just replaces its card).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
@@ -37,10 +40,10 @@ use yixin_auth::CoordinatorCaller;
 use yixin_contracts::reposition::{
     ClearedReason, WaitingSpot, suggestion_cleared, suggestion_to_nurse,
 };
-use yixin_dispatch_core::forecast::{DemandForecast, ForecastSettings};
-use yixin_dispatch_core::reposition::{IdleNurse, RepositionSettings, suggest};
+use yixin_dispatch_core::forecast::{DemandForecast, ForecastSettings, SkillMix};
+use yixin_dispatch_core::reposition::{IdleNurse, RepositionSettings, suggest_by_kind};
 use yixin_dispatch_core::{EtaSettings, Fleet, InvalidSettings};
-use yixin_domain::{GeoPoint, NurseId, OrgId};
+use yixin_domain::{GeoPoint, NurseId, OrgId, Skill};
 use yixin_platform::{ApiError, ErrorBody, WorkerHandle, Workers};
 use yixin_queue::Queue;
 use yixin_store::{Store, StoreError};
@@ -127,11 +130,15 @@ pub struct Standing {
     pub made_at: DateTime<Utc>,
 }
 
-/// An organisation's learnt forecast and when it was learnt.
-type Learnt = (Instant, Arc<DemandForecast>);
+/// The kinds of orders: the skill sets they require.
+pub type Kinds = SkillMix<BTreeSet<Skill>>;
 
-/// Each organisation's forecast (learnt at most every `relearn`) and the
-/// suggestions standing now. Shared by the worker and the coordinator API.
+/// An organisation's learnt forecast and mix of kinds, and when they were
+/// learnt.
+type Learnt = (Instant, Arc<DemandForecast>, Arc<Kinds>);
+
+/// Each organisation's forecast and mix of kinds (learnt together, at most
+/// every `relearn`) and the suggestions standing now. Shared by the worker and the coordinator API.
 pub struct ForecastBoard {
     pub config: RepositionConfig,
     forecasts: RwLock<HashMap<OrgId, Learnt>>,
@@ -155,11 +162,22 @@ impl ForecastBoard {
         org: &OrgId,
         now: DateTime<Utc>,
     ) -> Result<Arc<DemandForecast>, StoreError> {
+        Ok(self.learnt(store, org, now).await?.0)
+    }
+
+    /// The organisation's forecast and mix of kinds of orders, learnt again
+    /// together from the same history when older than `relearn`.
+    pub async fn learnt(
+        &self,
+        store: &Store,
+        org: &OrgId,
+        now: DateTime<Utc>,
+    ) -> Result<(Arc<DemandForecast>, Arc<Kinds>), StoreError> {
         if let Ok(guard) = self.forecasts.read()
-            && let Some((at, f)) = guard.get(org)
+            && let Some((at, f, mix)) = guard.get(org)
             && at.elapsed() < self.config.relearn
         {
-            return Ok(f.clone());
+            return Ok((f.clone(), mix.clone()));
         }
         let history = store
             .order_history(org, now - self.config.history, self.config.history_max)
@@ -167,11 +185,19 @@ impl ForecastBoard {
         let points: Vec<(GeoPoint, DateTime<Utc>)> =
             history.iter().map(|p| (p.location, p.created_at)).collect();
         let learnt = Arc::new(DemandForecast::fit(self.config.forecast, &points, now));
-        tracing::debug!(org = %org.as_str(), orders = points.len(), days = learnt.days_learnt(), "demand forecast learnt");
+        let mix = Arc::new(SkillMix::fit(
+            self.config.forecast.tz,
+            history.into_iter().map(|p| {
+                let kind: BTreeSet<Skill> = p.required_skills.into_iter().collect();
+                (p.created_at, kind)
+            }),
+            now,
+        ));
+        tracing::debug!(org = %org.as_str(), orders = points.len(), days = learnt.days_learnt(), kinds = mix.kinds().len(), "demand forecast learnt");
         if let Ok(mut guard) = self.forecasts.write() {
-            guard.insert(org.clone(), (Instant::now(), learnt.clone()));
+            guard.insert(org.clone(), (Instant::now(), learnt.clone(), mix.clone()));
         }
-        Ok(learnt)
+        Ok((learnt, mix))
     }
 
     /// The suggestions standing for the organisation's nurses.
@@ -214,6 +240,8 @@ struct Seen {
     id: NurseId,
     org: OrgId,
     at: Option<GeoPoint>,
+    /// The skills she holds (the roster's, as the fleet has them).
+    skills: BTreeSet<Skill>,
     /// Free to take work (on shift, fresh, present, no offer, no job).
     idle: bool,
     /// Holds an offer or a job.
@@ -284,6 +312,7 @@ impl Repositioner {
                     id,
                     org: n.org.clone(),
                     at: n.last_fix.map(|f| f.point),
+                    skills: n.skills.iter().cloned().collect(),
                     idle: n.is_available(),
                     engaged: n.job.is_some() || n.offer.is_some(),
                 })
@@ -318,21 +347,32 @@ impl Repositioner {
         orgs.dedup();
         let config = self.board.config;
         for org in orgs {
-            let forecast = self.board.forecast(&self.store, &org, now).await?;
+            let (forecast, mix) = self.board.learnt(&self.store, &org, now).await?;
             let demand = forecast.hour_ahead(now);
+            // Each nurse covers the kinds of orders whose skills she holds
+            // (with no history yet: one kind, every nurse's).
+            let shares = mix.shares(now);
             let of_org = seen.iter().filter(|s| s.org == org);
-            let idle: Vec<IdleNurse> = of_org
+            let idle_kinds: Vec<(IdleNurse, u64)> = of_org
                 .clone()
                 .filter(|s| s.idle)
                 .filter_map(|s| {
-                    Some(IdleNurse {
-                        nurse_id: s.id,
-                        at: s.at?,
-                    })
+                    Some((
+                        IdleNurse {
+                            nurse_id: s.id,
+                            at: s.at?,
+                        },
+                        mix.mask(&s.skills),
+                    ))
                 })
                 .collect();
-            let others: Vec<GeoPoint> = of_org.filter(|s| !s.idle).filter_map(|s| s.at).collect();
-            let suggestions = suggest(&idle, &others, &demand, &config.suggest);
+            let idle: Vec<IdleNurse> = idle_kinds.iter().map(|(n, _)| n.clone()).collect();
+            let others: Vec<(GeoPoint, u64)> = of_org
+                .filter(|s| !s.idle)
+                .filter_map(|s| Some((s.at?, mix.mask(&s.skills))))
+                .collect();
+            let suggestions =
+                suggest_by_kind(&idle_kinds, &others, &demand, &shares, &config.suggest);
             let chosen: HashSet<NurseId> = suggestions.iter().map(|s| s.nurse_id).collect();
             for s in suggestions {
                 let Some(from) = idle.iter().find(|n| n.nurse_id == s.nurse_id).map(|n| n.at)

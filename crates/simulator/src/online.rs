@@ -19,7 +19,7 @@ use std::collections::BinaryHeap;
 use chrono::{DateTime, TimeDelta, TimeZone, Utc};
 use uuid::Uuid;
 use yixin_dispatch_core::chain::{ChainRules, NextJob, Visit, predicted_end};
-use yixin_dispatch_core::forecast::{DemandForecast, ForecastSettings};
+use yixin_dispatch_core::forecast::{DemandForecast, ForecastSettings, SkillMix};
 use yixin_dispatch_core::reposition::{self, IdleNurse, RepositionSettings};
 use yixin_dispatch_core::{
     Candidate, Command, Decisions, EngineConfig, EtaSettings, NurseFacts, OrderFacts, RiskModel,
@@ -28,7 +28,7 @@ use yixin_dispatch_core::{
 use yixin_domain::{GeoPoint, NurseId, OrderId, OrderStatus, PROMISE_MINUTES};
 
 use crate::metrics::{Outcome, Tally};
-use crate::scenario::{Answer, DAY_MS, HOUR_MS, Instance};
+use crate::scenario::{Answer, DAY_MS, Instance};
 
 /// Which online policy.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -234,7 +234,7 @@ struct Sim<'a> {
     reposition_ticks: usize,
     /// The mix of orders by skill class and hour (skill-aware
     /// repositioning only).
-    mix: Option<SkillMix>,
+    mix: Option<SkillMix<u64>>,
 }
 
 /// The engine's default configuration with the scenario's continuity credit.
@@ -384,7 +384,7 @@ impl Sim<'_> {
             self.schedule(0, Event::Reposition);
         }
         if self.features.skills && self.features.reposition {
-            self.mix = Some(SkillMix::learn(self.inst, 0));
+            self.mix = Some(learn_mix(self.inst, 0));
         }
     }
 
@@ -540,21 +540,14 @@ impl Sim<'_> {
         // The kinds of orders (one per skill set orders require, with its
         // share of the next hour's orders) and which each nurse can take;
         // without the mix, one kind every nurse takes.
-        let (kinds, classes) = match &self.mix {
-            Some(mix) => (mix.shares(self.now), mix.classes.clone()),
-            None => (vec![1.0], Vec::new()),
-        };
+        let kinds = self
+            .mix
+            .as_ref()
+            .map_or_else(|| vec![1.0], |mix| mix.shares(at(self.now)));
         let takes = |n: usize| -> u64 {
-            if classes.is_empty() {
-                return 1;
-            }
-            let skills = self.inst.nurses[n].skills;
-            classes
-                .iter()
-                .take(64)
-                .enumerate()
-                .filter(|&(_, &m)| skills & m == m)
-                .fold(0, |acc, (c, _)| acc | 1 << c)
+            self.mix
+                .as_ref()
+                .map_or(1, |mix| mix.mask(&self.inst.nurses[n].skills))
         };
         let mut idle = Vec::new();
         let mut others = Vec::new();
@@ -628,7 +621,7 @@ impl Sim<'_> {
                     self.forecast = Some(learn_forecast(self.inst, self.now));
                 }
                 if self.mix.is_some() {
-                    self.mix = Some(SkillMix::learn(self.inst, self.now));
+                    self.mix = Some(learn_mix(self.inst, self.now));
                 }
             }
             Event::ShiftStart(n) => {
@@ -982,58 +975,23 @@ impl Sim<'_> {
     }
 }
 
-/// The mix of orders by skill class and local hour the engine would know,
-/// learnt from the organisation's history and the simulated days before
-/// (as the forecast, each midnight): each kind's share of the orders, for
-/// skill-aware repositioning.
-#[derive(Debug, Clone)]
-struct SkillMix {
-    /// The classes: the skill sets orders required.
-    classes: Vec<u64>,
-    /// Per class, per local hour: expected orders a day.
-    orders: Vec<[f64; 24]>,
-}
-
-impl SkillMix {
-    fn learn(inst: &Instance, now_ms: i64) -> Self {
-        let past = inst
-            .history
-            .iter()
-            .zip(&inst.history_required)
-            .map(|((_, t), &required)| (*t, required))
-            .chain(
-                inst.orders
-                    .iter()
-                    .filter(|o| o.created_ms < now_ms)
-                    .map(|o| (o.created_ms, o.required)),
-            );
-        let mut classes: Vec<u64> = Vec::new();
-        let mut orders: Vec<[f64; 24]> = Vec::new();
-        for (t, required) in past {
-            let c = classes
+/// The mix of orders by kind (the skill mask they require) and local hour
+/// the engine would know at `now_ms`: learnt from the organisation's history
+/// and the simulated days before, as the forecast (each midnight), with the
+/// core's [`SkillMix`], for skill-aware repositioning.
+pub fn learn_mix(inst: &Instance, now_ms: i64) -> SkillMix<u64> {
+    let past = inst
+        .history
+        .iter()
+        .zip(&inst.history_required)
+        .map(|((_, t), &required)| (at(*t), required))
+        .chain(
+            inst.orders
                 .iter()
-                .position(|&m| m == required)
-                .unwrap_or_else(|| {
-                    classes.push(required);
-                    orders.push([0.0; 24]);
-                    classes.len() - 1
-                });
-            let hour = ((t.rem_euclid(DAY_MS) / HOUR_MS) as usize).min(23);
-            orders[c][hour] += 1.0;
-        }
-        Self { classes, orders }
-    }
-
-    /// Each class's share of the next hour's orders (all equal when
-    /// nothing is known yet).
-    fn shares(&self, now_ms: i64) -> Vec<f64> {
-        let h = ((now_ms.rem_euclid(DAY_MS) / HOUR_MS) as usize + 1) % 24;
-        let total: f64 = self.orders.iter().map(|o| o[h]).sum();
-        if total <= 0.0 {
-            return vec![1.0 / self.classes.len().max(1) as f64; self.classes.len()];
-        }
-        self.orders.iter().map(|o| o[h] / total).collect()
-    }
+                .filter(|o| o.created_ms < now_ms)
+                .map(|o| (at(o.created_ms), o.required)),
+        );
+    SkillMix::fit(ForecastSettings::default().tz, past, at(now_ms))
 }
 
 /// The demand forecast the engine would hold at `now_ms`: learnt from the
@@ -1063,15 +1021,15 @@ pub fn instant(ms: i64) -> DateTime<Utc> {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+    use crate::scenario::HOUR_MS;
     use yixin_domain::Catalog;
 
     #[test]
-    fn each_kind_gets_its_share_of_the_next_hours_orders() {
+    fn the_mix_learns_the_history_then_the_simulated_days() {
         let inst = Instance::generate(&crate::Scenario::shuangfu(), &Catalog::seed()).unwrap();
-        let mix = SkillMix::learn(&inst, 0);
-        let at_nine = 9 * HOUR_MS;
-        let shares = mix.shares(at_nine);
-        assert_eq!(shares.len(), mix.classes.len());
+        let mix = learn_mix(&inst, 0);
+        let shares = mix.shares(at(9 * HOUR_MS));
+        assert_eq!(shares.len(), mix.kinds().len());
         assert!((shares.iter().sum::<f64>() - 1.0).abs() < 1e-12);
         // By hand: the history's orders of the next hour (10–11) of the
         // first kind.
@@ -1080,21 +1038,26 @@ mod tests {
         for ((_, t), &m) in inst.history.iter().zip(&inst.history_required) {
             if hour(*t) == 10 {
                 total += 1.0;
-                if m == mix.classes[0] {
+                if m == mix.kinds()[0] {
                     mine += 1.0;
                 }
             }
         }
         assert!(total > 0.0);
         assert!((shares[0] - mine / total).abs() < 1e-12);
+        // A nurse takes the kinds within her skills.
+        let skills = inst.nurses[0].skills;
+        let mask = mix.mask(&skills);
+        for (c, &k) in mix.kinds().iter().enumerate() {
+            assert_eq!(mask >> c & 1 == 1, skills & k == k);
+        }
         // Learnt again later, the simulated days count too.
-        let later = SkillMix::learn(&inst, 3 * DAY_MS);
-        let n: f64 = later.orders.iter().map(|o| o.iter().sum::<f64>()).sum();
+        let later = learn_mix(&inst, 3 * DAY_MS);
         let before = inst
             .orders
             .iter()
             .filter(|o| o.created_ms < 3 * DAY_MS)
             .count();
-        assert_eq!(n as usize, inst.history.len() + before);
+        assert_eq!(later.orders_learnt() as usize, inst.history.len() + before);
     }
 }

@@ -39,7 +39,11 @@ pub(crate) fn skills_to_json(skills: &[Skill]) -> Json {
     )
 }
 
-fn skills_from_json(table: &str, key: &str, json: &Json) -> Result<Vec<Skill>, StoreError> {
+pub(crate) fn skills_from_json(
+    table: &str,
+    key: &str,
+    json: &Json,
+) -> Result<Vec<Skill>, StoreError> {
     let Json::Array(items) = json else {
         return Err(corrupt(table, key, "skills are not a JSON array"));
     };
