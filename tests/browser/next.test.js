@@ -1,7 +1,7 @@
 // The nurse app's "next job" card (chained offers) in headless Chromium at a
 // phone's size (390×844), against the real platform binary with automatic
-// dispatch on and chaining switched on for this platform
-// (`dispatch.chain_horizon_s` = 1200 s; the production default may be off):
+// dispatch on, the greedy policy and chaining switched on for this platform
+// (`dispatch.chain_horizon_s` = 1200 s; the production default is off):
 // a nurse on shift accepts a 20-minute blood draw and starts the visit
 // (at the door, consent named on site); a resident nearby orders wound
 // care; the nurse, still on her visit, gets it as a chained offer ("接续单",
@@ -102,6 +102,15 @@ describe('nurse app: the next job', () => {
     platform.env.YIXIN_DISPATCH__OFFER_TTL_SECS = '120';
     // Chaining on for this platform, whatever the default is.
     platform.env.YIXIN_DISPATCH__CHAIN_HORIZON_S = '1200';
+    // Greedy offers the nearest nurse free soonest, chained or not. The
+    // default policy (risk) keeps a chained nurse only when she is nearly
+    // sure to be on time (p ≤ 0.02): the second order here, 20 minutes of
+    // blood draw away from her with a 30-minute promise, is not, and the
+    // taken-back case (an order she reaches only past its promise) never
+    // would be. This test is about the card, so it pins the policy that
+    // makes these offers; the risk policy's chaining is tested in
+    // tests/tests/platform/chain.rs.
+    platform.env.YIXIN_DISPATCH__POLICY = 'greedy';
     // A next job chosen past its promise is taken back as soon as her
     // predicted arrival slips at all (the taken-back case, last).
     platform.env.YIXIN_DISPATCH__CHAIN_OVERRUN_TOLERANCE_S = '0';

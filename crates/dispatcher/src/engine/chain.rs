@@ -64,7 +64,7 @@ impl Engine {
             return Vec::new();
         }
         let now = Utc::now();
-        let mut near: Vec<(f64, NurseId, GeoPoint, DateTime<Utc>)> = {
+        let mut near: Vec<NearVisit> = {
             let book = self.chain_book.read().unwrap_or_else(|p| p.into_inner());
             let fleet = self.fleet.read().unwrap_or_else(|p| p.into_inner());
             book.values()
@@ -84,16 +84,26 @@ impl Engine {
                         ..facts
                     };
                     eligibility(&facts).ok()?;
-                    Some((distance, b.nurse, b.location, free_at))
+                    Some(NearVisit {
+                        distance_m: distance,
+                        nurse: b.nurse,
+                        at: b.location,
+                        free_at,
+                        visit_s: u32::try_from(b.visit.duration.num_seconds()).ok(),
+                    })
                 })
                 .collect()
         };
         if near.is_empty() {
             return Vec::new();
         }
-        near.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+        near.sort_by(|a, b| {
+            a.distance_m
+                .total_cmp(&b.distance_m)
+                .then(a.nurse.cmp(&b.nurse))
+        });
         near.truncate(keep);
-        let from: Vec<GeoPoint> = near.iter().map(|n| n.2).collect();
+        let from: Vec<GeoPoint> = near.iter().map(|n| n.at).collect();
         let etas = match self.eta.etas(&from, to).await {
             Ok(e) => e,
             Err(e) => {
@@ -101,7 +111,7 @@ impl Engine {
                 return Vec::new();
             }
         };
-        let ids: Vec<NurseId> = near.iter().map(|n| n.1).collect();
+        let ids: Vec<NurseId> = near.iter().map(|n| n.nurse).collect();
         let since = yixin_domain::OrgTimeZone::default().start_of_day(now);
         let standing = self
             .store
@@ -112,17 +122,19 @@ impl Engine {
             .zip(etas)
             .filter_map(|(n, eta)| {
                 let eta = eta?;
-                let (answered, accepted) = standing.get(&n.1).copied().unwrap_or((0, 0));
+                let (answered, accepted) = standing.get(&n.nurse).copied().unwrap_or((0, 0));
                 Some(Candidate {
-                    nurse_id: n.1,
+                    nurse_id: n.nurse,
                     eta_s: eta.seconds,
                     distance_m: eta.distance_m,
                     jobs_today: accepted,
                     offers_answered: answered,
                     offers_accepted: accepted,
-                    free_at: Some(n.3),
+                    free_at: Some(n.free_at),
                     preferred: false,
-                    visit_s: None,
+                    // The risk policy's spread of when she is free scales
+                    // with the visit's length, as in the simulator.
+                    visit_s: n.visit_s,
                 })
             })
             .collect()
@@ -326,4 +338,16 @@ pub fn visit_of(v: &CurrentVisit, duration_min: u32) -> Visit {
         eta: v.order.eta,
         ..Visit::new(v.order.status, duration_min)
     }
+}
+
+/// A nurse on a visit near an order, before her ETA is asked for.
+struct NearVisit {
+    distance_m: f64,
+    nurse: NurseId,
+    /// Where her visit is: her ETA counts from there.
+    at: GeoPoint,
+    /// The visit's predicted end.
+    free_at: DateTime<Utc>,
+    /// The visit's catalogue length, s.
+    visit_s: Option<u32>,
 }
